@@ -1,0 +1,343 @@
+"""Instance-segmentation metrics: DSB2018 score, AP at an IoU (StarDist sense), PQ, COCO mask AP.
+
+Every number is defined in ``docs/instance.md``. In short, for one image at IoU threshold ``t``
+(matching: `segwise.instance.matching`, ``IoU > t``, one-to-one):
+
+- ``AP_t = TP / (TP + FP + FN)``; an image with neither ground truth nor prediction scores 1;
+- DSB2018 score = mean of ``AP_t`` over ``t = 0.50, 0.55, ..., 0.95``, then mean over images;
+- PQ per class (Kirillov et al.) from TP/FP/FN and matched IoUs summed over all images, matching
+  at IoU > 0.5 within a class; ``PQ = SQ * RQ``; the mean PQ is over classes with any instance;
+- COCO mask AP/AP50/AP75/small/medium/large through pycocotools' COCOeval.
+
+`InstanceMetrics` accumulates all of them image by image; `compute()` returns a frozen
+`InstanceMetricsResult`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from segwise.instance.matching import match_pairs, overlap
+from segwise.instance.representation import InstancePrediction
+
+__all__ = [
+    "DSB_THRESHOLDS",
+    "InstanceMetrics",
+    "InstanceMetricsResult",
+    "PanopticCounts",
+    "average_precision",
+    "dsb_score",
+    "panoptic_counts",
+    "panoptic_quality",
+]
+
+#: the DSB2018 IoU thresholds 0.50:0.05:0.95
+DSB_THRESHOLDS: tuple[float, ...] = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
+
+
+def _as_instances(value: InstancePrediction | np.ndarray, name: str) -> InstancePrediction:
+    if isinstance(value, InstancePrediction):
+        return value
+    arr = np.asarray(value)
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} has shape {arr.shape}; expected an (H, W) instance label map or an "
+            "InstancePrediction"
+        )
+    return InstancePrediction.from_label_map(arr)
+
+
+def _map(value: InstancePrediction | np.ndarray) -> np.ndarray:
+    return value.instance_map if isinstance(value, InstancePrediction) else np.asarray(value)
+
+
+def average_precision(
+    gt: InstancePrediction | np.ndarray,
+    pred: InstancePrediction | np.ndarray,
+    *,
+    thresholds: Sequence[float] = DSB_THRESHOLDS,
+) -> np.ndarray:
+    """Per-threshold ``TP / (TP + FP + FN)`` of one image (the DSB2018 / StarDist "AP").
+
+    Class-agnostic. An image with no ground truth and no prediction scores 1 at every threshold;
+    one side empty and the other not scores 0.
+
+    Args:
+        gt: ``(H, W)`` ground-truth instance map (or `InstancePrediction`).
+        pred: ``(H, W)`` predicted instance map (or `InstancePrediction`).
+        thresholds: IoU thresholds in [0, 1).
+
+    Returns:
+        ``float64 (T,)``.
+    """
+    ov = overlap(_map(gt), _map(pred))
+    out = np.empty(len(thresholds))
+    for i, t in enumerate(thresholds):
+        tp = len(match_pairs(ov, t)[0])
+        denom = ov.num_gt + ov.num_pred - tp  # TP + FP + FN
+        out[i] = 1.0 if denom == 0 else tp / denom
+    return out
+
+
+def dsb_score(
+    gt: InstancePrediction | np.ndarray, pred: InstancePrediction | np.ndarray
+) -> float:
+    """The DSB2018 score of one image: mean ``AP_t`` over ``t = 0.50:0.05:0.95``."""
+    return float(average_precision(gt, pred, thresholds=DSB_THRESHOLDS).mean())
+
+
+@dataclass
+class PanopticCounts:
+    """Per-class TP/FP/FN and summed matched IoU (mutable, for accumulation).
+
+    Attributes:
+        tp, fp, fn: ``{class: count}``.
+        iou_sum: ``{class: sum of IoU over matched pairs}``.
+    """
+
+    tp: dict[int, int] = field(default_factory=dict)
+    fp: dict[int, int] = field(default_factory=dict)
+    fn: dict[int, int] = field(default_factory=dict)
+    iou_sum: dict[int, float] = field(default_factory=dict)
+
+    def add(self, other: PanopticCounts) -> None:
+        for name in ("tp", "fp", "fn", "iou_sum"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            for c, v in theirs.items():
+                mine[c] = mine.get(c, 0) + v
+
+    @property
+    def classes(self) -> list[int]:
+        return sorted(set(self.tp) | set(self.fp) | set(self.fn))
+
+
+def panoptic_counts(gt: InstancePrediction, pred: InstancePrediction) -> PanopticCounts:
+    """TP/FP/FN and matched-IoU sums per class for one image (match: same class, IoU > 0.5)."""
+    ov = overlap(gt.instance_map, pred.instance_map)
+    gt_cls = gt.labels[np.searchsorted(gt.ids, ov.gt_ids)] if len(ov.gt_ids) else gt.labels
+    pr_cls = pred.labels[np.searchsorted(pred.ids, ov.pred_ids)] if len(ov.pred_ids) else pred.labels
+    same = gt_cls[ov.gt_index] == pr_cls[ov.pred_index]
+    gi, pj, iou = match_pairs(ov, 0.5, allowed=same)
+    counts = PanopticCounts()
+    classes = np.union1d(gt_cls, pr_cls).astype(np.int64)
+    for c in classes:
+        c = int(c)
+        hit = gt_cls[gi] == c
+        tp = int(hit.sum())
+        counts.tp[c] = tp
+        counts.fn[c] = int((gt_cls == c).sum()) - tp
+        counts.fp[c] = int((pr_cls == c).sum()) - tp
+        counts.iou_sum[c] = float(iou[hit].sum())
+    return counts
+
+
+def panoptic_quality(counts: PanopticCounts) -> dict[str, Any]:
+    """PQ, SQ, RQ per class and their means (Kirillov et al. 2019).
+
+    ``SQ = sum IoU / TP`` (0 if TP = 0), ``RQ = TP / (TP + FP/2 + FN/2)``, ``PQ = SQ * RQ``.
+    Means are over classes with ``TP + FP + FN > 0``; ``nan`` if there is none.
+
+    Returns:
+        ``{"pq", "sq", "rq": float, "per_class": {class: {"pq", "sq", "rq", "tp", "fp", "fn"}}}``.
+    """
+    per_class: dict[int, dict[str, float]] = {}
+    for c in counts.classes:
+        tp, fp, fn = counts.tp.get(c, 0), counts.fp.get(c, 0), counts.fn.get(c, 0)
+        if tp + fp + fn == 0:
+            continue
+        sq = counts.iou_sum.get(c, 0.0) / tp if tp else 0.0
+        rq = tp / (tp + 0.5 * fp + 0.5 * fn)
+        per_class[c] = {"pq": sq * rq, "sq": sq, "rq": rq, "tp": tp, "fp": fp, "fn": fn}
+    if not per_class:
+        nan = float("nan")
+        return {"pq": nan, "sq": nan, "rq": nan, "per_class": {}}
+    mean = {k: float(np.mean([v[k] for v in per_class.values()])) for k in ("pq", "sq", "rq")}
+    return {**mean, "per_class": per_class}
+
+
+@dataclass(frozen=True)
+class InstanceMetricsResult:
+    """Results of `InstanceMetrics.compute` (definitions: ``docs/instance.md``).
+
+    Attributes:
+        num_images: images accumulated.
+        dsb_score: DSB2018 score (mean over images of mean ``AP_t`` over the thresholds).
+        ap_per_threshold: ``((t, mean over images of AP_t), ...)``.
+        ap50: ``AP_0.5`` averaged over images (StarDist / DSB sense).
+        precision50, recall50, f1_50: dataset-level ``TP/(TP+FP)``, ``TP/(TP+FN)`` and F1 at
+            IoU > 0.5 from summed counts (``nan`` when undefined).
+        mean_matched_iou50: mean IoU of the pairs matched at IoU > 0.5 (``nan`` if none).
+        pq, sq, rq: Panoptic Quality and its factors, mean over classes.
+        pq_per_class: ``{class: {"pq", "sq", "rq", "tp", "fp", "fn"}}``.
+        coco: COCO mask AP stats ``{"ap", "ap50", "ap75", "ap_small", "ap_medium",
+            "ap_large"}``, or ``None`` when COCO evaluation was not requested.
+    """
+
+    num_images: int
+    dsb_score: float
+    ap_per_threshold: tuple[tuple[float, float], ...]
+    ap50: float
+    precision50: float
+    recall50: float
+    f1_50: float
+    mean_matched_iou50: float
+    pq: float
+    sq: float
+    rq: float
+    pq_per_class: dict[int, dict[str, float]]
+    coco: dict[str, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A flat, JSON-friendly dict (``ap@0.55``, ``pq/class_1``, ``coco/ap50``, ...)."""
+        out: dict[str, Any] = {
+            k: v for k, v in asdict(self).items() if k not in ("ap_per_threshold", "pq_per_class", "coco")
+        }
+        for t, v in self.ap_per_threshold:
+            out[f"ap@{t:.2f}"] = v
+        for c, vals in self.pq_per_class.items():
+            for k in ("pq", "sq", "rq"):
+                out[f"{k}/class_{c}"] = vals[k]
+        if self.coco is not None:
+            for k, v in self.coco.items():
+                out[f"coco/{k}"] = v
+        return out
+
+
+class InstanceMetrics:
+    """Streaming instance metrics: ``update`` per image, ``compute``, ``reset``, ``merge``.
+
+    Args:
+        thresholds: IoU thresholds of the DSB score (default 0.50:0.05:0.95; 0.5 must be in it).
+        coco: also compute COCO mask AP (needs pycocotools; keeps every image's RLEs in memory).
+        coco_max_detections: COCOeval's largest ``maxDets`` (100 in COCO; use ~1000 for
+            crowded images such as nuclei).
+
+    Example:
+        >>> metrics = InstanceMetrics()
+        >>> metrics.update(gt_label_map, prediction)  # doctest: +SKIP
+        >>> metrics.compute().dsb_score  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        thresholds: Sequence[float] = DSB_THRESHOLDS,
+        coco: bool = False,
+        coco_max_detections: int = 100,
+    ) -> None:
+        self.thresholds = tuple(float(t) for t in thresholds)
+        if 0.5 not in self.thresholds or any(not 0 <= t < 1 for t in self.thresholds):
+            raise ValueError(
+                f"thresholds={self.thresholds}; expected IoU thresholds in [0, 1) including 0.5"
+            )
+        if coco_max_detections < 1:
+            raise ValueError(f"coco_max_detections={coco_max_detections!r}; expected an int >= 1")
+        self.coco = bool(coco)
+        self.coco_max_detections = int(coco_max_detections)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every image."""
+        self._ap_rows: list[np.ndarray] = []
+        self._tp50 = self._fp50 = self._fn50 = 0
+        self._iou50_sum = 0.0
+        self._pq = PanopticCounts()
+        self._coco_gt: list[list[dict[str, Any]]] = []
+        self._coco_dt: list[list[dict[str, Any]]] = []
+        self._shapes: list[tuple[int, int]] = []
+
+    def update(
+        self,
+        target: InstancePrediction | np.ndarray,
+        pred: InstancePrediction | np.ndarray,
+    ) -> None:
+        """Add one image.
+
+        Args:
+            target: ground truth, an ``(H, W)`` instance map (all class 1) or an
+                `InstancePrediction` (e.g. ``InstancePrediction.from_label_map(ids,
+                class_map=mask)``).
+            pred: the prediction, an `InstancePrediction` or an ``(H, W)`` instance map.
+        """
+        gt = _as_instances(target, "target")
+        pr = _as_instances(pred, "pred")
+        if gt.shape != pr.shape:
+            raise ValueError(f"target has shape {gt.shape} and pred {pr.shape}; expected equal")
+        ov = overlap(gt.instance_map, pr.instance_map)
+        row = np.empty(len(self.thresholds))
+        for i, t in enumerate(self.thresholds):
+            _, _, iou = match_pairs(ov, t)
+            tp = len(iou)
+            denom = ov.num_gt + ov.num_pred - tp
+            row[i] = 1.0 if denom == 0 else tp / denom
+            if t == 0.5:
+                self._tp50 += tp
+                self._fp50 += ov.num_pred - tp
+                self._fn50 += ov.num_gt - tp
+                self._iou50_sum += float(iou.sum())
+        self._ap_rows.append(row)
+        self._pq.add(panoptic_counts(gt, pr))
+        if self.coco:
+            self._shapes.append(gt.shape)
+            self._coco_gt.append(
+                [{"segmentation": r, "category_id": int(c)} for r, c in zip(gt.to_rle(), gt.labels, strict=True)]
+            )
+            self._coco_dt.append(
+                [
+                    {"segmentation": r, "category_id": int(c), "score": float(s)}
+                    for r, c, s in zip(pr.to_rle(), pr.labels, pr.scores, strict=True)
+                ]
+            )
+
+    def merge(self, other: InstanceMetrics) -> None:
+        """Add another accumulator's images (same thresholds) into this one."""
+        if other.thresholds != self.thresholds or other.coco != self.coco:
+            raise ValueError("cannot merge InstanceMetrics with different thresholds or coco flag")
+        self._ap_rows.extend(other._ap_rows)
+        self._tp50 += other._tp50
+        self._fp50 += other._fp50
+        self._fn50 += other._fn50
+        self._iou50_sum += other._iou50_sum
+        self._pq.add(other._pq)
+        self._coco_gt.extend(other._coco_gt)
+        self._coco_dt.extend(other._coco_dt)
+        self._shapes.extend(other._shapes)
+
+    def compute(self) -> InstanceMetricsResult:
+        """The metrics over every image added so far (``nan`` everywhere if none)."""
+        nan = float("nan")
+        n = len(self._ap_rows)
+        ap = np.mean(self._ap_rows, axis=0) if n else np.full(len(self.thresholds), nan)
+        tp, fp, fn = self._tp50, self._fp50, self._fn50
+        precision = tp / (tp + fp) if tp + fp else nan
+        recall = tp / (tp + fn) if tp + fn else nan
+        f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else nan
+        pq = panoptic_quality(self._pq)
+        coco = None
+        if self.coco:
+            from segwise.instance.coco import coco_mask_ap
+
+            coco = coco_mask_ap(
+                self._coco_gt, self._coco_dt, shapes=self._shapes,
+                max_detections=self.coco_max_detections,
+            )
+        return InstanceMetricsResult(
+            num_images=n,
+            dsb_score=float(ap.mean()) if n else nan,
+            ap_per_threshold=tuple((t, float(v)) for t, v in zip(self.thresholds, ap, strict=True)),
+            ap50=float(ap[self.thresholds.index(0.5)]),
+            precision50=precision,
+            recall50=recall,
+            f1_50=f1,
+            mean_matched_iou50=self._iou50_sum / tp if tp else nan,
+            pq=pq["pq"],
+            sq=pq["sq"],
+            rq=pq["rq"],
+            pq_per_class=pq["per_class"],
+            coco=coco,
+        )
+
