@@ -1,0 +1,152 @@
+"""``segwise evaluate``: score a checkpoint on a labelled dataset."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from pathlib import Path
+
+NAME = "evaluate"
+HELP = "score a checkpoint on a labelled dataset (Dice, IoU, confusion matrix)"
+DESCRIPTION = """\
+Evaluate RUN/best.pt on a dataset: per-class Dice, IoU, precision and recall, mean and
+frequency-weighted IoU, pixel accuracy, the per-image Dice distribution and the worst images.
+Writes scores.json, per_class.csv, per_image.csv, confusion.csv and confusion.png into --out
+(default: RUN/eval-DATASET-SPLIT). Definitions: docs/metrics.md.
+
+examples:
+  segwise evaluate --checkpoint runs/exp1/best.pt --data ../shared/data/camvid
+  segwise evaluate --checkpoint runs/exp1/best.pt --data my_data --split all --json
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="RUN/best.pt or RUN/last.pt")
+    parser.add_argument("--data", required=True, metavar="DIR", help="labelled dataset folder")
+    parser.add_argument(
+        "--split", default="val", choices=("val", "train", "all"), help="which images (default val)"
+    )
+    parser.add_argument("--out", metavar="DIR", help="report folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    parser.add_argument("--json", action="store_true", help="print the scores as JSON only")
+    parser.add_argument("--worst", type=int, default=5, help="list the K worst images (default 5)")
+    parser.add_argument("--tile-size", type=int, help="sliding-window tile for large images")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
+
+
+def run(args: argparse.Namespace) -> int:
+    from segwise.cli._common import check_new_path
+    from segwise.data import SegmentationDataset, discover_dataset, eval_transforms
+    from segwise.engine.checkpoint import load_run
+    from segwise.engine.evaluation import evaluate_model
+    from segwise.engine.setup import DEFAULT_IGNORE_INDEX
+
+    loaded = load_run(args.checkpoint, device=args.device)
+    info = loaded.info
+    root = Path(args.data)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data {root} is not a folder")
+    out = Path(args.out) if args.out else (
+        loaded.checkpoint.parent / f"eval-{root.resolve().name}-{args.split}"
+    )
+    check_new_path(out, overwrite=args.overwrite, what="report folder")
+
+    index = discover_dataset(
+        root,
+        mask_kind=info.mask_kind,
+        ignore_index=info.ignore_index,
+        num_classes=info.num_classes,
+        class_names=list(info.class_names),
+    )
+    samples = {"val": index.val, "train": index.train, "all": [*index.train, *index.val]}[
+        args.split
+    ]
+    if not samples:
+        raise ValueError(f"--data {root} has no images in split {args.split!r}; try --split all")
+    if index.info.num_classes > info.num_classes:
+        raise ValueError(
+            f"--data {root} has {index.info.num_classes} classes but the checkpoint was trained "
+            f"on {info.num_classes} ({list(info.class_names)})"
+        )
+    dataset = SegmentationDataset(samples, info, transform=eval_transforms(info))
+    ignore = info.ignore_index if info.ignore_index is not None else DEFAULT_IGNORE_INDEX
+    crop = loaded.config.get("data", {}).get("crop_size") or 512
+    result = evaluate_model(
+        loaded.model,
+        dataset,
+        task=info.task,
+        num_classes=loaded.model_args["num_classes"],
+        ignore_index=ignore,
+        device=loaded.device,
+        tile_size=args.tile_size or max(2 * crop, 512),
+        class_names=list(info.class_names),
+    )
+    report = result.report(worst=args.worst)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_files(out, result, report, list(info.class_names))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_tables(report, out)
+    return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "  n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else (
+        f"{value:.4f}"
+    )
+
+
+def _write_files(out: Path, result, report: dict, class_names: list[str]) -> None:
+    from segwise.viz import plot_confusion
+
+    (out / "scores.json").write_text(json.dumps(report, indent=2))
+    with (out / "per_class.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        keys = list(report["per_class"][0].keys()) if report["per_class"] else []
+        writer.writerow(keys)
+        for row in report["per_class"]:
+            writer.writerow([row[k] for k in keys])
+    with (out / "per_image.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "dice"])
+        for row in report["per_image"]["images"]:
+            writer.writerow([row["id"], row["dice"]])
+    with (out / "confusion.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["ground_truth\\prediction", *class_names])
+        for name, row in zip(class_names, result.matrix.tolist(), strict=True):
+            writer.writerow([name, *row])
+    plot_confusion(result.matrix, class_names, out / "confusion.png")
+
+
+def _print_tables(report: dict, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="per class")
+    for col in ("class", "dice", "iou", "precision", "recall", "pixels"):
+        table.add_column(col, justify="right" if col != "class" else "left")
+    for row in report["per_class"]:
+        table.add_row(
+            row["class"], _fmt(row["dice"]), _fmt(row["iou"]), _fmt(row["precision"]),
+            _fmt(row["recall"]), str(row["pixels"]),
+        )
+    console.print(table)
+    s = report["summary"]
+    console.print(
+        f"mean Dice {_fmt(s['mean_dice'])} | mean IoU {_fmt(s['mean_iou'])} | "
+        f"fw IoU {_fmt(s['fw_iou'])} | pixel accuracy {_fmt(s['pixel_accuracy'])} | "
+        f"per-image Dice {_fmt(s['per_image_dice'])}"
+    )
+    pi = report["per_image"]
+    console.print(
+        f"per-image Dice: n={pi['count']} min {_fmt(pi['min'])} q25 {_fmt(pi['q25'])} "
+        f"median {_fmt(pi['median'])} q75 {_fmt(pi['q75'])} max {_fmt(pi['max'])}"
+    )
+    worst = ", ".join(f"{w['id']} ({_fmt(w['dice'])})" for w in pi["worst"])
+    console.print(f"worst images: {worst}")
+    console.print(f"report written to {out}")

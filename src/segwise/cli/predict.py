@@ -1,0 +1,170 @@
+"""``segwise predict``: masks for new images from a checkpoint (or an exported ONNX model)."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+from pathlib import Path
+from typing import Any
+
+NAME = "predict"
+HELP = "write masks (and overlays, probabilities) for images, folders or globs"
+DESCRIPTION = """\
+Predict class masks for images. INPUT may be files, folders (all images inside) or quoted
+globs. For each image STEM writes into --out:
+  STEM.png           the class-index mask as a palette PNG (the training class colours;
+                     16-bit greyscale PNG above 256 classes)
+  STEM_overlay.png   with --overlay: the mask blended over the image
+  STEM_prob.npy      with --probabilities: float16 (K, H, W) class probabilities
+and summary.json (every input with its outcome). Existing outputs are never overwritten
+unless --overwrite. A failing image does not stop the batch: failures are listed at the end
+and in summary.json, and the exit code is 1.
+
+Large images run as Gaussian-blended sliding windows (--tile-size), memory bounded by the tiles.
+
+examples:
+  segwise predict --checkpoint runs/exp1/best.pt scans/ --out masks/ --overlay
+  segwise predict --checkpoint runs/exp1/best.pt "data/*.tif" --out masks --tta --min-size 30
+  segwise predict --onnx model.onnx img.png --out masks     # needs only onnxruntime
+"""
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="RUN/best.pt")
+    source.add_argument("--onnx", metavar="MODEL", help="an ONNX file from `segwise export`")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--overlay", action="store_true", help="also write STEM_overlay.png")
+    parser.add_argument(
+        "--probabilities", action="store_true", help="also write STEM_prob.npy (float16)"
+    )
+    parser.add_argument("--tta", action="store_true", help="average over flips (4x slower)")
+    parser.add_argument("--tile-size", type=int, help="sliding-window tile (default 2x crop)")
+    parser.add_argument("--overlap", type=float, default=0.25, help="tile overlap, default 0.25")
+    parser.add_argument("--min-size", type=int, default=0, help="remove objects below N pixels")
+    parser.add_argument("--fill-holes", action="store_true", help="fill holes inside objects")
+    parser.add_argument(
+        "--largest-component", action="store_true", help="keep one component per class"
+    )
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files, folders and globs -> an ordered list of image files without repeats."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+        elif path.is_file():
+            found.append(path)
+        elif any(ch in item for ch in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
+            if not matches:
+                raise FileNotFoundError(f"the pattern {item!r} matches no file")
+            found.extend(p for p in matches if p.is_file())
+        else:
+            raise FileNotFoundError(f"input {item} does not exist")
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    if not unique:
+        raise FileNotFoundError(
+            f"no images found in {inputs} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
+    stems: dict[str, Path] = {}
+    for p in unique:
+        if p.stem in stems:
+            raise ValueError(
+                f"two inputs share the name {p.stem!r} ({stems[p.stem]} and {p}); their outputs "
+                "would collide: predict them into different --out folders"
+            )
+        stems[p.stem] = p
+    return unique
+
+
+def _outputs(path: Path, out: Path, args: argparse.Namespace) -> list[Path]:
+    paths = [out / f"{path.stem}.png"]
+    if args.overlay:
+        paths.append(out / f"{path.stem}_overlay.png")
+    if args.probabilities:
+        paths.append(out / f"{path.stem}_prob.npy")
+    return paths
+
+
+def run(args: argparse.Namespace) -> int:
+    from segwise.engine.predictor import build_predictor
+
+    images = expand_inputs(args.inputs)
+    out = Path(args.out)
+    if not args.overwrite:
+        clashes = [p for img in images for p in _outputs(img, out, args) if p.exists()]
+        if clashes:
+            more = f" and {len(clashes) - 3} more" if len(clashes) > 3 else ""
+            raise FileExistsError(
+                f"outputs already exist: {', '.join(map(str, clashes[:3]))}{more}; "
+                "pass --overwrite to replace them, or choose another --out"
+            )
+    predictor = build_predictor(
+        checkpoint=args.checkpoint,
+        onnx=args.onnx,
+        device=args.device,
+        tile_size=args.tile_size,
+        overlap=args.overlap,
+        tta=args.tta,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+    for path in images:
+        try:
+            results.append(_predict_one(path, out, predictor, args))
+        except Exception as err:  # one bad file must not stop the batch
+            results.append({"input": str(path), "ok": False, "error": f"{err}"})
+            print(f"failed: {path}: {err}")
+    failures = [r for r in results if not r["ok"]]
+    (out / "summary.json").write_text(
+        json.dumps(
+            {"inputs": len(results), "failed": len(failures), "results": results}, indent=2
+        )
+    )
+    print(f"{len(results) - len(failures)}/{len(results)} images written to {out}")
+    if failures:
+        print(f"{len(failures)} failed (see {out / 'summary.json'}):")
+        for f in failures:
+            print(f"  {f['input']}: {f['error']}")
+        return 1
+    return 0
+
+
+def _predict_one(path: Path, out: Path, predictor: Any, args: argparse.Namespace) -> dict:
+    import numpy as np
+
+    from segwise.engine.predictor import write_label_png
+    from segwise.inference.postprocess import postprocess_labels
+
+    probs = predictor.probabilities(path)  # (K, H, W) float32 numpy
+    labels = predictor.labels_from_probabilities(probs)
+    labels = postprocess_labels(
+        labels,
+        min_size=args.min_size,
+        fill_holes=args.fill_holes,
+        largest_component=args.largest_component,
+    )
+    written = [write_label_png(out / f"{path.stem}.png", labels, predictor.palette)]
+    if args.overlay:
+        written.append(predictor.write_overlay(out / f"{path.stem}_overlay.png", path, labels))
+    if args.probabilities:
+        target = out / f"{path.stem}_prob.npy"
+        np.save(target, probs.astype(np.float16))
+        written.append(target)
+    present = sorted(int(c) for c in np.unique(labels))
+    return {
+        "input": str(path),
+        "ok": True,
+        "outputs": [str(p) for p in written],
+        "size": list(labels.shape),
+        "classes_present": [predictor.class_names[c] for c in present],
+    }

@@ -1,0 +1,171 @@
+"""``segwise train``: train a semantic segmentation model on a folder of images and masks."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+NAME = "train"
+HELP = "train a model on a folder of images and masks"
+DESCRIPTION = """\
+Train a semantic segmentation model. Defaults are derived from the data (task, classes,
+input channels, crop size, batch size) and printed at start; the resolved config is saved in
+the run folder and in every checkpoint, so RUN/best.pt alone is enough to predict.
+
+Config: a YAML file (--config) with sections model/data/optim/train (see docs/cli.md), and/or
+flags; flags win over the file.
+
+examples:
+  segwise train --data ../shared/data/dsb2018 --model unet --encoder resnet34 --epochs 30
+  segwise train --data my_data --config run.yaml --lr 3e-4 --out runs/exp1
+  segwise train --resume runs/exp1            # continue exactly where it stopped
+  torchrun --nproc_per_node 2 -m segwise.cli.main train --data my_data   # multi-process DDP
+
+outputs in the run folder: config.yaml, data_info.json, last.pt, best.pt, metrics.jsonl,
+metrics.csv, curves.png, overlays.png (and tensorboard/ when tensorboard is installed).
+"""
+
+# flag -> (config section, key); a flag left unset does not override the YAML file
+_FLAGS: dict[str, tuple[str, str]] = {
+    "data": ("data", "root"),
+    "mask_kind": ("data", "mask_kind"),
+    "ignore_index": ("data", "ignore_index"),
+    "val_fraction": ("data", "val_fraction"),
+    "crop_size": ("data", "crop_size"),
+    "batch_size": ("data", "batch_size"),
+    "workers": ("data", "workers"),
+    "cache": ("data", "cache"),
+    "vflip": ("data", "vflip"),
+    "rotation": ("data", "rotation"),
+    "color_jitter": ("data", "color_jitter"),
+    "model": ("model", "name"),
+    "encoder": ("model", "encoder"),
+    "weights": ("model", "weights"),
+    "optimizer": ("optim", "optimizer"),
+    "lr": ("optim", "lr"),
+    "weight_decay": ("optim", "weight_decay"),
+    "schedule": ("optim", "schedule"),
+    "warmup_epochs": ("optim", "warmup_epochs"),
+    "grad_clip": ("optim", "grad_clip"),
+    "ema": ("optim", "ema_decay"),
+    "epochs": ("train", "epochs"),
+    "seed": ("train", "seed"),
+    "device": ("train", "device"),
+    "amp": ("train", "amp"),
+    "compile": ("train", "compile"),
+    "loss": ("train", "loss"),
+    "dice_weight": ("train", "dice_weight"),
+    "ce_weight": ("train", "ce_weight"),
+    "monitor": ("train", "monitor"),
+    "patience": ("train", "patience"),
+    "max_steps_per_epoch": ("train", "max_steps_per_epoch"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("data")
+    g.add_argument("--data", metavar="DIR", help="dataset folder (see `segwise data inspect`)")
+    g.add_argument("--mask-kind", help="mask format, default auto-detected")
+    g.add_argument("--ignore-index", type=int, help="label ignored in loss and metrics")
+    g.add_argument("--val-fraction", type=float, help="held-out share when the data has no split")
+    g.add_argument("--crop-size", type=int, help="training crop (default: from image sizes)")
+    g.add_argument("--batch-size", type=int, help="images per step (default: from crop, device)")
+    g.add_argument("--workers", type=int, help="DataLoader worker processes")
+    g.add_argument("--cache", action="store_true", default=None, help="keep images in memory")
+    g.add_argument("--vflip", action="store_true", default=None, help="random vertical flips")
+    g.add_argument("--rotation", type=float, help="max random rotation, degrees")
+    g.add_argument("--color-jitter", type=float, help="colour jitter strength")
+    g = parser.add_argument_group("model")
+    g.add_argument("--model", help="architecture (see `segwise models`), default unet")
+    g.add_argument("--encoder", help="backbone, default resnet34")
+    g.add_argument("--weights", help="encoder weights: imagenet or a local .pth/.safetensors")
+    g.add_argument(
+        "--model-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="architecture option, e.g. output_stride=8 (repeatable; VALUE parsed as YAML)",
+    )
+    g = parser.add_argument_group("optimisation")
+    g.add_argument("--optimizer", help="adamw (default) or sgd")
+    g.add_argument("--lr", type=float, help="peak learning rate, default 1e-3")
+    g.add_argument("--weight-decay", type=float, help="default 1e-4")
+    g.add_argument("--schedule", help="cosine (default), poly or constant")
+    g.add_argument("--warmup-epochs", type=float, help="linear warmup, default 1")
+    g.add_argument("--grad-clip", type=float, help="max gradient norm, default 1.0")
+    g.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of weights, e.g. 0.999")
+    g = parser.add_argument_group("training")
+    g.add_argument("--epochs", type=int, help="default 50")
+    g.add_argument("--loss", help="dicece (default), dice, ce, jaccard, gdice")
+    g.add_argument("--dice-weight", type=float, help="weight of the Dice term, default 1")
+    g.add_argument("--ce-weight", type=float, help="weight of the cross-entropy term, default 1")
+    g.add_argument(
+        "--monitor", help="mean_dice (default), mean_iou, pixel_accuracy, per_image_dice"
+    )
+    g.add_argument("--patience", type=int, help="early stopping after N epochs w/o improvement")
+    g.add_argument("--seed", type=int, help="default 0; same seed, same metrics on CPU")
+    g.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    g.add_argument("--amp", help="auto (default: bf16/fp16 on GPU), bf16, fp16, off")
+    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    g.add_argument("--max-steps-per-epoch", type=int, help="cap steps per epoch (quick runs)")
+    g = parser.add_argument_group("run")
+    g.add_argument("--config", metavar="YAML", help="run config file; flags override it")
+    g.add_argument("--out", metavar="RUN", help="run folder (default runs/MODEL-TIMESTAMP)")
+    g.add_argument("--resume", metavar="RUN", help="continue the run in RUN from last.pt")
+    g.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def _option_value(text: str) -> tuple[str, Any]:
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--model-option {text!r} is not KEY=VALUE (e.g. output_stride=8)")
+    return key.strip(), yaml.safe_load(value)
+
+
+def config_dict_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Nested config dict: the YAML file (if any) overridden by the flags that were given."""
+    from segwise.engine.config import load_yaml
+
+    values: dict[str, dict[str, Any]] = {}
+    if args.config:
+        values = {k: dict(v or {}) for k, v in load_yaml(args.config).items()}
+    for flag, (section, key) in _FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            values.setdefault(section, {})[key] = value
+    if args.model_option:
+        options = values.setdefault("model", {}).setdefault("options", {})
+        options.update(dict(_option_value(o) for o in args.model_option))
+    return values
+
+
+def run(args: argparse.Namespace) -> int:
+    from segwise.cli.main import UserError
+    from segwise.engine.config import config_from_dict
+    from segwise.engine.trainer import TrainingDivergedError, fit
+
+    try:
+        if args.resume:
+            result = fit(None, Path(args.resume), resume=True, quiet=args.quiet)
+        else:
+            config = config_from_dict(config_dict_from_args(args))
+            if not config.data.root:
+                raise UserError("no dataset: pass --data DIR (or data.root in --config)")
+            if not Path(config.data.root).is_dir():
+                raise FileNotFoundError(f"--data {config.data.root} is not a folder")
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            default = Path("runs") / f"{config.model.name}-{stamp}"
+            result = fit(config, Path(args.out) if args.out else default, quiet=args.quiet)
+    except TrainingDivergedError as err:
+        raise UserError(str(err)) from err
+    if not args.quiet:
+        best = "n/a" if result.best_score is None else f"{result.best_score:.4f}"
+        print(f"done: best {best} at epoch {result.best_epoch}; run folder {result.run_dir}")
+        print(f"  checkpoint  {result.run_dir / 'best.pt'}")
+        print(f"  curves      {result.run_dir / 'curves.png'}")
+        print(f"  overlays    {result.run_dir / 'overlays.png'}")
+    return 0

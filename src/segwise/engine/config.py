@@ -1,0 +1,227 @@
+"""Run configuration: small frozen dataclasses, one comment per field.
+
+YAML lives only at the command-line edge: :func:`config_from_dict` validates a nested plain
+dict (from YAML and/or flags) into a :class:`RunConfig`, and :meth:`RunConfig.to_dict` turns it
+back into builtins for the run folder and every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from segwise._validation import as_enum, check_positive, check_probability
+
+__all__ = [
+    "AmpMode",
+    "DataConfig",
+    "ModelConfig",
+    "Monitor",
+    "OptimConfig",
+    "OptimizerName",
+    "RunConfig",
+    "ScheduleName",
+    "TrainConfig",
+    "config_from_dict",
+    "load_yaml",
+]
+
+
+class OptimizerName(str, Enum):
+    ADAMW = "adamw"
+    SGD = "sgd"
+
+
+class ScheduleName(str, Enum):
+    COSINE = "cosine"  # half-cosine from lr to min_lr after warmup
+    POLY = "poly"  # (1 - t)^power after warmup, DeepLab's schedule
+    CONSTANT = "constant"  # lr after warmup
+
+
+class AmpMode(str, Enum):
+    AUTO = "auto"  # bf16 on GPUs that support it, fp16 + GradScaler on older GPUs, off on CPU
+    BF16 = "bf16"
+    FP16 = "fp16"
+    OFF = "off"
+
+
+class Monitor(str, Enum):
+    """Validation metric that selects ``best.pt`` and drives early stopping (higher is better)."""
+
+    MEAN_DICE = "mean_dice"
+    MEAN_IOU = "mean_iou"
+    PIXEL_ACCURACY = "pixel_accuracy"
+    PER_IMAGE_DICE = "per_image_dice"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "unet"  # architecture, see `segwise models`
+    encoder: str | None = "resnet34"  # backbone; None for architectures with a fixed one
+    weights: str | None = None  # None, "imagenet", or a local .pth/.safetensors file
+    options: dict[str, Any] = field(default_factory=dict)  # architecture-specific arguments
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str = ""  # dataset folder (see docs/data.md for the layouts)
+    mask_kind: str = "auto"  # mask format; "auto" detects it
+    ignore_index: int | None = None  # label ignored in loss and metrics (None: from the data)
+    val_fraction: float = 0.2  # used only when the data defines no split
+    crop_size: int | None = None  # training crop; None derives it from the image sizes
+    batch_size: int | None = None  # None derives it from crop size and device
+    workers: int | None = None  # DataLoader workers; None picks from the CPU count
+    cache: bool = False  # keep decoded images in memory (small datasets)
+    hflip: bool = True  # random horizontal flip
+    vflip: bool = False  # random vertical flip (microscopy, aerial)
+    rotation: float = 0.0  # max random rotation in degrees
+    scale: tuple[float, float] = (0.5, 2.0)  # random rescale range before cropping
+    color_jitter: float = 0.0  # brightness/contrast/saturation jitter strength
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    optimizer: OptimizerName = OptimizerName.ADAMW
+    lr: float = 1e-3  # peak learning rate
+    weight_decay: float = 1e-4
+    momentum: float = 0.9  # SGD only
+    schedule: ScheduleName = ScheduleName.COSINE
+    warmup_epochs: float = 1.0  # linear warmup from 0, in epochs (fractions allowed)
+    min_lr: float = 0.0  # floor of cosine/poly
+    poly_power: float = 0.9
+    grad_clip: float | None = 1.0  # max global grad norm; None disables
+    ema_decay: float | None = None  # e.g. 0.999 keeps an EMA of weights used for validation
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 50
+    seed: int = 0
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    amp: AmpMode = AmpMode.AUTO
+    channels_last: bool | None = None  # None: on for CUDA
+    compile: bool = False  # torch.compile the model
+    loss: str = "dicece"  # see segwise.losses.LossName
+    dice_weight: float = 1.0  # Dice term weight in Dice+CE
+    ce_weight: float = 1.0  # cross-entropy term weight in Dice+CE
+    monitor: Monitor = Monitor.MEAN_DICE
+    patience: int | None = None  # early stopping after this many epochs without improvement
+    val_every: int = 1  # validate every k epochs (and always after the last)
+    overlays: int = 4  # validation images drawn in overlays.png
+    max_steps_per_epoch: int | None = None  # cap on steps (quick runs, smoke tests)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain builtins (enums as their values), safe for YAML, JSON and checkpoints."""
+        return _to_builtins(dataclasses.asdict(self))
+
+    def validate(self) -> RunConfig:
+        """Check value ranges; returns self so it can be chained."""
+        o, t, d = self.optim, self.train, self.data
+        check_positive(o.lr, "optim.lr")
+        check_positive(o.weight_decay, "optim.weight_decay", allow_zero=True)
+        check_positive(o.warmup_epochs, "optim.warmup_epochs", allow_zero=True)
+        check_positive(o.min_lr, "optim.min_lr", allow_zero=True)
+        if o.grad_clip is not None:
+            check_positive(o.grad_clip, "optim.grad_clip")
+        if o.ema_decay is not None and not 0.0 < o.ema_decay < 1.0:
+            raise ValueError(f"optim.ema_decay={o.ema_decay!r} is not valid; expected 0 < x < 1")
+        check_positive(t.epochs, "train.epochs")
+        check_positive(t.val_every, "train.val_every")
+        if t.patience is not None:
+            check_positive(t.patience, "train.patience")
+        check_positive(t.dice_weight, "train.dice_weight", allow_zero=True)
+        check_positive(t.ce_weight, "train.ce_weight", allow_zero=True)
+        check_probability(d.val_fraction, "data.val_fraction")
+        for name in ("crop_size", "batch_size"):
+            value = getattr(d, name)
+            if value is not None:
+                check_positive(value, f"data.{name}")
+        if len(d.scale) != 2 or not 0 < d.scale[0] <= d.scale[1]:
+            raise ValueError(
+                f"data.scale={d.scale!r} is not valid; expected (low, high) with 0 < low <= high"
+            )
+        return self
+
+
+def _to_builtins(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _to_builtins(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_builtins(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+_SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "train": TrainConfig}
+
+
+def _coerce(cls: type, section: str, values: dict[str, Any]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"unknown config key(s) {', '.join(f'{section}.{k}' for k in unknown)}; "
+            f"allowed in '{section}': {', '.join(sorted(fields))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        default = getattr(cls(), key)
+        if isinstance(default, Enum):
+            value = as_enum(value, type(default), f"{section}.{key}")
+        elif isinstance(default, tuple) and isinstance(value, list | tuple):
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def config_from_dict(values: dict[str, Any]) -> RunConfig:
+    """Build and validate a :class:`RunConfig` from nested plain dicts.
+
+    Args:
+        values: ``{"model": {...}, "data": {...}, "optim": {...}, "train": {...}}``; every
+            section and key is optional, missing ones take their defaults.
+
+    Raises:
+        ValueError: on an unknown section or key (naming it and the allowed ones) or a bad value.
+    """
+    unknown = sorted(set(values) - set(_SECTIONS))
+    if unknown:
+        raise ValueError(
+            f"unknown config section(s) {unknown}; allowed: {', '.join(_SECTIONS)}"
+        )
+    sections = {
+        name: _coerce(cls, name, dict(values.get(name) or {})) for name, cls in _SECTIONS.items()
+    }
+    return RunConfig(**sections).validate()
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML run config into nested dicts, with errors that name the file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"config file {path} is not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"config file {path} must hold a mapping of sections, got {type(data).__name__}"
+        )
+    return data

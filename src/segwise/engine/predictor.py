@@ -1,0 +1,169 @@
+"""Prediction on image files: read, normalise, infer (tiled, TTA), write masks.
+
+One :class:`Predictor` serves ``segwise predict`` and library users; it is built from a
+checkpoint (PyTorch) or from an exported ONNX file (onnxruntime only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segwise.enums import Task
+
+__all__ = ["Predictor", "build_predictor", "write_label_png"]
+
+
+def write_label_png(
+    path: str | Path, labels: np.ndarray, palette: Sequence[tuple[int, int, int]]
+) -> Path:
+    """Write a class-index map as a palette PNG (16-bit greyscale above 256 classes).
+
+    Args:
+        path: output file.
+        labels: ``(H, W)`` integer class map.
+        palette: one RGB colour per class (used for the PNG palette).
+    """
+    from PIL import Image
+
+    path = Path(path)
+    if labels.max(initial=0) < 256 and len(palette) <= 256:
+        img = Image.fromarray(labels.astype(np.uint8), mode="P")
+        flat = [v for colour in palette for v in colour]
+        img.putpalette(flat + [0] * (768 - len(flat)))
+    else:
+        img = Image.fromarray(labels.astype(np.uint16))
+    img.save(path)
+    return path
+
+
+class Predictor:
+    """Class probabilities and label maps for image files.
+
+    Args:
+        forward: ``(1, C, H, W)`` normalised float32 tensor/array -> ``(1, K, H, W)`` class
+            probabilities (K = 2 for binary: background, foreground), numpy float32.
+        info: the training data's ``DataInfo`` (channels, normalisation, classes, colours).
+    """
+
+    def __init__(self, forward: Callable[[np.ndarray], np.ndarray], info: Any) -> None:
+        from segwise.viz import default_palette
+
+        self._forward = forward
+        self.info = info
+        self.class_names = list(info.class_names)
+        self.palette = list(info.class_colors) or default_palette(len(self.class_names))
+
+    def load(self, path: Path) -> np.ndarray:
+        """Read and normalise one image -> ``(C, H, W)`` float32, checking its channels."""
+        from segwise.data import normalize_image, read_image
+
+        array = read_image(path)
+        channels = 1 if array.ndim == 2 else array.shape[-1]
+        if channels != self.info.in_channels:
+            raise ValueError(
+                f"{path} has {channels} channel(s) but the model was trained on "
+                f"{self.info.in_channels}; convert the image or use a matching model"
+            )
+        return np.asarray(normalize_image(array, self.info), dtype=np.float32)
+
+    def probabilities(self, path: str | Path) -> np.ndarray:
+        """``(K, H, W)`` float32 class probabilities for the image file ``path``."""
+        image = self.load(Path(path))
+        probs = self._forward(image[None])[0]
+        if not np.isfinite(probs).all():
+            raise ValueError(f"{path}: the model produced NaN/Inf; the checkpoint may be broken")
+        return probs
+
+    @staticmethod
+    def labels_from_probabilities(probs: np.ndarray) -> np.ndarray:
+        """``(H, W)`` int64 argmax (binary: foreground where p > 0.5)."""
+        return probs.argmax(axis=0).astype(np.int64)
+
+    def write_overlay(self, path: Path, image_path: Path, labels: np.ndarray) -> Path:
+        from PIL import Image
+
+        from segwise.viz import denormalize, overlay
+
+        rgb = denormalize(self.load(image_path), self.info.mean, self.info.std)
+        Image.fromarray(overlay(rgb, labels, self.palette)).save(path)
+        return path
+
+
+def _torch_forward(
+    model: Any, task: Task, device: Any, *, tile_size: int, overlap: float, tta: bool
+) -> Callable[[np.ndarray], np.ndarray]:
+    import torch
+
+    from segwise.inference import sliding_window_inference, tta_inference
+
+    def logits_fn(x: torch.Tensor) -> torch.Tensor:
+        out = model(x)
+        return out.logits if hasattr(out, "logits") else out
+
+    def to_probs(logits: torch.Tensor) -> torch.Tensor:
+        if task is Task.BINARY:
+            p = torch.sigmoid(logits)
+            return torch.cat([1 - p, p], dim=1)
+        return torch.softmax(logits, dim=1)
+
+    def tiled(x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if h > tile_size or w > tile_size:
+            return sliding_window_inference(logits_fn, x, tile_size=tile_size, overlap=overlap)
+        return logits_fn(x)
+
+    @torch.no_grad()
+    def forward(image: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(image).to(device)
+        probs = tta_inference(lambda t: to_probs(tiled(t)), x) if tta else to_probs(tiled(x))
+        return probs.float().cpu().numpy()
+
+    return forward
+
+
+def build_predictor(
+    *,
+    checkpoint: str | Path | None = None,
+    onnx: str | Path | None = None,
+    device: str = "auto",
+    tile_size: int | None = None,
+    overlap: float = 0.25,
+    tta: bool = False,
+) -> Predictor:
+    """A predictor from a checkpoint, or from an ONNX file exported with its metadata.
+
+    Args:
+        checkpoint: ``RUN/best.pt``.
+        onnx: an ONNX model written by ``segwise export`` (probabilities head).
+        device: for checkpoints: auto, cpu or cuda.
+        tile_size: sliding-window tile; default twice the training crop (at least 512).
+        overlap: tile overlap fraction.
+        tta: average over flips.
+    """
+    if (checkpoint is None) == (onnx is None):
+        raise ValueError("pass exactly one of checkpoint= or onnx=")
+    if onnx is not None:
+        from segwise.inference.export import OnnxPredictor
+
+        from segwise.data import DataInfo
+
+        session = OnnxPredictor(onnx)
+        info = DataInfo.from_dict(session.metadata["data_info"])
+        return Predictor(session.probabilities, info)
+    from segwise.engine.checkpoint import load_run
+
+    loaded = load_run(checkpoint, device=device)
+    crop = loaded.config.get("data", {}).get("crop_size") or 256
+    forward = _torch_forward(
+        loaded.model,
+        loaded.info.task,
+        loaded.device,
+        tile_size=tile_size or max(512, 2 * crop),
+        overlap=overlap,
+        tta=tta,
+    )
+    return Predictor(forward, loaded.info)

@@ -1,0 +1,109 @@
+"""Resolve what a run uses from its config and the data: device, precision, derived defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+from segwise.engine.config import AmpMode, DataConfig, RunConfig
+from segwise.enums import Task
+
+__all__ = [
+    "DEFAULT_IGNORE_INDEX",
+    "derive_data_defaults",
+    "model_args_for",
+    "resolve_amp",
+    "resolve_device",
+    "seed_everything",
+]
+
+# Label used for padding and as "ignore" when the data itself defines no ignore label.
+DEFAULT_IGNORE_INDEX = 255
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``"auto"`` picks CUDA when available, else CPU; anything else is checked."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError as err:
+        raise ValueError(
+            f"train.device={spec!r} is not a device; use auto, cpu or cuda[:N]"
+        ) from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device={spec!r} but CUDA is not available; use --device cpu")
+    return device
+
+
+def resolve_amp(mode: AmpMode, device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """Autocast dtype (or None) and whether a GradScaler is needed.
+
+    AUTO: bf16 on CUDA devices that support it, fp16 + GradScaler on older CUDA devices, full
+    precision on CPU (CPU bf16 autocast is slower than fp32 on most CPUs).
+    """
+    if mode is AmpMode.OFF:
+        return None, False
+    if mode is AmpMode.BF16:
+        return torch.bfloat16, False
+    if mode is AmpMode.FP16:
+        if device.type != "cuda":
+            raise ValueError("train.amp='fp16' needs a CUDA device; use 'bf16' or 'off' on CPU")
+        return torch.float16, True
+    if device.type != "cuda":
+        return None, False
+    if torch.cuda.is_bf16_supported():
+        return torch.bfloat16, False
+    return torch.float16, True
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def derive_data_defaults(cfg: DataConfig, info: Any, device: torch.device) -> DataConfig:
+    """Fill crop size, batch size and workers that the user left unset.
+
+    - crop: the median image's shorter side, rounded down to a multiple of 32, in [64, 512]
+      (images smaller than the crop are padded with the ignore label);
+    - batch: a pixel budget per step (2^19 pixels on CPU, 2^22 on CUDA) divided by the crop
+      area, clipped to [2, 32];
+    - workers: 0 on machines with <= 2 CPU cores (decoding there steals the compute cores),
+      else half the cores (at most 8).
+    """
+    crop = cfg.crop_size
+    if crop is None:
+        short = min(info.median_size) if info.median_size else 256
+        crop = int(min(512, max(64, (short // 32) * 32)))
+    batch = cfg.batch_size
+    if batch is None:
+        budget = 2**22 if device.type == "cuda" else 2**19
+        batch = int(min(32, max(2, budget // (crop * crop))))
+    workers = cfg.workers
+    if workers is None:
+        cores = os.cpu_count() or 1
+        workers = 0 if cores <= 2 else min(8, cores // 2)
+    return dataclasses.replace(cfg, crop_size=crop, batch_size=batch, workers=workers)
+
+
+def model_args_for(config: RunConfig, info: Any) -> dict[str, Any]:
+    """The ``create_model`` arguments of a run (stored in checkpoints to rebuild the model).
+
+    A binary task gets one output channel (sigmoid); multiclass gets one per class.
+    """
+    out = 1 if info.task is Task.BINARY else info.num_classes
+    return {
+        "name": config.model.name,
+        "encoder": config.model.encoder,
+        "in_channels": info.in_channels,
+        "num_classes": out,
+        "options": dict(config.model.options),
+    }

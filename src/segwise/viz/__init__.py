@@ -1,0 +1,23 @@
+"""Pictures: overlays of masks on images, training curves, confusion-matrix heatmaps.
+
+Everything here writes files (matplotlib's Agg backend); nothing opens a window.
+"""
+
+from segwise.viz.overlays import (
+    default_palette,
+    denormalize,
+    error_map,
+    overlay,
+    save_overlay_grid,
+)
+from segwise.viz.plots import plot_confusion, plot_curves
+
+__all__ = [
+    "default_palette",
+    "denormalize",
+    "error_map",
+    "overlay",
+    "plot_confusion",
+    "plot_curves",
+    "save_overlay_grid",
+]
