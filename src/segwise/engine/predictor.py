@@ -147,9 +147,8 @@ def build_predictor(
     if (checkpoint is None) == (onnx is None):
         raise ValueError("pass exactly one of checkpoint= or onnx=")
     if onnx is not None:
-        from segwise.inference.export import OnnxPredictor
-
         from segwise.data import DataInfo
+        from segwise.inference.export import OnnxPredictor
 
         session = OnnxPredictor(onnx)
         info = DataInfo.from_dict(session.metadata["data_info"])
