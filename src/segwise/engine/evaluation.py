@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,16 +26,79 @@ class EvalResult:
     """Scores of one evaluation pass.
 
     Attributes:
-        scores: dataset-level scores from the pooled confusion matrix.
+        task: the task evaluated (binary summaries score the foreground class only).
+        scores: dataset-level :class:`~segwise.metrics.SegmentationScores` (pooled confusion).
+        per_image: :class:`~segwise.metrics.PerImageScores`, one Dice per image.
         matrix: ``(C, C)`` int64 confusion matrix, rows = ground truth, columns = prediction.
-        per_image: per-image Dice results (ids, per-class values, means).
         overlays: ``(id, rgb, target, pred)`` for the first few images, for pictures.
     """
 
+    task: Task
     scores: Any
-    matrix: np.ndarray
     per_image: Any
+    matrix: np.ndarray
     overlays: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float]:
+        """The headline numbers (NaN where undefined).
+
+        ``mean_dice`` / ``mean_iou``: for a binary task the foreground class's Dice / IoU (the
+        background class would inflate them); otherwise the mean over classes with a defined
+        value (docs/metrics.md). ``per_image_dice``: mean of the per-image Dice distribution.
+        """
+        s = self.scores
+        if self.task is Task.BINARY:
+            dice, iou = s.dice[1], s.iou[1]
+        else:
+            dice, iou = s.mean_dice, s.mean_iou
+        return {
+            "mean_dice": float(dice),
+            "mean_iou": float(iou),
+            "fw_iou": float(s.frequency_weighted_iou),
+            "pixel_accuracy": float(s.pixel_accuracy),
+            "mean_accuracy": float(s.mean_accuracy),
+            "per_image_dice": float(self.per_image.mean),
+        }
+
+    def report(self, *, worst: int = 5) -> dict[str, Any]:
+        """A JSON-friendly report: summary, per-class rows, per-image distribution, worst ids."""
+        s = self.scores
+        names = list(s.class_names or [str(c) for c in range(s.num_classes)])
+        per_class = [
+            {
+                "class": names[c],
+                "dice": _none_if_nan(s.dice[c]),
+                "iou": _none_if_nan(s.iou[c]),
+                "precision": _none_if_nan(s.precision[c]),
+                "recall": _none_if_nan(s.recall[c]),
+                "pixels": int(s.support[c]),
+            }
+            for c in range(s.num_classes)
+        ]
+        pi = self.per_image
+        q = pi.quantiles([0.0, 0.25, 0.5, 0.75, 1.0])
+        return {
+            "summary": {k: _none_if_nan(v) for k, v in self.summary().items()},
+            "task": self.task.value,
+            "per_class": per_class,
+            "per_image": {
+                "count": len(pi.ids),
+                "mean": _none_if_nan(pi.mean),
+                **{k: _none_if_nan(v) for k, v in zip(("min", "q25", "median", "q75", "max"), q,
+                                                       strict=True)},
+                "worst": [{"id": i, "dice": _none_if_nan(d)} for i, d in pi.worst(worst)],
+                "images": [
+                    {"id": i, "dice": _none_if_nan(float(d))}
+                    for i, d in zip(pi.ids, pi.per_image.tolist(), strict=True)
+                ],
+            },
+            "confusion_matrix": self.matrix.tolist(),
+        }
+
+
+def _none_if_nan(value: float) -> float | None:
+    value = float(value)
+    return None if math.isnan(value) else value
 
 
 def _logits_of(output: Any) -> torch.Tensor:
@@ -98,6 +162,7 @@ def evaluate_model(
     mean: tuple[float, ...] = (0.0,),
     std: tuple[float, ...] = (1.0,),
     indices: list[int] | None = None,
+    distributed: bool = False,
 ) -> EvalResult:
     """Run ``model`` over every item of ``dataset`` (one image at a time, any size).
 
@@ -115,6 +180,8 @@ def evaluate_model(
         keep_overlays: how many images to keep for pictures.
         mean: normalisation mean (to draw the images); std: normalisation std.
         indices: evaluate only these items (for sharding across processes).
+        distributed: sum the counts of every process (each evaluated its own ``indices``);
+            every process then returns the same scores.
     """
     from segwise.metrics import ConfusionMatrix, PerImageDice, labels_from_logits
     from segwise.viz import denormalize
@@ -122,7 +189,12 @@ def evaluate_model(
     model.eval()
     k = metric_classes(task, num_classes)
     confusion = ConfusionMatrix(k, ignore_index=ignore_index)
-    per_image = PerImageDice(k, ignore_index=ignore_index)
+    per_image = PerImageDice(
+        k,
+        ignore_index=ignore_index,
+        classes=[1] if task is Task.BINARY else None,
+        class_names=class_names,
+    )
     overlays: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
     for i in indices if indices is not None else range(len(dataset)):
         item = dataset[i]
@@ -137,10 +209,13 @@ def evaluate_model(
         if len(overlays) < keep_overlays:
             rgb = denormalize(item["image"].numpy(), mean, std)
             overlays.append((item["id"], rgb, target[0].numpy(), pred[0].numpy()))
-    scores = confusion.compute(class_names=class_names)
+    if distributed:
+        confusion.all_reduce()
+        per_image.all_reduce()
     return EvalResult(
-        scores=scores,
+        task=task,
+        scores=confusion.compute(class_names=class_names),
+        per_image=per_image.compute(),
         matrix=confusion.matrix.cpu().numpy(),
-        per_image=per_image,
         overlays=overlays,
     )

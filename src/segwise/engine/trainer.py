@@ -137,6 +137,8 @@ def fit(
     if resume:
         ckpt = load_checkpoint(run_dir / "last.pt")
         config = _config_from_checkpoint(ckpt)
+        for stale in run_dir.glob(".*.pt.*.tmp"):  # a write cut short by a crash or kill
+            stale.unlink()
     elif config is None:
         raise ValueError("fit() needs a config unless resume=True")
     elif run_dir.exists() and any(run_dir.iterdir()):

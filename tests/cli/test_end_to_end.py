@@ -1,0 +1,145 @@
+"""train -> evaluate -> predict through the command line, in-process, plus its bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segwise.cli.main import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_multiclass, tmp_path_factory):
+    run = tmp_path_factory.mktemp("e2e") / "run"
+    code = main([
+        "train", "--data", str(tiny_multiclass), "--out", str(run), "--model", "unet",
+        "--encoder", "resnet18", "--epochs", "2", "--device", "cpu", "--batch-size", "4",
+        "--crop-size", "48", "--workers", "0", "--quiet",
+    ])
+    assert code == 0
+    return run
+
+
+def test_train_writes_a_complete_run(trained_run):
+    for name in ("best.pt", "last.pt", "config.yaml", "metrics.jsonl", "curves.png"):
+        assert (trained_run / name).is_file()
+
+
+def test_evaluate_writes_report(trained_run, tiny_multiclass, tmp_path, capsys):
+    out = tmp_path / "eval"
+    code = main([
+        "evaluate", "--checkpoint", str(trained_run / "best.pt"), "--data", str(tiny_multiclass),
+        "--out", str(out), "--json", "--device", "cpu",
+    ])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert 0.0 <= report["summary"]["mean_dice"] <= 1.0
+    assert {"scores.json", "per_class.csv", "per_image.csv", "confusion.csv",
+            "confusion.png"} <= {p.name for p in out.iterdir()}
+    info = json.loads((trained_run / "data_info.json").read_text())
+    assert len(report["per_class"]) == info["num_classes"]
+
+
+def test_predict_writes_palette_pngs_with_valid_classes(trained_run, tiny_multiclass, tmp_path):
+    images = sorted((tiny_multiclass / "images").iterdir())[:3]
+    out = tmp_path / "pred"
+    code = main([
+        "predict", "--checkpoint", str(trained_run / "best.pt"), *map(str, images),
+        "--out", str(out), "--overlay", "--probabilities", "--device", "cpu",
+    ])
+    assert code == 0
+    info = json.loads((trained_run / "data_info.json").read_text())
+    for img in images:
+        mask = Image.open(out / f"{img.stem}.png")
+        assert mask.mode == "P"
+        labels = np.asarray(mask)
+        assert labels.shape == Image.open(img).size[::-1]
+        assert labels.max() < info["num_classes"]
+        probs = np.load(out / f"{img.stem}_prob.npy")
+        assert probs.shape == (info["num_classes"], *labels.shape)
+        np.testing.assert_allclose(probs.astype(np.float32).sum(0), 1.0, atol=1e-2)
+        assert (out / f"{img.stem}_overlay.png").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["failed"] == 0 and summary["inputs"] == 3
+
+
+def test_predict_refuses_to_overwrite_and_lists_failures(trained_run, tiny_multiclass, tmp_path,
+                                                         capsys):
+    img = sorted((tiny_multiclass / "images").iterdir())[0]
+    out = tmp_path / "pred"
+    out.mkdir()
+    existing = out / f"{img.stem}.png"
+    existing.write_bytes(b"user data")
+    code = main(["predict", "--checkpoint", str(trained_run / "best.pt"), str(img),
+                 "--out", str(out), "--device", "cpu"])
+    assert code == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert existing.read_bytes() == b"user data"
+    # a corrupt image among good ones: the batch goes on, the failure is listed, exit 1
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    out2 = tmp_path / "pred2"
+    code = main(["predict", "--checkpoint", str(trained_run / "best.pt"), str(img), str(broken),
+                 "--out", str(out2), "--device", "cpu"])
+    assert code == 1
+    summary = json.loads((out2 / "summary.json").read_text())
+    assert summary["failed"] == 1
+    failed = next(r for r in summary["results"] if not r["ok"])
+    assert failed["input"].endswith("broken.png")
+    assert (out2 / f"{img.stem}.png").is_file()
+
+
+def test_bad_inputs_exit_2_with_clear_messages(trained_run, tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
+    assert "missing is not a folder" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["train", "--data", str(empty), "--out", str(tmp_path / "r2")]) == 2
+    assert "empty" in capsys.readouterr().err
+    tampered = tmp_path / "tampered.pt"
+    data = bytearray((trained_run / "best.pt").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    code = main(["predict", "--checkpoint", str(tampered), str(tmp_path), "--out",
+                 str(tmp_path / "o")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "tampered.pt" in err
+
+
+def test_resume_after_sigkill(tiny_multiclass, tmp_path):
+    """Kill training mid-epoch; resume finishes it; no corrupt checkpoint, no lost run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "segwise.cli.main", "train", "--data", str(tiny_multiclass),
+           "--out", str(run), "--model", "unet", "--encoder", "resnet18", "--epochs", "3",
+           "--device", "cpu", "--batch-size", "2", "--crop-size", "48", "--workers", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    try:
+        for line in proc.stdout:  # wait until epoch 2 is under way
+            if line.strip().startswith("epoch 2 step"):
+                break
+            assert time.time() < deadline, "training did not reach epoch 2"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]  # no half-written file
+    from segwise.engine.checkpoint import load_checkpoint
+
+    assert load_checkpoint(run / "last.pt")["training"]["epoch"] == 1
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    epochs = [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+    assert load_checkpoint(run / "best.pt")["training"]["epoch"] in (1, 2, 3)
