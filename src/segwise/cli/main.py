@@ -25,7 +25,7 @@ from segwise import __version__
 __all__ = ["VERBS", "UserError", "build_parser", "main"]
 
 # Explicit, ordered list: no registration by import side effects.
-VERBS: tuple[str, ...] = ("train", "evaluate", "predict", "export", "demo")
+VERBS: tuple[str, ...] = ("train", "evaluate", "predict", "export", "demo", "models", "data")
 
 
 class UserError(Exception):

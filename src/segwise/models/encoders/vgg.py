@@ -1,0 +1,75 @@
+"""VGG-16/19 (with and without batch norm) from timm, with DeepLab-style dilation."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from segwise.models.encoders.base import OUTPUT_STRIDES, check_output_stride
+
+__all__ = ["VGG_NAMES", "VGGEncoder"]
+
+VGG_NAMES = ("vgg16", "vgg16_bn", "vgg19", "vgg19_bn")
+
+
+class VGGEncoder(nn.Module):
+    """VGG conv layers, returning the output of each of the five max-pools (pool1..pool5).
+
+    timm's VGG cannot dilate, so this wrapper does what DeepLab v1 did (Chen et al. 2015): a
+    pool whose stride is removed becomes a 3x3 stride-1 max-pool (padding 1), and every conv
+    after it is dilated by the stride removed so far. ``output_stride=16`` changes pool5 only;
+    ``8`` changes pool4 and pool5 and dilates conv5_x by 2.
+
+    ``out_channels = (64, 128, 256, 512, 512)``, ``reductions = (2, 4, 8, 16, 32)`` at output
+    stride 32 (``(2, 4, 8, 16, 16)`` at 16, ``(2, 4, 8, 8, 8)`` at 8). The fully connected
+    layers (fc6/fc7) belong to the FCN decoder, not here. Keys are timm's (``features.0.weight``
+    ...), so a timm or torchvision-ported VGG state_dict loads as the "backbone" layout.
+
+    Args:
+        name: one of :data:`VGG_NAMES`.
+        in_channels: input channels (first conv adapted by timm when pretrained).
+        output_stride: 8, 16 or 32.
+        pretrained: load timm's ImageNet weights (torchvision's, ``tv_in1k``).
+    """
+
+    native_prefix = ""
+
+    def __init__(
+        self, name: str, *, in_channels: int = 3, output_stride: int = 32, pretrained: bool = False
+    ) -> None:
+        super().__init__()
+        import timm
+
+        check_output_stride(output_stride, name, OUTPUT_STRIDES)
+        kwargs: dict = {"in_chans": in_channels, "num_classes": 0}
+        if pretrained:
+            from segwise.models.weights import fetch_timm_weights
+
+            kwargs["pretrained"] = True
+            kwargs["pretrained_cfg_overlay"] = {"file": str(fetch_timm_weights(name))}
+        self.features: nn.Sequential = timm.create_model(name, **kwargs).features
+        pools = [i for i, m in enumerate(self.features) if isinstance(m, nn.MaxPool2d)]
+        self._pools = tuple(pools)
+        reductions, stride, dilation = [], 1, 1
+        for i, module in enumerate(self.features):
+            if isinstance(module, nn.Conv2d) and dilation > 1:
+                module.dilation, module.padding = (dilation, dilation), (dilation, dilation)
+            if isinstance(module, nn.MaxPool2d):
+                if stride * 2 > output_stride:
+                    self.features[i] = nn.MaxPool2d(3, stride=1, padding=1)
+                    dilation *= 2
+                else:
+                    stride *= 2
+                reductions.append(stride)
+        self.out_channels: tuple[int, ...] = (64, 128, 256, 512, 512)
+        self.reductions: tuple[int, ...] = tuple(reductions)
+        self.divisor = max(self.reductions)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``x: (N, in_channels, H, W)`` -> ``[pool1, ..., pool5]``, high to low resolution."""
+        features = []
+        for i, module in enumerate(self.features):
+            x = module(x)
+            if i in self._pools:
+                features.append(x)
+        return features

@@ -1,0 +1,71 @@
+"""``SegmentationModel(encoder, decoder, head)``: the one model class every architecture uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from segwise.models.blocks import pad_to_multiple
+
+__all__ = ["SegmentationModel", "SegmentationOutput"]
+
+
+@dataclass(frozen=True)
+class SegmentationOutput:
+    """What a model built with ``aux=True`` returns.
+
+    Attributes:
+        logits: ``(N, num_classes, H, W)`` main output, unnormalised, at input resolution.
+        aux: auxiliary logits, each ``(N, num_classes, H, W)`` at input resolution (one per
+            auxiliary head; for FCN/DeepLab one, read from the encoder's stride-16 stage).
+    """
+
+    logits: torch.Tensor
+    aux: tuple[torch.Tensor, ...]
+
+
+class SegmentationModel(nn.Module):
+    """Encoder -> decoder -> head, with internal padding so any input size works.
+
+    The input is zero-padded at the bottom/right to a multiple of ``encoder.divisor`` and the
+    logits are cropped back, so ``forward`` accepts any ``H, W >= 1``.
+
+    Args:
+        encoder: follows the Encoder contract (:mod:`segwise.models.encoders.base`).
+        decoder: maps the encoder's feature list to one ``(N, C_dec, h, w)`` tensor.
+        head: ``head(decoded, size)`` -> logits ``(N, num_classes, *size)``.
+        aux_head: optional ``aux_head(feature, size)`` on ``features[aux_index]``.
+        aux_index: which encoder feature the auxiliary head reads.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        head: nn.Module,
+        *,
+        aux_head: nn.Module | None = None,
+        aux_index: int = -2,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.head = head
+        self.aux_head = aux_head
+        self.aux_index = aux_index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | SegmentationOutput:
+        """``x: (N, in_channels, H, W)`` -> logits ``(N, num_classes, H, W)``.
+
+        Returns a :class:`SegmentationOutput` instead when the model has an auxiliary head.
+        """
+        height, width = x.shape[-2:]
+        padded = pad_to_multiple(x, self.encoder.divisor)
+        features = self.encoder(padded)
+        logits = self.head(self.decoder(features), padded.shape[-2:])[..., :height, :width]
+        if self.aux_head is None:
+            return logits
+        aux = self.aux_head(features[self.aux_index], padded.shape[-2:])[..., :height, :width]
+        return SegmentationOutput(logits, (aux,))
