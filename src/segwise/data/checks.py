@@ -1,0 +1,164 @@
+"""Per-file checks shared by discovery and inspection, and the class-frequency findings.
+
+Every problem names its file. ``ERROR`` problems stop training (``raise_if_fatal``); the others
+say what was done.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from segwise.data.classes import ClassTable
+from segwise.data.formats import MaskKind
+from segwise.data.info import Problem, Severity
+
+if TYPE_CHECKING:
+    from segwise.data.discover import Analysis
+
+__all__ = ["IMBALANCE_RATIO", "check_files", "imbalance_problems"]
+
+#: Most / least frequent class pixel ratio above which the data is called heavily imbalanced.
+IMBALANCE_RATIO = 50.0
+
+
+def check_files(
+    analysis: Analysis, *, kind: MaskKind, table: ClassTable, ignore_index: int | None
+) -> tuple[np.ndarray, list[Problem]]:
+    """Check each pair; returns pixel counts per class and the problems found."""
+    n = len(table.names)
+    counts = np.zeros(n, dtype=np.int64)
+    problems: list[Problem] = []
+    index = analysis.index
+    coco = None
+    if kind == MaskKind.COCO:
+        from segwise.data.instances import load_coco
+
+        coco = load_coco(index.samples[0].mask_path)
+    color_codes = {(r << 16) | (g << 8) | b: i for i, (r, g, b) in enumerate(table.colors)}
+    if table.ignore_color is not None:
+        r, g, b = table.ignore_color
+        color_codes.setdefault((r << 16) | (g << 8) | b, -1)
+    for s in index.samples:
+        img = analysis.image_scans.get(s.id)
+        if img is not None and img.alpha:
+            problems.append(Problem(Severity.INFO, "alpha_dropped", str(s.image_path),
+                                    "image has an alpha channel; it is dropped"))
+        if coco is not None:
+            try:
+                inst, semantic, overlap = coco.targets(s.image_path.name)
+            except ValueError as err:
+                problems.append(Problem(Severity.ERROR, "bad_annotation", str(s.mask_path),
+                                        str(err)))
+                continue
+            analysis.instance_counts[s.id] = len(inst["ids"])
+            counts += np.bincount(semantic.ravel(), minlength=n)[:n]
+            if overlap:
+                problems.append(Problem(Severity.INFO, "coco_overlap", str(s.image_path),
+                                        f"{overlap} pixels are covered by several instances; "
+                                        "the semantic mask gives them the smallest one's class"))
+            if img is not None and img.size != semantic.shape:
+                problems.append(_size_problem(s, img.size, semantic.shape))
+            continue
+        m = analysis.mask_scans.get(s.id)
+        if m is None:
+            continue  # unreadable: already reported
+        if img is not None and img.size != tuple(m.size):
+            problems.append(_size_problem(s, img.size, m.size))
+        vals, cnts = m.values, m.counts
+        if kind == MaskKind.SOFT:
+            lo, hi = m.float_range if m.float_range is not None else (0.0, 1.0)
+            if m.float_range is None and vals.size:
+                lo, hi = float(vals.min()), float(vals.max())
+                if hi > 1:
+                    lo, hi = lo / 255.0, hi / 255.0  # 0/255 soft masks are scaled
+            if not (lo >= 0.0 and hi <= 1.0):
+                problems.append(_label_problem(s, f"soft values span [{lo}, {hi}], outside [0, 1]"))
+            continue
+        if kind == MaskKind.COLOR:
+            codes = vals * 0x010101 if m.gray_rgb or m.channels == 1 else vals
+            mapped = np.array([color_codes.get(int(c), -2) for c in codes.tolist()])
+            unknown = codes[mapped == -2]
+            if unknown.size:
+                cols = [(c >> 16, (c >> 8) & 255, c & 255) for c in unknown[:5].tolist()]
+                problems.append(_label_problem(
+                    s, f"colours {cols} are not in the class colour table ({table.source})"))
+            ok = mapped >= 0
+            np.add.at(counts, mapped[ok], cnts[ok])
+            continue
+        if kind == MaskKind.INSTANCE:
+            _check_instances(s, vals, cnts, n, counts, problems, analysis)
+            continue
+        allowed = set(range(n)) if kind != MaskKind.BINARY else {0, 1, 255, 65535}
+        if ignore_index is not None:
+            allowed.add(ignore_index)
+        bad = [int(v) for v in vals.tolist() if int(v) not in allowed]
+        if bad:
+            problems.append(_label_problem(
+                s, f"unexpected label values {bad[:10]}; expected 0..{n - 1}"
+                + (f" or {ignore_index} (ignore)" if ignore_index is not None else "")))
+        for v, c in zip(vals.tolist(), cnts.tolist(), strict=True):
+            if v == ignore_index:
+                continue
+            if kind == MaskKind.BINARY and v in (255, 65535):
+                v = 1
+            if 0 <= v < n:
+                counts[v] += c
+    problems += imbalance_problems(counts, table, where=str(index.root))
+    return counts, problems
+
+
+def _check_instances(s, vals, cnts, n, counts, problems, analysis) -> None:
+    from segwise.data.instances import read_instance_classes
+
+    ids = [int(v) for v in vals.tolist() if v > 0]
+    analysis.instance_counts[s.id] = len(ids)
+    if ids and ids != list(range(1, len(ids) + 1)):
+        problems.append(Problem(Severity.INFO, "noncontiguous_ids", str(s.mask_path),
+                                f"instance ids are not 1..{len(ids)} (e.g. {ids[:6]}); "
+                                "they are kept as they are"))
+    try:
+        classes = read_instance_classes(s.mask_path)
+    except ValueError as err:
+        problems.append(_label_problem(s, str(err)))
+        return
+    for v, c in zip(vals.tolist(), cnts.tolist(), strict=True):
+        cls = 0 if v == 0 else (1 if classes is None else classes.get(int(v), -1))
+        if not 0 <= cls < n:
+            problems.append(_label_problem(
+                s, f"instance {v} has class {cls}, not in 1..{n - 1} (sidecar .json)"))
+            continue
+        counts[cls] += c
+
+
+def _size_problem(s, image_size, mask_size) -> Problem:
+    return Problem(Severity.ERROR, "size_mismatch", str(s.mask_path),
+                   f"mask is {tuple(mask_size)} (H, W) but image {s.image_path.name} is "
+                   f"{tuple(image_size)}; re-export the mask at the image's size")
+
+
+def _label_problem(s, message: str) -> Problem:
+    return Problem(Severity.ERROR, "unexpected_labels", str(s.mask_path),
+                   f"{message}; fix the file or set num_classes / ignore_index / mask_kind")
+
+
+def imbalance_problems(counts: np.ndarray, table: ClassTable, *, where: str) -> list[Problem]:
+    """Flag classes that never appear and heavy imbalance (suggesting Dice + CE)."""
+    problems = []
+    total = int(counts.sum())
+    if total == 0:
+        return problems
+    for i, c in enumerate(counts.tolist()):
+        if c == 0:
+            problems.append(Problem(Severity.WARNING, "class_absent", where,
+                                    f"class {i} ({table.names[i]}) has no pixels in the masks"))
+    present = counts[counts > 0]
+    if present.size >= 2 and present.max() / present.min() > IMBALANCE_RATIO:
+        i = int(np.argmin(np.where(counts > 0, counts, np.iinfo(np.int64).max)))
+        problems.append(Problem(
+            Severity.WARNING, "class_imbalance", where,
+            f"heavy class imbalance: class {i} ({table.names[i]}) is "
+            f"{100.0 * counts[i] / total:.3g}% of the pixels, the largest class "
+            f"{100.0 * present.max() / total:.3g}%; use Dice + cross-entropy (loss 'dice_ce')"))
+    return problems

@@ -1,0 +1,252 @@
+"""Datasets yielding the Dataset item of ``docs/contracts.md``, and the reading helpers that
+prediction shares with training (:func:`normalize_image`, :func:`read_mask`).
+
+Pipeline of one item: read image -> float in [0, 1] ``(C, H, W)`` -> ``transform`` (geometry
+and colour, image and mask together) -> normalise with ``info.mean``/``info.std``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from segwise.data.formats import MaskKind, mask_to_index, read_image, read_mask_raw, to_unit_float
+from segwise.data.info import DataInfo, Sample
+
+__all__ = [
+    "InstanceDataset",
+    "SegmentationDataset",
+    "image_to_tensor",
+    "normalize_image",
+    "normalize_tensor",
+    "read_mask",
+]
+
+
+def image_to_tensor(array: np.ndarray, info: DataInfo, *, source: str | Path = "<array>"
+                    ) -> torch.Tensor:
+    """An image ``(H, W, C)`` (any dtype) as ``float32 (C, H, W)`` in [0, 1], channels matched.
+
+    A grayscale image is repeated to 3 channels when ``info.in_channels == 3``.
+
+    Raises:
+        ValueError: naming ``source`` when the channel count does not match ``info``.
+    """
+    if array.ndim == 2:
+        array = array[..., None]
+    arr = to_unit_float(array)
+    c = arr.shape[-1]
+    if c != info.in_channels:
+        if c == 1 and info.in_channels == 3:
+            arr = np.repeat(arr, 3, axis=-1)
+        elif c == 4 and info.in_channels == 3:
+            arr = arr[..., :3]
+        else:
+            raise ValueError(
+                f"image {source} has {c} channels but the model expects {info.in_channels}; "
+                "convert the image"
+            )
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+def normalize_tensor(image: torch.Tensor, info: DataInfo) -> torch.Tensor:
+    """``(C, H, W)`` or ``(N, C, H, W)`` float in [0, 1] -> ``(x - mean) / std`` per channel."""
+    shape = (-1, 1, 1)
+    mean = torch.tensor(info.mean, dtype=image.dtype, device=image.device).view(shape)
+    std = torch.tensor(info.std, dtype=image.dtype, device=image.device).view(shape)
+    return (image - mean) / std
+
+
+def normalize_image(array: np.ndarray, info: DataInfo) -> torch.Tensor:
+    """The normalisation used by training and prediction alike.
+
+    Args:
+        array: an image ``(H, W, C)`` or ``(H, W)`` as returned by :func:`read_image`.
+        info: the dataset's :class:`DataInfo` (from the checkpoint when predicting).
+
+    Returns:
+        ``float32 (C, H, W)``: scaled to [0, 1] by the dtype's range, then per-channel
+        ``(x - info.mean) / info.std``.
+    """
+    return normalize_tensor(image_to_tensor(array, info), info)
+
+
+def read_mask(path: str | Path, info: DataInfo, *, image_name: str | None = None) -> np.ndarray:
+    """Read a mask file as the item's target.
+
+    Args:
+        path: the mask file (a folder of annotators' masks for soft labels; the JSON file for
+            COCO, together with ``image_name``).
+        info: says how the file encodes labels (``info.mask_kind``).
+        image_name: the image's file name, for COCO only.
+
+    Returns:
+        ``int64 (H, W)`` class indices in ``[0, num_classes)`` or ``ignore_index``; for soft
+        masks ``float32 (K, H, W)`` in [0, 1].
+
+    Raises:
+        ValueError: naming the file and the bad values.
+    """
+    path = Path(path)
+    kind = info.mask_kind
+    if kind == MaskKind.COCO:
+        from segwise.data.instances import load_coco
+
+        if image_name is None:
+            raise ValueError(f"reading COCO annotations from {path} needs image_name")
+        return load_coco(path).targets(image_name)[1]
+    raw = read_mask_raw(path).array
+    if kind == MaskKind.SOFT:
+        return _soft(raw, path)
+    if kind == MaskKind.INSTANCE:
+        from segwise.data.instances import read_instance_classes, semantic_from_instances
+
+        return semantic_from_instances(raw, read_instance_classes(path), source=path)
+    return mask_to_index(raw, kind, num_classes=info.num_classes, ignore_index=info.ignore_index,
+                         colors=list(info.class_colors), ignore_color=info.ignore_color,
+                         source=path)
+
+
+def _soft(raw: np.ndarray, path: Path) -> np.ndarray:
+    arr = raw
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float32) / (255.0 if arr.max(initial=0) > 1 else 1.0)
+    if arr.ndim == 2:
+        arr = arr[None]
+    elif arr.ndim == 3 and arr.shape[0] > arr.shape[-1]:
+        arr = np.moveaxis(arr, -1, 0)
+    arr = arr.astype(np.float32)
+    if not (np.all(np.isfinite(arr)) and arr.min(initial=0) >= 0 and arr.max(initial=0) <= 1):
+        raise ValueError(f"soft mask {path} has values outside [0, 1]; rescale it")
+    return np.ascontiguousarray(arr)
+
+
+class SegmentationDataset(torch.utils.data.Dataset):
+    """Image/mask pairs as Dataset items (``image``, ``mask``, ``id``; see docs/contracts.md).
+
+    Args:
+        samples: the pairs, e.g. ``discover_dataset(root).train``.
+        info: the dataset's :class:`DataInfo` (mask kind, classes, normalisation).
+        transform: a callable on the item ``{"image": tv_tensors.Image float (C, H, W) in
+            [0, 1], "mask": tv_tensors.Mask, "id": str, ...}`` (e.g. :func:`train_transforms`);
+            normalisation happens after it.
+        cache: keep decoded images and masks in memory (for small datasets; each worker
+            process holds its own copy).
+        instances: also yield the Instance item ``"instances"`` (masks, labels, boxes, ids).
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        info: DataInfo,
+        *,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        cache: bool = False,
+        instances: bool = False,
+    ) -> None:
+        self.samples = list(samples)
+        self.info = info
+        self.transform = transform
+        self.cache = cache
+        self.instances = instances
+        if instances and info.mask_kind not in (MaskKind.INSTANCE, MaskKind.COCO):
+            raise ValueError(
+                f"instances=True needs instance masks (mask_kind 'instance' or 'coco'), but the "
+                f"data's mask_kind is {info.mask_kind.value!r}"
+            )
+        self._cache: dict[int, tuple[torch.Tensor, np.ndarray, dict | None]] = {}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _load(self, i: int) -> tuple[torch.Tensor, np.ndarray, dict | None]:
+        if i in self._cache:
+            return self._cache[i]
+        s = self.samples[i]
+        image = image_to_tensor(read_image(s.image_path), self.info, source=s.image_path)
+        if s.mask_path is None:
+            raise ValueError(f"sample {s.id} ({s.image_path}) has no mask")
+        inst = None
+        if self.instances:
+            inst, mask = _instance_targets(s, self.info)
+        else:
+            mask = read_mask(s.mask_path, self.info, image_name=s.image_path.name)
+        if tuple(mask.shape[-2:]) != tuple(image.shape[-2:]):
+            raise ValueError(
+                f"mask {s.mask_path} is {tuple(mask.shape[-2:])} but image {s.image_path} is "
+                f"{tuple(image.shape[-2:])}; re-export the mask at the image's size"
+            )
+        if self.cache:
+            self._cache[i] = (image, mask, inst)
+        return image, mask, inst
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        from torchvision import tv_tensors
+
+        image, mask, inst = self._load(i)
+        h, w = image.shape[-2:]
+        item: dict[str, Any] = {
+            "image": tv_tensors.Image(image.clone() if self.cache else image),
+            "mask": tv_tensors.Mask(torch.from_numpy(np.array(mask, copy=True))),
+            "id": self.samples[i].id,
+        }
+        if inst is not None:
+            item["instances"] = {
+                "masks": tv_tensors.Mask(torch.from_numpy(inst["masks"].copy())),
+                "labels": torch.from_numpy(inst["labels"].copy()),
+                "boxes": tv_tensors.BoundingBoxes(torch.from_numpy(inst["boxes"].copy()),
+                                                  format="XYXY", canvas_size=(h, w)),
+                "ids": torch.from_numpy(inst["ids"].copy()),
+            }
+        if self.transform is not None:
+            item = self.transform(item)
+        item["image"] = normalize_tensor(item["image"].as_subclass(torch.Tensor), self.info)
+        item["mask"] = item["mask"].as_subclass(torch.Tensor)
+        if "instances" in item:
+            item["instances"] = _finish_instances(item["instances"])
+        return item
+
+
+def _instance_targets(s: Sample, info: DataInfo) -> tuple[dict, np.ndarray]:
+    from segwise.data.instances import (
+        instances_from_label,
+        load_coco,
+        read_instance_classes,
+        semantic_from_instances,
+    )
+
+    if info.mask_kind == MaskKind.COCO:
+        inst, semantic, _ = load_coco(s.mask_path).targets(s.image_path.name)
+        return inst, semantic
+    raw = read_mask_raw(s.mask_path).array
+    classes = read_instance_classes(s.mask_path)
+    return (instances_from_label(raw, classes),
+            semantic_from_instances(raw, classes, source=s.mask_path))
+
+
+def _finish_instances(inst: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Plain tensors; drop instances that a crop removed entirely (boxes recomputed)."""
+    masks = inst["masks"].as_subclass(torch.Tensor).to(torch.uint8)
+    keep = masks.flatten(1).bool().any(dim=1) if masks.numel() else torch.zeros(0, dtype=torch.bool)
+    masks = masks[keep]
+    boxes = torch.zeros((masks.shape[0], 4), dtype=torch.float32)
+    if masks.shape[0]:
+        from torchvision.ops import masks_to_boxes
+
+        boxes = masks_to_boxes(masks)
+        boxes[:, 2:] += 1  # exclusive right/bottom edge, as in instances_from_label
+    return {"masks": masks, "labels": inst["labels"][keep], "boxes": boxes,
+            "ids": inst["ids"][keep]}
+
+
+class InstanceDataset(SegmentationDataset):
+    """:class:`SegmentationDataset` with ``instances=True`` (a named shortcut, same behaviour)."""
+
+    def __init__(self, samples: Sequence[Sample], info: DataInfo, *,
+                 transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                 cache: bool = False) -> None:
+        super().__init__(samples, info, transform=transform, cache=cache, instances=True)

@@ -1,0 +1,300 @@
+"""Discovering a dataset: pairs, split, mask kind, classes, statistics (:func:`discover_dataset`).
+
+Discovery and inspection share :func:`analyse`, so training starts with exactly the checks that
+``segwise data inspect`` shows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from segwise._validation import as_enum
+from segwise.data.classes import CAMVID_CLASSES, ClassTable, default_colors, load_classes_file
+from segwise.data.formats import MaskKind, read_image, to_unit_float
+from segwise.data.info import DataInfo, DatasetIndex, Problem, Sample, Severity
+from segwise.data.pairing import find_layout, split_samples
+from segwise.data.scan import ImageScan, MaskScan, scan_image, scan_mask
+from segwise.enums import Task
+
+__all__ = ["Analysis", "analyse", "discover_dataset"]
+
+_STATS_IMAGES = 32  # training images decoded for mean/std
+
+
+@dataclass
+class Analysis:
+    """Everything discovery learnt; :class:`DatasetIndex` is the part the engine needs."""
+
+    index: DatasetIndex
+    image_scans: dict[str, ImageScan] = field(default_factory=dict)  # by sample id
+    mask_scans: dict[str, MaskScan] = field(default_factory=dict)  # by sample id
+    instance_counts: dict[str, int] = field(default_factory=dict)  # objects per sample
+
+
+def discover_dataset(
+    root: str | Path,
+    *,
+    mask_kind: MaskKind | str = "auto",
+    ignore_index: int | None = None,
+    num_classes: int | None = None,
+    class_names: list[str] | tuple[str, ...] | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+) -> DatasetIndex:
+    """Find image/mask pairs under ``root``, split them, and describe the data.
+
+    Args:
+        root: a dataset folder in one of the layouts of :mod:`segwise.data.pairing`, or a
+            ``.csv``/``.txt`` file of pairs.
+        mask_kind: how masks encode labels; ``"auto"`` detects it (see :class:`MaskKind`).
+        ignore_index: a label value to ignore in loss and metrics (overrides the class file).
+        num_classes: number of classes, background included (default: class file, known
+            layout, or inferred from the label values, with a notice).
+        class_names: one name per class (default: class file, known layout, or "class_<i>").
+        val_fraction: share of samples put into val when the data has no split of its own.
+        seed: seed of that split and of the sample of images used for mean/std.
+
+    Returns:
+        The :class:`DatasetIndex`; its ``problems`` list what was noticed or left out.
+
+    Raises:
+        FileNotFoundError: when ``root`` does not exist.
+        ValueError: when nothing usable is found, naming what is missing.
+    """
+    return analyse(root, mask_kind=mask_kind, ignore_index=ignore_index,
+                   num_classes=num_classes, class_names=class_names,
+                   val_fraction=val_fraction, seed=seed).index
+
+
+def analyse(
+    root: str | Path,
+    *,
+    mask_kind: MaskKind | str = "auto",
+    ignore_index: int | None = None,
+    num_classes: int | None = None,
+    class_names: list[str] | tuple[str, ...] | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+) -> Analysis:
+    """Discovery with the per-file scans kept (used by :func:`segwise.data.inspect_dataset`)."""
+    root = Path(root)
+    kind = as_enum(mask_kind, MaskKind, "mask_kind")
+    layout = find_layout(root)
+    problems = list(layout.problems)
+    train, val, split_source, split_problems = split_samples(
+        layout.samples, root=root, fixed=layout.fixed_split, val_fraction=val_fraction, seed=seed)
+    problems += split_problems
+    samples = [*train, *val]
+    if not samples:
+        raise ValueError(f"no image/mask pairs found in {root} ({layout.name} layout)")
+
+    image_scans: dict[str, ImageScan] = {}
+    for s in samples:
+        try:
+            image_scans[s.id] = scan_image(s.image_path)
+        except ValueError as err:
+            problems.append(Problem(Severity.ERROR, "unreadable_image", str(s.image_path),
+                                    str(err)))
+    if kind == MaskKind.AUTO:
+        kind = _detect_kind(layout.name, samples)
+    mask_scans: dict[str, MaskScan] = {}
+    if kind != MaskKind.COCO:
+        for s in samples:
+            try:
+                mask_scans[s.id] = scan_mask(s.mask_path)
+            except ValueError as err:
+                problems.append(Problem(Severity.ERROR, "unreadable_mask", str(s.mask_path),
+                                        str(err)))
+    if kind == MaskKind.AUTO:
+        kind = _detect_from_scans(list(mask_scans.values()))
+
+    table, ignore, task, notes = _resolve_classes(
+        root, layout_name=layout.name, kind=kind, scans=list(mask_scans.values()),
+        samples=samples, num_classes=num_classes, class_names=class_names,
+        ignore_index=ignore_index)
+    problems += notes
+    analysis = Analysis(DatasetIndex(root, train, val, info=None, layout=layout.name,  # type: ignore[arg-type]
+                                     split_source=split_source, unpaired=layout.unpaired),
+                        image_scans, mask_scans)
+    from segwise.data.checks import check_files  # local: checks imports this module's types
+
+    counts, file_problems = check_files(analysis, kind=kind, table=table, ignore_index=ignore)
+    problems += file_problems
+    in_channels = _channels(image_scans, samples, problems)
+    mean, std = _mean_std(train or val, image_scans, in_channels, seed)
+    sizes = [image_scans[s.id].size for s in (train or val) if s.id in image_scans]
+    median = tuple(int(v) for v in np.median(np.array(sizes), axis=0)) if sizes else (0, 0)
+    analysis.index.info = DataInfo(
+        task=task, num_classes=len(table.names), class_names=table.names,
+        class_colors=table.colors, in_channels=in_channels, ignore_index=ignore,
+        mask_kind=kind, mean=mean, std=std, class_pixel_counts=tuple(int(c) for c in counts),
+        median_size=median, ignore_color=table.ignore_color, classes_source=table.source)
+    analysis.index.problems = problems
+    return analysis
+
+
+def _detect_kind(layout_name: str, samples: list[Sample]) -> MaskKind:
+    if layout_name == "images+instances":
+        return MaskKind.INSTANCE
+    if layout_name == "images+coco":
+        return MaskKind.COCO
+    if any(s.mask_path is not None and s.mask_path.is_dir() for s in samples):
+        return MaskKind.SOFT
+    if any(s.mask_path is not None and s.mask_path.suffix.lower() == ".npy" for s in samples):
+        return MaskKind.SOFT
+    return MaskKind.AUTO
+
+
+def _detect_from_scans(scans: list[MaskScan]) -> MaskKind:
+    if not scans:
+        return MaskKind.INDEX
+    if any(s.float_range is not None for s in scans):
+        return MaskKind.SOFT
+    if any(s.palette is not None for s in scans):
+        return MaskKind.PALETTE
+    if any(s.channels == 3 for s in scans):
+        return MaskKind.COLOR
+    values = set()
+    for s in scans:
+        values.update(s.values.tolist())
+    if values <= {0, 1} or values <= {0, 255} or values <= {0, 65535}:
+        return MaskKind.BINARY
+    return MaskKind.INDEX
+
+
+def _resolve_classes(
+    root: Path, *, layout_name: str, kind: MaskKind, scans: list[MaskScan],
+    samples: list[Sample], num_classes: int | None, class_names, ignore_index: int | None,
+) -> tuple[ClassTable, int | None, Task, list[Problem]]:
+    notes: list[Problem] = []
+    where = str(root)
+    classes_file = root / "classes.json" if root.is_dir() else root.parent / "classes.json"
+    table: ClassTable | None = None
+    if classes_file.is_file():
+        table = load_classes_file(classes_file)
+    elif kind == MaskKind.COCO:
+        from segwise.data.instances import load_coco
+
+        coco = load_coco(samples[0].mask_path)
+        table = ClassTable(coco.names, default_colors(len(coco.names)), None, None,
+                           coco.path.name)
+        if coco.category_ids != list(range(1, len(coco.category_ids) + 1)):
+            notes.append(Problem(Severity.INFO, "coco_category_ids", str(coco.path),
+                                 f"category ids {coco.category_ids[:10]} are mapped to "
+                                 f"classes 1..{len(coco.category_ids)} in id order"))
+    elif layout_name == "camvid" and "camvid" in root.name.lower():
+        table = CAMVID_CLASSES
+    ignore = ignore_index if ignore_index is not None else (table.ignore_index if table else None)
+    values: Counter[int] = Counter()
+    for s in scans:
+        values.update(dict(zip(s.values.tolist(), s.counts.tolist(), strict=True)))
+    if kind == MaskKind.BINARY:
+        if values and set(values) - {0, 1, ignore} and 255 in values:
+            notes.append(Problem(Severity.INFO, "binary_0_255", where,
+                                 "masks hold 0/255; 255 is read as foreground (class 1)"))
+        table = table or ClassTable(("background", "foreground"), ((0, 0, 0), (255, 255, 255)),
+                                    None, None, "binary masks")
+    elif kind in (MaskKind.INDEX, MaskKind.PALETTE) and table is None:
+        if ignore is None and 255 in values and max(set(values) - {255}, default=0) < 255 - 1:
+            ignore = 255
+            notes.append(Problem(Severity.WARNING, "ignore_255", where,
+                                 "label value 255 is read as 'ignore' (PASCAL VOC convention); "
+                                 "pass ignore_index to change this"))
+        labels = sorted(set(values) - {ignore})
+        n = num_classes if num_classes is not None else (max(labels) + 1 if labels else 1)
+        palette = next((s.palette for s in scans if s.palette), None)
+        colors = (tuple(tuple(palette[i]) for i in range(n)) if palette and len(palette) >= n
+                  else default_colors(n))
+        ignore_color = (tuple(palette[ignore]) if palette and ignore is not None
+                        and ignore < len(palette) else None)
+        table = ClassTable(tuple(f"class_{i}" for i in range(n)), colors, ignore, ignore_color,
+                           "given num_classes" if num_classes else "inferred from label values")
+        if num_classes is None:
+            notes.append(Problem(Severity.INFO, "classes_inferred", where,
+                                 f"{n} classes inferred from the label values {labels[:20]}; "
+                                 "name them in classes.json"))
+    elif kind == MaskKind.COLOR and table is None:
+        codes = sorted(values)
+        colors = tuple((c >> 16, (c >> 8) & 255, c & 255) for c in codes)
+        table = ClassTable(tuple(f"class_{i}" for i in range(len(colors))), colors, None, None,
+                           "inferred from mask colours")
+        notes.append(Problem(Severity.WARNING, "colors_inferred", where,
+                             f"{len(colors)} classes inferred from the mask colours {colors[:12]} "
+                             "(sorted by RGB value); give the table in classes.json"))
+    elif kind in (MaskKind.INSTANCE, MaskKind.SOFT) and table is None:
+        k = max((s.channels for s in scans), default=1) if kind == MaskKind.SOFT else 1
+        n = 2 if k == 1 else k
+        names = ("background", "foreground") if n == 2 else tuple(f"class_{i}" for i in range(n))
+        table = ClassTable(names, default_colors(n), None, None, f"{kind.value} masks")
+    assert table is not None
+    if num_classes is not None and num_classes != len(table.names):
+        raise ValueError(f"num_classes={num_classes} but {table.source} gives "
+                         f"{len(table.names)} classes ({', '.join(table.names[:12])}); "
+                         "make them agree or leave num_classes out")
+    if class_names is not None:
+        if len(class_names) != len(table.names):
+            raise ValueError(f"class_names has {len(class_names)} names but the data has "
+                             f"{len(table.names)} classes ({table.source})")
+        table = ClassTable(tuple(class_names), table.colors, table.ignore_index,
+                           table.ignore_color, table.source)
+    if ignore_index is not None:
+        ignore = ignore_index
+    n = len(table.names)
+    multi_soft = kind == MaskKind.SOFT and max((s.channels for s in scans), default=1) > 1
+    task = Task.MULTILABEL if multi_soft else (Task.BINARY if n == 2 else Task.MULTICLASS)
+    return table, ignore, task, notes
+
+
+def _channels(scans: dict[str, ImageScan], samples: list[Sample], problems: list[Problem]) -> int:
+    counts = Counter(s.channels for s in scans.values())
+    if not counts:
+        return 3
+    c = counts.most_common(1)[0][0]
+    if len(counts) > 1 and c == 1 and 3 in counts:
+        c = 3  # mixed grey and RGB: read everything as RGB
+    for s in samples:
+        sc = scans.get(s.id)
+        if sc is None or sc.channels == c:
+            continue
+        if sc.channels == 1 and c == 3:
+            problems.append(Problem(Severity.INFO, "gray_to_rgb", str(s.image_path),
+                                    "grayscale image among RGB ones; its channel is repeated 3x"))
+        else:
+            problems.append(Problem(Severity.ERROR, "channel_mismatch", str(s.image_path),
+                                    f"{sc.channels} channels but most images have {c}; "
+                                    "convert it or remove it"))
+    return c
+
+
+def _mean_std(samples: list[Sample], scans: dict[str, ImageScan], channels: int,
+              seed: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    usable = [s for s in samples if s.id in scans]
+    rng = np.random.default_rng(seed)
+    pick = sorted(rng.choice(len(usable), size=min(_STATS_IMAGES, len(usable)), replace=False))
+    total = np.zeros(channels)
+    total_sq = np.zeros(channels)
+    n = 0
+    for i in pick:
+        try:
+            arr = to_unit_float(read_image(usable[i].image_path))
+        except ValueError:
+            continue  # reported as unreadable by the checks
+        if arr.shape[-1] == 1 and channels == 3:
+            arr = np.repeat(arr, 3, axis=-1)
+        if arr.shape[-1] != channels:
+            continue
+        step = max(1, max(arr.shape[:2]) // 256)  # subsample large images: stats, not pixels
+        flat = arr[::step, ::step].reshape(-1, channels).astype(np.float64)
+        total += flat.sum(0)
+        total_sq += (flat**2).sum(0)
+        n += flat.shape[0]
+    if n == 0:
+        return (0.5,) * channels, (0.25,) * channels
+    mean = total / n
+    std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
+    std = np.where(std < 1e-6, 1.0, std)  # constant channel: leave its scale alone
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)

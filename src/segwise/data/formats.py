@@ -1,0 +1,348 @@
+"""Reading image and mask files, and the mask kinds (:class:`MaskKind`).
+
+Pure functions over numpy arrays: :func:`read_image` decodes an image into ``(H, W, C)``,
+:func:`read_mask_raw` decodes a mask file as stored, and :func:`mask_to_index` turns a raw mask
+into class indices for one :class:`MaskKind`. Errors name the file and say what to do.
+"""
+
+from __future__ import annotations
+
+import warnings
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "MASK_SUFFIXES",
+    "MaskKind",
+    "RawMask",
+    "image_header",
+    "mask_to_index",
+    "read_image",
+    "read_mask_raw",
+    "to_unit_float",
+]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".npy")
+
+_ALPHA_NOTICE = (
+    "segwise: an image with an alpha channel was read; the alpha channel is dropped "
+    "(`segwise data inspect DIR` lists the files)"
+)
+
+
+class MaskKind(str, Enum):
+    """How a mask file encodes its labels (``AUTO`` detects it from the files).
+
+    - ``BINARY``: one channel with values {0, 1} or {0, 255} (255 is mapped to 1).
+    - ``INDEX``: one channel of class indices (uint8/uint16 PNG or TIFF).
+    - ``PALETTE``: an indexed PNG; the pixel values are the class indices (e.g. PASCAL VOC,
+      where 255 marks pixels to ignore) and the palette gives the class colours.
+    - ``COLOR``: RGB masks where each class is one colour (needs a class -> colour table).
+    - ``SOFT``: float masks in [0, 1] (float TIFF or ``.npy``), or a folder of several
+      annotators' masks of one image, averaged; the item's mask is ``float32 (K, H, W)``.
+    - ``INSTANCE``: uint16 instance-label images, 0 = background, 1..N one object each.
+    - ``COCO``: a COCO JSON file of polygons / RLE (needs pycocotools).
+    """
+
+    AUTO = "auto"
+    BINARY = "binary"
+    INDEX = "index"
+    PALETTE = "palette"
+    COLOR = "color"
+    SOFT = "soft"
+    INSTANCE = "instance"
+    COCO = "coco"
+
+
+class RawMask:
+    """A mask as stored: ``array`` (H, W), (H, W, 3) or float (K, H, W); ``palette`` for P PNGs."""
+
+    __slots__ = ("array", "palette")
+
+    def __init__(self, array: np.ndarray, palette: list[tuple[int, int, int]] | None = None):
+        self.array = array
+        self.palette = palette
+
+
+def _is_palette_png(data: bytes) -> bool:
+    # PNG signature (8) + IHDR length/type (8) + width/height (8) + bit depth (1) -> colour type.
+    return len(data) > 25 and data[:8] == b"\x89PNG\r\n\x1a\n" and data[25] == 3
+
+
+def image_header(path: str | Path) -> tuple[int, int, int, str]:
+    """Read only the header of an image: ``(height, width, channels, dtype name)``.
+
+    Raises:
+        ValueError: naming the file when it cannot be opened as an image.
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                shape, dtype, axes = series.shape, series.dtype.name, series.axes
+            if len(shape) == 2:
+                return shape[0], shape[1], 1, dtype
+            if axes.endswith("YX"):  # planar (C, H, W)
+                return shape[-2], shape[-1], int(np.prod(shape[:-2])), dtype
+            return shape[0], shape[1], shape[2], dtype
+        from PIL import Image
+
+        with Image.open(path) as im:
+            w, h = im.size
+            bands = len(im.getbands())
+            dtype = "uint16" if im.mode.startswith("I;16") or im.mode == "I" else "uint8"
+            if im.mode == "P":
+                bands = 3
+        return h, w, bands, dtype
+    except Exception as err:
+        raise ValueError(
+            f"cannot read image {path}: {err}. Re-export it as PNG/TIFF or remove it."
+        ) from err
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode an image file into ``(H, W, C)`` in its stored dtype (uint8, uint16 or float).
+
+    PNG and JPEG are decoded with ``torchvision.io`` (about 2.5x faster than PIL on CamVid and
+    dsb2018, see ``docs/benchmarks.md``), TIFF with ``tifffile`` (any channel count, 8/16-bit or
+    float, planar or interleaved), BMP and palette PNGs with PIL. An alpha channel of a
+    PNG/JPEG/BMP (RGBA, LA) is dropped with a one-time warning; TIFF channels are all kept.
+
+    Raises:
+        ValueError: naming the file when it cannot be decoded.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                axes = tif.series[0].axes
+                arr = np.asarray(tif.asarray())
+            if arr.ndim == 2:
+                arr = arr[..., None]
+            elif arr.ndim == 3 and axes.endswith("YX"):
+                arr = np.moveaxis(arr, 0, -1)  # planar (C, H, W) -> (H, W, C)
+            if arr.ndim != 3:
+                raise ValueError(f"expected a 2-D image with channels, got shape {arr.shape}")
+            if arr.dtype == np.bool_:
+                arr = arr.astype(np.uint8)
+            return np.ascontiguousarray(arr)
+        data = path.read_bytes()
+        if suffix in (".png", ".jpg", ".jpeg") and not _is_palette_png(data):
+            import torch
+            from torchvision.io import ImageReadMode, decode_image
+
+            with warnings.catch_warnings():
+                # torchvision 0.29 deprecates its decoders in favour of torchcodec; they are
+                # still ~2.5x faster than PIL here (docs/benchmarks.md).
+                warnings.simplefilter("ignore", DeprecationWarning)
+                tensor = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
+                                      mode=ImageReadMode.UNCHANGED)
+            arr = tensor.permute(1, 2, 0).numpy()
+        else:
+            import io
+
+            from PIL import Image
+
+            with Image.open(io.BytesIO(data)) as im:
+                if im.mode == "P":
+                    im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+                arr = np.asarray(im)
+            if arr.ndim == 2:
+                arr = arr[..., None]
+    except Exception as err:
+        raise ValueError(
+            f"cannot read image {path}: {err}. Re-export it as PNG/TIFF or remove it."
+        ) from err
+    if arr.shape[-1] in (2, 4):  # LA / RGBA: drop alpha
+        warnings.warn(_ALPHA_NOTICE, stacklevel=2)
+        arr = arr[..., :-1]
+    return np.ascontiguousarray(arr)
+
+
+def to_unit_float(arr: np.ndarray) -> np.ndarray:
+    """Scale an image to float32 in [0, 1]: uint8 / 255, uint16 / 65535, floats unchanged."""
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float32) / 65535.0
+    if np.issubdtype(arr.dtype, np.integer):
+        return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
+    return arr.astype(np.float32)
+
+
+def read_mask_raw(path: str | Path) -> RawMask:
+    """Decode a mask file as stored, without interpreting it.
+
+    A directory is read as several annotators' masks of one image: each file is read and the
+    stack is averaged into a soft mask ``float32 (1, H, W)`` (binary 0/1 or 0/255 masks) in [0, 1].
+
+    Raises:
+        ValueError: naming the file when it cannot be decoded.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return RawMask(_average_annotators(path))
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        elif suffix in (".tif", ".tiff"):
+            import tifffile
+
+            arr = np.asarray(tifffile.imread(path))
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                palette = None
+                if im.mode == "P":
+                    flat = im.getpalette() or []
+                    palette = [tuple(flat[i : i + 3]) for i in range(0, len(flat), 3)]
+                elif im.mode in ("RGBA", "LA"):
+                    im = im.convert("RGB" if im.mode == "RGBA" else "L")
+                arr = np.asarray(im)
+                if arr.dtype == np.bool_:
+                    arr = arr.astype(np.uint8)
+                return RawMask(arr, palette)
+    except Exception as err:
+        raise ValueError(f"cannot read mask {path}: {err}. Re-export it or remove it.") from err
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8)
+    return RawMask(arr)
+
+
+def _average_annotators(folder: Path) -> np.ndarray:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in MASK_SUFFIXES)
+    if not files:
+        raise ValueError(
+            f"annotator folder {folder} holds no mask files ({', '.join(MASK_SUFFIXES)})"
+        )
+    layers = []
+    for f in files:
+        arr = read_mask_raw(f).array
+        if arr.ndim == 3:
+            arr = arr[..., 0]
+        if np.issubdtype(arr.dtype, np.floating):
+            layer = arr.astype(np.float32)
+        else:
+            layer = (arr > 0).astype(np.float32)  # 0/1 and 0/255 both mean foreground
+        if layers and layer.shape != layers[0].shape:
+            raise ValueError(
+                f"annotator mask {f} has size {layer.shape}, but {files[0]} has "
+                f"{layers[0].shape}; all annotators' masks of one image must have one size"
+            )
+        layers.append(layer)
+    return np.mean(layers, axis=0, dtype=np.float32)[None]
+
+
+def mask_to_index(
+    raw: np.ndarray,
+    kind: MaskKind,
+    *,
+    num_classes: int,
+    ignore_index: int | None,
+    colors: list[tuple[int, int, int]] | None = None,
+    ignore_color: tuple[int, int, int] | None = None,
+    source: str | Path = "<array>",
+) -> np.ndarray:
+    """Convert a raw mask into class indices ``int64 (H, W)`` in ``[0, num_classes)`` or ignore.
+
+    Args:
+        raw: the stored mask, ``(H, W)`` or ``(H, W, 3)`` for ``COLOR``.
+        kind: ``BINARY``, ``INDEX``, ``PALETTE`` or ``COLOR``.
+        num_classes: number of classes (2 for binary).
+        ignore_index: label value to keep as "ignore" (``None``: no such value).
+        colors: class colours (index = class) for ``COLOR`` masks.
+        ignore_color: the colour of pixels to ignore in ``COLOR`` masks (mapped to ignore_index).
+        source: the file, named in errors.
+
+    Raises:
+        ValueError: naming the file and the unexpected values, with what to do.
+    """
+    if kind == MaskKind.COLOR:
+        return _color_to_index(
+            raw, colors or [], ignore_index=ignore_index, ignore_color=ignore_color, source=source
+        )
+    if raw.ndim == 3 and raw.shape[-1] in (3, 4):
+        raw = raw[..., 0]  # grey masks saved as RGB: the caller checked the channels are equal
+    if raw.ndim != 2:
+        raise ValueError(f"mask {source} has shape {raw.shape}; expected (H, W) labels")
+    if np.issubdtype(raw.dtype, np.floating) and (
+        not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw))
+    ):
+        raise ValueError(
+                f"mask {source} holds fractional values; use mask_kind='soft' for soft masks"
+            )
+    out = raw.astype(np.int64)
+    if kind == MaskKind.BINARY:
+        is_ignore = out == ignore_index if ignore_index is not None else np.zeros_like(out, bool)
+        hi = 65535 if raw.dtype == np.uint16 else 255
+        fg = ((out == 1) | (out == hi)) & ~is_ignore
+        bad = ~((out == 0) | fg | is_ignore)
+        if bad.any():
+            vals = np.unique(out[bad])[:10].tolist()
+            raise ValueError(
+                f"mask {source} holds values {vals} that are not binary (0, 1 or 255); "
+                "pass mask_kind='index' for class-index masks, or fix the file"
+            )
+        result = fg.astype(np.int64)
+        if ignore_index is not None:
+            result[is_ignore] = ignore_index
+        return result
+    bad = (out < 0) | (out >= num_classes)
+    if ignore_index is not None:
+        bad &= out != ignore_index
+    if bad.any():
+        vals = np.unique(out[bad])[:10].tolist()
+        raise ValueError(
+            f"mask {source} holds label values {vals} outside [0, {num_classes}) "
+            f"(ignore_index={ignore_index}); set num_classes / ignore_index or fix the file"
+        )
+    return out
+
+
+def _color_to_index(
+    raw: np.ndarray,
+    colors: list[tuple[int, int, int]],
+    *,
+    ignore_index: int | None,
+    ignore_color: tuple[int, int, int] | None,
+    source: str | Path,
+) -> np.ndarray:
+    if raw.ndim != 3 or raw.shape[-1] < 3:
+        raise ValueError(f"colour mask {source} has shape {raw.shape}; expected (H, W, 3) RGB")
+    if not colors:
+        raise ValueError(
+            f"colour mask {source} needs a class -> colour table; add classes.json to the root"
+        )
+    rgb = raw[..., :3].astype(np.int64)
+    code = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    entries = list(colors)
+    if ignore_color is not None and ignore_index is not None:
+        entries.append(tuple(ignore_color))
+    table = np.array([(r << 16) | (g << 8) | b for r, g, b in entries], dtype=np.int64)
+    order = np.argsort(table)
+    pos = np.searchsorted(table[order], code)
+    pos = np.clip(pos, 0, len(table) - 1)
+    found = table[order][pos] == code
+    out = order[pos].astype(np.int64)
+    if ignore_color is not None and ignore_index is not None:
+        out[out == len(colors)] = ignore_index
+    if not found.all():
+        unknown = np.unique(code[~found])[:5]
+        names = [f"({c >> 16}, {(c >> 8) & 255}, {c & 255})" for c in unknown.tolist()]
+        raise ValueError(
+            f"colour mask {source} holds colours {', '.join(names)} that are not in the class "
+            "colour table; add them to classes.json (or map them to the ignore colour)"
+        )
+    return out

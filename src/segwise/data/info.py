@@ -1,0 +1,170 @@
+"""The values that describe a dataset: :class:`Sample`, :class:`DataInfo`, :class:`DatasetIndex`,
+and the :class:`Problem` records that discovery and inspection report.
+
+``DataInfo`` is stored in checkpoints as plain builtins (:meth:`DataInfo.to_dict`), so that a
+checkpoint alone knows the classes, colours, normalisation and task needed to predict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from segwise._validation import as_enum
+from segwise.data.formats import MaskKind
+from segwise.enums import Task
+
+__all__ = [
+    "DEFAULT_IGNORE_INDEX",
+    "DataInfo",
+    "DatasetIndex",
+    "Problem",
+    "Sample",
+    "Severity",
+]
+
+#: The label value the transforms pad masks with (and the engine ignores in the loss) when a
+#: dataset defines no ``ignore_index`` of its own.
+DEFAULT_IGNORE_INDEX = 255
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image and its mask.
+
+    Attributes:
+        id: the sample's name (the image's file stem).
+        image_path: the image file.
+        mask_path: the mask file (a folder for several annotators' masks, the JSON file for
+            COCO), or ``None`` for an image without a mask (prediction only).
+    """
+
+    id: str
+    image_path: Path
+    mask_path: Path | None
+
+
+class Severity(str, Enum):
+    """How bad a :class:`Problem` is: ``ERROR`` stops training, ``WARNING`` says what was done,
+    ``INFO`` is a notice (e.g. "0/255 masks mapped to 0/1")."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about the data; ``file`` names the file (or the root for dataset-wide ones)."""
+
+    severity: Severity
+    code: str
+    file: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"severity": self.severity.value, "code": self.code, "file": self.file,
+                "message": self.message}
+
+    def __str__(self) -> str:
+        return f"{self.severity.value}: {self.file}: {self.message}"
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What the engine and the predictor need to know about a dataset (one comment per field).
+
+    For binary data ``task`` is ``BINARY`` and ``num_classes`` is 2 (0 background, 1 foreground);
+    the engine gives the model one output channel.
+    """
+
+    task: Task  # BINARY, MULTICLASS (or MULTILABEL for multi-channel soft masks)
+    num_classes: int  # classes of the semantic target, background included (2 for binary)
+    class_names: tuple[str, ...]  # one per class
+    class_colors: tuple[tuple[int, int, int], ...]  # RGB per class, for palette PNGs/overlays
+    in_channels: int  # image channels after reading (alpha dropped)
+    ignore_index: int | None  # label value ignored in loss/metrics; None: the data has none
+    mask_kind: MaskKind  # how the mask files encode labels
+    mean: tuple[float, ...]  # per channel, images scaled to [0, 1]
+    std: tuple[float, ...]  # per channel, images scaled to [0, 1]
+    class_pixel_counts: tuple[int, ...] = ()  # pixels per class over the scanned masks
+    median_size: tuple[int, int] = (0, 0)  # median (H, W) of the training images
+    ignore_color: tuple[int, int, int] | None = None  # colour of ignored pixels (COLOR masks)
+    classes_source: str = ""  # where the classes came from ("classes.json", "inferred", ...)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", as_enum(self.task, Task, "task"))
+        object.__setattr__(self, "mask_kind", as_enum(self.mask_kind, MaskKind, "mask_kind"))
+        if len(self.mean) != self.in_channels or len(self.std) != self.in_channels:
+            raise ValueError(
+                f"DataInfo: mean/std have {len(self.mean)}/{len(self.std)} values but "
+                f"in_channels={self.in_channels}; give one value per channel"
+            )
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"DataInfo: std={self.std} must be > 0 for every channel")
+
+    @property
+    def pad_value(self) -> int:
+        """The mask value used for padding: ``ignore_index``, else :data:`DEFAULT_IGNORE_INDEX`."""
+        return DEFAULT_IGNORE_INDEX if self.ignore_index is None else self.ignore_index
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain builtins only (str, int, float, list, dict, None), for checkpoints and JSON."""
+        d = asdict(self)
+        d["task"] = self.task.value
+        d["mask_kind"] = self.mask_kind.value
+        for key in ("class_names", "mean", "std", "class_pixel_counts", "median_size"):
+            d[key] = list(d[key])
+        d["class_colors"] = [list(c) for c in self.class_colors]
+        d["ignore_color"] = None if self.ignore_color is None else list(self.ignore_color)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataInfo:
+        """Inverse of :meth:`to_dict`; unknown keys are an error (they would be lost)."""
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"DataInfo.from_dict: unknown keys {sorted(unknown)}")
+        d = dict(d)
+        d["class_names"] = tuple(d["class_names"])
+        d["class_colors"] = tuple(tuple(int(v) for v in c) for c in d["class_colors"])
+        d["mean"] = tuple(float(v) for v in d["mean"])
+        d["std"] = tuple(float(v) for v in d["std"])
+        d["class_pixel_counts"] = tuple(int(v) for v in d.get("class_pixel_counts", ()))
+        d["median_size"] = tuple(int(v) for v in d.get("median_size", (0, 0)))
+        if d.get("ignore_color") is not None:
+            d["ignore_color"] = tuple(int(v) for v in d["ignore_color"])
+        return cls(**d)
+
+
+@dataclass
+class DatasetIndex:
+    """The result of :func:`segwise.data.discover_dataset`.
+
+    Attributes:
+        root: the dataset folder (or the pairs file).
+        train: training samples, sorted by id.
+        val: validation samples, sorted by id.
+        info: what the data is (classes, task, normalisation, ...).
+        layout: which layout was found (e.g. ``"images+masks"``, ``"camvid"``).
+        split_source: where the split came from (``"splits.json"``, ``"folders"``, ``"seeded"``).
+        problems: what discovery noticed (left-out files, notices); nothing is dropped silently.
+        unpaired: files without a partner (images without masks, masks without images).
+    """
+
+    root: Path
+    train: list[Sample]
+    val: list[Sample]
+    info: DataInfo
+    layout: str = ""
+    split_source: str = ""
+    problems: list[Problem] = field(default_factory=list)
+    unpaired: list[Path] = field(default_factory=list)
+
+    @property
+    def samples(self) -> list[Sample]:
+        """Train then val samples."""
+        return [*self.train, *self.val]

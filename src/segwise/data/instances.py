@@ -1,0 +1,157 @@
+"""Instance targets: from instance-label images and from COCO JSON (polygons and RLE).
+
+Per-instance classes of an instance-label image ``instances/<id>.png`` are read from an optional
+sidecar ``instances/<id>.json`` (``{"<instance id>": <class index>, ...}``); without it every
+instance is class 1 (binary). In the semantic map of a COCO image, overlapping pixels take the
+class of the smallest instance covering them (instances are painted largest first); the
+instance masks themselves keep the overlap.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "CocoFile",
+    "instances_from_label",
+    "load_coco",
+    "read_instance_classes",
+    "semantic_from_instances",
+]
+
+
+def read_instance_classes(mask_path: str | Path) -> dict[int, int] | None:
+    """The sidecar ``<mask stem>.json`` next to an instance image, or ``None`` if absent."""
+    sidecar = Path(mask_path).with_suffix(".json")
+    if not sidecar.is_file():
+        return None
+    try:
+        data = json.loads(sidecar.read_text())
+        return {int(k): int(v) for k, v in data.items()}
+    except (ValueError, AttributeError, json.JSONDecodeError) as err:
+        raise ValueError(
+            f"{sidecar}: expected {{'<instance id>': <class index>, ...}} ({err})"
+        ) from err
+
+
+def semantic_from_instances(
+    label: np.ndarray, classes: dict[int, int] | None, *, source: str | Path = "<array>"
+) -> np.ndarray:
+    """Class map ``int64 (H, W)`` from an instance-label image ``(H, W)`` (0 = background)."""
+    label = label.astype(np.int64)
+    if classes is None:
+        return (label > 0).astype(np.int64)
+    ids = np.unique(label)
+    ids = ids[ids > 0]
+    missing = [int(i) for i in ids if int(i) not in classes]
+    if missing:
+        raise ValueError(
+            f"instance ids {missing[:10]} of {source} have no class in its sidecar .json; add them"
+        )
+    lut = np.zeros(int(label.max()) + 1, dtype=np.int64)
+    for i in ids.tolist():
+        lut[i] = classes[i]
+    return lut[label]
+
+
+def instances_from_label(
+    label: np.ndarray, classes: dict[int, int] | None
+) -> dict[str, np.ndarray]:
+    """The Instance item from an instance-label image.
+
+    Args:
+        label: ``(H, W)`` integer instance ids, 0 = background; ids need not be contiguous.
+        classes: instance id -> class index (1..), or ``None`` for "all class 1".
+
+    Returns:
+        ``masks uint8 (K, H, W)``, ``labels int64 (K,)``, ``boxes float32 (K, 4)`` xyxy in pixels
+        (``x2, y2`` are the last covered column/row + 1), ``ids int64 (K,)`` the source ids.
+    """
+    label = np.asarray(label)
+    ids = np.unique(label)
+    ids = ids[ids > 0].astype(np.int64)
+    masks = (label[None] == ids[:, None, None]).astype(np.uint8)
+    labels = np.array([1 if classes is None else classes[int(i)] for i in ids], dtype=np.int64)
+    return {"masks": masks, "labels": labels, "boxes": _boxes(masks), "ids": ids}
+
+
+def _boxes(masks: np.ndarray) -> np.ndarray:
+    boxes = np.zeros((masks.shape[0], 4), dtype=np.float32)
+    for k, m in enumerate(masks):
+        rows = np.flatnonzero(m.any(axis=1))
+        cols = np.flatnonzero(m.any(axis=0))
+        if rows.size:
+            boxes[k] = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
+    return boxes
+
+
+class CocoFile:
+    """A COCO JSON file: categories mapped to contiguous classes 1..N (sorted by category id)."""
+
+    def __init__(self, path: Path):
+        try:
+            from pycocotools.coco import COCO
+        except ImportError as err:  # pragma: no cover - optional dependency
+            raise ValueError(
+                f"reading COCO annotations ({path}) needs pycocotools: "
+                "pip install 'segwise[instance]'"
+            ) from err
+        import contextlib
+        import io
+
+        self.path = path
+        with contextlib.redirect_stdout(io.StringIO()):  # COCO() prints progress
+            self.coco = COCO(str(path))
+        cats = sorted(self.coco.loadCats(self.coco.getCatIds()), key=lambda c: c["id"])
+        self.category_ids = [c["id"] for c in cats]
+        self.class_of_category = {cid: i + 1 for i, cid in enumerate(self.category_ids)}
+        self.names = ("background", *(str(c["name"]) for c in cats))
+        self.image_of_file = {Path(im["file_name"]).name: im for im in
+                              self.coco.loadImgs(self.coco.getImgIds())}
+
+    def targets(self, file_name: str) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
+        """Instances, semantic map ``int64 (H, W)`` and the number of overlapping pixels."""
+        im = self.image_of_file.get(file_name)
+        if im is None:
+            raise ValueError(f"{file_name} is not listed in {self.path}")
+        h, w = int(im["height"]), int(im["width"])
+        anns = self.coco.loadAnns(self.coco.getAnnIds(imgIds=[im["id"]], iscrowd=None))
+        masks = np.zeros((len(anns), h, w), dtype=np.uint8)
+        for k, ann in enumerate(anns):
+            try:
+                with warnings.catch_warnings():  # pycocotools vs numpy 2 copy keyword
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    masks[k] = self.coco.annToMask(ann)
+            except Exception as err:
+                raise ValueError(
+                    f"{self.path}: annotation id {ann.get('id')} of {file_name} cannot be "
+                    f"decoded ({err}); fix its segmentation"
+                ) from err
+        labels = np.array([self.class_of_category[a["category_id"]] for a in anns], np.int64)
+        ids = np.array([int(a["id"]) for a in anns], dtype=np.int64)
+        semantic = np.zeros((h, w), dtype=np.int64)
+        areas = masks.reshape(len(anns), -1).sum(axis=1)
+        for k in np.argsort(-areas, kind="stable"):
+            semantic[masks[k] > 0] = labels[k]
+        overlap = int((masks.sum(axis=0) > 1).sum()) if len(anns) else 0
+        inst = {"masks": masks, "labels": labels, "boxes": _boxes(masks), "ids": ids}
+        return inst, semantic, overlap
+
+
+@functools.lru_cache(maxsize=8)
+def _load_coco(path: str, mtime: int) -> CocoFile:
+    return CocoFile(Path(path))
+
+
+def load_coco(path: str | Path) -> CocoFile:
+    """Load (and cache) a COCO file. Raises ``ValueError`` naming the file when it is invalid."""
+    path = Path(path)
+    try:
+        return _load_coco(str(path), path.stat().st_mtime_ns)
+    except (KeyError, TypeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not a valid COCO annotation file ({err!r})") from err
