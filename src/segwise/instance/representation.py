@@ -145,8 +145,13 @@ class InstancePrediction:
         ):
             object.__setattr__(self, name, _readonly(np.asarray(value, dtype=dtype)))
         if self.class_map.shape != inst.shape:
+            raise ValueError(f"class_map has shape {self.class_map.shape}; expected {inst.shape}")
+        lut = np.zeros(int(ids.max(initial=0)) + 1, dtype=np.int64)
+        lut[ids] = self.labels
+        if not np.array_equal(self.class_map, lut[self.instance_map]):
             raise ValueError(
-                f"class_map has shape {self.class_map.shape}; expected {inst.shape} like instance_map"
+                "class_map disagrees with instance_map and labels; expected labels[k] on the "
+                "pixels of ids[k] and 0 on background (use a from_* constructor)"
             )
 
     # ------------------------------------------------------------------ basics
@@ -295,9 +300,7 @@ class InstancePrediction:
         present = present[present != 0]
         lut = np.zeros(len(binary) + 1, dtype=np.int32)
         lut[present] = np.arange(1, len(present) + 1, dtype=np.int32)
-        return cls.from_label_map(
-            lut[inst], labels=lab[present - 1], scores=sco[present - 1]
-        )
+        return cls.from_label_map(lut[inst], labels=lab[present - 1], scores=sco[present - 1])
 
     @classmethod
     def from_maskrcnn_output(
@@ -331,7 +334,9 @@ class InstancePrediction:
         )
 
     @classmethod
-    def from_panoptic(cls, panoptic: np.ndarray, *, label_divisor: int = 1000) -> InstancePrediction:
+    def from_panoptic(
+        cls, panoptic: np.ndarray, *, label_divisor: int = 1000
+    ) -> InstancePrediction:
         """Inverse of `to_panoptic`: ``value = label * label_divisor + instance_id``, 0 = none.
 
         Instance IDs are renumbered ``1..K`` in order of panoptic value.
@@ -358,7 +363,7 @@ class InstancePrediction:
         """
         if len(self.ids) and int(self.ids.max()) >= label_divisor:
             raise ValueError(
-                f"label_divisor={label_divisor} is not valid for instance ID {int(self.ids.max())}; "
+                f"label_divisor={label_divisor} is not valid for ID {int(self.ids.max())}; "
                 "expected a divisor larger than every ID (e.g. call relabel() first)"
             )
         return np.where(
@@ -419,7 +424,9 @@ class InstancePrediction:
                 "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
                 "area": int(a),
             }
-            for c, s, b, a, rle in zip(self.labels, self.scores, self.boxes, areas, rles, strict=True)
+            for c, s, b, a, rle in zip(
+                self.labels, self.scores, self.boxes, areas, rles, strict=True
+            )
         ]
 
     def to_target(self) -> dict[str, np.ndarray]:

@@ -91,8 +91,14 @@ def decode_three_class(
     fg = fg_prob > foreground_threshold
     markers, _ = ndimage.label((p[1] > interior_threshold) & fg)
     return _finish(
-        markers, fg, fg_prob, elevation=1.0 - p[1], decoding=decoding, grow=grow,
-        min_area=min_area, label=label,
+        markers,
+        fg,
+        fg_prob,
+        elevation=1.0 - p[1],
+        decoding=decoding,
+        grow=grow,
+        min_area=min_area,
+        label=label,
     )
 
 
@@ -156,8 +162,14 @@ def decode_distance(
     else:
         markers, _ = ndimage.label((d > marker_threshold) & fg)
     return _finish(
-        markers, fg, fg_prob, elevation=-d, decoding=decoding, grow=grow,
-        min_area=min_area, label=label,
+        markers,
+        fg,
+        fg_prob,
+        elevation=-d,
+        decoding=decoding,
+        grow=grow,
+        min_area=min_area,
+        label=label,
     )
 
 

@@ -83,9 +83,7 @@ def average_precision(
     return out
 
 
-def dsb_score(
-    gt: InstancePrediction | np.ndarray, pred: InstancePrediction | np.ndarray
-) -> float:
+def dsb_score(gt: InstancePrediction | np.ndarray, pred: InstancePrediction | np.ndarray) -> float:
     """The DSB2018 score of one image: mean ``AP_t`` over ``t = 0.50:0.05:0.95``."""
     return float(average_precision(gt, pred, thresholds=DSB_THRESHOLDS).mean())
 
@@ -119,9 +117,11 @@ def panoptic_counts(gt: InstancePrediction, pred: InstancePrediction) -> Panopti
     """TP/FP/FN and matched-IoU sums per class for one image (match: same class, IoU > 0.5)."""
     ov = overlap(gt.instance_map, pred.instance_map)
     gt_cls = gt.labels[np.searchsorted(gt.ids, ov.gt_ids)] if len(ov.gt_ids) else gt.labels
-    pr_cls = pred.labels[np.searchsorted(pred.ids, ov.pred_ids)] if len(ov.pred_ids) else pred.labels
+    pr_cls = (
+        pred.labels[np.searchsorted(pred.ids, ov.pred_ids)] if len(ov.pred_ids) else pred.labels
+    )
     same = gt_cls[ov.gt_index] == pr_cls[ov.pred_index]
-    gi, pj, iou = match_pairs(ov, 0.5, allowed=same)
+    gi, _, iou = match_pairs(ov, 0.5, allowed=same)
     counts = PanopticCounts()
     classes = np.union1d(gt_cls, pr_cls).astype(np.int64)
     for c in classes:
@@ -194,7 +194,9 @@ class InstanceMetricsResult:
     def to_dict(self) -> dict[str, Any]:
         """A flat, JSON-friendly dict (``ap@0.55``, ``pq/class_1``, ``coco/ap50``, ...)."""
         out: dict[str, Any] = {
-            k: v for k, v in asdict(self).items() if k not in ("ap_per_threshold", "pq_per_class", "coco")
+            k: v
+            for k, v in asdict(self).items()
+            if k not in ("ap_per_threshold", "pq_per_class", "coco")
         }
         for t, v in self.ap_per_threshold:
             out[f"ap@{t:.2f}"] = v
@@ -284,7 +286,10 @@ class InstanceMetrics:
         if self.coco:
             self._shapes.append(gt.shape)
             self._coco_gt.append(
-                [{"segmentation": r, "category_id": int(c)} for r, c in zip(gt.to_rle(), gt.labels, strict=True)]
+                [
+                    {"segmentation": r, "category_id": int(c)}
+                    for r, c in zip(gt.to_rle(), gt.labels, strict=True)
+                ]
             )
             self._coco_dt.append(
                 [
@@ -322,7 +327,9 @@ class InstanceMetrics:
             from segwise.instance.coco import coco_mask_ap
 
             coco = coco_mask_ap(
-                self._coco_gt, self._coco_dt, shapes=self._shapes,
+                self._coco_gt,
+                self._coco_dt,
+                shapes=self._shapes,
                 max_detections=self.coco_max_detections,
             )
         return InstanceMetricsResult(
@@ -340,4 +347,3 @@ class InstanceMetrics:
             pq_per_class=pq["per_class"],
             coco=coco,
         )
-

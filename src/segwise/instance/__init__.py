@@ -1,0 +1,59 @@
+"""Instance segmentation: one output type (`InstancePrediction`), two methods, shared metrics.
+
+Names resolve lazily (PEP 562), so ``import segwise.instance`` imports neither torch,
+torchvision, scikit-image nor pycocotools; each is imported by the function that needs it.
+
+Example:
+    >>> from segwise.instance import InstancePrediction, build_maskrcnn  # doctest: +SKIP
+    >>> model = build_maskrcnn(num_classes=1, weights="/models/mrcnn.pth")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> defining module
+_LAZY = {
+    "InstancePrediction": "segwise.instance.representation",
+    "InstanceRecord": "segwise.instance.representation",
+    "InstanceMethod": "segwise.instance.methods",
+    "InstanceDecodeConfig": "segwise.instance.methods",
+    "UNET_NUM_CLASSES": "segwise.instance.methods",
+    "predict_instances": "segwise.instance.methods",
+    "decode_unet_logits": "segwise.instance.methods",
+    "unet_targets_from_item": "segwise.instance.methods",
+    "instance_map_from_item": "segwise.instance.methods",
+    "build_maskrcnn": "segwise.instance.maskrcnn",
+    "maskrcnn_targets_from_item": "segwise.instance.maskrcnn",
+    "collate_maskrcnn": "segwise.instance.maskrcnn",
+    "predict_maskrcnn": "segwise.instance.maskrcnn",
+    "Decoding": "segwise.instance.watershed",
+    "decode_three_class": "segwise.instance.watershed",
+    "decode_distance": "segwise.instance.watershed",
+    "ClassBalance": "segwise.instance.targets",
+    "three_class_target": "segwise.instance.targets",
+    "distance_target": "segwise.instance.targets",
+    "border_weight_map": "segwise.instance.targets",
+    "save_prediction": "segwise.instance.writers",
+    "render_overlay": "segwise.instance.writers",
+    "write_instance_png": "segwise.instance.writers",
+    "read_instance_png": "segwise.instance.writers",
+    "write_instance_json": "segwise.instance.writers",
+    "write_coco_results_json": "segwise.instance.writers",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'segwise.instance' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

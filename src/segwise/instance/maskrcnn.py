@@ -1,0 +1,275 @@
+"""Mask R-CNN (torchvision ``maskrcnn_resnet50_fpn_v2``): builder, targets adapter, prediction.
+
+No network access at run time: weights come from a local file. ``weights="coco"`` looks for
+torchvision's COCO checkpoint in the torch hub cache only and otherwise fails at once, saying
+where to download it and how to pass the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from segwise._validation import check_probability
+from segwise.instance.representation import InstancePrediction
+
+__all__ = [
+    "COCO_NUM_CLASSES",
+    "build_maskrcnn",
+    "collate_maskrcnn",
+    "maskrcnn_targets_from_item",
+    "predict_maskrcnn",
+]
+
+#: classes of torchvision's COCO checkpoint, background included (91 = 90 category slots + 1)
+COCO_NUM_CLASSES = 91
+
+
+def _hub_file(url: str) -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+def _resolve(weights: str | Path, *, url: str, name: str) -> Path:
+    """A local file for ``weights``: a path, or the alias found in the torch hub cache."""
+    if isinstance(weights, Path) or (
+        isinstance(weights, str) and weights not in {"coco", "imagenet"}
+    ):
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{name}={str(weights)!r}: no such file; expected a local .pth state_dict (or "
+                f"{name}='coco'/None)"
+            )
+        return path
+    cached = _hub_file(url)
+    if cached.is_file():
+        return cached
+    raise FileNotFoundError(
+        f"{name}={weights!r} needs the file {cached.name}, which is not in the torch hub cache "
+        f"({cached.parent}) and segwise never downloads at run time. Download {url} on a "
+        f"machine with network access and pass {name}='/path/to/{cached.name}' (or copy it to "
+        f"{cached.parent})."
+    )
+
+
+def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("model", "state_dict"):  # training checkpoints wrap the weights
+        if isinstance(state, Mapping) and key in state and isinstance(state[key], Mapping):
+            state = state[key]
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{path} holds a {type(state).__name__}; expected a state_dict")
+    return dict(state)
+
+
+def _freeze_backbone(model: nn.Module, trainable_layers: int) -> None:
+    """Freeze all but the last ``trainable_layers`` ResNet stages (torchvision's rule)."""
+    layers = ["layer4", "layer3", "layer2", "layer1", "conv1"][:trainable_layers]
+    if trainable_layers == 5:
+        layers.append("bn1")
+    for name, param in model.backbone.body.named_parameters():
+        param.requires_grad_(any(name.startswith(layer) for layer in layers))
+
+
+def build_maskrcnn(
+    *,
+    num_classes: int,
+    weights: str | Path | None = None,
+    weights_backbone: str | Path | None = None,
+    trainable_backbone_layers: int | None = None,
+    min_size: int = 800,
+    max_size: int = 1333,
+    box_score_thresh: float = 0.05,
+    box_detections_per_img: int = 100,
+    rpn_pre_nms_top_n: tuple[int, int] = (2000, 1000),
+    rpn_post_nms_top_n: tuple[int, int] = (2000, 1000),
+    box_batch_size_per_image: int = 512,
+) -> nn.Module:
+    """torchvision's ``maskrcnn_resnet50_fpn_v2`` for ``num_classes`` foreground classes.
+
+    Args:
+        num_classes: foreground classes; the model has ``num_classes + 1`` outputs (0 =
+            background) and labels are ``1..num_classes``.
+        weights: ``None`` (random), ``"coco"`` (torchvision's COCO_V1 checkpoint from the torch
+            hub cache; never downloaded), or a path to a Mask R-CNN v2 state_dict. If the file
+            has another class count, it is loaded as is and the box and mask predictors are
+            then replaced by fresh ones for ``num_classes + 1``.
+        weights_backbone: ``None``, ``"imagenet"`` (torchvision ResNet-50 IMAGENET1K_V1 from
+            the hub cache) or a path to a ResNet-50 state_dict; ignored when ``weights`` is set.
+        trainable_backbone_layers: ResNet stages to train (0-5) when pretrained weights are
+            loaded; default 3 then, and always 5 from scratch.
+        min_size: the shorter image side is resized to this (``GeneralizedRCNNTransform``).
+        max_size: ... unless the longer side would exceed this.
+        box_score_thresh: detections below this score are dropped inside the model.
+        box_detections_per_img: at most this many detections per image.
+        rpn_pre_nms_top_n: ``(train, test)`` proposals kept per FPN level before NMS.
+        rpn_post_nms_top_n: ``(train, test)`` proposals kept after NMS. The RoI heads cost
+            scales with these; small values (e.g. ``(50, 50)``) make CPU tests fast.
+        box_batch_size_per_image: RoIs sampled per image for the box/mask losses in training.
+
+    Returns:
+        A ``torchvision.models.detection.MaskRCNN`` (train mode: ``model(images, targets)`` ->
+        loss dict; eval mode: ``model(images)`` -> list of output dicts).
+    """
+    from torchvision.models import ResNet50_Weights
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights, mask_rcnn
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes={num_classes!r} is not valid; expected an int >= 1")
+    if trainable_backbone_layers is not None and not 0 <= trainable_backbone_layers <= 5:
+        raise ValueError(
+            f"trainable_backbone_layers={trainable_backbone_layers!r}; expected an int in 0..5"
+        )
+    for name, value in (("min_size", min_size), ("max_size", max_size)):
+        if value < 1:
+            raise ValueError(f"{name}={value!r} is not valid; expected an int >= 1")
+    check_probability(box_score_thresh, "box_score_thresh")
+    options = {
+        "min_size": min_size,
+        "max_size": max_size,
+        "box_score_thresh": box_score_thresh,
+        "box_detections_per_img": box_detections_per_img,
+        "rpn_pre_nms_top_n_train": rpn_pre_nms_top_n[0],
+        "rpn_pre_nms_top_n_test": rpn_pre_nms_top_n[1],
+        "rpn_post_nms_top_n_train": rpn_post_nms_top_n[0],
+        "rpn_post_nms_top_n_test": rpn_post_nms_top_n[1],
+        "box_batch_size_per_image": box_batch_size_per_image,
+    }
+    state = None
+    if weights is not None:
+        url = MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1.url
+        state = _load_state_dict(_resolve(weights, url=url, name="weights"))
+        key = "roi_heads.box_predictor.cls_score.weight"
+        if key not in state:
+            raise ValueError(
+                f"weights={str(weights)!r} is not a Mask R-CNN state_dict (no {key!r}); "
+                "expected the state_dict of maskrcnn_resnet50_fpn_v2"
+            )
+        file_classes = int(state[key].shape[0])
+    # build with the file's class count so that loading is strict, then swap the predictors
+    model = mask_rcnn.maskrcnn_resnet50_fpn_v2(
+        weights=None,
+        weights_backbone=None,
+        num_classes=file_classes if state is not None else num_classes + 1,
+        **options,
+    )
+    pretrained = state is not None or weights_backbone is not None
+    if state is not None:
+        model.load_state_dict(state)
+        if file_classes != num_classes + 1:
+            roi = model.roi_heads
+            roi.box_predictor = FastRCNNPredictor(
+                roi.box_predictor.cls_score.in_features, num_classes + 1
+            )
+            conv5 = roi.mask_predictor.conv5_mask
+            roi.mask_predictor = mask_rcnn.MaskRCNNPredictor(
+                conv5.in_channels, conv5.out_channels, num_classes + 1
+            )
+    elif weights_backbone is not None:
+        url = ResNet50_Weights.IMAGENET1K_V1.url
+        backbone = _load_state_dict(_resolve(weights_backbone, url=url, name="weights_backbone"))
+        backbone = {k: v for k, v in backbone.items() if not k.startswith("fc.")}
+        model.backbone.body.load_state_dict(backbone)
+    if pretrained:
+        _freeze_backbone(
+            model, 3 if trainable_backbone_layers is None else trainable_backbone_layers
+        )
+    return model
+
+
+def maskrcnn_targets_from_item(
+    item: Mapping[str, Any],
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The ``(image, target)`` pair torchvision's Mask R-CNN trains on, from an Instance item.
+
+    Boxes are recomputed from the masks (pixel-edge ``x2 = last column + 1``) so that they stay
+    right after augmentation, and instances whose mask is empty (e.g. cropped away) are dropped.
+
+    Args:
+        item: a dataset item with ``"image": float32 (C, H, W)`` and ``"instances": {"masks":
+            uint8 (K, H, W), "labels": int64 (K,) in [1, num_classes], ...}``.
+
+    Returns:
+        ``image (C, H, W)`` and ``{"boxes": float32 (K', 4), "labels": int64 (K',), "masks":
+        uint8 (K', H, W)}``.
+    """
+    if "image" not in item or "instances" not in item:
+        raise ValueError(
+            f"item has keys {sorted(item)}; expected 'image' and 'instances' (the Instance item "
+            "of docs/contracts.md)"
+        )
+    image = torch.as_tensor(item["image"])
+    inst = item["instances"]
+    masks = torch.as_tensor(inst["masks"]).to(torch.uint8)
+    labels = torch.as_tensor(inst["labels"]).to(torch.int64)
+    if masks.ndim != 3 or masks.shape[-2:] != image.shape[-2:] or len(labels) != len(masks):
+        raise ValueError(
+            f"instances masks {tuple(masks.shape)} / labels {tuple(labels.shape)} do not fit image "
+            f"{tuple(image.shape)}; expected masks (K, H, W) and labels (K,)"
+        )
+    if len(labels) and int(labels.min()) < 1:
+        raise ValueError(
+            f"instance labels {labels.tolist()}; expected labels >= 1 (0 = background)"
+        )
+    keep = masks.flatten(1).bool().any(dim=1)
+    masks, labels = masks[keep], labels[keep]
+    binary = masks.bool()
+    boxes = torch.zeros((len(masks), 4), dtype=torch.float32)
+    if len(masks):
+        rows = binary.any(dim=2)  # (K, H)
+        cols = binary.any(dim=1)  # (K, W)
+        ar_h = torch.arange(rows.shape[1])
+        ar_w = torch.arange(cols.shape[1])
+        big = max(rows.shape[1], cols.shape[1]) + 1
+        boxes[:, 0] = torch.where(cols, ar_w, big).amin(dim=1)
+        boxes[:, 1] = torch.where(rows, ar_h, big).amin(dim=1)
+        boxes[:, 2] = torch.where(cols, ar_w, -1).amax(dim=1) + 1
+        boxes[:, 3] = torch.where(rows, ar_h, -1).amax(dim=1) + 1
+    return image, {"boxes": boxes, "labels": labels, "masks": masks}
+
+
+def collate_maskrcnn(items: Sequence[Mapping[str, Any]]) -> tuple[list[torch.Tensor], list[dict]]:
+    """Collate Instance items into the ``(images, targets)`` lists Mask R-CNN takes."""
+    pairs = [maskrcnn_targets_from_item(item) for item in items]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+@torch.inference_mode()
+def predict_maskrcnn(
+    model: nn.Module,
+    images: torch.Tensor | Sequence[torch.Tensor],
+    *,
+    score_threshold: float = 0.5,
+    mask_threshold: float = 0.5,
+) -> list[InstancePrediction]:
+    """Run Mask R-CNN in eval mode and convert each output to an `InstancePrediction`.
+
+    The model is put in eval mode and left there.
+
+    Args:
+        model: a model from `build_maskrcnn`.
+        images: ``(N, C, H, W)`` float tensor or a list of ``(C, H, W)`` tensors (any sizes),
+            on the model's device.
+        score_threshold: detections below this score are dropped.
+        mask_threshold: mask probability above which a pixel belongs to a detection; overlaps go
+            to the higher-score detection (see `InstancePrediction.from_masks`).
+
+    Returns:
+        One `InstancePrediction` per image, at the image's resolution.
+    """
+    model.eval()
+    batch = list(images) if isinstance(images, Sequence) else list(images.unbind(0))
+    outputs = model(batch)
+    return [
+        InstancePrediction.from_maskrcnn_output(
+            out, score_threshold=score_threshold, mask_threshold=mask_threshold
+        )
+        if len(out["scores"])
+        else InstancePrediction.empty(tuple(img.shape[-2:]))
+        for img, out in zip(batch, outputs, strict=True)
+    ]
