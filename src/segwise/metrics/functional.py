@@ -1,0 +1,243 @@
+"""Pure functions for semantic segmentation metrics: binary Dice/IoU, confusion matrices, labels.
+
+Every definition (empty masks, ignored pixels, absent classes) is written in ``docs/metrics.md``.
+The streaming classes in :mod:`segwise.metrics.confusion` and :mod:`segwise.metrics.per_image`
+are thin wrappers over these functions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from segwise._validation import as_enum
+from segwise.enums import Task
+from segwise.metrics._checks import check_ignore_index, check_label_maps, check_num_classes
+
+__all__ = [
+    "batch_confusion_matrix",
+    "confusion_matrix",
+    "dice_score",
+    "iou_score",
+    "labels_from_logits",
+]
+
+Dims = int | tuple[int, ...] | None
+
+
+def _binary_counts(
+    pred: torch.Tensor, target: torch.Tensor, dim: Dims
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return ``(tp, fp, fn)`` counts (float64) of two binary masks reduced over ``dim``."""
+    for name, x in (("pred", pred), ("target", target)):
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor mask; got {type(x).__name__}")
+        if x.is_floating_point() or x.is_complex():
+            raise ValueError(
+                f"{name} has dtype {x.dtype}; expected a hard mask (bool, or integers 0/1). "
+                "Threshold soft outputs first, e.g. labels_from_logits(logits, 'binary')"
+            )
+        if x.dtype != torch.bool and x.numel() and bool(((x != 0) & (x != 1)).any()):
+            bad = int(x[(x != 0) & (x != 1)][0])
+            raise ValueError(f"{name} contains the value {bad}; expected a mask of 0/1 or bool")
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"pred shape {tuple(pred.shape)} does not match target shape {tuple(target.shape)}; "
+            "expected masks of the same shape (no broadcasting)"
+        )
+    p = pred.bool()
+    t = target.bool()
+    reduce = (
+        (lambda x: x.sum(dtype=torch.float64))
+        if dim is None
+        else (lambda x: x.sum(dim=dim, dtype=torch.float64))
+    )
+    tp = reduce(p & t)
+    fp = reduce(p & ~t)
+    fn = reduce(~p & t)
+    return tp, fp, fn
+
+
+def dice_score(pred: torch.Tensor, target: torch.Tensor, *, dim: Dims = None) -> torch.Tensor:
+    """Hard Dice coefficient of two binary masks: ``2|P∩T| / (|P| + |T|)``.
+
+    Empty rule: if both masks are empty the Dice is 1.0 (a perfect, correct "nothing here");
+    if exactly one is empty it is 0.0. No epsilon is added, so values are exact.
+
+    Example: target ``1 0 0 1 0 0`` and prediction ``1 0 1 1 0 0`` give ``2*2/(3+2) = 0.8``.
+
+    Args:
+        pred: (...) predicted mask, bool or integers in {0, 1}.
+        target: (...) target mask of the same shape and kind.
+        dim: dimension(s) to reduce over; ``None`` (default) treats the whole tensor as one
+            mask and returns a scalar. ``dim=(-2, -1)`` on ``(N, H, W)`` masks gives one Dice
+            per image, shape ``(N,)``.
+
+    Returns:
+        float64 tensor of the reduced shape (0-dim when ``dim`` is ``None``), values in [0, 1].
+
+    Raises:
+        ValueError: on float masks, values other than 0/1, or mismatched shapes.
+    """
+    tp, fp, fn = _binary_counts(pred, target, dim)
+    denom = 2 * tp + fp + fn
+    return torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.ones_like(denom))
+
+
+def iou_score(pred: torch.Tensor, target: torch.Tensor, *, dim: Dims = None) -> torch.Tensor:
+    """Hard IoU (Jaccard index) of two binary masks: ``|P∩T| / |P∪T|``.
+
+    Same empty rule as :func:`dice_score`: both empty gives 1.0; exactly one empty gives 0.0.
+    ``IoU = Dice / (2 - Dice)``; the worked example of :func:`dice_score` gives 2/3.
+
+    Args:
+        pred: (...) predicted mask, bool or integers in {0, 1}.
+        target: (...) target mask of the same shape and kind.
+        dim: dimension(s) to reduce over; ``None`` (default) reduces over everything.
+
+    Returns:
+        float64 tensor of the reduced shape, values in [0, 1].
+
+    Raises:
+        ValueError: on float masks, values other than 0/1, or mismatched shapes.
+    """
+    tp, fp, fn = _binary_counts(pred, target, dim)
+    denom = tp + fp + fn
+    return torch.where(denom > 0, tp / denom.clamp_min(1), torch.ones_like(denom))
+
+
+def _bincount_confusion(
+    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None
+) -> torch.Tensor:
+    """(N, C, C) int64 counts: ``out[n, t, p]`` = pixels of image n with target t and pred p."""
+    n = target.shape[0]
+    c = num_classes
+    image = torch.arange(n, device=target.device).view(n, 1, 1).expand_as(target)
+    flat = (image * c + target) * c + pred  # (N, H, W): one bin per (image, target, pred)
+    if ignore_index is not None:
+        flat = flat[target != ignore_index]
+    counts = torch.bincount(flat.reshape(-1), minlength=n * c * c)
+    return counts.view(n, c, c)
+
+
+def confusion_matrix(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    num_classes: int,
+    ignore_index: int | None = None,
+) -> torch.Tensor:
+    """Confusion matrix of a batch of label maps, with one ``bincount`` of ``target*C + pred``.
+
+    Pixels whose target equals ``ignore_index`` are left out entirely (whatever was predicted).
+
+    Args:
+        pred: (N, H, W) integer predicted class indices in ``[0, C)``.
+        target: (N, H, W) integer target class indices in ``[0, C)`` or ``ignore_index``.
+        num_classes: number of classes C.
+        ignore_index: target value to leave out (e.g. 255), outside ``[0, C)``, or ``None``.
+
+    Returns:
+        (C, C) int64 counts; row = target class, column = predicted class (the orientation of
+        torchmetrics and scikit-learn), on ``target``'s device.
+
+    Raises:
+        ValueError: on float inputs, shape mismatch, or values out of range.
+    """
+    check_num_classes(num_classes)
+    check_ignore_index(ignore_index, num_classes)
+    pred, target = check_label_maps(
+        pred, target, num_classes=num_classes, ignore_index=ignore_index
+    )
+    c = num_classes
+    flat = target * c + pred
+    if ignore_index is not None:
+        flat = flat[target != ignore_index]
+    return torch.bincount(flat.reshape(-1), minlength=c * c).view(c, c)
+
+
+def batch_confusion_matrix(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    num_classes: int,
+    ignore_index: int | None = None,
+) -> torch.Tensor:
+    """One confusion matrix per image, for per-image metrics.
+
+    Args:
+        pred: (N, H, W) integer predicted class indices in ``[0, C)``.
+        target: (N, H, W) integer target class indices in ``[0, C)`` or ``ignore_index``.
+        num_classes: number of classes C.
+        ignore_index: target value to leave out, outside ``[0, C)``, or ``None``.
+
+    Returns:
+        (N, C, C) int64 counts; ``out[n]`` is :func:`confusion_matrix` of image ``n``.
+    """
+    check_num_classes(num_classes)
+    check_ignore_index(ignore_index, num_classes)
+    pred, target = check_label_maps(
+        pred, target, num_classes=num_classes, ignore_index=ignore_index
+    )
+    return _bincount_confusion(pred, target, num_classes, ignore_index)
+
+
+def labels_from_logits(
+    logits: torch.Tensor, task: Task | str, *, threshold: float = 0.5
+) -> torch.Tensor:
+    """Turn model outputs into a label map, the input every semantic metric takes.
+
+    - ``binary``: ``logits`` is (N, 1, H, W); a pixel is 1 where ``sigmoid(logit) > threshold``,
+      computed exactly as ``logit > log(threshold / (1 - threshold))`` (no saturation of the
+      sigmoid in float32). At ``threshold=0.5`` a logit of exactly 0 is background.
+    - ``multiclass``: ``logits`` is (N, C, H, W) with C >= 2; the label is the argmax over C
+      (ties go to the lowest class index). ``threshold`` is not used.
+    - ``multilabel`` has no single label per pixel and is refused.
+
+    Args:
+        logits: (N, C, H, W) unnormalised scores (log-odds for binary).
+        task: :class:`segwise.enums.Task` or its string value.
+        threshold: probability threshold for ``binary``, strictly between 0 and 1.
+
+    Returns:
+        (N, H, W) int64 class indices.
+
+    Raises:
+        ValueError: on a bad task, threshold, dtype or shape.
+    """
+    task = as_enum(task, Task, "task")
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        what = logits.dtype if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"logits has type/dtype {what}; expected a float tensor (N, C, H, W)")
+    if logits.ndim != 4:
+        raise ValueError(f"logits has shape {tuple(logits.shape)}; expected (N, C, H, W)")
+    channels = logits.shape[1]
+    if task is Task.BINARY:
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, (int, float))
+            or not (0.0 < threshold < 1.0)
+        ):
+            raise ValueError(
+                f"threshold={threshold!r} is not valid; expected a probability strictly "
+                "between 0 and 1"
+            )
+        if channels != 1:
+            raise ValueError(
+                f"logits has {channels} channels (shape {tuple(logits.shape)}); task='binary' "
+                "expects (N, 1, H, W). Use task='multiclass' for C >= 2 classes"
+            )
+        cut = math.log(threshold) - math.log1p(-threshold)  # logit(threshold)
+        return (logits[:, 0] > cut).long()
+    if task is Task.MULTICLASS:
+        if channels < 2:
+            raise ValueError(
+                f"logits has {channels} channel (shape {tuple(logits.shape)}); task='multiclass' "
+                "expects (N, C, H, W) with C >= 2. Use task='binary' for one channel"
+            )
+        return logits.argmax(dim=1)
+    raise ValueError(
+        f"task={task.value!r} is not valid here; a multilabel output has no single label per "
+        "pixel. Expected 'binary' or 'multiclass' (threshold each channel for multilabel)"
+    )
