@@ -55,7 +55,12 @@ def encode_rle(masks: np.ndarray) -> list[dict[str, Any]]:
 def decode_rle(rles: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """``bool (K, H, W)`` masks from COCO RLEs (compressed ``str``/``bytes`` or uncompressed)."""
     mask_utils = _mask_utils()
-    out = []
+    if not rles:
+        return np.zeros((0, 0, 0), dtype=bool)
+    sizes = {tuple(rle["size"]) for rle in rles}
+    if len(sizes) != 1:
+        raise ValueError(f"rles have sizes {sorted(sizes)}; expected one image size")
+    compressed = []
     for rle in rles:
         rle = dict(rle)
         h, w = rle["size"]
@@ -63,8 +68,8 @@ def decode_rle(rles: Sequence[Mapping[str, Any]]) -> np.ndarray:
             rle = mask_utils.frPyObjects(rle, h, w)
         elif isinstance(rle["counts"], str):
             rle["counts"] = rle["counts"].encode("ascii")
-        out.append(mask_utils.decode(rle).astype(bool))
-    return np.stack(out) if out else np.zeros((0, 0, 0), dtype=bool)
+        compressed.append(rle)
+    return mask_utils.decode(compressed).transpose(2, 0, 1).astype(bool)  # (H, W, K) -> (K, H, W)
 
 
 def coco_mask_ap(
