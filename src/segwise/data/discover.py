@@ -186,7 +186,7 @@ def _resolve_classes(
             notes.append(Problem(Severity.INFO, "coco_category_ids", str(coco.path),
                                  f"category ids {coco.category_ids[:10]} are mapped to "
                                  f"classes 1..{len(coco.category_ids)} in id order"))
-    elif layout_name == "camvid" and "camvid" in root.name.lower():
+    elif layout_name == "camvid" and root.name.lower().startswith("camvid"):
         table = CAMVID_CLASSES
     ignore = ignore_index if ignore_index is not None else (table.ignore_index if table else None)
     values: Counter[int] = Counter()

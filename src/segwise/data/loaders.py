@@ -4,7 +4,9 @@
 - ``pin_memory`` when CUDA is available; ``persistent_workers`` and ``prefetch_factor=4`` with
   workers;
 - a seeded ``torch.Generator`` for shuffling and a ``worker_init_fn`` seeding numpy/random per
-  worker, so two runs with one seed see the same batches and the same augmentations;
+  worker, so two runs with one seed see the same batches and the same augmentations (with
+  ``workers=0`` the augmentations draw from the process's global torch RNG: seed it with
+  ``torch.manual_seed``);
 - :func:`pad_collate` stacks items of different sizes by padding (image with 0 = the mean after
   normalisation, mask with the dataset's pad value), so evaluation needs no resizing.
 """

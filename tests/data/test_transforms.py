@@ -1,0 +1,169 @@
+"""Augmentation keeps image and mask aligned; padding values; loaders; synthetic data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torchvision import tv_tensors
+
+from segwise.data import (
+    DataInfo,
+    SegmentationDataset,
+    discover_dataset,
+    eval_transforms,
+    make_loader,
+    pad_collate,
+    train_transforms,
+)
+from segwise.data.synthetic import write_synthetic_dataset
+
+
+def _info(ignore_index=None, channels=3) -> DataInfo:
+    return DataInfo(task="multiclass", num_classes=3, class_names=("a", "b", "c"),
+                    class_colors=((0, 0, 0),) * 3, in_channels=channels,
+                    ignore_index=ignore_index, mask_kind="index", mean=(0.5,) * channels,
+                    std=(0.25,) * channels)
+
+
+def _marker_item(h=40, w=50):
+    """An image whose channel 0 is 1 exactly where the mask is 1 (a rectangle marker)."""
+    mask = torch.zeros(h, w, dtype=torch.int64)
+    mask[5:15, 8:30] = 1
+    mask[25:35, 30:45] = 2
+    image = torch.zeros(3, h, w)
+    image[0] = (mask == 1).float()
+    image[1] = (mask == 2).float()
+    return {"image": tv_tensors.Image(image), "mask": tv_tensors.Mask(mask), "id": "m"}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_train_transforms_keep_image_and_mask_aligned(seed):
+    torch.manual_seed(seed)
+    t = train_transforms(_info(), crop_size=(32, 32), scale=(0.7, 1.5), hflip=True, vflip=True,
+                         rotation=30, color_jitter=0.0, elastic=bool(seed % 2))
+    out = t(_marker_item())
+    img, mask = out["image"], out["mask"]
+    assert img.shape == (3, 32, 32) and mask.shape == (32, 32) and out["id"] == "m"
+    assert mask.dtype == torch.int64
+    assert set(mask.unique().tolist()) <= {0, 1, 2, 255}  # nearest: no blended labels
+    # where the mask says 1 (2), the image's marker channel is bright, and vice versa
+    inside1, inside2 = mask == 1, mask == 2
+    if inside1.any():
+        assert img[0][inside1].mean() > 0.7
+    if inside2.any():
+        assert img[1][inside2].mean() > 0.7
+    background = mask == 0
+    if background.any():
+        assert img[0][background].mean() < 0.3 and img[1][background].mean() < 0.3
+
+
+def test_padding_uses_ignore_index_and_image_mean():
+    info = _info(ignore_index=7)
+    t = train_transforms(info, crop_size=(60, 70), scale=(1, 1), hflip=False)
+    item = _marker_item(40, 50)
+    out = t(item)
+    mask, img = out["mask"], out["image"]
+    assert (mask == 7).sum() == 60 * 70 - 40 * 50
+    padded = mask == 7
+    assert torch.allclose(img[:, padded], torch.tensor(0.5))  # mean -> 0 after normalising
+
+
+def test_padding_without_ignore_index_uses_255():
+    info = _info(ignore_index=None)
+    assert info.pad_value == 255
+    out = eval_transforms(info, crop_size=(48, 56))(_marker_item(40, 50))
+    assert out["mask"].shape == (48, 56) and (out["mask"] == 255).sum() == 48 * 56 - 40 * 50
+
+
+def test_color_jitter_on_multichannel_images():
+    info = _info(channels=5)
+    item = {"image": tv_tensors.Image(torch.rand(5, 20, 20)),
+            "mask": tv_tensors.Mask(torch.zeros(20, 20, dtype=torch.int64)), "id": "x"}
+    out = train_transforms(info, crop_size=16, color_jitter=0.5)(item)
+    assert out["image"].shape == (5, 16, 16)
+
+
+def test_bad_options_are_clear_errors():
+    with pytest.raises(ValueError, match="color_jitter"):
+        train_transforms(_info(), crop_size=8, color_jitter=2.0)
+    with pytest.raises(ValueError, match="crop_size"):
+        train_transforms(_info(), crop_size=(0, 8))
+
+
+def test_dataset_normalises_after_transform(tmp_path):
+    root = write_synthetic_dataset(tmp_path / "s", num_images=4, size=(32, 32))
+    index = discover_dataset(root)
+    ds = SegmentationDataset(index.train, index.info, cache=True)
+    a, b = ds[0], ds[0]
+    assert torch.equal(a["image"], b["image"])  # cache hands out copies
+    img = a["image"]
+    assert img.dtype == torch.float32 and img.shape == (3, 32, 32)
+    assert abs(img.mean().item()) < 1.0
+
+
+def test_loader_is_deterministic_and_pads_batches(tmp_path):
+    root = write_synthetic_dataset(tmp_path / "s", num_images=8, size=(32, 32))
+    index = discover_dataset(root)
+    ds = SegmentationDataset(index.train, index.info,
+                             transform=train_transforms(index.info, crop_size=24))
+
+    def batches(workers):
+        torch.manual_seed(0)  # with workers=0 augmentation draws from the global RNG
+        loader = make_loader(ds, batch_size=3, shuffle=True, workers=workers, seed=3)
+        return [(b["id"], b["image"].clone(), b["mask"].clone()) for b in loader]
+
+    first, second = batches(0), batches(0)
+    assert [ids for ids, _, _ in first] == [ids for ids, _, _ in second]
+    assert all(torch.equal(x[1], y[1]) for x, y in zip(first, second, strict=True))
+    assert first[0][1].shape == (3, 3, 24, 24) and first[0][2].dtype == torch.int64
+
+
+def test_loader_with_workers_matches_itself(tmp_path):
+    root = write_synthetic_dataset(tmp_path / "s", num_images=6, size=(24, 24))
+    index = discover_dataset(root)
+    ds = SegmentationDataset(index.train, index.info,
+                             transform=train_transforms(index.info, crop_size=16))
+    runs = []
+    for _ in range(2):
+        loader = make_loader(ds, batch_size=2, shuffle=True, workers=2, seed=5)
+        assert loader.persistent_workers and loader.prefetch_factor == 4
+        runs.append([b["image"] for b in loader])
+    assert all(torch.equal(a, b) for a, b in zip(*runs, strict=True))
+
+
+def test_pad_collate_of_different_sizes():
+    items = [{"image": torch.ones(3, 4, 5), "mask": torch.ones(4, 5, dtype=torch.int64),
+              "id": "a"},
+             {"image": torch.ones(3, 6, 3), "mask": torch.ones(6, 3, dtype=torch.int64),
+              "id": "b"}]
+    batch = pad_collate(items, mask_pad_value=9)
+    assert batch["image"].shape == (2, 3, 6, 5) and batch["id"] == ["a", "b"]
+    assert batch["mask"][0, 5, 0] == 9 and batch["image"][0, 0, 5, 0] == 0
+    assert batch["mask"][1, 0, 4] == 9
+
+
+def test_synthetic_is_deterministic_and_readable(tmp_path):
+    a = write_synthetic_dataset(tmp_path / "a", flavour="instance", num_images=3, seed=4)
+    b = write_synthetic_dataset(tmp_path / "b", flavour="instance", num_images=3, seed=4)
+    for rel in ("images/synth_0001.png", "instances/synth_0001.png", "instances/synth_0001.json",
+                "classes.json", "splits.json"):
+        assert (a / rel).read_bytes() == (b / rel).read_bytes()
+    index = discover_dataset(a)
+    assert index.info.class_names == ("background", "disc", "square", "triangle")
+    ds = SegmentationDataset(index.samples, index.info, instances=True)
+    item = ds[0]
+    k = len(item["instances"]["ids"])
+    assert k >= 3 and item["instances"]["ids"].tolist() == list(range(1, k + 1))
+
+
+@pytest.mark.parametrize("flavour", ["multiclass", "binary"])
+def test_synthetic_flavours_go_through_the_user_path(tmp_path, flavour):
+    root = write_synthetic_dataset(tmp_path / flavour, flavour=flavour, num_images=12)
+    index = discover_dataset(root)
+    assert index.info.task.value == flavour and index.split_source == "splits.json"
+    assert len(index.val) == 3 and len(index.train) == 9
+    counts = np.array(index.info.class_pixel_counts)
+    assert counts[0] > counts[1:].sum()  # background dominates
+    if flavour == "multiclass":
+        assert counts[1] > counts[2] > counts[3] > 0  # discs > squares > triangles
