@@ -1,0 +1,56 @@
+"""Inference: sliding-window prediction, test-time augmentation, post-processing and export.
+
+Importing this package is cheap (names resolve lazily, PEP 562), and
+``segwise.inference.onnx_predictor`` never imports torch, so an onnxruntime-only deployment can
+use :class:`OnnxPredictor` without PyTorch installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> module that defines it
+_LAZY = {
+    "Activation": "segwise.inference.options",
+    "Blend": "segwise.inference.options",
+    "Connectivity": "segwise.inference.options",
+    "ExportHead": "segwise.inference.options",
+    "Flip": "segwise.inference.options",
+    "Output": "segwise.inference.options",
+    "PadMode": "segwise.inference.options",
+    "LabelPrediction": "segwise.inference.sliding_window",
+    "sliding_window_inference": "segwise.inference.sliding_window",
+    "TileGrid": "segwise.inference.tiling",
+    "importance_map": "segwise.inference.tiling",
+    "tile_grid": "segwise.inference.tiling",
+    "tile_starts": "segwise.inference.tiling",
+    "GeometricTransform": "segwise.inference.tta",
+    "tta_inference": "segwise.inference.tta",
+    "tta_transforms": "segwise.inference.tta",
+    "fill_holes": "segwise.inference.postprocess",
+    "keep_largest_component": "segwise.inference.postprocess",
+    "remove_small_objects": "segwise.inference.postprocess",
+    "DeployModule": "segwise.inference.export",
+    "export_onnx": "segwise.inference.export",
+    "export_program": "segwise.inference.export",
+    "export_torchscript": "segwise.inference.export",
+    "read_onnx_metadata": "segwise.inference.export",
+    "verify_onnx": "segwise.inference.export",
+    "OnnxPredictor": "segwise.inference.onnx_predictor",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'segwise.inference' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

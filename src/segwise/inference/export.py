@@ -1,0 +1,335 @@
+"""Export a segmentation model to ONNX, TorchScript and torch.export, with pre/post-processing.
+
+Every exporter wraps the model in :class:`DeployModule`, which can bake in the input
+normalisation ``(x - mean) / std`` and the head (logits, probabilities or labels), so that a
+deployment needs nothing but the artefact and its runtime. The ONNX file also records how it was
+built in its metadata (``segwise.*`` keys), which :class:`~segwise.inference.OnnxPredictor` and
+:func:`verify_onnx` read back.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from segwise._validation import as_enum
+from segwise.enums import Task
+from segwise.inference.options import ExportHead
+
+__all__ = [
+    "DeployModule",
+    "export_onnx",
+    "export_program",
+    "export_torchscript",
+    "read_onnx_metadata",
+    "verify_onnx",
+]
+
+
+class DeployModule(nn.Module):
+    """``model`` with normalisation in front and the head behind, ready to export.
+
+    ``forward(x)``: ``x (N, C, H, W)`` float32 *raw* pixels (normalised inside when ``mean`` and
+    ``std`` are given); returns what :class:`ExportHead` says: ``LOGITS`` / ``PROBABILITIES``
+    ``(N, K, H, W)`` float32, ``LABELS`` ``(N, H, W)`` int64 (``(N, K, H, W)`` for multilabel).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        in_channels: int,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        head: ExportHead | str = ExportHead.LOGITS,
+        task: Task | str = Task.MULTICLASS,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.head = as_enum(head, ExportHead, "head")
+        self.task = as_enum(task, Task, "task")
+        self.in_channels = in_channels
+        if (mean is None) != (std is None):
+            raise ValueError("give both mean and std (one value per input channel), or neither")
+        self.normalise = mean is not None
+        if mean is not None and std is not None:
+            if len(mean) != in_channels or len(std) != in_channels:
+                raise ValueError(
+                    f"mean={list(mean)} and std={list(std)} need one value per input channel "
+                    f"(in_channels={in_channels})"
+                )
+            if any(not s > 0 for s in std):
+                raise ValueError(f"std={list(std)} is not valid; every value must be > 0")
+        self.mean_values = None if mean is None else [float(m) for m in mean]
+        self.std_values = None if std is None else [float(s) for s in std]
+        self.register_buffer("mean", torch.tensor(mean or [0.0] * in_channels).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std or [1.0] * in_channels).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.normalise:
+            x = (x - self.mean) / self.std
+        logits = self.model(x)  # (N, K, H, W)
+        if self.head == ExportHead.LOGITS:
+            return logits
+        if self.task == Task.MULTICLASS:
+            if self.head == ExportHead.PROBABILITIES:
+                return logits.softmax(dim=1)
+            return logits.argmax(dim=1)  # (N, H, W)
+        if self.head == ExportHead.PROBABILITIES:
+            return logits.sigmoid()
+        labels = (logits > 0).long()  # sigmoid(z) > 0.5  <=>  z > 0
+        return labels[:, 0] if self.task == Task.BINARY else labels
+
+    def metadata(self) -> dict[str, str]:
+        """How this module was built, as string key/values for an artefact's metadata."""
+        return {
+            "segwise.in_channels": str(self.in_channels),
+            "segwise.mean": json.dumps(self.mean_values),
+            "segwise.std": json.dumps(self.std_values),
+            "segwise.head": self.head.value,
+            "segwise.task": self.task.value,
+        }
+
+
+def _deploy(model, in_channels, mean, std, head, task) -> DeployModule:
+    if not isinstance(in_channels, int) or in_channels < 1:
+        raise ValueError(f"in_channels={in_channels!r} is not valid; expected an int >= 1")
+    return DeployModule(
+        model, in_channels=in_channels, mean=mean, std=std, head=head, task=task
+    ).eval()
+
+
+def _sample(in_channels: int, size: tuple[int, int], batch: int = 1) -> torch.Tensor:
+    return torch.rand(batch, in_channels, *size, generator=torch.Generator().manual_seed(0))
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    in_channels: int,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    head: ExportHead | str = ExportHead.LOGITS,
+    task: Task | str = Task.MULTICLASS,
+    opset: int = 17,
+    dynamic: bool = True,
+    sample_size: tuple[int, int] = (64, 64),
+) -> Path:
+    """Export ``model`` (with optional normalisation and head baked in) to an ONNX file.
+
+    The graph has one input ``"image"`` ``(N, C, H, W)`` float32 and one output ``"output"`` (see
+    :class:`DeployModule`); with ``dynamic`` the batch, height and width axes are free. Uses
+    PyTorch's TorchScript-based exporter (``dynamo=False``), which needs no ``onnxscript``.
+
+    Args:
+        model: the segmentation model ``(N, C, H, W) -> (N, K, H, W)`` logits.
+        path: the ``.onnx`` file to write (parent folders are created).
+        in_channels: ``C``.
+        mean: per-channel mean to subtract inside the graph (with ``std``), or ``None``.
+        std: per-channel standard deviation to divide by inside the graph, or ``None``.
+        head: :class:`ExportHead`.
+        task: :class:`~segwise.enums.Task`, which decides softmax/argmax vs sigmoid/threshold.
+        opset: ONNX opset version.
+        dynamic: make batch, height and width dynamic (else fixed to the sample's).
+        sample_size: ``(H, W)`` of the example input used for tracing; pick a size the model
+            accepts (e.g. a multiple of its output stride).
+
+    Returns:
+        The path written.
+    """
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deploy = _deploy(model, in_channels, mean, std, head, task)
+    was_training = model.training
+    model.eval()
+    try:
+        axes = {"image": {0: "batch", 2: "height", 3: "width"}}
+        out_axes = (
+            {0: "batch", 1: "height", 2: "width"}
+            if (deploy.head == ExportHead.LABELS and deploy.task != Task.MULTILABEL)
+            else {0: "batch", 2: "height", 3: "width"}
+        )
+        axes["output"] = out_axes
+        with warnings.catch_warnings():
+            # the TorchScript-based exporter is deprecated since torch 2.9, but the dynamo one
+            # needs onnxscript, which segwise does not depend on
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                deploy,
+                (_sample(in_channels, sample_size),),
+                str(path),
+                dynamo=False,
+                input_names=["image"],
+                output_names=["output"],
+                opset_version=opset,
+                dynamic_axes=axes if dynamic else None,
+            )
+    finally:
+        model.train(was_training)
+    proto = onnx.load(str(path))
+    for key, value in deploy.metadata().items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
+    return path
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, object]:
+    """The ``segwise.*`` metadata of an ONNX file written by :func:`export_onnx`.
+
+    Returns:
+        ``{"in_channels": int, "mean": list | None, "std": list | None, "head": ExportHead,
+        "task": Task}``.
+    """
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    if "segwise.head" not in props:
+        raise ValueError(f"{path} has no segwise metadata; was it written by export_onnx?")
+    return {
+        "in_channels": int(props["segwise.in_channels"]),
+        "mean": json.loads(props["segwise.mean"]),
+        "std": json.loads(props["segwise.std"]),
+        "head": ExportHead(props["segwise.head"]),
+        "task": Task(props["segwise.task"]),
+    }
+
+
+def verify_onnx(
+    path: str | Path, model: nn.Module, sample: torch.Tensor, *, atol: float = 1e-4
+) -> float:
+    """Run the ONNX file in onnxruntime and the PyTorch model on ``sample``, and compare.
+
+    The PyTorch side is wrapped exactly as the file records (normalisation, head, task).
+
+    Args:
+        path: an ONNX file written by :func:`export_onnx`.
+        model: the PyTorch model that was exported.
+        sample: ``(N, C, H, W)`` float32 raw input (un-normalised when normalisation is baked in).
+        atol: the largest allowed absolute difference. For a ``LABELS`` head the outputs are
+            integers, so any disagreement (a pixel on an exact tie) counts at least 1.
+
+    Returns:
+        The maximum absolute difference between the two outputs.
+
+    Raises:
+        AssertionError: if the difference is above ``atol`` or the shapes differ.
+    """
+    import onnxruntime as ort
+
+    meta = read_onnx_metadata(path)
+    deploy = _deploy(
+        model, meta["in_channels"], meta["mean"], meta["std"], meta["head"], meta["task"]
+    )
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            expected = deploy(sample.float()).cpu().numpy()
+    finally:
+        model.train(was_training)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"image": sample.float().cpu().numpy()})[0]
+    if got.shape != expected.shape:
+        raise AssertionError(f"{path}: ONNX output shape {got.shape} != PyTorch {expected.shape}")
+    diff = float(abs(got.astype("float64") - expected.astype("float64")).max()) if got.size else 0.0
+    if diff > atol:
+        raise AssertionError(
+            f"{path}: ONNX Runtime and PyTorch differ by {diff:.3g} > atol={atol:g} on a "
+            f"{tuple(sample.shape)} sample; check for unsupported ops or raise atol"
+        )
+    return diff
+
+
+def export_torchscript(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    in_channels: int,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    head: ExportHead | str = ExportHead.LOGITS,
+    task: Task | str = Task.MULTICLASS,
+    sample_size: tuple[int, int] = (64, 64),
+) -> Path:
+    """Trace ``model`` (wrapped in :class:`DeployModule`) to TorchScript and save it.
+
+    Tracing records the ops run on a ``sample_size`` input; the artefact is checked on a second
+    size, and a ``ValueError`` is raised if it does not generalise (shape-dependent Python in the
+    model). Load it with ``torch.jit.load(path)``; the segwise metadata is stored as the
+    ``segwise.json`` extra file.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deploy = _deploy(model, in_channels, mean, std, head, task)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            traced = torch.jit.trace(
+                deploy, (_sample(in_channels, sample_size),), check_trace=False
+            )
+            other = _sample(in_channels, (sample_size[0] * 2, sample_size[1] * 2))
+            if not torch.allclose(traced(other).float(), deploy(other).float(), atol=1e-4):
+                raise ValueError(
+                    "the traced model does not generalise to other image sizes; the model has "
+                    "shape-dependent Python code. Use export_program instead"
+                )
+    finally:
+        model.train(was_training)
+    torch.jit.save(traced, str(path), _extra_files={"segwise.json": json.dumps(deploy.metadata())})
+    return path
+
+
+def export_program(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    in_channels: int,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    head: ExportHead | str = ExportHead.LOGITS,
+    task: Task | str = Task.MULTICLASS,
+    dynamic: bool = True,
+    sample_size: tuple[int, int] = (64, 64),
+) -> Path:
+    """Export ``model`` (wrapped in :class:`DeployModule`) with ``torch.export`` and save it.
+
+    With ``dynamic``, batch, height and width are ``Dim.AUTO``: torch.export infers which values
+    the model accepts (e.g. multiples of its output stride). Load with ``torch.export.load(path)``
+    and call ``.module()(x)``.
+
+    Returns:
+        The path written (``torch.export.save``; a ``.pt2`` suffix is conventional).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deploy = _deploy(model, in_channels, mean, std, head, task)
+    was_training = model.training
+    model.eval()
+    try:
+        auto = torch.export.Dim.AUTO
+        shapes = {"x": {0: auto, 2: auto, 3: auto}} if dynamic else None
+        program = torch.export.export(
+            # batch 2: a sample of size 1 would specialise the batch axis to 1
+            deploy,
+            (_sample(in_channels, sample_size, batch=2),),
+            dynamic_shapes=shapes,
+        )
+    finally:
+        model.train(was_training)
+    torch.export.save(
+        program, str(path), extra_files={"segwise.json": json.dumps(deploy.metadata())}
+    )
+    return path
