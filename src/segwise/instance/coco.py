@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -69,7 +70,10 @@ def decode_rle(rles: Sequence[Mapping[str, Any]]) -> np.ndarray:
         elif isinstance(rle["counts"], str):
             rle["counts"] = rle["counts"].encode("ascii")
         compressed.append(rle)
-    return mask_utils.decode(compressed).transpose(2, 0, 1).astype(bool)  # (H, W, K) -> (K, H, W)
+    with warnings.catch_warnings():  # pycocotools' __array__ vs numpy 2 copy keyword
+        warnings.simplefilter("ignore", DeprecationWarning)
+        decoded = mask_utils.decode(compressed)  # (H, W, K)
+    return decoded.transpose(2, 0, 1).astype(bool)
 
 
 def coco_mask_ap(

@@ -1,0 +1,120 @@
+"""Mask R-CNN: targets adapter (fast) and builder / train step / eval / weights loading (slow)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from segwise.instance.maskrcnn import (
+    build_maskrcnn,
+    collate_maskrcnn,
+    maskrcnn_targets_from_item,
+)
+from segwise.instance.methods import InstanceDecodeConfig, predict_instances
+from segwise.instance.representation import InstancePrediction
+
+# small enough for a shared 2-core CPU: 64x64 input, few proposals and sampled RoIs
+TINY = {
+    "min_size": 64,
+    "max_size": 64,
+    "rpn_pre_nms_top_n": (50, 50),
+    "rpn_post_nms_top_n": (20, 20),
+    "box_batch_size_per_image": 16,
+}
+
+
+def _item():
+    masks = torch.zeros(3, 64, 64, dtype=torch.uint8)
+    masks[0, 5:20, 5:25] = 1
+    masks[1, 30:60, 30:50] = 1  # masks[2] stays empty (e.g. cropped away): dropped
+    return {
+        "image": torch.rand(3, 64, 64),
+        "instances": {
+            "masks": masks,
+            "labels": torch.tensor([1, 2, 1]),
+            "boxes": torch.zeros(3, 4),
+            "ids": torch.tensor([1, 2, 3]),
+        },
+    }
+
+
+def test_targets_from_item():
+    image, target = maskrcnn_targets_from_item(_item())
+    assert image.shape == (3, 64, 64)
+    assert target["boxes"].tolist() == [[5, 5, 25, 20], [30, 30, 50, 60]]
+    assert target["labels"].tolist() == [1, 2]
+    assert target["masks"].dtype == torch.uint8 and target["masks"].shape == (2, 64, 64)
+    images, targets = collate_maskrcnn([_item(), _item()])
+    assert len(images) == len(targets) == 2
+
+
+def test_targets_from_item_bad_input():
+    item = _item()
+    item["instances"]["labels"] = torch.tensor([0, 1, 1])
+    with pytest.raises(ValueError, match="labels >= 1"):
+        maskrcnn_targets_from_item(item)
+    with pytest.raises(ValueError, match="expected 'image' and 'instances'"):
+        maskrcnn_targets_from_item({"image": torch.rand(3, 4, 4)})
+
+
+def test_builder_validates_arguments_and_coco_fails_fast_offline(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="num_classes=0"):
+        build_maskrcnn(num_classes=0)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        build_maskrcnn(num_classes=1, weights=tmp_path / "missing.pth")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # empty cache
+    with pytest.raises(FileNotFoundError, match=r"never downloads.*pass weights='/path/to/"):
+        build_maskrcnn(num_classes=1, weights="coco")
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_maskrcnn(num_classes=2, **TINY)
+
+
+@pytest.mark.slow
+def test_train_step_and_eval(model):
+    model.train()
+    images, targets = collate_maskrcnn([_item()])
+    losses = model(images, targets)
+    assert set(losses) == {
+        "loss_classifier",
+        "loss_box_reg",
+        "loss_mask",
+        "loss_objectness",
+        "loss_rpn_box_reg",
+    }
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    grad = model.roi_heads.mask_predictor.mask_fcn_logits.weight.grad
+    assert grad is not None and torch.isfinite(grad).all()
+    # eval through the method layer (calls predict_maskrcnn); any image size
+    config = InstanceDecodeConfig(score_threshold=0.0)
+    preds = predict_instances(model, [torch.rand(3, 64, 48)], method="maskrcnn", config=config)
+    assert isinstance(preds[0], InstancePrediction) and preds[0].shape == (64, 48)
+    assert not model.training
+
+
+@pytest.mark.slow
+def test_local_weights_same_and_other_class_count(model, tmp_path):
+    path = tmp_path / "maskrcnn.pth"
+    torch.save(model.state_dict(), path)
+    same = build_maskrcnn(num_classes=2, weights=path, **TINY)
+    for key, value in model.state_dict().items():
+        assert torch.equal(same.state_dict()[key], value), key
+    # another class count: everything but the two predictors is loaded, predictors replaced
+    other = build_maskrcnn(num_classes=4, weights=str(path), trainable_backbone_layers=2, **TINY)
+    assert other.roi_heads.box_predictor.cls_score.out_features == 5
+    assert other.roi_heads.box_predictor.bbox_pred.out_features == 20
+    assert other.roi_heads.mask_predictor.mask_fcn_logits.out_channels == 5
+    key = "backbone.body.layer1.0.conv1.weight"
+    assert torch.equal(other.state_dict()[key], model.state_dict()[key])
+    assert not other.backbone.body.layer2[0].conv1.weight.requires_grad
+    assert other.backbone.body.layer3[0].conv1.weight.requires_grad
+    # a file that is not a Mask R-CNN state_dict
+    bad = tmp_path / "bad.pth"
+    torch.save({"w": torch.zeros(1)}, bad)
+    with pytest.raises(ValueError, match="not a Mask R-CNN state_dict"):
+        build_maskrcnn(num_classes=2, weights=bad, **TINY)
