@@ -1,0 +1,190 @@
+"""Benchmark: forward + backward time and peak extra memory of the multiclass Dice losses.
+
+Compares segwise ``DiceLoss`` / ``DiceCELoss`` with MONAI ``DiceLoss`` / ``DiceCELoss``
+(``softmax=True, to_onehot_y=True``) and smp ``DiceLoss("multiclass")`` on the same tensors in
+the same run, and writes JSON to ``--out``.
+
+Usage:
+    .venv/bin/python benchmarks/bench_losses.py                       # CPU, (8, 21, 256, 256)
+    .venv/bin/python benchmarks/bench_losses.py --device cuda --shape 16,21,512,512
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+MEMORY_METHODS = {
+    "cpu": (
+        "torch.profiler(profile_memory=True) over one forward+backward: every event's "
+        "self_cpu_memory_usage (bytes allocated minus freed by that op itself, plus the "
+        "'[memory]' free events outside ops), ordered by start time and summed cumulatively; "
+        "the peak of that running sum is the peak extra memory held by the CPU allocator "
+        "beyond the inputs (logits, target) that existed before the call. Granularity is one "
+        "op: temporaries allocated and freed inside a single aten op are not seen."
+    ),
+    "cuda": (
+        "torch.cuda.max_memory_allocated() after reset_peak_memory_stats(), minus the memory "
+        "allocated before the call (logits, target): the peak extra bytes of one "
+        "forward+backward."
+    ),
+}
+
+
+def build_losses(num_classes: int) -> dict[str, Callable]:
+    """The compared losses, each configured as the same multiclass soft Dice (+ CE)."""
+    import monai.losses
+    import segmentation_models_pytorch.losses as smp_losses
+
+    from segwise.losses import DiceCELoss, DiceLoss
+
+    eps = 1e-5
+    return {
+        "segwise.DiceLoss": DiceLoss(task="multiclass", num_classes=num_classes, eps=eps),
+        "segwise.DiceCELoss": DiceCELoss(task="multiclass", num_classes=num_classes, eps=eps),
+        "monai.DiceLoss": _monai_index(
+            monai.losses.DiceLoss(softmax=True, to_onehot_y=True, batch=True)
+        ),
+        "monai.DiceCELoss": _monai_index(
+            monai.losses.DiceCELoss(softmax=True, to_onehot_y=True, batch=True)
+        ),
+        "smp.DiceLoss": smp_losses.DiceLoss("multiclass", from_logits=True),
+    }
+
+
+def _monai_index(loss: Callable) -> Callable:
+    """MONAI wants the index target with a channel axis: (N, 1, H, W)."""
+    return lambda logits, target: loss(logits, target.unsqueeze(1))
+
+
+def _step(loss: Callable, logits: torch.Tensor, target: torch.Tensor) -> None:
+    x = logits.detach().requires_grad_(True)
+    loss(x, target).backward()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_all(losses, logits, target, *, warmup: int, reps: int) -> dict[str, list[float]]:
+    """Seconds per forward+backward; losses interleaved round-robin so load noise is shared."""
+    device = logits.device
+    for _ in range(warmup):
+        for loss in losses.values():
+            _step(loss, logits, target)
+    times: dict[str, list[float]] = {name: [] for name in losses}
+    for _ in range(reps):
+        for name, loss in losses.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            _step(loss, logits, target)
+            _sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def peak_memory(loss: Callable, logits: torch.Tensor, target: torch.Tensor) -> int:
+    """Peak extra bytes allocated during one forward+backward (method: MEMORY_METHODS)."""
+    if logits.device.type == "cuda":
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        _step(loss, logits, target)
+        torch.cuda.synchronize()
+        return int(torch.cuda.max_memory_allocated() - base)
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        _step(loss, logits, target)
+    events = [e for e in prof.events() if e.self_cpu_memory_usage != 0]
+    events.sort(key=lambda e: e.time_range.start)
+    running = peak = 0
+    for e in events:
+        running += e.self_cpu_memory_usage
+        peak = max(peak, running)
+    return int(peak)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--shape", default="8,21,256,256", help="N,C,H,W of the logits")
+    parser.add_argument("--reps", type=int, default=7, help="timed repetitions (median)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--out", default="benchmarks/results/losses.json")
+    args = parser.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    n, c, h, w = (int(s) for s in args.shape.split(","))
+    device = torch.device(args.device)
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(n, c, h, w, generator=gen).to(device)
+    target = torch.randint(0, c, (n, h, w), generator=gen).to(device)
+    losses = build_losses(c)
+
+    values = {name: float(loss(logits, target)) for name, loss in losses.items()}
+    times = time_all(losses, logits, target, warmup=args.warmup, reps=args.reps)
+    memory = {name: peak_memory(loss, logits, target) for name, loss in losses.items()}
+    results = {
+        name: {
+            "median_s": statistics.median(times[name]),
+            "min_s": min(times[name]),
+            "times_s": times[name],
+            "peak_extra_bytes": memory[name],
+            "peak_extra_mib": memory[name] / 2**20,
+            "loss_value": values[name],
+        }
+        for name in losses
+    }
+    dice_peers = ("monai.DiceLoss", "smp.DiceLoss")
+    fastest = min(dice_peers, key=lambda k: results[k]["median_s"])
+    summary = {
+        "fastest_dice_peer": fastest,
+        "speedup_dice_vs_fastest_peer": results[fastest]["median_s"]
+        / results["segwise.DiceLoss"]["median_s"],
+        "speedup_dicece_vs_monai_dicece": results["monai.DiceCELoss"]["median_s"]
+        / results["segwise.DiceCELoss"]["median_s"],
+        "memory_ratio_dice_vs_fastest_peer": results["segwise.DiceLoss"]["peak_extra_bytes"]
+        / max(results[fastest]["peak_extra_bytes"], 1),
+    }
+    report = {
+        "benchmark": "multiclass soft Dice (+CE), forward+backward, index targets",
+        "shape_NCHW": [n, c, h, w],
+        "device": str(device),
+        "device_name": (
+            torch.cuda.get_device_name() if device.type == "cuda" else platform.processor()
+        )
+        or platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "reps": args.reps,
+        "warmup": args.warmup,
+        "timing_method": "time.perf_counter around forward+backward (cuda synchronised), "
+        "median of reps after warmup, losses interleaved round-robin",
+        "memory_method": MEMORY_METHODS[device.type],
+        "results": results,
+        "summary": summary,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    for name, r in results.items():
+        print(f"{name:20s} median {r['median_s'] * 1e3:8.1f} ms  peak extra "
+              f"{r['peak_extra_mib']:8.1f} MiB  loss {r['loss_value']:.5f}")
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {out}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
