@@ -96,18 +96,19 @@ def test_worst_k_quantiles_and_to_dict():
 def test_default_ids_merge_and_state_dict(tmp_path):
     a = PerImageDice(2)
     a.update(PRED, TARGET)
-    assert a.compute().ids == ("0", "1")
+    assert a.compute().ids == ("#0", "#1")
     b = PerImageDice(2)
     b.update(PRED[:1], TARGET[:1], ids=["extra"])
+    b.update(PRED[1:], TARGET[1:])  # unnamed images never clash
     assert a.merge(b) is a
-    assert len(a) == 3 and a.compute().ids == ("0", "1", "extra")
+    assert len(a) == 4 and a.compute().ids == ("#0", "#1", "extra", "#3")
     torch.save(a.state_dict(), tmp_path / "s.pt")
     c = PerImageDice(2)
     c.load_state_dict(torch.load(tmp_path / "s.pt", weights_only=True))
     assert c.compute().ids == a.compute().ids
     assert torch.equal(c.compute().dice.nan_to_num(-1), a.compute().dice.nan_to_num(-1))
     a.all_reduce()  # not distributed: no-op
-    assert len(a) == 3
+    assert len(a) == 4
     a.reset()
     assert len(a) == 0 and math.isnan(a.compute().mean)
 

@@ -50,7 +50,8 @@ class PerImageScores:
     """Per-image Dice of a dataset (result of :meth:`PerImageDice.compute`).
 
     Attributes:
-        ids: image ids, in the order the images were added (merged order for merges).
+        ids: image ids, in the order the images were added (merged order for merges); an
+            image added without an id is ``"#k"``, k its position here.
         dice: (M, C) float64, ``dice[i, c]`` is the Dice of class c in image i; NaN where the
             class is absent from both (``EmptyRule.EXCLUDE``) or the image has no counted pixel.
         per_image: (M,) float64, each image's mean Dice over ``classes`` (NaN values left out);
@@ -152,7 +153,7 @@ class PerImageDice:
                     f"in [0, {num_classes})"
                 )
         self.class_names = check_class_names(class_names, num_classes)
-        self._ids: list[str] = []
+        self._ids: list[str | None] = []  # None: an image added without an id
         self._counts: list[torch.Tensor] = []  # each (N, C, 3) int64 on CPU: TP, FP, FN
 
     def __len__(self) -> int:
@@ -161,13 +162,14 @@ class PerImageDice:
     def _config(self) -> tuple[Any, ...]:
         return (self.num_classes, self.ignore_index, self.empty, self.classes)
 
-    def _add(self, ids: list[str], counts: torch.Tensor) -> None:
-        clash = set(ids) & set(self._ids)
-        if clash or len(set(ids)) != len(ids):
-            dup = sorted(clash) or sorted({i for i in ids if ids.count(i) > 1})
+    def _add(self, ids: list[str | None], counts: torch.Tensor) -> None:
+        named = [i for i in ids if i is not None]
+        clash = set(named) & set(self._ids)
+        if clash or len(set(named)) != len(named):
+            dup = sorted(clash) or sorted({i for i in named if named.count(i) > 1})
             raise ValueError(
                 f"image ids {dup[:5]} are duplicated or already present; expected unique ids "
-                "(pass ids=... to update, e.g. the dataset items' 'id', when merging)"
+                "(each image once; a DistributedSampler that pads shards repeats images)"
             )
         self._ids.extend(ids)
         self._counts.append(counts)
@@ -180,8 +182,9 @@ class PerImageDice:
         Args:
             pred: (N, H, W) integer predicted class indices in ``[0, C)``.
             target: (N, H, W) integer target class indices in ``[0, C)`` or ``ignore_index``.
-            ids: N unique image ids (the dataset item's ``"id"``); default the running index
-                as a string (``"0"``, ``"1"``, ...).
+            ids: N unique image ids (the dataset item's ``"id"``). Without ids, an image is
+                named ``"#k"`` after its position k in :meth:`compute`'s order (so unnamed
+                images never clash in :meth:`merge`).
 
         Raises:
             ValueError: on bad label maps, a wrong number of ids, or an id already present.
@@ -190,9 +193,9 @@ class PerImageDice:
             pred, target, num_classes=self.num_classes, ignore_index=self.ignore_index
         ).cpu()
         n = cm.shape[0]
+        id_list: list[str | None]
         if ids is None:
-            start = len(self._ids)
-            id_list = [str(start + i) for i in range(n)]
+            id_list = [None] * n
         else:
             id_list = [ids] if isinstance(ids, str) else list(ids)
             if len(id_list) != n or not all(isinstance(i, str) for i in id_list):
@@ -221,7 +224,7 @@ class PerImageDice:
         defined = per_image[~per_image.isnan()]
         mean = float(defined.mean()) if defined.numel() else math.nan
         return PerImageScores(
-            ids=tuple(self._ids),
+            ids=tuple(f"#{k}" if i is None else i for k, i in enumerate(self._ids)),
             dice=dice,
             per_image=per_image,
             classes=self.classes,
