@@ -161,3 +161,24 @@ def test_direct_construction_is_validated():
         InstancePrediction(inst, good.class_map * 3, good.ids, good.labels, good.scores, good.boxes)
     with pytest.raises(ValueError, match="mask_threshold"):
         InstancePrediction.from_masks(np.zeros((1, 2, 2)), mask_threshold=2.0)
+
+
+def test_from_target_uses_item_ids_and_round_trips():
+    inst = rect_map((6, 6), [(5, 0, 0, 2, 2), (9, 3, 3, 3, 3)])
+    pred = InstancePrediction.from_label_map(inst, labels={5: 2, 9: 1})
+    target = pred.to_target()
+    back = InstancePrediction.from_target(
+        {k: torch.from_numpy(v) for k, v in target.items()}  # tensors, as the dataset yields
+    )
+    assert np.array_equal(back.instance_map, inst) and back.labels.tolist() == [2, 1]
+    # no ids: k + 1 in item order; overlapping masks: the earlier one wins
+    masks = np.zeros((2, 4, 4), np.uint8)
+    masks[0, :2, :2] = 1
+    masks[1, :3, :3] = 1
+    no_ids = InstancePrediction.from_target({"masks": masks, "labels": [1, 3]})
+    assert no_ids.instance_map[0, 0] == 1 and no_ids.instance_map[2, 2] == 2
+    assert no_ids.labels.tolist() == [1, 3] and no_ids.areas.tolist() == [4, 5]
+    with pytest.raises(ValueError, match="unique IDs"):
+        InstancePrediction.from_target({"masks": masks, "labels": [1, 1], "ids": [2, 2]})
+    with pytest.raises(ValueError, match="lacks 'labels'"):
+        InstancePrediction.from_target({"masks": masks})

@@ -219,12 +219,12 @@ def maskrcnn_targets_from_item(
     keep = masks.flatten(1).bool().any(dim=1)
     masks, labels = masks[keep], labels[keep]
     binary = masks.bool()
-    boxes = torch.zeros((len(masks), 4), dtype=torch.float32)
+    boxes = torch.zeros((len(masks), 4), dtype=torch.float32, device=masks.device)
     if len(masks):
         rows = binary.any(dim=2)  # (K, H)
         cols = binary.any(dim=1)  # (K, W)
-        ar_h = torch.arange(rows.shape[1])
-        ar_w = torch.arange(cols.shape[1])
+        ar_h = torch.arange(rows.shape[1], device=masks.device)
+        ar_w = torch.arange(cols.shape[1], device=masks.device)
         big = max(rows.shape[1], cols.shape[1]) + 1
         boxes[:, 0] = torch.where(cols, ar_w, big).amin(dim=1)
         boxes[:, 1] = torch.where(rows, ar_h, big).amin(dim=1)

@@ -86,19 +86,11 @@ class InstanceDecodeConfig:
 
 
 def instance_map_from_item(item: Mapping[str, Any]) -> np.ndarray:
-    """``int32 (H, W)`` instance map from an Instance item's ``"instances"`` masks.
+    """``int32 (H, W)`` instance map from an Instance item's ``"instances"``.
 
-    Instance ``k`` (in item order) gets ID ``k + 1``; where masks overlap the earlier one wins.
+    IDs are the item's ``"ids"`` (else ``k + 1``); where masks overlap the earlier one wins.
     """
-    masks = item["instances"]["masks"]
-    masks = masks.detach().cpu().numpy() if hasattr(masks, "detach") else np.asarray(masks)
-    if masks.ndim != 3:
-        raise ValueError(f"instances masks has shape {masks.shape}; expected (K, H, W)")
-    inst = np.zeros(masks.shape[1:], dtype=np.int32)
-    if len(masks):
-        binary = masks.astype(bool)
-        inst = np.where(binary.any(0), np.argmax(binary, axis=0) + 1, 0).astype(np.int32)
-    return inst
+    return InstancePrediction.from_target(item["instances"]).instance_map
 
 
 def unet_targets_from_item(
