@@ -115,10 +115,11 @@ def _bincount_confusion(
     c = num_classes
     image = torch.arange(n, device=target.device).view(n, 1, 1).expand_as(target)
     flat = (image * c + target) * c + pred  # (N, H, W): one bin per (image, target, pred)
-    if ignore_index is not None:
-        flat = flat[target != ignore_index]
-    counts = torch.bincount(flat.reshape(-1), minlength=n * c * c)
-    return counts.view(n, c, c)
+    bins = n * c * c
+    if ignore_index is not None:  # ignored pixels go to one extra bin, dropped below
+        flat = flat.masked_fill(target == ignore_index, bins)
+    counts = torch.bincount(flat.reshape(-1), minlength=bins + 1)
+    return counts[:bins].view(n, c, c)
 
 
 def confusion_matrix(
@@ -152,9 +153,9 @@ def confusion_matrix(
     )
     c = num_classes
     flat = target * c + pred
-    if ignore_index is not None:
-        flat = flat[target != ignore_index]
-    return torch.bincount(flat.reshape(-1), minlength=c * c).view(c, c)
+    if ignore_index is not None:  # ignored pixels go to one extra bin, dropped below
+        flat = flat.masked_fill(target == ignore_index, c * c)
+    return torch.bincount(flat.reshape(-1), minlength=c * c + 1)[: c * c].view(c, c)
 
 
 def batch_confusion_matrix(

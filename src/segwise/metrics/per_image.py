@@ -154,6 +154,7 @@ class PerImageDice:
                 )
         self.class_names = check_class_names(class_names, num_classes)
         self._ids: list[str | None] = []  # None: an image added without an id
+        self._named: set[str] = set()  # the given ids, for the uniqueness check
         self._counts: list[torch.Tensor] = []  # each (N, C, 3) int64 on CPU: TP, FP, FN
 
     def __len__(self) -> int:
@@ -164,7 +165,7 @@ class PerImageDice:
 
     def _add(self, ids: list[str | None], counts: torch.Tensor) -> None:
         named = [i for i in ids if i is not None]
-        clash = set(named) & set(self._ids)
+        clash = set(named) & self._named
         if clash or len(set(named)) != len(named):
             dup = sorted(clash) or sorted({i for i in named if named.count(i) > 1})
             raise ValueError(
@@ -172,6 +173,7 @@ class PerImageDice:
                 "(each image once; a DistributedSampler that pads shards repeats images)"
             )
         self._ids.extend(ids)
+        self._named.update(named)
         self._counts.append(counts)
 
     def update(
@@ -236,6 +238,7 @@ class PerImageDice:
     def reset(self) -> None:
         """Forget every image (keeps the configuration)."""
         self._ids = []
+        self._named = set()
         self._counts = []
 
     def _check_config(self, config: tuple[Any, ...], what: str) -> None:
