@@ -32,14 +32,14 @@ def test_three_class_round_trip_recovers_instances(decoding):
     pred = decode_three_class(target, decoding=decoding)
     assert isinstance(pred, InstancePrediction)
     assert len(pred) == 4  # the 2x2 object has no interior: kept as its own component
-    assert dsb_score(INST, pred) == 1.0
+    assert dsb_score(pred, INST) == 1.0
 
 
 def test_three_class_probabilities_and_scores():
     onehot = (three_class_target(INST)[None] == np.arange(3)[:, None, None]).astype(np.float32)
     probs = 0.1 / 3 + 0.9 * onehot  # softened: p_bg 0.9333 on background, 0.0333 elsewhere
     pred = decode_three_class(torch.from_numpy(probs))
-    assert dsb_score(INST, pred) == 1.0
+    assert dsb_score(pred, INST) == 1.0
     assert pred.scores.tolist() == pytest.approx([1 - 0.1 / 3] * 4)
     assert (pred.labels == 1).all()
 
@@ -57,10 +57,10 @@ def test_min_area_and_bad_input():
 def test_distance_round_trip(decoding):
     inst = rect_map((20, 20), [(1, 1, 1, 7, 7), (2, 1, 8, 7, 7), (3, 11, 3, 6, 12)])
     pred = decode_distance(distance_target(inst), decoding=decoding)
-    assert dsb_score(inst, pred) == 1.0
+    assert dsb_score(pred, inst) == 1.0
     fg = (inst > 0).astype(np.float32)
     pred = decode_distance(distance_target(inst), foreground=fg, decoding=decoding)
-    assert dsb_score(inst, pred) == 1.0
+    assert dsb_score(pred, inst) == 1.0
 
 
 def _item(inst):
@@ -86,10 +86,10 @@ def test_decode_unet_logits_and_predict_instances():
     onehot = torch.from_numpy(three_class_target(INST)).long()
     logits = 10.0 * nn.functional.one_hot(onehot, 3).permute(2, 0, 1)[None].float()
     preds = decode_unet_logits(logits.repeat(2, 1, 1, 1))
-    assert len(preds) == 2 and all(dsb_score(INST, p) == 1.0 for p in preds)
+    assert len(preds) == 2 and all(dsb_score(p, INST) == 1.0 for p in preds)
     cfg = InstanceDecodeConfig(decoding="connected_components")
     assert cfg.decoding is Decoding.CONNECTED_COMPONENTS
-    assert dsb_score(INST, decode_unet_logits(logits, config=cfg)[0]) == 1.0
+    assert dsb_score(decode_unet_logits(logits, config=cfg)[0], INST) == 1.0
     with pytest.raises(ValueError, match=r"expected \(N, 3, H, W\)"):
         decode_unet_logits(logits[:, :2])
 
@@ -98,7 +98,7 @@ def test_decode_unet_logits_and_predict_instances():
             return logits.expand(x.shape[0], -1, -1, -1)
 
     preds = predict_instances(Fixed(), torch.rand(1, 3, *INST.shape), method="unet_watershed")
-    assert dsb_score(INST, preds[0]) == 1.0
+    assert dsb_score(preds[0], INST) == 1.0
     with pytest.raises(ValueError, match="method='solo'.*'maskrcnn', 'unet_watershed'"):
         predict_instances(Fixed(), torch.rand(1, 3, 4, 4), method="solo")
     assert InstanceMethod("maskrcnn") is InstanceMethod.MASKRCNN

@@ -23,7 +23,7 @@ def test_three_class_targets_decode_back_on_real_nuclei(shared_data):
         inst = np.array(Image.open(root / "instances" / f"{name}.png")).astype(np.int64)
         weights = border_weight_map(inst)
         assert weights.shape == inst.shape and np.isfinite(weights).all()
-        metrics.update(inst, decode_three_class(three_class_target(inst)))
+        metrics.update(decode_three_class(three_class_target(inst)), inst)
     result = metrics.compute()
     # an oracle (perfect targets) loses only objects too thin to keep an interior
     assert result.dsb_score > 0.95 and result.pq > 0.95

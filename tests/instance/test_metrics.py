@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
@@ -33,18 +34,18 @@ def test_thresholds_are_the_dsb_ones():
 def test_perfect_prediction_with_other_ids():
     gt = rect_map(S, [(1, 0, 0, 3, 3), (2, 4, 4, 4, 4)])
     pred = rect_map(S, [(9, 0, 0, 3, 3), (5, 4, 4, 4, 4)])
-    assert average_precision(gt, pred).tolist() == [1.0] * 10
-    assert dsb_score(gt, pred) == 1.0
+    assert average_precision(pred, gt).tolist() == [1.0] * 10
+    assert dsb_score(pred, gt) == 1.0
 
 
 def test_split():
     # gt: one 4x4 object (16 px); pred splits it into 4x3 (IoU 12/16 = 0.75) and 4x1 (4/16 = 0.25)
     gt = rect_map(S, [(1, 0, 0, 4, 4)])
     pred = rect_map(S, [(1, 0, 0, 4, 3), (2, 0, 3, 4, 1)])
-    ap = average_precision(gt, pred)
+    ap = average_precision(pred, gt)
     # t < 0.75: TP 1, FP 1, FN 0 -> 1/2; t >= 0.75 (IoU must be > t): TP 0, FP 2, FN 1 -> 0
     assert ap.tolist() == [0.5] * 5 + [0.0] * 5
-    assert dsb_score(gt, pred) == pytest.approx(2.5 / 10)
+    assert dsb_score(pred, gt) == pytest.approx(2.5 / 10)
 
 
 def test_merge():
@@ -52,7 +53,7 @@ def test_merge():
     gt = rect_map(S, [(1, 0, 0, 4, 6), (2, 0, 6, 4, 2)])
     pred = rect_map(S, [(1, 0, 0, 4, 8)])
     # IoU 24/32 = 0.75 and 8/32 = 0.25; t < 0.75: TP 1, FP 0, FN 1 -> 1/2; else 0/3
-    assert average_precision(gt, pred).tolist() == [0.5] * 5 + [0.0] * 5
+    assert average_precision(pred, gt).tolist() == [0.5] * 5 + [0.0] * 5
 
 
 def test_missed_and_spurious():
@@ -61,23 +62,23 @@ def test_missed_and_spurious():
     # missed: TP 1, FN 1 -> 1/2 at every threshold
     assert average_precision(gt, one).tolist() == [0.5] * 10
     # spurious: gt has one object, pred has it plus one more: TP 1, FP 1 -> 1/2
-    assert average_precision(one, gt).tolist() == [0.5] * 10
+    assert average_precision(gt, one).tolist() == [0.5] * 10
 
 
 def test_partial_overlap_and_strict_threshold():
     # gt 10x10 = 100 px, pred 10x9 = 90 px inside: IoU 0.9, which is not > 0.9
     gt = rect_map((10, 10), [(1, 0, 0, 10, 10)])
     pred = rect_map((10, 10), [(1, 0, 0, 10, 9)])
-    assert average_precision(gt, pred).tolist() == [1.0] * 8 + [0.0] * 2
-    assert dsb_score(gt, pred) == pytest.approx(0.8)
+    assert average_precision(pred, gt).tolist() == [1.0] * 8 + [0.0] * 2
+    assert dsb_score(pred, gt) == pytest.approx(0.8)
 
 
 def test_empty_images():
     empty = np.zeros(S, int)
     one = rect_map(S, [(1, 0, 0, 3, 3)])
     assert dsb_score(empty, empty) == 1.0  # nothing to find, nothing found
-    assert dsb_score(empty, one) == 0.0  # 0 / (0 + 1 + 0)
-    assert dsb_score(one, empty) == 0.0  # 0 / (0 + 0 + 1)
+    assert dsb_score(one, empty) == 0.0  # no gt, one prediction: 0 / (0 + 1 + 0)
+    assert dsb_score(empty, one) == 0.0  # one gt, no prediction: 0 / (0 + 0 + 1)
 
 
 def test_low_threshold_uses_optimal_assignment():
@@ -89,8 +90,8 @@ def test_low_threshold_uses_optimal_assignment():
     gi, pj, iou = match_pairs(overlap(gt, pred), 0.3)
     assert sorted(zip(gi.tolist(), pj.tolist(), strict=True)) == [(0, 1), (1, 0)]
     assert sorted(iou.tolist()) == pytest.approx([3 / 8, 2 / 5])
-    assert average_precision(gt, pred, thresholds=[0.3]).tolist() == [1.0]
-    assert average_precision(gt, pred, thresholds=[0.39]).tolist() == [1 / 3]  # only g1-p2
+    assert average_precision(pred, gt, thresholds=[0.3]).tolist() == [1.0]
+    assert average_precision(pred, gt, thresholds=[0.39]).tolist() == [1 / 3]  # only g1-p2
 
 
 def test_overlap_table_counts():
@@ -154,7 +155,7 @@ def test_ap_matches_brute_force(gt_rects, pred_rects, jitter):
     extra = [(len(moved) + i + 1, *r) for i, r in enumerate(pred_rects[:2])]
     pred = rect_map((12, 12), moved + extra)
     thresholds = [0.1, 0.3, *DSB_THRESHOLDS]
-    ours = average_precision(gt, pred, thresholds=thresholds)
+    ours = average_precision(pred, gt, thresholds=thresholds)
     assert ours.tolist() == pytest.approx(_brute_ap(gt, pred, thresholds))
 
 
@@ -169,7 +170,7 @@ def test_panoptic_quality_hand_example():
     pred = InstancePrediction.from_label_map(
         rect_map((10, 10), [(1, 0, 0, 4, 3), (2, 0, 5, 4, 4), (3, 6, 6, 2, 2)]), labels=[1, 1, 2]
     )
-    counts = panoptic_counts(gt, pred)
+    counts = panoptic_counts(pred, gt)
     # class 1: TP (A, A'), FN C, FP B' -> SQ 0.75, RQ 1 / (1 + 0.5 + 0.5) = 0.5, PQ 0.375
     # class 2: TP 0, FN B, FP D -> SQ 0, RQ 0, PQ 0
     assert (counts.tp, counts.fp, counts.fn) == ({1: 1, 2: 0}, {1: 1, 2: 1}, {1: 1, 2: 1})
@@ -206,7 +207,7 @@ def test_coco_ap_constructed_case():
         rect_map(S, [(1, 0, 0, 3, 3), (2, 0, 6, 2, 2)]), scores=[0.9, 0.95]
     )
     metrics = InstanceMetrics(coco=True)
-    metrics.update(gt, pred)
+    metrics.update(pred, gt)
     coco = metrics.compute().coco
     expected = 51 * 0.5 / 101
     assert coco["ap"] == pytest.approx(expected)
@@ -216,7 +217,7 @@ def test_coco_ap_constructed_case():
 def test_coco_ap_no_detections_is_zero():
     gt = rect_map(S, [(1, 0, 0, 3, 3)])
     metrics = InstanceMetrics(coco=True)
-    metrics.update(gt, np.zeros(S, int))
+    metrics.update(np.zeros(S, int), gt)
     coco = metrics.compute().coco
     assert coco["ap"] == 0.0 and math.isnan(coco["ap_large"])
 
@@ -228,7 +229,7 @@ def test_accumulator_averages_over_images_and_merges():
     empty = np.zeros(S, int)
     a, b = InstanceMetrics(), InstanceMetrics()
     a.update(gt, gt)  # DSB 1
-    a.update(gt, split)  # DSB 0.25
+    a.update(split, gt)  # DSB 0.25
     b.update(empty, empty)  # DSB 1 (empty image)
     a.merge(b)
     res = a.compute()
@@ -254,5 +255,29 @@ def test_accumulator_bad_input():
     metrics = InstanceMetrics()
     with pytest.raises(ValueError, match="equal"):
         metrics.update(np.zeros((3, 3), int), np.zeros((3, 4), int))
-    with pytest.raises(ValueError, match="target has shape"):
+    with pytest.raises(ValueError, match="pred has shape"):
         metrics.update(np.zeros((3,), int), np.zeros((3, 4), int))
+    with pytest.raises(ValueError, match="pred has 1 images and target 2"):
+        metrics.update([np.zeros((3, 3), int)], [np.zeros((3, 3), int)] * 2)
+
+
+def _same(a, b):  # results equal, nan == nan
+    return json.dumps(a.compute().to_dict()) == json.dumps(b.compute().to_dict())
+
+
+def test_accumulator_batches_state_dict_and_all_reduce_without_distributed():
+    gt = rect_map(S, [(1, 0, 0, 4, 4)])
+    split = rect_map(S, [(1, 0, 0, 4, 3), (2, 0, 3, 4, 1)])
+    one_by_one = InstanceMetrics(coco=True)
+    one_by_one.update(gt, gt)
+    one_by_one.update(split, gt)
+    batched = InstanceMetrics(coco=True)
+    batched.update(np.stack([gt, split]), np.stack([gt, gt]))  # (N, H, W) arrays
+    assert _same(batched, one_by_one)
+    restored = InstanceMetrics(coco=True)
+    restored.load_state_dict(json.loads(json.dumps(batched.state_dict())))  # JSON-safe
+    assert _same(restored, one_by_one)
+    assert restored.all_reduce() is restored  # no process group: unchanged
+    assert restored.compute().num_images == 2
+    with pytest.raises(ValueError, match="expected the same settings"):
+        restored.merge(InstanceMetrics())

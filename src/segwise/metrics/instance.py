@@ -15,7 +15,7 @@ Every number is defined in ``docs/instance.md``. In short, for one image at IoU 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,9 +39,19 @@ __all__ = [
 DSB_THRESHOLDS: tuple[float, ...] = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 
 
+def _is_batch(value: Any) -> bool:
+    if isinstance(value, InstancePrediction):
+        return False
+    if isinstance(value, (list, tuple)):
+        return True
+    return getattr(value, "ndim", 2) == 3
+
+
 def _as_instances(value: InstancePrediction | np.ndarray, name: str) -> InstancePrediction:
     if isinstance(value, InstancePrediction):
         return value
+    if hasattr(value, "detach"):  # a tensor
+        value = value.detach().cpu().numpy()
     arr = np.asarray(value)
     if arr.ndim != 2:
         raise ValueError(
@@ -52,12 +62,12 @@ def _as_instances(value: InstancePrediction | np.ndarray, name: str) -> Instance
 
 
 def _map(value: InstancePrediction | np.ndarray) -> np.ndarray:
-    return value.instance_map if isinstance(value, InstancePrediction) else np.asarray(value)
+    return _as_instances(value, "label map").instance_map
 
 
 def average_precision(
-    gt: InstancePrediction | np.ndarray,
     pred: InstancePrediction | np.ndarray,
+    target: InstancePrediction | np.ndarray,
     *,
     thresholds: Sequence[float] = DSB_THRESHOLDS,
 ) -> np.ndarray:
@@ -67,14 +77,14 @@ def average_precision(
     one side empty and the other not scores 0.
 
     Args:
-        gt: ``(H, W)`` ground-truth instance map (or `InstancePrediction`).
         pred: ``(H, W)`` predicted instance map (or `InstancePrediction`).
+        target: ``(H, W)`` ground-truth instance map (or `InstancePrediction`).
         thresholds: IoU thresholds in [0, 1).
 
     Returns:
         ``float64 (T,)``.
     """
-    ov = overlap(_map(gt), _map(pred))
+    ov = overlap(_map(target), _map(pred))
     out = np.empty(len(thresholds))
     for i, t in enumerate(thresholds):
         tp = len(match_pairs(ov, t)[0])
@@ -83,9 +93,11 @@ def average_precision(
     return out
 
 
-def dsb_score(gt: InstancePrediction | np.ndarray, pred: InstancePrediction | np.ndarray) -> float:
+def dsb_score(
+    pred: InstancePrediction | np.ndarray, target: InstancePrediction | np.ndarray
+) -> float:
     """The DSB2018 score of one image: mean ``AP_t`` over ``t = 0.50:0.05:0.95``."""
-    return float(average_precision(gt, pred, thresholds=DSB_THRESHOLDS).mean())
+    return float(average_precision(pred, target, thresholds=DSB_THRESHOLDS).mean())
 
 
 @dataclass
@@ -113,8 +125,9 @@ class PanopticCounts:
         return sorted(set(self.tp) | set(self.fp) | set(self.fn))
 
 
-def panoptic_counts(gt: InstancePrediction, pred: InstancePrediction) -> PanopticCounts:
+def panoptic_counts(pred: InstancePrediction, target: InstancePrediction) -> PanopticCounts:
     """TP/FP/FN and matched-IoU sums per class for one image (match: same class, IoU > 0.5)."""
+    gt = target
     ov = overlap(gt.instance_map, pred.instance_map)
     gt_cls = gt.labels[np.searchsorted(gt.ids, ov.gt_ids)] if len(ov.gt_ids) else gt.labels
     pr_cls = (
@@ -220,7 +233,7 @@ class InstanceMetrics:
 
     Example:
         >>> metrics = InstanceMetrics()
-        >>> metrics.update(gt_label_map, prediction)  # doctest: +SKIP
+        >>> metrics.update(prediction, gt_label_map)  # doctest: +SKIP
         >>> metrics.compute().dsb_score  # doctest: +SKIP
     """
 
@@ -254,21 +267,30 @@ class InstanceMetrics:
 
     def update(
         self,
-        target: InstancePrediction | np.ndarray,
-        pred: InstancePrediction | np.ndarray,
+        pred: InstancePrediction | np.ndarray | Sequence[InstancePrediction | np.ndarray],
+        target: InstancePrediction | np.ndarray | Sequence[InstancePrediction | np.ndarray],
     ) -> None:
-        """Add one image.
+        """Add one image, or a batch (sequences of equal length, or ``(N, H, W)`` arrays).
 
         Args:
-            target: ground truth, an ``(H, W)`` instance map (all class 1) or an
-                `InstancePrediction` (e.g. ``InstancePrediction.from_label_map(ids,
-                class_map=mask)``).
             pred: the prediction, an `InstancePrediction` or an ``(H, W)`` instance map.
+            target: ground truth, an `InstancePrediction` (e.g.
+                ``InstancePrediction.from_target(item["instances"])``) or an ``(H, W)``
+                instance map (every instance class 1).
         """
-        gt = _as_instances(target, "target")
+        if _is_batch(pred) or _is_batch(target):
+            preds, targets = list(pred), list(target)  # type: ignore[arg-type]
+            if len(preds) != len(targets):
+                raise ValueError(
+                    f"pred has {len(preds)} images and target {len(targets)}; expected equal"
+                )
+            for p, t in zip(preds, targets, strict=True):
+                self.update(p, t)
+            return
         pr = _as_instances(pred, "pred")
+        gt = _as_instances(target, "target")
         if gt.shape != pr.shape:
-            raise ValueError(f"target has shape {gt.shape} and pred {pr.shape}; expected equal")
+            raise ValueError(f"pred has shape {pr.shape} and target {gt.shape}; expected equal")
         ov = overlap(gt.instance_map, pr.instance_map)
         row = np.empty(len(self.thresholds))
         for i, t in enumerate(self.thresholds):
@@ -282,7 +304,7 @@ class InstanceMetrics:
                 self._fn50 += ov.num_gt - tp
                 self._iou50_sum += float(iou.sum())
         self._ap_rows.append(row)
-        self._pq.add(panoptic_counts(gt, pr))
+        self._pq.add(panoptic_counts(pr, gt))
         if self.coco:
             self._shapes.append(gt.shape)
             self._coco_gt.append(
@@ -298,19 +320,75 @@ class InstanceMetrics:
                 ]
             )
 
-    def merge(self, other: InstanceMetrics) -> None:
-        """Add another accumulator's images (same thresholds) into this one."""
+    def merge(self, other: InstanceMetrics) -> InstanceMetrics:
+        """Add another accumulator's images (same thresholds and coco flag); returns ``self``."""
         if other.thresholds != self.thresholds or other.coco != self.coco:
-            raise ValueError("cannot merge InstanceMetrics with different thresholds or coco flag")
-        self._ap_rows.extend(other._ap_rows)
-        self._tp50 += other._tp50
-        self._fp50 += other._fp50
-        self._fn50 += other._fn50
-        self._iou50_sum += other._iou50_sum
-        self._pq.add(other._pq)
-        self._coco_gt.extend(other._coco_gt)
-        self._coco_dt.extend(other._coco_dt)
-        self._shapes.extend(other._shapes)
+            raise ValueError(
+                f"cannot merge InstanceMetrics(thresholds={other.thresholds}, coco={other.coco}) "
+                f"into thresholds={self.thresholds}, coco={self.coco}; expected the same settings"
+            )
+        self.load_state_dict(other.state_dict(), add=True)
+        return self
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything accumulated, as builtin types (picklable, JSON-friendly)."""
+        return {
+            "thresholds": list(self.thresholds),
+            "coco": self.coco,
+            "ap_rows": [row.tolist() for row in self._ap_rows],
+            "counts50": [self._tp50, self._fp50, self._fn50],
+            "iou50_sum": self._iou50_sum,
+            "pq": {
+                name: {str(c): v for c, v in getattr(self._pq, name).items()}
+                for name in ("tp", "fp", "fn", "iou_sum")
+            },
+            "coco_gt": self._coco_gt,
+            "coco_dt": self._coco_dt,
+            "shapes": [list(shape) for shape in self._shapes],
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any], *, add: bool = False) -> None:
+        """Restore a `state_dict` (``add=True``: add it to what is already accumulated)."""
+        if tuple(state["thresholds"]) != self.thresholds or bool(state["coco"]) != self.coco:
+            raise ValueError(
+                f"state has thresholds={state['thresholds']}, coco={state['coco']}; expected "
+                f"{list(self.thresholds)}, coco={self.coco}"
+            )
+        if not add:
+            self.reset()
+        self._ap_rows.extend(np.asarray(row, dtype=np.float64) for row in state["ap_rows"])
+        tp, fp, fn = state["counts50"]
+        self._tp50 += int(tp)
+        self._fp50 += int(fp)
+        self._fn50 += int(fn)
+        self._iou50_sum += float(state["iou50_sum"])
+        self._pq.add(
+            PanopticCounts(
+                **{
+                    name: {int(c): v for c, v in state["pq"][name].items()}
+                    for name in ("tp", "fp", "fn", "iou_sum")
+                }
+            )
+        )
+        self._coco_gt.extend(state["coco_gt"])
+        self._coco_dt.extend(state["coco_dt"])
+        self._shapes.extend(tuple(shape) for shape in state["shapes"])
+
+    def all_reduce(self) -> InstanceMetrics:
+        """Gather every process's images into each process (no-op outside torch.distributed).
+
+        Uses ``all_gather_object``, so the states travel pickled; returns ``self``.
+        """
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return self
+        states: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(states, self.state_dict())
+        self.reset()
+        for state in states:
+            self.load_state_dict(state, add=True)
+        return self
 
     def compute(self) -> InstanceMetricsResult:
         """The metrics over every image added so far (``nan`` everywhere if none)."""
