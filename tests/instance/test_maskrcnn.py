@@ -60,6 +60,8 @@ def test_targets_from_item_bad_input():
 def test_builder_validates_arguments_and_coco_fails_fast_offline(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="num_classes=0"):
         build_maskrcnn(num_classes=0)
+    with pytest.raises(ValueError, match="expected both or neither"):
+        build_maskrcnn(num_classes=1, image_mean=(0, 0, 0))
     with pytest.raises(FileNotFoundError, match="no such file"):
         build_maskrcnn(num_classes=1, weights=tmp_path / "missing.pth")
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # empty cache
@@ -101,7 +103,10 @@ def test_train_step_and_eval(model):
 def test_local_weights_same_and_other_class_count(model, tmp_path):
     path = tmp_path / "maskrcnn.pth"
     torch.save(model.state_dict(), path)
-    same = build_maskrcnn(num_classes=2, weights=path, **TINY)
+    same = build_maskrcnn(
+        num_classes=2, weights=path, image_mean=(0, 0, 0), image_std=(1, 1, 1), **TINY
+    )
+    assert same.transform.image_mean == [0.0, 0.0, 0.0]  # for items normalised by segwise.data
     for key, value in model.state_dict().items():
         assert torch.equal(same.state_dict()[key], value), key
     # another class count: everything but the two predictors is loaded, predictors replaced

@@ -88,6 +88,8 @@ def build_maskrcnn(
     rpn_pre_nms_top_n: tuple[int, int] = (2000, 1000),
     rpn_post_nms_top_n: tuple[int, int] = (2000, 1000),
     box_batch_size_per_image: int = 512,
+    image_mean: Sequence[float] | None = None,
+    image_std: Sequence[float] | None = None,
 ) -> nn.Module:
     """torchvision's ``maskrcnn_resnet50_fpn_v2`` for ``num_classes`` foreground classes.
 
@@ -110,6 +112,10 @@ def build_maskrcnn(
         rpn_post_nms_top_n: ``(train, test)`` proposals kept after NMS. The RoI heads cost
             scales with these; small values (e.g. ``(50, 50)``) make CPU tests fast.
         box_batch_size_per_image: RoIs sampled per image for the box/mask losses in training.
+        image_mean: per-channel mean the model subtracts from its input; default ImageNet's
+            (torchvision expects images in [0, 1]). Items already normalised by
+            ``segwise.data`` need ``image_mean=(0, 0, 0), image_std=(1, 1, 1)``.
+        image_std: per-channel std the model divides by; default ImageNet's.
 
     Returns:
         A ``torchvision.models.detection.MaskRCNN`` (train mode: ``model(images, targets)`` ->
@@ -140,6 +146,18 @@ def build_maskrcnn(
         "rpn_post_nms_top_n_test": rpn_post_nms_top_n[1],
         "box_batch_size_per_image": box_batch_size_per_image,
     }
+    if (image_mean is None) != (image_std is None):
+        raise ValueError(
+            f"image_mean={image_mean!r}, image_std={image_std!r}; expected both or neither"
+        )
+    if image_mean is not None and image_std is not None:
+        if len(image_mean) != len(image_std) or min(image_std) <= 0:
+            raise ValueError(
+                f"image_mean={list(image_mean)}, image_std={list(image_std)}; expected one value "
+                "per channel each, std > 0"
+            )
+        options["image_mean"] = [float(v) for v in image_mean]
+        options["image_std"] = [float(v) for v in image_std]
     state = None
     if weights is not None:
         url = MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1.url
