@@ -94,22 +94,37 @@ def test_predict_refuses_to_overwrite_and_lists_failures(trained_run, tiny_multi
     assert (out2 / f"{img.stem}.png").is_file()
 
 
-def test_bad_inputs_exit_2_with_clear_messages(trained_run, tmp_path, capsys):
+def test_bad_inputs_exit_2_with_clear_messages(trained_run, tiny_multiclass, tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
     assert "missing is not a folder" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["train", "--data", str(empty), "--out", str(tmp_path / "r2")]) == 2
     assert "empty" in capsys.readouterr().err
+    import torch
+
     tampered = tmp_path / "tampered.pt"
-    data = bytearray((trained_run / "best.pt").read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    tampered.write_bytes(bytes(data))
-    code = main(["predict", "--checkpoint", str(tampered), str(tmp_path), "--out",
+    ckpt = torch.load(trained_run / "best.pt", weights_only=True)
+    first = next(iter(ckpt["model"]))
+    ckpt["model"][first] = ckpt["model"][first] + 1e-3  # weights edited after writing
+    torch.save(ckpt, tampered)
+    img = sorted((tiny_multiclass / "images").iterdir())[0]
+    code = main(["predict", "--checkpoint", str(tampered), str(img), "--out",
                  str(tmp_path / "o")])
     assert code == 2
     err = capsys.readouterr().err
-    assert "tampered.pt" in err
+    assert "tampered.pt" in err and "SHA-256" in err
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes((trained_run / "best.pt").read_bytes()[:5000])
+    code = main(["evaluate", "--checkpoint", str(truncated), "--data", str(tiny_multiclass)])
+    assert code == 2
+    assert "truncated.pt cannot be read safely" in capsys.readouterr().err
+    unknown = tmp_path / "future.pt"
+    ckpt["format_version"] = 99
+    torch.save(ckpt, unknown)
+    code = main(["export", "--checkpoint", str(unknown), "--out", str(tmp_path / "m.onnx")])
+    assert code == 2
+    assert "format version 99" in capsys.readouterr().err
 
 
 def test_resume_after_sigkill(tiny_multiclass, tmp_path):

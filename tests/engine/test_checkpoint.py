@@ -19,7 +19,12 @@ def _payload():
         "config": {"train": {"epochs": 1}},
         "data_info": {"num_classes": 2},
         "model_args": {"name": "unet"},
-        "model": {"w": torch.arange(6, dtype=torch.float32).reshape(2, 3), "b": torch.zeros(2)},
+        "model": {
+            "w": torch.arange(6, dtype=torch.float32).reshape(2, 3),
+            "b": torch.zeros(2),
+            "n": torch.tensor(7),  # 0-d buffers (BatchNorm num_batches_tracked)
+            "h": torch.ones(2, dtype=torch.bfloat16),
+        },
     }
 
 

@@ -143,16 +143,20 @@ def _predict_one(path: Path, out: Path, predictor: Any, args: argparse.Namespace
     import numpy as np
 
     from segwise.engine.predictor import write_label_png
-    from segwise.inference.postprocess import postprocess_labels
+    from segwise.inference.postprocess import (
+        fill_holes,
+        keep_largest_component,
+        remove_small_objects,
+    )
 
     probs = predictor.probabilities(path)  # (K, H, W) float32 numpy
     labels = predictor.labels_from_probabilities(probs)
-    labels = postprocess_labels(
-        labels,
-        min_size=args.min_size,
-        fill_holes=args.fill_holes,
-        largest_component=args.largest_component,
-    )
+    if args.min_size > 0:
+        labels = remove_small_objects(labels, min_size=args.min_size)
+    if args.fill_holes:
+        labels = fill_holes(labels)
+    if args.largest_component:
+        labels = keep_largest_component(labels)
     written = [write_label_png(out / f"{path.stem}.png", labels, predictor.palette)]
     if args.overlay:
         written.append(predictor.write_overlay(out / f"{path.stem}_overlay.png", path, labels))
