@@ -182,3 +182,12 @@ def test_from_target_uses_item_ids_and_round_trips():
         InstancePrediction.from_target({"masks": masks, "labels": [1, 1], "ids": [2, 2]})
     with pytest.raises(ValueError, match="lacks 'labels'"):
         InstancePrediction.from_target({"masks": masks})
+
+
+def test_huge_ids():
+    inst = np.zeros((4, 4), dtype=np.int64)
+    inst[:2, :2] = 2_000_000_000
+    inst[3, 3] = 5
+    pred = InstancePrediction.from_label_map(inst, labels={5: 1, 2_000_000_000: 2})
+    assert pred.class_map[0, 0] == 2 and pred.class_map[3, 3] == 1
+    assert pred.relabel().ids.tolist() == [1, 2]

@@ -108,3 +108,10 @@ def test_border_weight_empty_and_errors():
         border_weight_map(np.zeros((4, 4), int), class_balance="inverse")
     with pytest.raises(ValueError, match="instance_map has shape"):
         border_weight_map(np.zeros((4, 4), float))
+
+
+def test_huge_ids_cost_no_memory():
+    small = rect_map((9, 9), [(1, 0, 0, 4, 4), (2, 5, 5, 4, 4)])
+    huge = np.where(small == 1, 2_000_000_000, np.where(small == 2, 7, 0))
+    assert np.array_equal(distance_target(huge), distance_target(small))
+    assert np.array_equal(border_weight_map(huge), border_weight_map(small))

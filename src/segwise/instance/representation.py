@@ -28,6 +28,7 @@ from segwise.instance._arrays import (
     _per_instance,
     _to_numpy,
     boxes_from_label_map,
+    paint,
 )
 
 __all__ = ["InstancePrediction", "InstanceRecord", "boxes_from_label_map"]
@@ -117,9 +118,7 @@ class InstancePrediction:
             object.__setattr__(self, name, _readonly(np.asarray(value, dtype=dtype)))
         if self.class_map.shape != inst.shape:
             raise ValueError(f"class_map has shape {self.class_map.shape}; expected {inst.shape}")
-        lut = np.zeros(int(ids.max(initial=0)) + 1, dtype=np.int64)
-        lut[ids] = self.labels
-        if not np.array_equal(self.class_map, lut[self.instance_map]):
+        if not np.array_equal(self.class_map, paint(self.instance_map, ids, self.labels)):
             raise ValueError(
                 "class_map disagrees with instance_map and labels; expected labels[k] on the "
                 "pixels of ids[k] and 0 on background (use a from_* constructor)"
@@ -208,11 +207,9 @@ class InstancePrediction:
         sco = _per_instance(scores, ids, default=1.0, name="scores").astype(np.float32)
         if k and (sco.min() < 0 or sco.max() > 1):
             raise ValueError(f"scores={sco.tolist()}; expected values in [0, 1]")
-        lut = np.zeros(int(inst.max(initial=0)) + 1, dtype=np.int64)
-        lut[ids] = lab
         return cls(
             instance_map=inst.astype(np.int32),
-            class_map=lut[inst],
+            class_map=paint(inst, ids, lab),
             ids=ids,
             labels=lab,
             scores=sco,
@@ -383,10 +380,9 @@ class InstancePrediction:
 
     def relabel(self) -> InstancePrediction:
         """The same instances with IDs renumbered ``1..K`` (in current ID order)."""
-        lut = np.zeros(int(self.ids.max(initial=0)) + 1, dtype=np.int32)
-        lut[self.ids] = np.arange(1, len(self.ids) + 1, dtype=np.int32)
+        new_ids = np.arange(1, len(self.ids) + 1, dtype=np.int32)
         return InstancePrediction.from_label_map(
-            lut[self.instance_map], labels=self.labels, scores=self.scores
+            paint(self.instance_map, self.ids, new_ids), labels=self.labels, scores=self.scores
         )
 
     def to_rle(self) -> list[dict[str, Any]]:

@@ -177,11 +177,20 @@ def border_weight_map(
 
 
 def _windows(inst: np.ndarray, *, pad: int):
-    """Yield ``(slices, label)`` for each instance: its bounding box grown by ``pad``, clipped."""
+    """Yield ``(slices, label)`` for each instance: its bounding box grown by ``pad``, clipped.
+
+    ``label`` is the instance's value in ``inst``; windows index ``inst`` itself.
+    """
     from scipy import ndimage
 
     h, w = inst.shape
-    for index, sl in enumerate(ndimage.find_objects(inst), start=1):
+    compact, values = inst, None
+    if inst.max(initial=0) > 4 * inst.size:  # huge sparse IDs: find_objects allocates max ID
+        values, compact = np.unique(inst, return_inverse=True)
+        compact = compact.reshape(inst.shape)
+        if values[0] != 0:  # keep index 0 for background
+            values, compact = np.concatenate([[0], values]), compact + 1
+    for index, sl in enumerate(ndimage.find_objects(compact), start=1):
         if sl is None:
             continue
         ys, xs = sl
@@ -190,5 +199,5 @@ def _windows(inst: np.ndarray, *, pad: int):
                 slice(max(ys.start - pad, 0), min(ys.stop + pad, h)),
                 slice(max(xs.start - pad, 0), min(xs.stop + pad, w)),
             ),
-            index,
+            index if values is None else int(values[index]),
         )

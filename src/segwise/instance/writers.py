@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from segwise.instance._arrays import paint
 from segwise.instance.representation import InstancePrediction
 
 __all__ = [
@@ -84,7 +85,7 @@ def _palette(n: int, *, seed: int = 0) -> np.ndarray:
 
     hues = (np.arange(n) * 0.618033988749895 + 0.1 * seed) % 1.0
     return np.array(
-        [[int(255 * c) for c in colorsys.hsv_to_rgb(h, 0.75, 1.0)] for h in hues], dtype=np.uint8
+        [[int(255 * c) for c in colorsys.hsv_to_rgb(h, 0.75, 1.0)] for h in hues], dtype=np.int64
     ).reshape(n, 3)
 
 
@@ -125,17 +126,18 @@ def render_overlay(
         img = ((img - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(img)).astype(np.uint8)
     out = img.astype(np.float64)
     inst = prediction.instance_map
-    colours = np.zeros((int(inst.max(initial=0)) + 1, 3))
-    colours[prediction.ids] = _palette(len(prediction.ids))
+    colour_map = np.stack(
+        [paint(inst, prediction.ids, c) for c in _palette(len(prediction.ids)).T], axis=-1
+    ).astype(np.float64)  # (H, W, 3)
     fg = inst > 0
-    out[fg] = (1 - alpha) * out[fg] + alpha * colours[inst[fg]]
+    out[fg] = (1 - alpha) * out[fg] + alpha * colour_map[fg]
     # contour: instance pixels with a 4-neighbour of another ID
     edge = np.zeros_like(fg)
     padded = np.pad(inst, 1, mode="edge")
     for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
         edge |= padded[dy : dy + inst.shape[0], dx : dx + inst.shape[1]] != inst
     edge &= fg
-    out[edge] = contour_color if contour_color is not None else colours[inst[edge]]
+    out[edge] = contour_color if contour_color is not None else colour_map[edge]
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
