@@ -122,39 +122,55 @@ class _Stitcher:
             return
         wsum = self.wsum[:n]
         if self.acc is None:
-            self.full_out[:, self.lo : upto] /= wsum
+            self.full_out[:, self.lo : upto].div_(wsum)
         else:
-            rows = self.acc[:, :n] / wsum
+            rows = self.acc[:, :n].div_(wsum)  # (K, n, W), in place: these rows are done
+            labels = self.label_out.labels[self.lo : upto]  # contiguous row slices
+            scores = self.label_out.scores[self.lo : upto]
             if rows.shape[0] == 1:
-                scores = rows[0]
-                labels = (scores > self.threshold).long()
+                scores.copy_(rows[0])
+                labels.copy_(rows[0] > self.threshold)
             else:
-                scores, labels = rows.max(dim=0)
-            self.label_out.labels[self.lo : upto] = labels.to(self.label_out.labels.device)
-            self.label_out.scores[self.lo : upto] = scores.to(self.label_out.scores.device)
-            rest = self.band - n
-            self.acc[:, :rest] = self.acc[:, n:].clone()
-            self.acc[:, rest:] = 0
-        rest = self.band - n
-        self.wsum[:rest] = self.wsum[n:].clone()
-        self.wsum[rest:] = 0
+                torch.max(rows, dim=0, out=(scores, labels))
+            _shift_rows(self.acc, n)
+        _shift_rows(self.wsum, n)
         self.lo = upto
 
 
+def _shift_rows(buf: torch.Tensor, n: int) -> None:
+    """Move rows ``n:`` of ``buf (..., band, W)`` to the top, zero the rest, in place."""
+    rest = buf.shape[-2] - n
+    if rest > 0:
+        src = buf[..., n:, :]
+        buf[..., :rest, :].copy_(src if n >= rest else src.clone())  # no overlap when n >= rest
+    buf[..., rest:, :].zero_()
+
+
 def _cut_tiles(
-    image: torch.Tensor, grid: TileGrid, positions: list[tuple[int, int]], pad_mode: PadMode
+    image: torch.Tensor,
+    grid: TileGrid,
+    positions: list[tuple[int, int]],
+    pad_mode: PadMode,
+    channels_last: bool,
 ) -> torch.Tensor:
     """Cut tiles ``(B, C, tile_h, tile_w)`` from ``image (C, H, W)`` at padded ``positions``."""
     (th, tw), (top, bottom, left, right) = grid.tile, grid.pad
     h, w = image.shape[-2:]
-    tiles = []
-    for y, x in positions:
-        # an axis that needs padding is shorter than the tile, so the tile spans all of it
+    padded = top + bottom + left + right > 0
+    # an axis that needs padding is shorter than the tile, so a tile spans all of it
+    size = (
+        len(positions),
+        image.shape[0],
+        th if not top + bottom else h,
+        tw if not left + right else w,
+    )
+    layout = torch.channels_last if channels_last and not padded else torch.contiguous_format
+    batch = torch.empty(size, dtype=image.dtype, device=image.device, memory_format=layout)
+    for j, (y, x) in enumerate(positions):
         ys = slice(0, h) if top + bottom else slice(y, y + th)
         xs = slice(0, w) if left + right else slice(x, x + tw)
-        tiles.append(image[:, ys, xs])
-    batch = torch.stack(tiles)
-    if top + bottom + left + right:
+        batch[j].copy_(image[:, ys, xs])
+    if padded:
         kwargs = {"value": 0.0} if pad_mode == PadMode.CONSTANT else {}
         batch = F.pad(batch, (left, right, top, bottom), mode=pad_mode.value, **kwargs)
     return batch
@@ -265,7 +281,8 @@ def sliding_window_inference(
             stitcher = None
             for b0 in range(0, len(positions), tile_batch_size):
                 batch_pos = positions[b0 : b0 + tile_batch_size]
-                tiles = _cut_tiles(image[i], grid, batch_pos, pad_mode).to(tile_device)
+                tiles = _cut_tiles(image[i], grid, batch_pos, pad_mode, channels_last)
+                tiles = tiles.to(tile_device)
                 if channels_last:
                     tiles = tiles.contiguous(memory_format=torch.channels_last)
                 preds = _activate(_run_model(model, tiles, batch_pos, grid), activation)
