@@ -333,10 +333,16 @@ class InstancePrediction:
                     f"Mask R-CNN output lacks {key!r} (keys: {sorted(output)}); expected the "
                     "eval-mode output of torchvision's MaskRCNN"
                 )
+        check_probability(mask_threshold, "mask_threshold")
+        check_probability(score_threshold, "score_threshold")
+        masks, labels, scores = output["masks"], output["labels"], output["scores"]
+        if hasattr(masks, "detach"):  # threshold on the model's device: bool masks move faster
+            keep = scores >= score_threshold
+            masks, labels, scores = masks[keep] > mask_threshold, labels[keep], scores[keep]
         return cls.from_masks(
-            output["masks"],
-            labels=output["labels"],
-            scores=output["scores"],
+            masks,
+            labels=labels,
+            scores=scores,
             mask_threshold=mask_threshold,
             score_threshold=score_threshold,
         )
