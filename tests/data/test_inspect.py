@@ -93,7 +93,7 @@ def test_heavy_imbalance_suggests_dice_ce(tmp_path, files):
     m[0, 0] = 1
     files.dataset(tmp_path, {"a": m, "b": m})
     [p] = [p for p in inspect_dataset(tmp_path).warnings if p.code == "class_imbalance"]
-    assert "Dice" in p.message and "foreground" in p.message
+    assert "dicece" in p.message and "foreground" in p.message
 
 
 def test_alpha_is_a_notice_per_file(tmp_path, files):
@@ -115,6 +115,19 @@ def test_channel_mismatch_is_fatal(tmp_path, files):
                      photometric="minisblack", planarconfig="contig")
     [p] = [p for p in inspect_dataset(root).errors if p.code == "channel_mismatch"]
     assert p.file.endswith("s1.tif") and "5 channels" in p.message
+
+
+def test_discover_stops_on_errors_and_warns_about_the_rest(tmp_path, files):
+    from segwise.data import discover_dataset
+
+    root = _ok(files, tmp_path)
+    files.png(root / "images" / "lonely.png", files.rgb())
+    with pytest.warns(UserWarning, match=r"lonely\.png.*left out"):
+        discover_dataset(root)
+    files.png(root / "masks" / "s1.png", files.labels([0, 1], h=9))
+    with pytest.raises(DataError, match=r"(?s)1 problem.*masks/s1\.png.*segwise data inspect"):
+        discover_dataset(root)
+    assert discover_dataset(root, strict=False).problems  # recorded, not raised
 
 
 def test_cli_json_and_exit_codes(tmp_path, files, capsys):

@@ -21,13 +21,14 @@ from segwise.data.discover import discover_dataset
 from segwise.data.formats import MaskKind, read_image
 from segwise.data.info import (
     DEFAULT_IGNORE_INDEX,
+    DataError,
     DataInfo,
     DatasetIndex,
     Problem,
     Sample,
     Severity,
 )
-from segwise.data.inspect import DataError, InspectionReport, inspect_dataset
+from segwise.data.inspect import InspectionReport, inspect_dataset
 from segwise.data.loaders import make_loader, pad_collate
 from segwise.data.transforms import eval_transforms, train_transforms
 

@@ -160,5 +160,6 @@ def imbalance_problems(counts: np.ndarray, table: ClassTable, *, where: str) -> 
             Severity.WARNING, "class_imbalance", where,
             f"heavy class imbalance: class {i} ({table.names[i]}) is "
             f"{100.0 * counts[i] / total:.3g}% of the pixels, the largest class "
-            f"{100.0 * present.max() / total:.3g}%; use Dice + cross-entropy (loss 'dice_ce')"))
+            f"{100.0 * present.max() / total:.3g}%; "
+            "train with Dice + cross-entropy (--loss dicece)"))
     return problems

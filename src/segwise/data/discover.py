@@ -15,7 +15,7 @@ import numpy as np
 from segwise._validation import as_enum
 from segwise.data.classes import CAMVID_CLASSES, ClassTable, default_colors, load_classes_file
 from segwise.data.formats import MaskKind, read_image, to_unit_float
-from segwise.data.info import DataInfo, DatasetIndex, Problem, Sample, Severity
+from segwise.data.info import DataInfo, DatasetIndex, Problem, Sample, Severity, raise_or_warn
 from segwise.data.pairing import find_layout, split_samples
 from segwise.data.scan import ImageScan, MaskScan, scan_image, scan_mask
 from segwise.enums import Task
@@ -44,6 +44,7 @@ def discover_dataset(
     class_names: list[str] | tuple[str, ...] | None = None,
     val_fraction: float = 0.2,
     seed: int = 0,
+    strict: bool = True,
 ) -> DatasetIndex:
     """Find image/mask pairs under ``root``, split them, and describe the data.
 
@@ -57,17 +58,25 @@ def discover_dataset(
         class_names: one name per class (default: class file, known layout, or "class_<i>").
         val_fraction: share of samples put into val when the data has no split of its own.
         seed: seed of that split and of the sample of images used for mean/std.
+        strict: raise :class:`DataError` on fatal problems (unreadable files, size
+            mismatches, unexpected label values, ...) and emit one ``UserWarning`` per kind of
+            recoverable problem or notice (files left out, 0/255 mapped, ...), naming the files.
+            ``False`` only records them in ``problems`` (what ``inspect_dataset`` uses).
 
     Returns:
         The :class:`DatasetIndex`; its ``problems`` list what was noticed or left out.
 
     Raises:
         FileNotFoundError: when ``root`` does not exist.
+        DataError: (a ``ValueError``) with ``strict``, listing every fatal problem and its file.
         ValueError: when nothing usable is found, naming what is missing.
     """
-    return analyse(root, mask_kind=mask_kind, ignore_index=ignore_index,
-                   num_classes=num_classes, class_names=class_names,
-                   val_fraction=val_fraction, seed=seed).index
+    index = analyse(root, mask_kind=mask_kind, ignore_index=ignore_index,
+                    num_classes=num_classes, class_names=class_names,
+                    val_fraction=val_fraction, seed=seed).index
+    if strict:
+        raise_or_warn(index.problems, index.root)
+    return index
 
 
 def analyse(

@@ -18,16 +18,22 @@ from segwise.enums import Task
 
 __all__ = [
     "DEFAULT_IGNORE_INDEX",
+    "DataError",
     "DataInfo",
     "DatasetIndex",
     "Problem",
     "Sample",
     "Severity",
+    "raise_or_warn",
 ]
 
 #: The label value the transforms pad masks with (and the engine ignores in the loss) when a
 #: dataset defines no ``ignore_index`` of its own.
 DEFAULT_IGNORE_INDEX = 255
+
+
+class DataError(ValueError):
+    """The data cannot be used as it is; the message lists each problem with its file."""
 
 
 @dataclass(frozen=True)
@@ -168,3 +174,35 @@ class DatasetIndex:
     def samples(self) -> list[Sample]:
         """Train then val samples."""
         return [*self.train, *self.val]
+
+
+def raise_or_warn(problems: list[Problem], root: Path | str) -> None:
+    """Stop on errors; say what was done for the rest.
+
+    Raises:
+        DataError: listing every ``ERROR`` problem with its file (first 20 shown).
+
+    Otherwise emits one ``UserWarning`` per kind of warning/notice, naming the files.
+    """
+    import warnings
+
+    errors = [p for p in problems if p.severity == Severity.ERROR]
+    if errors:
+        shown = "\n".join(f"  - {p.file}: {p.message}" for p in errors[:20])
+        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        raise DataError(
+            f"{len(errors)} problem(s) in {root} stop training:\n{shown}{more}\n"
+            f"Run `segwise data inspect {root}` for the full report."
+        )
+    groups: dict[str, list[Problem]] = {}
+    for p in problems:
+        groups.setdefault(p.code, []).append(p)
+    for group in groups.values():
+        first = group[0]
+        if len(group) == 1:
+            text = f"{first.file}: {first.message}"
+        else:
+            names = ", ".join(Path(p.file).name for p in group[:10])
+            more = f", ... ({len(group)} in all)" if len(group) > 10 else ""
+            text = f"{first.message} -- {len(group)} files: {names}{more}"
+        warnings.warn(f"segwise data ({first.severity.value}): {text}", stacklevel=3)

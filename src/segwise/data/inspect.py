@@ -16,13 +16,9 @@ import numpy as np
 
 from segwise.data.discover import analyse
 from segwise.data.formats import MaskKind, read_image
-from segwise.data.info import DatasetIndex, Problem, Severity
+from segwise.data.info import DataError, DatasetIndex, Problem, Severity, raise_or_warn
 
 __all__ = ["DataError", "InspectionReport", "inspect_dataset"]
-
-
-class DataError(ValueError):
-    """The data cannot be used as it is; the message lists each problem with its file."""
 
 
 @dataclass
@@ -57,12 +53,7 @@ class InspectionReport:
         """Raise :class:`DataError` listing every error; otherwise return the warnings."""
         errors = self.errors
         if errors:
-            shown = "\n".join(f"  - {p.file}: {p.message}" for p in errors[:20])
-            more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
-            raise DataError(
-                f"{len(errors)} problem(s) in {self.index.root} stop training:\n{shown}{more}\n"
-                f"Run `segwise data inspect {self.index.root}` for the full report."
-            )
+            raise_or_warn(errors, self.index.root)
         return self.warnings
 
     def summary(self) -> dict[str, Any]:
