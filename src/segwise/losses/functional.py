@@ -19,7 +19,6 @@ that of the probabilities. Everything is computed in float32 (float64 for float6
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -27,13 +26,13 @@ from torch import Tensor
 
 from segwise._validation import as_enum, check_positive
 from segwise.enums import Task
-from segwise.losses._fused import softmax_index_sums
 from segwise.losses._inputs import (
     Prepared,
     check_class_weights,
     check_pixel_weights,
     prepare,
 )
+from segwise.losses._stats import DiceStatistics, check_finite, fused_sums, statistics
 from segwise.losses.options import DiceScope, EmptyRule, GDiceWeight
 
 __all__ = [
@@ -47,91 +46,6 @@ __all__ = [
 ]
 
 Weights = Sequence[float] | Tensor | None
-
-
-@dataclass(frozen=True)
-class DiceStatistics:
-    """Per (image, class) sums over the valid pixels; every field is (N, C).
-
-    Attributes:
-        intersection: ``I``, ``sum(min(p, g))`` (``sum(p * g)`` when squared).
-        pred_sum: ``P``, ``sum(p)`` (``sum(p**2)`` when squared).
-        target_sum: ``G``, ``sum(g)`` (``sum(g**2)`` when squared).
-        count: number of valid (not ignored) pixels.
-    """
-
-    intersection: Tensor
-    pred_sum: Tensor
-    target_sum: Tensor
-    count: Tensor
-
-
-def _target_sums(labels: Tensor, n_classes: int, has_ignored: bool, dtype) -> Tensor:
-    """G (N, C): per-image bincount of the class indices (the ignore bin C dropped)."""
-    n = labels.shape[0]
-    width = n_classes + 1 if has_ignored else n_classes
-    offsets = torch.arange(n, device=labels.device).unsqueeze(1) * width
-    counts = torch.bincount((labels + offsets).reshape(-1), minlength=n * width)
-    return counts.view(n, width)[:, :n_classes].to(dtype)
-
-
-def _counts(prep: Prepared, n: int, c: int, length: int, ref: Tensor) -> Tensor:
-    """Valid pixels per (image, class), (N, C), in the dtype and device of ``ref``."""
-    dtype = ref.dtype
-    if prep.valid is None:
-        return ref.new_full((n, c), float(length))
-    dims = 1 if prep.valid.ndim == 2 else 2
-    return prep.valid.sum(dims).to(dtype).reshape(n, -1).expand(n, c)
-
-
-def _check_finite(psum: Tensor) -> None:
-    if not bool(torch.isfinite(psum).all()):
-        raise ValueError(
-            "input contains NaN or infinite values; expected finite logits or probabilities"
-        )
-
-
-def _fused_sums(prep: Prepared, ce_weight: Tensor | None, with_ce: bool) -> tuple:
-    """(DiceStatistics, ce numerator) for multiclass logits with index targets."""
-    z = prep.logits
-    n, c, length = z.shape
-    valid = None if prep.valid is None else prep.valid.to(z.dtype)
-    inter, psum, ce = softmax_index_sums(z, prep.labels, valid, ce_weight, with_ce)
-    _check_finite(psum)
-    tsum = _target_sums(prep.labels, c, prep.valid is not None, z.dtype)
-    stats = DiceStatistics(intersection=inter, pred_sum=psum, target_sum=tsum,
-                           count=_counts(prep, n, c, length, z))
-    return stats, ce
-
-
-def _statistics(prep: Prepared, *, squared: bool) -> DiceStatistics:
-    if prep.probs is None:
-        return _fused_sums(prep, None, False)[0]
-    p = prep.probs  # (N, C, L)
-    n, c, length = p.shape
-    if prep.labels is not None:  # index targets: no one-hot
-        lab = prep.labels  # (N, L) in [0, C], C = ignored
-        width = c if prep.valid is None else c + 1  # extra bin collects the ignored pixels
-        idx = lab if prep.valid is None else lab.clamp(max=c - 1)
-        p_true = p.gather(1, idx.unsqueeze(1)).squeeze(1)  # (N, L) p of the target class
-        inter = p.new_zeros(n, width).scatter_add_(1, lab, p_true)[:, :c]
-        tsum = _target_sums(lab, c, prep.valid is not None, p.dtype)
-        pp = p * p if squared else p
-        if prep.valid is None:
-            psum = pp.sum(2)
-        else:  # sum over the valid pixels only
-            psum = torch.bmm(pp, prep.valid.to(p.dtype).unsqueeze(2)).squeeze(2)
-    else:
-        g = prep.dense  # (N, C, L), ignored entries already 0
-        if prep.valid is not None:
-            p = p * prep.valid
-        if squared:
-            inter, psum, tsum = (p * g).sum(2), (p * p).sum(2), (g * g).sum(2)
-        else:
-            inter, psum, tsum = torch.minimum(p, g).sum(2), p.sum(2), g.sum(2)
-    _check_finite(psum)
-    count = _counts(prep, n, c, length, p)
-    return DiceStatistics(intersection=inter, pred_sum=psum, target_sum=tsum, count=count)
 
 
 def dice_statistics(
@@ -156,7 +70,7 @@ def dice_statistics(
     task = as_enum(task, Task, "task")
     prep = prepare(input, target, task=task, from_logits=from_logits, ignore_index=ignore_index,
                    fused=not squared)
-    return _statistics(prep, squared=squared)
+    return statistics(prep, squared=squared)
 
 
 def _units(stats: DiceStatistics, scope: DiceScope, include_background: bool) -> tuple:
@@ -228,7 +142,7 @@ def _overlap(input, target, *, jaccard, task, from_logits, ignore_index, scope, 
     )
     prep = prepare(input, target, task=task, from_logits=from_logits, ignore_index=ignore_index,
                    fused=not squared)
-    stats = _statistics(prep, squared=squared)
+    stats = statistics(prep, squared=squared)
     return _overlap_loss(stats, jaccard=jaccard, scope=scope, weights=weights,
                          include_background=include_background, empty=empty, eps=eps)
 
@@ -339,7 +253,7 @@ def generalized_dice_loss(
     weight_type = as_enum(weight_type, GDiceWeight, "weight_type")
     prep = prepare(input, target, task=task, from_logits=from_logits, ignore_index=ignore_index,
                    fused=True)
-    inter, psum, tsum, _ = _units(_statistics(prep, squared=False), scope, include_background)
+    inter, psum, tsum, _ = _units(statistics(prep, squared=False), scope, include_background)
     present = tsum > 0
     safe = torch.where(present, tsum, torch.ones_like(tsum))
     if weight_type is GDiceWeight.SQUARE:
@@ -386,7 +300,7 @@ def _cross_entropy(prep: Prepared, task: Task, cw: Tensor | None, pw: Tensor | N
         if prep.labels is not None:
             u = _index_ce_weights(prep, cw, pw)
             if prep.probs is None:  # fused path: the CE numerator comes with the Dice sums
-                num = _fused_sums(prep, u, True)[1]
+                num = fused_sums(prep, u, True)[1]
             else:
                 idx = prep.labels.clamp(max=prep.logp.shape[1] - 1).unsqueeze(1)
                 nll = -prep.logp.gather(1, idx).squeeze(1)  # (N, L)
@@ -456,7 +370,7 @@ def cross_entropy_loss(
                    need_logp=True, fused=True)
     pw = check_pixel_weights(pixel_weights, logits)
     if prep.probs is not None:
-        _check_finite(prep.probs.sum(2))
+        check_finite(prep.probs.sum(2))
     return _cross_entropy(prep, task, cw, pw)
 
 
@@ -499,10 +413,10 @@ def dice_ce_loss(
     pw = check_pixel_weights(pixel_weights, logits)
     if prep.probs is None:  # one fused pass for the Dice sums and the CE numerator
         u = _index_ce_weights(prep, cw_ce, pw)
-        stats, num = _fused_sums(prep, u, True)
+        stats, num = fused_sums(prep, u, True)
         ce = _ratio(num, _index_ce_den(prep, u, num))
     else:
-        stats = _statistics(prep, squared=squared)
+        stats = statistics(prep, squared=squared)
         ce = _cross_entropy(prep, task, cw_ce, pw)
     dice = _overlap_loss(stats, jaccard=False, scope=scope, weights=cw_dice,
                          include_background=include_background, empty=empty, eps=eps)
