@@ -41,7 +41,6 @@ def run(args: argparse.Namespace) -> int:
     from segwise.data import SegmentationDataset, discover_dataset, eval_transforms
     from segwise.engine.checkpoint import load_run
     from segwise.engine.evaluation import evaluate_model
-    from segwise.engine.setup import DEFAULT_IGNORE_INDEX
 
     loaded = load_run(args.checkpoint, device=args.device)
     info = loaded.info
@@ -71,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             f"on {info.num_classes} ({list(info.class_names)})"
         )
     dataset = SegmentationDataset(samples, info, transform=eval_transforms(info))
-    ignore = info.ignore_index if info.ignore_index is not None else DEFAULT_IGNORE_INDEX
+    ignore = info.pad_value  # the data's ignore label, else the padding label
     crop = loaded.config.get("data", {}).get("crop_size") or 512
     result = evaluate_model(
         loaded.model,

@@ -14,17 +14,12 @@ from segwise.engine.config import AmpMode, DataConfig, RunConfig
 from segwise.enums import Task
 
 __all__ = [
-    "DEFAULT_IGNORE_INDEX",
     "derive_data_defaults",
     "model_args_for",
     "resolve_amp",
     "resolve_device",
     "seed_everything",
 ]
-
-# Label used for padding and as "ignore" when the data itself defines no ignore label.
-DEFAULT_IGNORE_INDEX = 255
-
 
 def resolve_device(spec: str) -> torch.device:
     """``"auto"`` picks CUDA when available, else CPU; anything else is checked."""
