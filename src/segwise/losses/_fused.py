@@ -43,6 +43,17 @@ def _log_p_true(logits: Tensor, p_y: Tensor, idx: Tensor) -> Tensor:
     return logp_y
 
 
+def _softmax(logits: Tensor) -> Tensor:
+    """Softmax over dim 1 of (N, C, L), in one new buffer: ``exp(z - max) * (1 / sum)``.
+
+    The same values as ``torch.softmax(logits, 1)`` (to float rounding), about twice as fast on
+    CPU for a reduction over a non-last dim, where ``torch.softmax`` does not vectorise well.
+    """
+    p = torch.sub(logits, logits.amax(1, keepdim=True))
+    p.exp_()
+    return p.mul_(p.sum(1, keepdim=True).reciprocal_())
+
+
 class _SoftmaxIndexSums(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, labels, valid, ce_weight, with_ce):
@@ -50,7 +61,7 @@ class _SoftmaxIndexSums(torch.autograd.Function):
         # ce_weight (N, L) float or None (None: every valid pixel weighs 1)
         n, c, _ = logits.shape
         idx = labels if valid is None else labels.clamp(max=c - 1)
-        p = torch.softmax(logits, dim=1)  # the only (N, C, L) allocation of forward + backward
+        p = _softmax(logits)  # the only (N, C, L) allocation of forward + backward
         p_y = p.gather(1, idx.unsqueeze(1)).squeeze(1)  # (N, L)
         u = None
         ce = logits.new_zeros(())
@@ -71,7 +82,7 @@ class _SoftmaxIndexSums(torch.autograd.Function):
         logits, idx, valid, p_y, u = ctx.saved_tensors
         p, ctx.p = ctx.p, None
         if p is None:  # a second backward (retain_graph=True): the first one consumed p
-            p = torch.softmax(logits, dim=1)
+            p = _softmax(logits)
         n, c, _ = p.shape
         a = grad_psum if grad_psum is not None else p.new_zeros(n, c)
         b = grad_inter if grad_inter is not None else p.new_zeros(n, c)
