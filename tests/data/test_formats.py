@@ -252,3 +252,27 @@ def test_coco_polygons_and_rle_with_overlap(tmp_path, files):
     assert inst["masks"][1].sum().item() == 16  # the overlap stays in both instance masks
     assert inst["masks"][0][3, 3] == 1 and inst["masks"][1][3, 3] == 1
     assert item["mask"].unique().tolist() == [0, 1, 2]
+
+
+def _png16_rgb(path, arr):
+    """A 16-bit RGB PNG written by hand (PIL cannot write one)."""
+    import struct
+    import zlib
+
+    def chunk(tag, data):
+        return (struct.pack(">I", len(data)) + tag + data
+                + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF))
+
+    h, w, _ = arr.shape
+    raw = b"".join(b"\x00" + arr[y].astype(">u2").tobytes() for y in range(h))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2,
+                                                                        0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_16bit_rgb_png_is_read_exactly(tmp_path):
+    arr = (np.arange(4 * 5 * 3).reshape(4, 5, 3) * 1001).astype(np.uint16)
+    _png16_rgb(tmp_path / "deep.png", arr)
+    out = read_image(tmp_path / "deep.png")
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out, arr)

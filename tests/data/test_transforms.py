@@ -167,3 +167,26 @@ def test_synthetic_flavours_go_through_the_user_path(tmp_path, flavour):
     assert counts[0] > counts[1:].sum()  # background dominates
     if flavour == "multiclass":
         assert counts[1] > counts[2] > counts[3] > 0  # discs > squares > triangles
+
+
+def test_prediction_normalisation_matches_the_dataset(tmp_path):
+    from segwise.data import normalize_image, read_image
+
+    root = write_synthetic_dataset(tmp_path / "s", num_images=4, size=(32, 32))
+    index = discover_dataset(root)
+    ds = SegmentationDataset(index.val, index.info, transform=eval_transforms(index.info))
+    expected = normalize_image(read_image(index.val[0].image_path), index.info)
+    assert torch.equal(ds[0]["image"], expected)
+
+
+def test_getitem_in_main_process_restores_torch_threads(tmp_path):
+    root = write_synthetic_dataset(tmp_path / "s", num_images=4, size=(32, 32))
+    index = discover_dataset(root)
+    ds = SegmentationDataset(index.train, index.info)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ds[0]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -185,6 +185,19 @@ class SegmentationDataset(torch.utils.data.Dataset):
         return image, mask, inst
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        threads = torch.get_num_threads()
+        if threads == 1 or torch.utils.data.get_worker_info() is not None:
+            return self._item(i)
+        # In the main process (workers=0): per-image ops are small, and intra-op threads
+        # competing for busy CPUs made them 4-9x slower (docs/benchmarks.md, Data). Run them
+        # on one thread and give the model its threads back afterwards.
+        torch.set_num_threads(1)
+        try:
+            return self._item(i)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _item(self, i: int) -> dict[str, Any]:
         from torchvision import tv_tensors
 
         image, mask, inst = self._load(i)

@@ -110,10 +110,11 @@ def image_header(path: str | Path) -> tuple[int, int, int, str]:
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file into ``(H, W, C)`` in its stored dtype (uint8, uint16 or float).
 
-    PNG and JPEG are decoded with ``torchvision.io`` (about 2.5x faster than PIL on CamVid and
-    dsb2018, see ``docs/benchmarks.md``), TIFF with ``tifffile`` (any channel count, 8/16-bit or
-    float, planar or interleaved), BMP and palette PNGs with PIL. An alpha channel of a
-    PNG/JPEG/BMP (RGBA, LA) is dropped with a one-time warning; TIFF channels are all kept.
+    PNG and JPEG are decoded with ``torchvision.io`` (as fast as PIL on CamVid and dsb2018, see
+    ``docs/benchmarks.md``, and exact for 16-bit RGB PNGs, which PIL reduces to 8 bits), TIFF
+    with ``tifffile`` (any channel count, 8/16-bit or float, planar or interleaved), BMP and
+    palette PNGs with PIL. An alpha channel of a PNG/JPEG/BMP (RGBA, LA) is dropped with a
+    one-time warning; TIFF channels are all kept.
 
     Raises:
         ValueError: naming the file when it cannot be decoded.
@@ -142,8 +143,8 @@ def read_image(path: str | Path) -> np.ndarray:
             from torchvision.io import ImageReadMode, decode_image
 
             with warnings.catch_warnings():
-                # torchvision 0.29 deprecates its decoders in favour of torchcodec; they are
-                # still ~2.5x faster than PIL here (docs/benchmarks.md).
+                # torchvision 0.29 deprecates its decoders in favour of torchcodec; they still
+                # work, match PIL's speed here and keep 16-bit RGB PNGs exact.
                 warnings.simplefilter("ignore", DeprecationWarning)
                 tensor = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
                                       mode=ImageReadMode.UNCHANGED)
