@@ -201,6 +201,9 @@ def raise_or_warn(problems: list[Problem], root: Path | str) -> None:
         first = group[0]
         if len(group) == 1:
             text = f"{first.file}: {first.message}"
+        elif len({p.file for p in group}) == 1:  # dataset-wide findings of one kind
+            more = f"; ... ({len(group)} in all)" if len(group) > 5 else ""
+            text = f"{first.file}: " + "; ".join(p.message for p in group[:5]) + more
         else:
             names = ", ".join(Path(p.file).name for p in group[:10])
             more = f", ... ({len(group)} in all)" if len(group) > 10 else ""
