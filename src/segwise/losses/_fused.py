@@ -30,6 +30,8 @@ from torch import Tensor
 
 __all__ = ["softmax_index_sums"]
 
+_SCRATCH_BYTES = 8 * 2**20  # small enough to be reused by the allocator, not page-faulted
+
 
 def _log_p_true(logits: Tensor, p_y: Tensor, idx: Tensor) -> Tensor:
     """log p of the target class, (N, L): ``log(p_y)``, exact log-softmax where p_y underflows."""
@@ -98,18 +100,20 @@ class _SoftmaxIndexSums(torch.autograd.Function):
             k_u = grad_ce * (u if u is not None else torch.ones_like(p_y))
             coef = coef + k_u
             diag = diag - k_u
-        # grad[n] = p[n] * (v a_c + coef), written into p's own buffer one image at a time
-        # through one (C, L) scratch: no (N, C, L) temporary (on CPU every fresh large buffer
-        # costs page faults)
+        # grad = p * (v a_c + coef), written into p's own buffer a chunk of images at a time
+        # through a scratch of at most _SCRATCH_BYTES: no (N, C, L) temporary (on CPU a fresh
+        # buffer above the allocator's mmap threshold costs page faults every call), and few
+        # ops (each op is a thread-pool round trip)
         grad = p
-        tmp = torch.empty_like(p[0])
-        for i in range(n):
-            a_i, coef_i = a[i].unsqueeze(1), coef[i].unsqueeze(0)  # (C, 1), (1, L)
+        step = max(1, _SCRATCH_BYTES // max(1, p[0].numel() * p.element_size()))
+        for i in range(0, n, step):
+            j = min(n, i + step)
+            a_i, coef_i = a[i:j].unsqueeze(2), coef[i:j].unsqueeze(1)  # (B, C, 1), (B, 1, L)
             if valid is None:
-                torch.add(coef_i, a_i, out=tmp)
+                tmp = torch.add(coef_i, a_i)
             else:
-                torch.addcmul(coef_i, a_i, valid[i].unsqueeze(0), out=tmp)
-            grad[i].mul_(tmp)
+                tmp = torch.addcmul(coef_i, a_i, valid[i:j].unsqueeze(1))
+            grad[i:j].mul_(tmp)
         grad.scatter_add_(1, idx.unsqueeze(1), diag.unsqueeze(1))
         return grad, None, None, None, None
 
