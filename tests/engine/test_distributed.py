@@ -11,9 +11,18 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _train(data, out, nproc, batch):
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-           "--master_port=0", "-m", "segwise.cli.main", "train", "--data", str(data),
+           "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
+           "-m", "segwise.cli.main", "train", "--data", str(data),
            "--out", str(out), "--model", "unet", "--encoder", "resnet18", "--epochs", "3",
            "--device", "cpu", "--batch-size", str(batch), "--crop-size", "48", "--workers", "0",
            "--lr", "3e-3", "--quiet"]

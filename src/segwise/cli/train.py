@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ examples:
   segwise train --data ../shared/data/dsb2018 --model unet --encoder resnet34 --epochs 30
   segwise train --data my_data --config run.yaml --lr 3e-4 --out runs/exp1
   segwise train --resume runs/exp1            # continue exactly where it stopped
+  segwise train --task instance --model unet_watershed --data ../shared/data/dsb2018
   torchrun --nproc_per_node 2 -m segwise.cli.main train --data my_data   # multi-process DDP
 
 outputs in the run folder: config.yaml, data_info.json, last.pt, best.pt, metrics.jsonl,
@@ -50,6 +52,7 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "warmup_epochs": ("optim", "warmup_epochs"),
     "grad_clip": ("optim", "grad_clip"),
     "ema": ("optim", "ema_decay"),
+    "task": ("train", "task"),
     "epochs": ("train", "epochs"),
     "seed": ("train", "seed"),
     "device": ("train", "device"),
@@ -97,6 +100,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--grad-clip", type=float, help="max gradient norm, default 1.0")
     g.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of weights, e.g. 0.999")
     g = parser.add_argument_group("training")
+    g.add_argument(
+        "--task",
+        choices=("semantic", "instance"),
+        help="semantic (default) or instance (with --model maskrcnn or unet_watershed)",
+    )
     g.add_argument("--epochs", type=int, help="default 50")
     g.add_argument("--loss", help="dicece (default), dice, ce, jaccard, gdice")
     g.add_argument("--dice-weight", type=float, help="weight of the Dice term, default 1")
@@ -162,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
             result = fit(config, Path(args.out) if args.out else default, quiet=args.quiet)
     except TrainingDivergedError as err:
         raise UserError(str(err)) from err
-    if not args.quiet:
+    if not args.quiet and os.environ.get("RANK", "0") == "0":  # one summary under torchrun
         best = "n/a" if result.best_score is None else f"{result.best_score:.4f}"
         print(f"done: best {best} at epoch {result.best_epoch}; run folder {result.run_dir}")
         print(f"  checkpoint  {result.run_dir / 'best.pt'}")

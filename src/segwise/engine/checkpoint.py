@@ -136,12 +136,9 @@ def build_model_from_checkpoint(ckpt: dict[str, Any], *, use_ema: bool = True) -
         ckpt: a dict returned by :func:`load_checkpoint`.
         use_ema: load the EMA weights when the checkpoint has them.
     """
-    from segwise.models import create_model
+    from segwise.engine.adapters import build_model_from_args
 
-    args = dict(ckpt["model_args"])
-    options = dict(args.pop("options", {}) or {})
-    args["weights"] = None  # the checkpoint carries the weights
-    model = create_model(**args, **options)
+    model = build_model_from_args(dict(ckpt["model_args"]))
     state = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
     model.load_state_dict(state)
     return model.eval()

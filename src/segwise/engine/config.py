@@ -23,6 +23,7 @@ __all__ = [
     "OptimConfig",
     "OptimizerName",
     "RunConfig",
+    "RunTask",
     "ScheduleName",
     "TrainConfig",
     "config_from_dict",
@@ -48,13 +49,27 @@ class AmpMode(str, Enum):
     OFF = "off"
 
 
+class RunTask(str, Enum):
+    """What a run trains: per-pixel classes, or classes plus instance IDs."""
+
+    SEMANTIC = "semantic"
+    INSTANCE = "instance"
+
+
 class Monitor(str, Enum):
-    """Validation metric that selects ``best.pt`` and drives early stopping (higher is better)."""
+    """Validation metric that selects ``best.pt`` and drives early stopping (higher is better).
+
+    Semantic runs report the first four, instance runs the last three (docs/metrics.md,
+    docs/instance.md).
+    """
 
     MEAN_DICE = "mean_dice"
     MEAN_IOU = "mean_iou"
     PIXEL_ACCURACY = "pixel_accuracy"
     PER_IMAGE_DICE = "per_image_dice"
+    DSB_SCORE = "dsb_score"
+    AP50 = "ap50"
+    PQ = "pq"
 
 
 @dataclass(frozen=True)
@@ -98,6 +113,7 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    task: RunTask = RunTask.SEMANTIC  # semantic, or instance (models maskrcnn / unet_watershed)
     epochs: int = 50
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
@@ -107,7 +123,7 @@ class TrainConfig:
     loss: str = "dicece"  # see segwise.losses.LossName
     dice_weight: float = 1.0  # Dice term weight in Dice+CE
     ce_weight: float = 1.0  # cross-entropy term weight in Dice+CE
-    monitor: Monitor = Monitor.MEAN_DICE
+    monitor: Monitor | None = None  # None: mean_dice (semantic), dsb_score (instance)
     patience: int | None = None  # early stopping after this many epochs without improvement
     val_every: int = 1  # validate every k epochs (and always after the last)
     overlays: int = 4  # validation images drawn in overlays.png
@@ -166,6 +182,9 @@ def _to_builtins(value: Any) -> Any:
     return value
 
 
+# fields whose default is None but whose values are enums
+_OPTIONAL_ENUMS: dict[tuple[str, str], type[Enum]] = {("train", "monitor"): Monitor}
+
 _SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "train": TrainConfig}
 
 
@@ -180,8 +199,11 @@ def _coerce(cls: type, section: str, values: dict[str, Any]) -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         default = getattr(cls(), key)
+        enum_cls = _OPTIONAL_ENUMS.get((section, key))
         if isinstance(default, Enum):
             value = as_enum(value, type(default), f"{section}.{key}")
+        elif enum_cls is not None and value is not None:
+            value = as_enum(value, enum_cls, f"{section}.{key}")
         elif isinstance(default, tuple) and isinstance(value, list | tuple):
             value = tuple(value)
         kwargs[key] = value

@@ -10,12 +10,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from segwise.engine.config import AmpMode, DataConfig, RunConfig
-from segwise.enums import Task
+from segwise.engine.config import AmpMode, DataConfig
 
 __all__ = [
     "derive_data_defaults",
-    "model_args_for",
     "resolve_amp",
     "resolve_device",
     "seed_everything",
@@ -87,18 +85,3 @@ def derive_data_defaults(cfg: DataConfig, info: Any, device: torch.device) -> Da
         cores = os.cpu_count() or 1
         workers = 0 if cores <= 2 else min(8, cores // 2)
     return dataclasses.replace(cfg, crop_size=crop, batch_size=batch, workers=workers)
-
-
-def model_args_for(config: RunConfig, info: Any) -> dict[str, Any]:
-    """The ``create_model`` arguments of a run (stored in checkpoints to rebuild the model).
-
-    A binary task gets one output channel (sigmoid); multiclass gets one per class.
-    """
-    out = 1 if info.task is Task.BINARY else info.num_classes
-    return {
-        "name": config.model.name,
-        "encoder": config.model.encoder,
-        "in_channels": info.in_channels,
-        "num_classes": out,
-        "options": dict(config.model.options),
-    }

@@ -20,23 +20,19 @@ import torch
 from torch import nn
 
 from segwise.engine import distributed as dist_utils
+from segwise.engine.adapters import make_adapter
 from segwise.engine.checkpoint import load_checkpoint, save_checkpoint
 from segwise.engine.config import OptimizerName, RunConfig
-from segwise.engine.evaluation import evaluate_model
 from segwise.engine.run_log import RunLog
 from segwise.engine.schedule import lr_at_step
 from segwise.engine.setup import (
     derive_data_defaults,
-    model_args_for,
     resolve_amp,
     resolve_device,
     seed_everything,
 )
 
 __all__ = ["FitResult", "TrainingDivergedError", "fit"]
-
-AUX_LOSS_WEIGHT = 0.4  # weight of auxiliary-head losses (as in PSPNet / torchvision)
-
 
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; ``last.pt`` holds the last good state."""
@@ -123,15 +119,7 @@ def fit(
         FileExistsError: ``run_dir`` holds files and ``resume`` is False.
         TrainingDivergedError: the loss became NaN/Inf (the message names the step).
     """
-    from segwise.data import (
-        SegmentationDataset,
-        discover_dataset,
-        eval_transforms,
-        make_loader,
-        train_transforms,
-    )
-    from segwise.losses import create_loss
-    from segwise.models import create_model
+    from segwise.data import discover_dataset, make_loader
 
     run_dir = Path(run_dir)
     ckpt = None
@@ -175,8 +163,11 @@ def fit(
         )
     data_cfg = derive_data_defaults(config.data, info, device)
     config = dataclasses.replace(config, data=data_cfg)
-    ignore_index = info.pad_value  # the data's ignore label, else the padding label
-    model_args = model_args_for(config, info)
+    adapter = make_adapter(
+        config, info, device=device, amp_dtype=amp_dtype, channels_last=channels_last
+    )
+    monitor = (config.train.monitor or adapter.default_monitor).value
+    model_args = adapter.model_args
 
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -184,25 +175,9 @@ def fit(
     _say(ctx, quiet, _describe(config, info, model_args, device, amp_dtype, channels_last, ctx))
 
     seed_everything(config.train.seed)
-    options = dict(model_args["options"])
-    model = create_model(
-        model_args["name"],
-        encoder=model_args["encoder"],
-        in_channels=model_args["in_channels"],
-        num_classes=model_args["num_classes"],
-        weights=config.model.weights if ckpt is None else None,
-        **options,
-    ).to(device)
+    model = adapter.build_model(config.model.weights if ckpt is None else None).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    loss_fn = create_loss(
-        config.train.loss,
-        task=info.task,
-        num_classes=model_args["num_classes"],
-        ignore_index=ignore_index,
-        dice_weight=config.train.dice_weight,
-        ce_weight=config.train.ce_weight,
-    )
     optimizer = _build_optimizer(config, model, device)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     ema = None
@@ -217,23 +192,7 @@ def fit(
         state = _restore(ckpt, model, optimizer, scaler, ema)
         _say(ctx, quiet, f"resumed {run_dir} after epoch {state.epoch} (step {state.step})")
 
-    train_ds = SegmentationDataset(
-        index.train,
-        info,
-        transform=train_transforms(
-            info,
-            crop_size=data_cfg.crop_size,
-            scale=data_cfg.scale,
-            hflip=data_cfg.hflip,
-            vflip=data_cfg.vflip,
-            rotation=data_cfg.rotation,
-            color_jitter=data_cfg.color_jitter,
-        ),
-        cache=data_cfg.cache,
-    )
-    val_ds = SegmentationDataset(
-        index.val, info, transform=eval_transforms(info), cache=data_cfg.cache
-    )
+    train_ds, val_ds = adapter.datasets(index, data_cfg)
     loader = make_loader(
         train_ds,
         batch_size=data_cfg.batch_size,
@@ -281,13 +240,9 @@ def fit(
                 )
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                images = batch["image"].to(device, non_blocking=True)
-                if channels_last:
-                    images = images.contiguous(memory_format=torch.channels_last)
-                target = batch["mask"].to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    output = train_model(images)
-                loss = _loss_of(loss_fn, output, target)
+                    loss = adapter.training_loss(train_model, batch)
+                batch_size = len(batch["image"])
                 if not torch.isfinite(loss):
                     raise TrainingDivergedError(
                         f"loss is {loss.item()} at epoch {epoch}, step {state.step + 1} "
@@ -304,8 +259,8 @@ def fit(
                 if ema is not None:
                     ema.update_parameters(model)
                 state.step += 1
-                loss_sum += float(loss.detach()) * images.shape[0]
-                seen += images.shape[0]
+                loss_sum += float(loss.detach()) * batch_size
+                seen += batch_size
                 if ctx.is_main and not quiet and (i + 1) % max(1, steps_per_epoch // 5) == 0:
                     rate = seen / max(1e-9, time.perf_counter() - t0)
                     print(
@@ -324,40 +279,34 @@ def fit(
             }
             if epoch % config.train.val_every == 0 or epoch == config.train.epochs:
                 eval_model = ema.module if ema is not None else model
-                result = evaluate_model(
+                summary, overlays = adapter.validate(
                     eval_model,
                     val_ds,
-                    task=info.task,
-                    num_classes=model_args["num_classes"],
-                    ignore_index=ignore_index,
-                    device=device,
-                    amp_dtype=amp_dtype,
-                    channels_last=channels_last,
-                    tile_size=max(data_cfg.crop_size * 2, 512),
-                    class_names=list(info.class_names),
-                    keep_overlays=config.train.overlays if ctx.is_main else 0,
-                    mean=tuple(info.mean),
-                    std=tuple(info.std),
                     indices=list(range(ctx.rank, len(val_ds), ctx.world_size)),
                     distributed=ctx.enabled,
+                    keep_overlays=config.train.overlays if ctx.is_main else 0,
                 )
-                summary = result.summary()
                 record.update({f"val_{k}": v for k, v in summary.items()})
-                score = summary[config.train.monitor.value]
+                if monitor not in summary:
+                    raise ValueError(
+                        f"train.monitor={monitor!r} is not reported by a {config.train.task.value}"
+                        f" run; choose one of: {', '.join(summary)}"
+                    )
+                score = summary[monitor]
                 improved = _improved(score, state.best_score)
                 if improved:
                     state.best_score, state.best_epoch, state.bad_epochs = score, epoch, 0
                 else:
                     state.bad_epochs += 1
-                if ctx.is_main and result.overlays:
+                if ctx.is_main and overlays:
                     from segwise.viz import default_palette, save_overlay_grid
 
                     palette = list(info.class_colors) or default_palette(len(info.class_names))
                     save_overlay_grid(
                         run_dir / "overlays.png",
-                        result.overlays,
+                        overlays,
                         palette,
-                        ignore_index=ignore_index,
+                        ignore_index=adapter.ignore_index,
                     )
             else:
                 improved = False
@@ -382,15 +331,6 @@ def fit(
         log.close()
         dist_utils.cleanup(ctx)
     return FitResult(run_dir, state.best_score, state.best_epoch, state.history, stopped_early)
-
-
-def _loss_of(loss_fn: nn.Module, output: Any, target: torch.Tensor) -> torch.Tensor:
-    if hasattr(output, "logits"):
-        loss = loss_fn(output.logits.float(), target)
-        for aux in (output.aux or {}).values():
-            loss = loss + AUX_LOSS_WEIGHT * loss_fn(aux.float(), target)
-        return loss
-    return loss_fn(output.float(), target)
 
 
 def _mean_across(total: float, count: int, ctx: dist_utils.DistContext, device) -> float:
@@ -473,7 +413,7 @@ def _describe(config, info, model_args, device, amp_dtype, channels_last, ctx) -
         f"warmup={config.optim.warmup_epochs} ep, clip={config.optim.grad_clip}, "
         f"ema={config.optim.ema_decay}",
         f"train     epochs={config.train.epochs} crop={d.crop_size} batch={d.batch_size} "
-        f"workers={d.workers} seed={config.train.seed} monitor={config.train.monitor.value}",
+        f"workers={d.workers} seed={config.train.seed} task={config.train.task.value}",
         f"device    {device} amp={amp_dtype} channels_last={channels_last} "
         f"compile={config.train.compile} processes={ctx.world_size}",
     ]
@@ -486,9 +426,9 @@ def _epoch_line(record: dict[str, Any], config: RunConfig, improved: bool) -> st
         f"loss {record['train_loss']:.4f}",
         f"{record['train_images_per_s']:.1f} img/s",
     ]
-    for key in ("val_mean_dice", "val_mean_iou", "val_per_image_dice"):
-        if record.get(key) is not None:
-            parts.append(f"{key[4:]} {record[key]:.4f}")
+    for key, value in record.items():
+        if key.startswith("val_") and value is not None and not key.endswith("accuracy"):
+            parts.append(f"{key[4:]} {value:.4f}")
     if improved:
         parts.append("* best")
     return " | ".join(parts)

@@ -1,0 +1,220 @@
+"""Task adapters: what differs between training a semantic and an instance model.
+
+The training loop (:func:`segwise.engine.trainer.fit`) owns everything task-independent:
+optimizer, schedule, precision, DDP, checkpoints, logs, early stopping. An adapter owns the
+rest, behind this contract:
+
+- ``model_args``: the builder arguments stored in checkpoints (``kind`` selects the builder);
+- ``build_model(weights)``: the network;
+- ``datasets(index, data_cfg)``: ``(train, val)`` datasets;
+- ``training_loss(model, batch)``: forward + loss of one batch (called under autocast);
+- ``validate(model, val_ds, *, indices, distributed, keep_overlays)``: ``(summary, overlays)``,
+  where ``summary`` maps metric names (higher is better) to floats;
+- ``default_monitor``: the summary key that selects ``best.pt`` by default.
+
+:func:`make_adapter` picks the adapter for a run; :func:`build_model_from_args` rebuilds a
+model from stored ``model_args`` for any task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from segwise.engine.config import DataConfig, Monitor, RunConfig, RunTask
+from segwise.enums import Task
+
+__all__ = [
+    "ADAPTERS",
+    "MODEL_KINDS",
+    "SemanticAdapter",
+    "TaskAdapter",
+    "build_model_from_args",
+    "make_adapter",
+]
+
+AUX_LOSS_WEIGHT = 0.4  # weight of auxiliary-head losses (as in PSPNet / torchvision)
+
+
+@dataclass
+class TaskAdapter:
+    """Shared state of every adapter (subclasses fill in the methods of the contract)."""
+
+    config: RunConfig
+    info: Any  # segwise.data.DataInfo
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    default_monitor: Monitor = Monitor.MEAN_DICE
+
+    @property
+    def ignore_index(self) -> int:
+        """The data's ignore label, else the label used for padding."""
+        return self.info.pad_value
+
+    def to_device(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+
+def _semantic_model(args: dict[str, Any], weights: str | None) -> nn.Module:
+    from segwise.models import create_model
+
+    options = dict(args.get("options") or {})
+    return create_model(
+        args["name"],
+        encoder=args["encoder"],
+        in_channels=args["in_channels"],
+        num_classes=args["num_classes"],
+        weights=weights,
+        **options,
+    )
+
+
+def _resolve(target: str) -> Any:
+    """``"package.module:name"`` -> the object (imported on first use)."""
+    import importlib
+
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+# model kind (stored in checkpoints as model_args["kind"]) -> builder(model_args, weights).
+# An explicit table of import paths: nothing registers itself by being imported.
+MODEL_KINDS: dict[str, str] = {
+    "semantic": "segwise.engine.adapters:_semantic_model",
+    "maskrcnn": "segwise.engine.instance_adapter:build_maskrcnn_from_args",
+    "unet_watershed": "segwise.engine.instance_adapter:build_unet_watershed_from_args",
+}
+
+
+def build_model_from_args(args: dict[str, Any], *, weights: str | None = None) -> nn.Module:
+    """Rebuild a model from the ``model_args`` stored in a checkpoint."""
+    kind = args.get("kind", "semantic")
+    if kind not in MODEL_KINDS:
+        raise ValueError(
+            f"model kind {kind!r} is unknown; known: {', '.join(sorted(MODEL_KINDS))}"
+        )
+    return _resolve(MODEL_KINDS[kind])(args, weights)
+
+
+class SemanticAdapter(TaskAdapter):
+    """One class per pixel; models from :func:`segwise.create_model`."""
+
+    @property
+    def model_args(self) -> dict[str, Any]:
+        out = 1 if self.info.task is Task.BINARY else self.info.num_classes
+        m = self.config.model
+        return {
+            "kind": "semantic",
+            "name": m.name,
+            "encoder": m.encoder,
+            "in_channels": self.info.in_channels,
+            "num_classes": out,
+            "options": dict(m.options),
+        }
+
+    def build_model(self, weights: str | None) -> nn.Module:
+        from segwise.losses import create_loss
+
+        t = self.config.train
+        self.loss_fn = create_loss(
+            t.loss,
+            task=self.info.task,
+            num_classes=self.model_args["num_classes"],
+            ignore_index=self.ignore_index,
+            dice_weight=t.dice_weight,
+            ce_weight=t.ce_weight,
+        )
+        return _semantic_model(self.model_args, weights)
+
+    def datasets(self, index: Any, data_cfg: DataConfig) -> tuple[Any, Any]:
+        from segwise.data import SegmentationDataset, eval_transforms, train_transforms
+
+        train = SegmentationDataset(
+            index.train,
+            self.info,
+            transform=train_transforms(
+                self.info,
+                crop_size=data_cfg.crop_size,
+                scale=data_cfg.scale,
+                hflip=data_cfg.hflip,
+                vflip=data_cfg.vflip,
+                rotation=data_cfg.rotation,
+                color_jitter=data_cfg.color_jitter,
+            ),
+            cache=data_cfg.cache,
+        )
+        val = SegmentationDataset(
+            index.val, self.info, transform=eval_transforms(self.info), cache=data_cfg.cache
+        )
+        return train, val
+
+    def training_loss(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+        output = model(self.to_device(batch["image"]))
+        target = batch["mask"].to(self.device, non_blocking=True)
+        if hasattr(output, "logits"):  # auxiliary heads were asked for
+            loss = self.loss_fn(output.logits.float(), target)
+            for aux in (output.aux or {}).values():
+                loss = loss + AUX_LOSS_WEIGHT * self.loss_fn(aux.float(), target)
+            return loss
+        return self.loss_fn(output.float(), target)
+
+    def validate(
+        self,
+        model: nn.Module,
+        val_ds: Any,
+        *,
+        indices: list[int],
+        distributed: bool,
+        keep_overlays: int,
+    ) -> tuple[dict[str, float], list]:
+        from segwise.engine.evaluation import evaluate_model
+
+        crop = self.config.data.crop_size or 256
+        result = evaluate_model(
+            model,
+            val_ds,
+            task=self.info.task,
+            num_classes=self.model_args["num_classes"],
+            ignore_index=self.ignore_index,
+            device=self.device,
+            amp_dtype=self.amp_dtype,
+            channels_last=self.channels_last,
+            tile_size=max(crop * 2, 512),
+            class_names=list(self.info.class_names),
+            keep_overlays=keep_overlays,
+            mean=tuple(self.info.mean),
+            std=tuple(self.info.std),
+            indices=indices,
+            distributed=distributed,
+        )
+        return result.summary(), result.overlays
+
+
+# run task -> adapter class, as import paths (resolved on use)
+ADAPTERS: dict[RunTask, str] = {
+    RunTask.SEMANTIC: "segwise.engine.adapters:SemanticAdapter",
+    RunTask.INSTANCE: "segwise.engine.instance_adapter:InstanceAdapter",
+}
+
+
+def make_adapter(
+    config: RunConfig,
+    info: Any,
+    *,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+    channels_last: bool,
+) -> TaskAdapter:
+    """The adapter for ``config.train.task``."""
+    task = config.train.task
+    if task not in ADAPTERS:
+        raise ValueError(f"train.task={task.value!r} has no training adapter in this install")
+    cls = _resolve(ADAPTERS[task])
+    return cls(config, info, device, amp_dtype, channels_last)
