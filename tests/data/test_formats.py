@@ -126,6 +126,8 @@ def test_palette_png_voc_style_255_ignored(tmp_path, files):
     assert info.ignore_index == 255 and info.num_classes == 3
     assert info.class_colors == tuple(colors)
     np.testing.assert_array_equal(item["mask"].numpy(), m)
+    report = inspect_dataset(tmp_path)
+    assert report.summary()["ignored_pixels"] == 2 * 2 * 10  # two masks, rows 6-7 are 255
 
 
 def test_color_coded_rgb_with_class_table(tmp_path, files):

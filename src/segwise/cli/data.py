@@ -70,7 +70,8 @@ def _render(report) -> None:
         f"min {tuple(s['size_min'])} median {tuple(s['size_median'])} max {tuple(s['size_max'])}"
         f"  |  channels {s['channels']}  dtypes {s['dtypes']}")
     console.print(f"masks: {s['mask_kind']}  task: {s['task']}  ignore_index: "
-                  f"{s['ignore_index']}  classes from: {s['classes_source']}")
+                  f"{s['ignore_index']} ({s['ignored_pixels']:,} pixels)  classes from: "
+                  f"{s['classes_source']}")
     if "instances" in s:
         i = s["instances"]
         console.print(f"instances: {i['total']} (per image min {i['min']}, median "

@@ -100,6 +100,7 @@ def check_files(
                 + (f" or {ignore_index} (ignore)" if ignore_index is not None else "")))
         for v, c in zip(vals.tolist(), cnts.tolist(), strict=True):
             if v == ignore_index:
+                analysis.ignored_pixels += c
                 continue
             if kind == MaskKind.BINARY and v in (255, 65535):
                 v = 1

@@ -33,6 +33,7 @@ class Analysis:
     image_scans: dict[str, ImageScan] = field(default_factory=dict)  # by sample id
     mask_scans: dict[str, MaskScan] = field(default_factory=dict)  # by sample id
     instance_counts: dict[str, int] = field(default_factory=dict)  # objects per sample
+    ignored_pixels: int = 0  # mask pixels labelled ignore_index (not in class_pixel_counts)
 
 
 def discover_dataset(

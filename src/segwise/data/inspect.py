@@ -32,6 +32,7 @@ class InspectionReport:
         channels: image channel counts -> number of images.
         dtypes: image dtypes -> number of images.
         instances_per_image: object counts per sample id (instance data only).
+        ignored_pixels: mask pixels labelled ``ignore_index`` (not counted in any class).
     """
 
     index: DatasetIndex
@@ -40,6 +41,7 @@ class InspectionReport:
     channels: dict[int, int] = field(default_factory=dict)
     dtypes: dict[str, int] = field(default_factory=dict)
     instances_per_image: dict[str, int] = field(default_factory=dict)
+    ignored_pixels: int = 0
 
     @property
     def errors(self) -> list[Problem]:
@@ -82,6 +84,7 @@ class InspectionReport:
             "mask_kind": info.mask_kind.value,
             "task": info.task.value,
             "ignore_index": info.ignore_index,
+            "ignored_pixels": self.ignored_pixels,
             "classes_source": info.classes_source,
             "classes": classes,
         }
@@ -156,4 +159,5 @@ def inspect_dataset(
         channels=dict(Counter(v.channels for v in scans.values())),
         dtypes=dict(Counter(v.dtype for v in scans.values())),
         instances_per_image=dict(analysis.instance_counts),
+        ignored_pixels=analysis.ignored_pixels,
     )
