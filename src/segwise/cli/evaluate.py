@@ -16,6 +16,10 @@ frequency-weighted IoU, pixel accuracy, the per-image Dice distribution and the 
 Writes scores.json, per_class.csv, per_image.csv, confusion.csv and confusion.png into --out
 (default: RUN/eval-DATASET-SPLIT). Definitions: docs/metrics.md.
 
+Instance checkpoints (segwise train --task instance) report instead the DSB2018 score, AP at
+IoU 0.5..0.95, PQ/SQ/RQ per class and COCO mask AP/AP50/AP75 (docs/instance.md), and write
+scores.json and per_image.csv (DSB score and instance counts per image).
+
 examples:
   segwise evaluate --checkpoint runs/exp1/best.pt --data ../shared/data/camvid
   segwise evaluate --checkpoint runs/exp1/best.pt --data my_data --split all --json
@@ -37,6 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from segwise.cli import _instance
+
+    if _instance.is_instance_checkpoint(args.checkpoint):
+        return _instance.evaluate(args)
+    return _run_semantic(args)
+
+
+def _run_semantic(args: argparse.Namespace) -> int:
     from segwise.cli._common import check_new_path
     from segwise.data import SegmentationDataset, discover_dataset, eval_transforms
     from segwise.engine.checkpoint import load_run

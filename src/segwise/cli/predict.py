@@ -23,6 +23,12 @@ and in summary.json, and the exit code is 1.
 
 Large images run as Gaussian-blended sliding windows (--tile-size), memory bounded by the tiles.
 
+Instance checkpoints (segwise train --task instance) write instead, for each image:
+  STEM_instances.png   16-bit instance IDs (0 = background)
+  STEM_instances.json  {"height", "width", "instances": [{"id", "label", "score", "box", "area"}]}
+  STEM_overlay.png     with --overlay: each instance in its own colour, outlined
+and, with --coco, coco_results.json (COCO "segm" results; image_id = input order, from 1).
+
 examples:
   segwise predict --checkpoint runs/exp1/best.pt scans/ --out masks/ --overlay
   segwise predict --checkpoint runs/exp1/best.pt "data/*.tif" --out masks --tta --min-size 30
@@ -50,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fill-holes", action="store_true", help="fill holes inside objects")
     parser.add_argument(
         "--largest-component", action="store_true", help="keep one component per class"
+    )
+    parser.add_argument(
+        "--coco", action="store_true", help="instance checkpoints: also write coco_results.json"
     )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
 
@@ -95,32 +104,27 @@ def _outputs(path: Path, out: Path, args: argparse.Namespace) -> list[Path]:
     return paths
 
 
-def run(args: argparse.Namespace) -> int:
-    from segwise.engine.predictor import build_predictor
+def refuse_clashes(paths: list[Path]) -> None:
+    """Raise ``FileExistsError`` naming the outputs that already exist (``--overwrite`` off)."""
+    clashes = [p for p in paths if p.exists()]
+    if clashes:
+        more = f" and {len(clashes) - 3} more" if len(clashes) > 3 else ""
+        raise FileExistsError(
+            f"outputs already exist: {', '.join(map(str, clashes[:3]))}{more}; "
+            "pass --overwrite to replace them, or choose another --out"
+        )
 
-    images = expand_inputs(args.inputs)
-    out = Path(args.out)
-    if not args.overwrite:
-        clashes = [p for img in images for p in _outputs(img, out, args) if p.exists()]
-        if clashes:
-            more = f" and {len(clashes) - 3} more" if len(clashes) > 3 else ""
-            raise FileExistsError(
-                f"outputs already exist: {', '.join(map(str, clashes[:3]))}{more}; "
-                "pass --overwrite to replace them, or choose another --out"
-            )
-    predictor = build_predictor(
-        checkpoint=args.checkpoint,
-        onnx=args.onnx,
-        device=args.device,
-        tile_size=args.tile_size,
-        overlap=args.overlap,
-        tta=args.tta,
-    )
+
+def predict_all(images: list[Path], out: Path, predict_one: Any) -> int:
+    """Run ``predict_one(path) -> result dict`` on every image, write summary.json, report.
+
+    A failing image does not stop the batch; the exit code is 1 when any image failed.
+    """
     out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     for path in images:
         try:
-            results.append(_predict_one(path, out, predictor, args))
+            results.append(predict_one(path))
         except Exception as err:  # one bad file must not stop the batch
             results.append({"input": str(path), "ok": False, "error": f"{err}"})
             print(f"failed: {path}: {err}")
@@ -137,6 +141,29 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {f['input']}: {f['error']}")
         return 1
     return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from segwise.cli import _instance
+    from segwise.engine.predictor import build_predictor
+
+    if args.checkpoint and _instance.is_instance_checkpoint(args.checkpoint):
+        return _instance.predict(args)
+    if getattr(args, "coco", False):
+        raise ValueError("--coco needs an instance checkpoint (segwise train --task instance)")
+    images = expand_inputs(args.inputs)
+    out = Path(args.out)
+    if not args.overwrite:
+        refuse_clashes([p for img in images for p in _outputs(img, out, args)])
+    predictor = build_predictor(
+        checkpoint=args.checkpoint,
+        onnx=args.onnx,
+        device=args.device,
+        tile_size=args.tile_size,
+        overlap=args.overlap,
+        tta=args.tta,
+    )
+    return predict_all(images, out, lambda path: _predict_one(path, out, predictor, args))
 
 
 def _predict_one(path: Path, out: Path, predictor: Any, args: argparse.Namespace) -> dict:

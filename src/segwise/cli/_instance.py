@@ -1,0 +1,252 @@
+"""``segwise predict`` / ``segwise evaluate`` for instance checkpoints.
+
+The verbs call :func:`is_instance_checkpoint` first and hand instance checkpoints (model kinds
+in :data:`segwise.engine.instance_adapter.INSTANCE_KINDS`) to :func:`predict` /
+:func:`evaluate`; semantic checkpoints keep their own code path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["evaluate", "is_instance_checkpoint", "predict"]
+
+# semantic-only predict flags: (attribute, flag, what to do instead)
+_SEMANTIC_ONLY = (
+    ("onnx", "--onnx", "export supports semantic models only; use --checkpoint"),
+    ("probabilities", "--probabilities", "instance outputs have no class probabilities"),
+    ("tta", "--tta", "flip averaging is not defined for instances"),
+    ("fill_holes", "--fill-holes", "not available for instances"),
+    ("largest_component", "--largest-component", "not available for instances"),
+)
+COCO_MAX_DETECTIONS = 1000  # COCO's maxDets=100 would ignore detections in crowded images
+
+
+def is_instance_checkpoint(path: str | Path | None) -> bool:
+    """Whether ``path`` is a checkpoint of an instance model (cheap: weights are not read).
+
+    Anything unreadable gives False, so that the semantic path reports its own errors.
+    """
+    import torch
+
+    from segwise.engine.instance_adapter import INSTANCE_KINDS
+
+    if path is None or not Path(path).is_file():
+        return False
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return dict(ckpt.get("model_args") or {}).get("kind") in INSTANCE_KINDS
+    except Exception:  # not ours to diagnose here
+        return False
+
+
+def _load_image(path: Path, info: Any) -> tuple[Any, Any]:
+    """``(normalised float32 (C, H, W), uint8 (C, H, W) for the overlay)``."""
+    from segwise.data import normalize_tensor, read_image
+    from segwise.data.datasets import image_to_tensor
+
+    unit = image_to_tensor(read_image(path), info, source=path)  # [0, 1], channels checked
+    return normalize_tensor(unit, info), (unit * 255).round().byte().numpy()
+
+
+def _remove_small(pred: Any, min_size: int) -> Any:
+    import numpy as np
+
+    from segwise.instance import InstancePrediction
+
+    keep = pred.areas >= min_size
+    if keep.all():
+        return pred
+    inst = np.where(np.isin(pred.instance_map, pred.ids[keep]), pred.instance_map, 0)
+    return InstancePrediction.from_label_map(
+        inst, labels=pred.labels[keep], scores=pred.scores[keep]
+    ).relabel()
+
+
+def predict(args: argparse.Namespace) -> int:
+    """``segwise predict`` for an instance checkpoint (outputs: see predict.py's help)."""
+    from segwise.cli.predict import expand_inputs, predict_all, refuse_clashes
+    from segwise.engine.checkpoint import load_run
+    from segwise.engine.instance_adapter import predict_image
+    from segwise.instance import save_prediction, write_coco_results_json
+
+    for attr, flag, why in _SEMANTIC_ONLY:
+        if getattr(args, attr, None):
+            raise ValueError(f"{flag} does not apply to instance checkpoints: {why}")
+    images = expand_inputs(args.inputs)
+    out = Path(args.out)
+    coco = bool(getattr(args, "coco", False))
+    if not args.overwrite:
+        names = ["_instances.png", "_instances.json", *(["_overlay.png"] if args.overlay else [])]
+        paths = [out / f"{p.stem}{suffix}" for p in images for suffix in names]
+        refuse_clashes(paths + ([out / "coco_results.json"] if coco else []))
+    loaded = load_run(args.checkpoint, device=args.device)
+    crop = loaded.config.get("data", {}).get("crop_size") or 256
+    tile = args.tile_size or max(512, 2 * crop)
+    predictions: dict[int, Any] = {}
+
+    def one(path: Path) -> dict[str, Any]:
+        image, raw = _load_image(path, loaded.info)
+        pred = predict_image(
+            loaded.model, image, model_args=loaded.model_args, device=loaded.device,
+            tile_size=tile,
+        )
+        if args.min_size > 0:
+            pred = _remove_small(pred, args.min_size)
+        written = save_prediction(out, path.stem, pred, image=raw if args.overlay else None)
+        image_id = images.index(path) + 1
+        predictions[image_id] = pred
+        names = loaded.info.class_names
+        return {
+            "input": str(path),
+            "ok": True,
+            "outputs": [str(p) for p in written.values()],
+            "size": list(pred.shape),
+            "instances": len(pred),
+            "classes_present": sorted({names[int(c)] for c in pred.labels}),
+            **({"coco_image_id": image_id} if coco else {}),
+        }
+
+    code = predict_all(images, out, one)
+    if coco:
+        ids = sorted(predictions)
+        target = write_coco_results_json(
+            out / "coco_results.json", [predictions[i] for i in ids], image_ids=ids
+        )
+        print(f"COCO results for {len(ids)} image(s) in {target}")
+    return code
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    return value
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """``segwise evaluate`` for an instance checkpoint."""
+    from segwise.cli._common import check_new_path
+    from segwise.data import InstanceDataset, discover_dataset, eval_transforms
+    from segwise.engine.checkpoint import load_run
+    from segwise.engine.instance_adapter import clean_instances, predict_image
+    from segwise.instance import InstancePrediction
+    from segwise.metrics.instance import InstanceMetrics, dsb_score
+
+    loaded = load_run(args.checkpoint, device=args.device)
+    info = loaded.info
+    root = Path(args.data)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data {root} is not a folder")
+    out = Path(args.out) if args.out else (
+        loaded.checkpoint.parent / f"eval-{root.resolve().name}-{args.split}"
+    )
+    check_new_path(out, overwrite=args.overwrite, what="report folder")
+    index = discover_dataset(
+        root,
+        mask_kind=info.mask_kind,
+        ignore_index=info.ignore_index,
+        num_classes=info.num_classes,
+        class_names=list(info.class_names),
+    )
+    samples = {"val": index.val, "train": index.train, "all": [*index.train, *index.val]}[
+        args.split
+    ]
+    if not samples:
+        raise ValueError(f"--data {root} has no images in split {args.split!r}; try --split all")
+    if index.info.num_classes > info.num_classes:
+        raise ValueError(
+            f"--data {root} has {index.info.num_classes} classes but the checkpoint was trained "
+            f"on {info.num_classes} ({list(info.class_names)})"
+        )
+    dataset = InstanceDataset(samples, info, transform=eval_transforms(info))
+    crop = loaded.config.get("data", {}).get("crop_size") or 256
+    metrics = InstanceMetrics(coco=True, coco_max_detections=COCO_MAX_DETECTIONS)
+    per_image = []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        pred = predict_image(
+            loaded.model, item["image"], model_args=loaded.model_args, device=loaded.device,
+            tile_size=args.tile_size or max(512, 2 * crop),
+        )
+        target = InstancePrediction.from_target(clean_instances(item["instances"]))
+        metrics.update(pred, target)
+        per_image.append({"id": item["id"], "dsb_score": dsb_score(pred, target),
+                          "ground_truth": len(target), "predicted": len(pred)})
+    report = _report(metrics.compute(), per_image, list(info.class_names), args, loaded)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scores.json").write_text(json.dumps(report, indent=2))
+    with (out / "per_image.csv").open("w") as handle:
+        handle.write("id,dsb_score,ground_truth,predicted\n")
+        for row in per_image:
+            handle.write(f"{row['id']},{row['dsb_score']},{row['ground_truth']},"
+                         f"{row['predicted']}\n")
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_report(report, out)
+    return 0
+
+
+def _report(result: Any, per_image: list, names: list[str], args: Any, loaded: Any) -> dict:
+    worst = sorted(per_image, key=lambda r: r["dsb_score"])[: max(0, args.worst)]
+    per_class = [
+        {"class": names[c] if c < len(names) else str(c), "label": c, **vals}
+        for c, vals in sorted(result.pq_per_class.items())
+    ]
+    return _nan_to_none({
+        "checkpoint": str(loaded.checkpoint),
+        "method": loaded.model_args["kind"],
+        "data": str(args.data),
+        "split": args.split,
+        "images": result.num_images,
+        "summary": {
+            "dsb_score": result.dsb_score, "ap50": result.ap50, "pq": result.pq,
+            "sq": result.sq, "rq": result.rq, "precision50": result.precision50,
+            "recall50": result.recall50, "f1_50": result.f1_50,
+            "mean_matched_iou50": result.mean_matched_iou50,
+        },
+        "ap_per_threshold": {f"{t:.2f}": v for t, v in result.ap_per_threshold},
+        "pq_per_class": per_class,
+        "coco": {**(result.coco or {}), "max_detections": COCO_MAX_DETECTIONS},
+        "per_image": per_image,
+        "worst": worst,
+    })
+
+
+def _fmt(value: Any) -> str:
+    return "  n/a" if value is None else f"{value:.4f}"
+
+
+def _print_report(report: dict, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="panoptic quality per class (match: same class, IoU > 0.5)")
+    for col in ("class", "pq", "sq", "rq", "tp", "fp", "fn"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for row in report["pq_per_class"]:
+        table.add_row(row["class"], _fmt(row["pq"]), _fmt(row["sq"]), _fmt(row["rq"]),
+                      str(row["tp"]), str(row["fp"]), str(row["fn"]))
+    console.print(table)
+    s, c = report["summary"], report["coco"]
+    console.print(
+        f"{report['images']} images | DSB score {_fmt(s['dsb_score'])} | AP50 {_fmt(s['ap50'])}"
+        f" | PQ {_fmt(s['pq'])} (SQ {_fmt(s['sq'])}, RQ {_fmt(s['rq'])}) | F1@0.5 "
+        f"{_fmt(s['f1_50'])}"
+    )
+    console.print(
+        f"COCO mask AP {_fmt(c.get('ap'))} | AP50 {_fmt(c.get('ap50'))} | AP75 "
+        f"{_fmt(c.get('ap75'))} (maxDets {c['max_detections']})"
+    )
+    worst = ", ".join(f"{w['id']} ({_fmt(w['dsb_score'])})" for w in report["worst"])
+    console.print(f"worst images (DSB score): {worst}")
+    console.print(f"report written to {out}")
