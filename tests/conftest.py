@@ -47,3 +47,55 @@ def _seed_everything():
 def shared_data() -> Path:
     """Path to ``../shared/data`` (tests using it must carry the ``shared_data`` marker)."""
     return SHARED_DATA
+
+
+# The smallest real training configuration: the textbook U-Net at width 8 and depth 3
+# (0.12 M parameters) on 48x48 crops. The architecture sweep lives in tests/models.
+_FAST_MODEL = {"name": "unet_textbook", "options": {"base_width": 8, "depth": 3}}
+
+
+@pytest.fixture(scope="session")
+def fast_flags() -> list[str]:
+    """CLI flags selecting the fast model (for ``segwise train``)."""
+    return ["--model", "unet_textbook", "--model-option", "base_width=8",
+            "--model-option", "depth=3"]
+
+
+@pytest.fixture(scope="session")
+def fast_config():
+    """``fast_config(root, **train_overrides) -> RunConfig`` for the fast model on CPU."""
+    from segwise.engine.config import config_from_dict
+
+    def build(root: Path, **train):
+        return config_from_dict(
+            {
+                "model": {"name": _FAST_MODEL["name"], "options": dict(_FAST_MODEL["options"])},
+                "data": {"root": str(root), "crop_size": 48, "batch_size": 4, "workers": 0},
+                "optim": {"lr": 1e-3, "warmup_epochs": 0.5},
+                "train": {"epochs": 2, "device": "cpu", "overlays": 2, **train},
+            }
+        )
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def tiny_multiclass(tmp_path_factory) -> Path:
+    """12 synthetic 48x48 images, 4 classes, with a split file."""
+    from segwise.data.synthetic import write_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("tiny_multiclass")
+    return write_synthetic_dataset(
+        root / "data", flavour="multiclass", num_images=12, size=(48, 48), seed=0
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_binary(tmp_path_factory) -> Path:
+    """10 synthetic 48x48 binary images with a split file."""
+    from segwise.data.synthetic import write_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("tiny_binary")
+    return write_synthetic_dataset(
+        root / "data", flavour="binary", num_images=10, size=(48, 48), seed=1
+    )

@@ -14,11 +14,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def trained_run(tiny_multiclass, tmp_path_factory):
+def trained_run(tiny_multiclass, tmp_path_factory, fast_flags):
     run = tmp_path_factory.mktemp("e2e") / "run"
     code = main([
-        "train", "--data", str(tiny_multiclass), "--out", str(run), "--model", "unet",
-        "--encoder", "resnet18", "--epochs", "2", "--device", "cpu", "--batch-size", "4",
+        "train", "--data", str(tiny_multiclass), "--out", str(run), *fast_flags,
+        "--epochs", "2", "--device", "cpu", "--batch-size", "4",
         "--crop-size", "48", "--workers", "0", "--quiet",
     ])
     assert code == 0
@@ -127,7 +127,7 @@ def test_bad_inputs_exit_2_with_clear_messages(trained_run, tiny_multiclass, tmp
     assert "format version 99" in capsys.readouterr().err
 
 
-def test_resume_after_sigkill(tiny_multiclass, tmp_path):
+def test_resume_after_sigkill(tiny_multiclass, tmp_path, fast_flags):
     """Kill training mid-epoch; resume finishes it; no corrupt checkpoint, no lost run."""
     import os
     import signal
@@ -137,7 +137,7 @@ def test_resume_after_sigkill(tiny_multiclass, tmp_path):
 
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "segwise.cli.main", "train", "--data", str(tiny_multiclass),
-           "--out", str(run), "--model", "unet", "--encoder", "resnet18", "--epochs", "3",
+           "--out", str(run), *fast_flags, "--epochs", "3",
            "--device", "cpu", "--batch-size", "2", "--crop-size", "48", "--workers", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300

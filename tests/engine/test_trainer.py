@@ -10,8 +10,6 @@ import torch
 from segwise.engine.checkpoint import load_checkpoint
 from segwise.engine.trainer import TrainingDivergedError, fit
 
-from .conftest import fast_config
-
 pytestmark = pytest.mark.slow
 
 
@@ -19,7 +17,7 @@ def _val(history):
     return [(h["epoch"], h["train_loss"], h.get("val_mean_dice")) for h in history]
 
 
-def test_resume_is_exact(tiny_multiclass, tmp_path):
+def test_resume_is_exact(tiny_multiclass, tmp_path, fast_config):
     config = fast_config(tiny_multiclass, epochs=4)
     straight = fit(config, tmp_path / "straight", quiet=True)
     part = fit(config, tmp_path / "split", quiet=True, stop_after_epoch=2)
@@ -31,7 +29,7 @@ def test_resume_is_exact(tiny_multiclass, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_same_seed_same_metrics_and_outputs(tiny_binary, tmp_path):
+def test_same_seed_same_metrics_and_outputs(tiny_binary, tmp_path, fast_config):
     config = fast_config(tiny_binary, epochs=2)
     first = fit(config, tmp_path / "a", quiet=True)
     second = fit(config, tmp_path / "b", quiet=True)
@@ -47,7 +45,7 @@ def test_same_seed_same_metrics_and_outputs(tiny_binary, tmp_path):
     assert ckpt["data_info"]["task"] == "binary"
 
 
-def test_run_folder_is_never_overwritten(tiny_binary, tmp_path):
+def test_run_folder_is_never_overwritten(tiny_binary, tmp_path, fast_config):
     run = tmp_path / "run"
     run.mkdir()
     (run / "notes.txt").write_text("mine")
@@ -56,7 +54,8 @@ def test_run_folder_is_never_overwritten(tiny_binary, tmp_path):
     assert (run / "notes.txt").read_text() == "mine"
 
 
-def test_nan_loss_stops_with_step_and_keeps_last_good(tiny_binary, tmp_path, monkeypatch):
+def test_nan_loss_stops_with_step_and_keeps_last_good(tiny_binary, tmp_path, monkeypatch,
+                                                      fast_config):
     import segwise.losses as losses
 
     real = losses.create_loss

@@ -82,7 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--color-jitter", type=float, help="colour jitter strength")
     g = parser.add_argument_group("model")
     g.add_argument("--model", help="architecture (see `segwise models`), default unet")
-    g.add_argument("--encoder", help="backbone, default resnet34")
+    g.add_argument(
+        "--encoder", help="backbone (default: the architecture's own, see `segwise models`)"
+    )
     g.add_argument("--weights", help="encoder weights: imagenet or a local .pth/.safetensors")
     g.add_argument(
         "--model-option",

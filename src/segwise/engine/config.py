@@ -75,7 +75,7 @@ class Monitor(str, Enum):
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "unet"  # architecture, see `segwise models`
-    encoder: str | None = "resnet34"  # backbone; None for architectures with a fixed one
+    encoder: str | None = None  # backbone; None: the architecture's default (`segwise models`)
     weights: str | None = None  # None, "imagenet", or a local .pth/.safetensors file
     options: dict[str, Any] = field(default_factory=dict)  # architecture-specific arguments
 
