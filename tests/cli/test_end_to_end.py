@@ -158,3 +158,36 @@ def test_resume_after_sigkill(tiny_multiclass, tmp_path, fast_flags):
     epochs = [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3]
     assert load_checkpoint(run / "best.pt")["training"]["epoch"] in (1, 2, 3)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript", "exported-program"])
+def test_export_verifies_and_refuses_to_overwrite(trained_run, tmp_path, capsys, fmt):
+    out = tmp_path / f"model.{fmt}"
+    code = main(["export", "--checkpoint", str(trained_run / "best.pt"), "--out", str(out),
+                 "--format", fmt])
+    assert code == 0
+    assert "verified: max abs diff" in capsys.readouterr().out
+    size = out.stat().st_size
+    code = main(["export", "--checkpoint", str(trained_run / "best.pt"), "--out", str(out),
+                 "--format", fmt])
+    assert code == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert out.stat().st_size == size
+
+
+def test_onnx_predict_matches_checkpoint_predict(trained_run, tiny_multiclass, tmp_path):
+    model = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(trained_run / "best.pt"), "--out", str(model)]) == 0
+    images = [str(p) for p in sorted((tiny_multiclass / "images").iterdir())[:2]]
+    assert main(["predict", "--onnx", str(model), *images, "--out", str(tmp_path / "a"),
+                 "--probabilities"]) == 0
+    assert main(["predict", "--checkpoint", str(trained_run / "best.pt"), *images,
+                 "--out", str(tmp_path / "b"), "--probabilities", "--device", "cpu"]) == 0
+    for name in images:
+        stem = name.rsplit("/", 1)[-1][:-4]
+        pa = np.load(tmp_path / "a" / f"{stem}_prob.npy").astype(np.float32)
+        pb = np.load(tmp_path / "b" / f"{stem}_prob.npy").astype(np.float32)
+        np.testing.assert_allclose(pa, pb, atol=2e-3)  # float16 files
+        la = np.asarray(Image.open(tmp_path / "a" / f"{stem}.png"))
+        lb = np.asarray(Image.open(tmp_path / "b" / f"{stem}.png"))
+        assert (la != lb).mean() < 0.01  # only near-ties may flip

@@ -44,36 +44,42 @@ class Predictor:
     """Class probabilities and label maps for image files.
 
     Args:
-        forward: ``(1, C, H, W)`` normalised float32 tensor/array -> ``(1, K, H, W)`` class
-            probabilities (K = 2 for binary: background, foreground), numpy float32.
+        forward: ``(1, C, H, W)`` float32 array -> ``(1, K, H, W)`` class probabilities as a
+            float32 array (K = 2 for binary: background, foreground).
         info: the training data's ``DataInfo`` (channels, normalisation, classes, colours).
+        normalize: feed ``forward`` normalised images (``(x - mean) / std``); False feeds raw
+            pixels in [0, 1] (an ONNX file with the normalisation baked in).
     """
 
-    def __init__(self, forward: Callable[[np.ndarray], np.ndarray], info: Any) -> None:
+    def __init__(
+        self, forward: Callable[[np.ndarray], np.ndarray], info: Any, *, normalize: bool = True
+    ) -> None:
         from segwise.viz import default_palette
 
         self._forward = forward
         self.info = info
+        self.normalize = normalize
         self.class_names = list(info.class_names)
         self.palette = list(info.class_colors) or default_palette(len(self.class_names))
 
-    def load(self, path: Path) -> np.ndarray:
-        """Read and normalise one image -> ``(C, H, W)`` float32, checking its channels."""
-        from segwise.data import normalize_image, read_image
+    def load_raw(self, path: Path) -> np.ndarray:
+        """Read one image -> ``(C, H, W)`` float32 in [0, 1], channels matched to the model
+        (grey repeated to RGB, alpha dropped; any other mismatch is an error naming the file)."""
+        from segwise.data import read_image
+        from segwise.data.datasets import image_to_tensor
 
-        array = read_image(path)
-        channels = 1 if array.ndim == 2 else array.shape[-1]
-        if channels != self.info.in_channels:
-            raise ValueError(
-                f"{path} has {channels} channel(s) but the model was trained on "
-                f"{self.info.in_channels}; convert the image or use a matching model"
-            )
-        return np.asarray(normalize_image(array, self.info), dtype=np.float32)
+        return image_to_tensor(read_image(path), self.info, source=path).numpy()
 
     def probabilities(self, path: str | Path) -> np.ndarray:
         """``(K, H, W)`` float32 class probabilities for the image file ``path``."""
-        image = self.load(Path(path))
-        probs = self._forward(image[None])[0]
+        raw = self.load_raw(Path(path))
+        if self.normalize:
+            mean = np.asarray(self.info.mean, np.float32).reshape(-1, 1, 1)
+            std = np.asarray(self.info.std, np.float32).reshape(-1, 1, 1)
+            image = (raw - mean) / std  # the same formula as segwise.data.normalize_tensor
+        else:
+            image = raw
+        probs = self._forward(np.ascontiguousarray(image[None], dtype=np.float32))[0]
         if not np.isfinite(probs).all():
             raise ValueError(f"{path}: the model produced NaN/Inf; the checkpoint may be broken")
         return probs
@@ -88,9 +94,34 @@ class Predictor:
 
         from segwise.viz import denormalize, overlay
 
-        rgb = denormalize(self.load(image_path), self.info.mean, self.info.std)
+        channels = self.info.in_channels
+        rgb = denormalize(self.load_raw(image_path), [0.0] * channels, [1.0] * channels)
         Image.fromarray(overlay(rgb, labels, self.palette)).save(path)
         return path
+
+
+def _onnx_forward(session: Any, task: Task) -> Callable[[np.ndarray], np.ndarray]:
+    from segwise.inference.options import ExportHead
+
+    if session.head == ExportHead.LABELS:
+        raise ValueError(
+            f"{session.path} was exported with --head labels; prediction needs probabilities: "
+            "export with --head probabilities (the default) or logits"
+        )
+
+    def forward(image: np.ndarray) -> np.ndarray:
+        out = session(image).astype(np.float32)
+        if session.head == ExportHead.LOGITS:
+            if task is Task.BINARY:
+                out = 1.0 / (1.0 + np.exp(-out))
+            else:
+                out = np.exp(out - out.max(axis=1, keepdims=True))
+                out /= out.sum(axis=1, keepdims=True)
+        if task is Task.BINARY:
+            out = np.concatenate([1.0 - out, out], axis=1)
+        return out
+
+    return forward
 
 
 def _torch_forward(
@@ -117,7 +148,7 @@ def _torch_forward(
         return logits_fn(x)
 
     @torch.no_grad()
-    def forward(image: np.ndarray) -> np.ndarray:
+    def forward(image: np.ndarray) -> np.ndarray:  # (1, C, H, W) normalised
         x = torch.from_numpy(image).to(device)
         probs = tta_inference(lambda t: to_probs(tiled(t)), x) if tta else to_probs(tiled(x))
         return probs.float().cpu().numpy()
@@ -147,12 +178,21 @@ def build_predictor(
     if (checkpoint is None) == (onnx is None):
         raise ValueError("pass exactly one of checkpoint= or onnx=")
     if onnx is not None:
+        import json
+
         from segwise.data import DataInfo
-        from segwise.inference.export import OnnxPredictor
+        from segwise.inference.onnx_predictor import OnnxPredictor
 
         session = OnnxPredictor(onnx)
-        info = DataInfo.from_dict(session.metadata["data_info"])
-        return Predictor(session.probabilities, info)
+        props = session.session.get_modelmeta().custom_metadata_map
+        if "segwise.data_info" not in props:
+            raise ValueError(
+                f"{onnx} has no segwise.data_info metadata (classes, colours); export it with "
+                "`segwise export --checkpoint RUN/best.pt`"
+            )
+        info = DataInfo.from_dict(json.loads(props["segwise.data_info"]))
+        forward = _onnx_forward(session, info.task)
+        return Predictor(forward, info, normalize=session.mean is None)
     from segwise.engine.checkpoint import load_run
 
     loaded = load_run(checkpoint, device=device)
