@@ -18,8 +18,11 @@ SMALL_FCN = {"fc_channels": 32}
 # (plain and dilated), Xception, the textbook U-Net encoder and a "timm:" name.
 CASES = [
     ("unet", "resnet18", {}),
-    ("unet", "vgg16_bn", {"decoder_channels": (32, 32, 16, 16, 8)}),
-    ("unet", "unet_textbook", {"upsampling": "transposed"}),
+    pytest.param(
+        "unet", "vgg16_bn", {"decoder_channels": (32, 32, 16, 16, 8)}, marks=pytest.mark.slow
+    ),
+    # full-width textbook encoder (the unet_textbook cases below cover it at width 8)
+    pytest.param("unet", "unet_textbook", {"upsampling": "transposed"}, marks=pytest.mark.slow),
     ("unet", "timm:mobilenetv3_small_050", {"upsampling": "bilinear", "norm": "group"}),
     ("unet_textbook", None, {"base_width": 8}),
     ("unet_textbook", None, {"base_width": 8, "upsampling": "bilinear", "norm": "none"}),
