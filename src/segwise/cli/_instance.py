@@ -23,7 +23,10 @@ _SEMANTIC_ONLY = (
     ("fill_holes", "--fill-holes", "not available for instances"),
     ("largest_component", "--largest-component", "not available for instances"),
 )
-COCO_MAX_DETECTIONS = 1000  # COCO's maxDets=100 would ignore detections in crowded images
+# COCO's standard maxDets. Crowded images (nuclei) would want ~1000, but pycocotools' summary
+# computes AP and AP small/medium/large at maxDets=100 whatever the setting (-1, i.e. nan,
+# when 100 is not in params.maxDets), so segwise.instance.coco gives nan AP for any other value.
+COCO_MAX_DETECTIONS = 100
 
 
 def is_instance_checkpoint(path: str | Path | None) -> bool:
