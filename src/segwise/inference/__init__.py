@@ -7,8 +7,7 @@ use :class:`OnnxPredictor` without PyTorch installed.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from segwise._lazy import lazy_exports
 
 # public name -> module that defines it
 _LAZY = {
@@ -43,14 +42,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'segwise.inference' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
