@@ -91,6 +91,7 @@ def predict(args: argparse.Namespace) -> int:
     crop = loaded.config.get("data", {}).get("crop_size") or 256
     tile = args.tile_size or max(512, 2 * crop)
     predictions: dict[int, Any] = {}
+    image_ids = {path: i + 1 for i, path in enumerate(images)}  # COCO image_id: input order
 
     def one(path: Path) -> dict[str, Any]:
         image, raw = _load_image(path, loaded.info)
@@ -101,7 +102,7 @@ def predict(args: argparse.Namespace) -> int:
         if args.min_size > 0:
             pred = _remove_small(pred, args.min_size)
         written = save_prediction(out, path.stem, pred, image=raw if args.overlay else None)
-        image_id = images.index(path) + 1
+        image_id = image_ids[path]
         predictions[image_id] = pred
         names = loaded.info.class_names
         return {
