@@ -262,10 +262,13 @@ def fit(
                 loss_sum += float(loss.detach()) * batch_size
                 seen += batch_size
                 if ctx.is_main and not quiet and (i + 1) % max(1, steps_per_epoch // 5) == 0:
-                    rate = seen / max(1e-9, time.perf_counter() - t0)
+                    spent = time.perf_counter() - t0
+                    eta = spent / (i + 1) * (steps_per_epoch - i - 1)
                     print(
                         f"  epoch {epoch} step {i + 1}/{steps_per_epoch} "
-                        f"loss {loss_sum / seen:.4f} {rate * ctx.world_size:.1f} img/s",
+                        f"loss {loss_sum / seen:.4f} "
+                        f"{seen * ctx.world_size / max(spent, 1e-9):.1f} img/s "
+                        f"eta {eta:.0f} s",
                         flush=True,
                     )
             elapsed = time.perf_counter() - t0
