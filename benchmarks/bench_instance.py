@@ -40,11 +40,15 @@ def subset_dataset(root: Path, out: Path, *, train: int, val: int, seed: int) ->
     for name, n in (("train", train), ("val", val)):
         ids = sorted(splits[name])
         chosen[name] = sorted(rng.sample(ids, n)) if 0 < n < len(ids) else ids
+    keep = set(chosen["train"] + chosen["val"])
     for folder in ("images", "instances"):
         (out / folder).mkdir(parents=True)
-        for ident in chosen["train"] + chosen["val"]:
-            src = root / folder / f"{ident}.png"
-            (out / folder / src.name).symlink_to(src.resolve())
+        for src in (root / folder).iterdir():  # the image/mask and any per-image class file
+            if src.stem in keep:
+                (out / folder / src.name).symlink_to(src.resolve())
+    for src in root.iterdir():  # e.g. a classes file
+        if src.is_file() and src.name != "splits.json":
+            (out / src.name).symlink_to(src.resolve())
     (out / "splits.json").write_text(json.dumps(chosen))
     return chosen
 
