@@ -76,6 +76,24 @@ def test_padding_without_ignore_index_uses_255():
     assert out["mask"].shape == (48, 56) and (out["mask"] == 255).sum() == 48 * 56 - 40 * 50
 
 
+@pytest.mark.parametrize("rotation", [0, 40])
+def test_instance_masks_are_padded_with_zero_and_move_with_the_mask(rotation):
+    from segwise.data.transforms import InstanceMasks
+
+    torch.manual_seed(1)
+    item = _marker_item(40, 50)
+    stack = torch.stack([item["mask"] == 1, item["mask"] == 2]).to(torch.uint8)
+    item["instances"] = {"masks": InstanceMasks(stack)}
+    t = train_transforms(_info(ignore_index=7), crop_size=(60, 70), scale=(1, 1), hflip=True,
+                         rotation=rotation)
+    out = t(item)
+    masks, mask = out["instances"]["masks"], out["mask"]
+    assert isinstance(masks, InstanceMasks) and masks.shape == (2, 60, 70)
+    assert set(masks.unique().tolist()) <= {0, 1}  # padding is "no instance", never 7 or 255
+    assert (mask == 7).any()  # while the semantic mask is padded with the ignore label
+    assert torch.equal(masks[0] == 1, mask == 1) and torch.equal(masks[1] == 1, mask == 2)
+
+
 def test_color_jitter_on_multichannel_images():
     info = _info(channels=5)
     item = {"image": tv_tensors.Image(torch.rand(5, 20, 20)),

@@ -200,6 +200,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
     def _item(self, i: int) -> dict[str, Any]:
         from torchvision import tv_tensors
 
+        from segwise.data.transforms import InstanceMasks
+
         image, mask, inst = self._load(i)
         h, w = image.shape[-2:]
         item: dict[str, Any] = {
@@ -209,7 +211,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         }
         if inst is not None:
             item["instances"] = {
-                "masks": tv_tensors.Mask(torch.from_numpy(inst["masks"].copy())),
+                "masks": InstanceMasks(torch.from_numpy(inst["masks"].copy())),
                 "labels": torch.from_numpy(inst["labels"].copy()),
                 "boxes": tv_tensors.BoundingBoxes(torch.from_numpy(inst["boxes"].copy()),
                                                   format="XYXY", canvas_size=(h, w)),

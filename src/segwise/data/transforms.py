@@ -22,7 +22,15 @@ from torchvision.transforms.v2 import functional as F
 from segwise._validation import check_positive
 from segwise.data.info import DataInfo
 
-__all__ = ["RandomScale", "eval_transforms", "train_transforms"]
+__all__ = ["InstanceMasks", "RandomScale", "eval_transforms", "train_transforms"]
+
+
+class InstanceMasks(tv_tensors.Mask):
+    """A ``(K, H, W)`` stack of per-instance 0/1 masks.
+
+    Geometric transforms treat it as any mask (nearest resampling), but padding fills it with 0:
+    a padded pixel belongs to no instance. (The semantic mask is padded with the ignore label.)
+    """
 
 
 class RandomScale(v2.Transform):
@@ -53,7 +61,12 @@ class RandomScale(v2.Transform):
 
 
 def _fill(info: DataInfo) -> dict[type, Any]:
-    return {tv_tensors.Image: list(info.mean), tv_tensors.Mask: info.pad_value}
+    # InstanceMasks before Mask: lookups by isinstance take the first match
+    return {
+        tv_tensors.Image: list(info.mean),
+        InstanceMasks: 0,
+        tv_tensors.Mask: info.pad_value,
+    }
 
 
 def _size(crop_size: int | tuple[int, int]) -> tuple[int, int]:

@@ -111,9 +111,8 @@ class InstanceItems(torch.utils.data.Dataset):
 
     Runs in the loader workers, after augmentation:
 
-    - instance masks are re-binarised (``== 1``): the augmentation pads every
-      ``tv_tensors.Mask`` with the semantic pad value (255), which would otherwise extend every
-      instance over the padded border; emptied instances are dropped, boxes recomputed;
+    - instances that the crop removed are dropped and boxes recomputed from the masks (the
+      augmentation pads instance masks with 0, see ``segwise.data.transforms.InstanceMasks``);
     - ``unet_watershed``: ``"mask"`` becomes the 3-class target (0 background, 1 interior,
       2 boundary; padded / ignored pixels keep ``pad_value``) and ``"pixel_weights" (H, W)``
       the U-Net border weight map.
@@ -149,10 +148,9 @@ class InstanceItems(torch.utils.data.Dataset):
 
 
 def clean_instances(inst: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """An item's ``"instances"`` with masks re-binarised (``== 1``, dropping the augmentation's
-    255 padding), emptied instances dropped and boxes recomputed (pixel-edge ``x1, y1, x2, y2``).
-    """
-    masks = inst["masks"] == 1  # (K, H, W) bool; padded pixels (255) are not the instance
+    """An item's ``"instances"`` after augmentation: emptied instances (cropped away) dropped
+    and boxes recomputed from the masks (pixel-edge ``x1, y1, x2, y2``)."""
+    masks = inst["masks"] == 1  # (K, H, W) 0/1 -> bool
     keep = masks.flatten(1).any(dim=1)
     masks = masks[keep]
     boxes = torch.zeros((len(masks), 4), dtype=torch.float32)
