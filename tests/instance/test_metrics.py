@@ -214,6 +214,34 @@ def test_coco_ap_constructed_case():
     assert coco["ap50"] == pytest.approx(expected) and coco["ap75"] == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("max_detections", [100, 1000, 3])
+def test_coco_ap_at_any_detection_limit(max_detections):
+    # COCOeval.summarize() fixes maxDets=100 for AP and the area APs (-1 otherwise); ours reads
+    # eval["precision"] at the chosen limit, so the constructed case holds at any limit
+    gt = InstancePrediction.from_label_map(rect_map(S, [(1, 0, 0, 3, 3), (2, 4, 4, 4, 4)]))
+    pred = InstancePrediction.from_label_map(
+        rect_map(S, [(1, 0, 0, 3, 3), (2, 0, 6, 2, 2)]), scores=[0.9, 0.95]
+    )
+    metrics = InstanceMetrics(coco=True, coco_max_detections=max_detections)
+    metrics.update(pred, gt)
+    coco = metrics.compute().coco
+    expected = 51 * 0.5 / 101
+    assert coco["ap"] == pytest.approx(expected)
+    assert coco["ap_small"] == pytest.approx(expected)
+    assert math.isnan(coco["ap_large"])
+
+
+def test_coco_ap_with_a_limit_below_the_detections():
+    # one detection allowed per image: only the spurious top-scored one counts -> AP 0
+    gt = InstancePrediction.from_label_map(rect_map(S, [(1, 0, 0, 3, 3), (2, 4, 4, 4, 4)]))
+    pred = InstancePrediction.from_label_map(
+        rect_map(S, [(1, 0, 0, 3, 3), (2, 0, 6, 2, 2)]), scores=[0.9, 0.95]
+    )
+    metrics = InstanceMetrics(coco=True, coco_max_detections=1)
+    metrics.update(pred, gt)
+    assert metrics.compute().coco["ap"] == 0.0
+
+
 def test_coco_ap_no_detections_is_zero():
     gt = rect_map(S, [(1, 0, 0, 3, 3)])
     metrics = InstanceMetrics(coco=True)

@@ -23,10 +23,9 @@ _SEMANTIC_ONLY = (
     ("fill_holes", "--fill-holes", "not available for instances"),
     ("largest_component", "--largest-component", "not available for instances"),
 )
-# COCO's standard maxDets. Crowded images (nuclei) would want ~1000, but pycocotools' summary
-# computes AP and AP small/medium/large at maxDets=100 whatever the setting (-1, i.e. nan,
-# when 100 is not in params.maxDets), so segwise.instance.coco gives nan AP for any other value.
-COCO_MAX_DETECTIONS = 100
+# COCO's maxDets is 100, but crowded images (DSB2018 has up to 375 nuclei per image) would
+# then count only the 100 best detections; segwise.instance.coco reads AP at any limit.
+COCO_MAX_DETECTIONS = 1000
 
 
 def is_instance_checkpoint(path: str | Path | None) -> bool:

@@ -158,12 +158,37 @@ def coco_mask_ap(
         coco_dt.dataset = {"images": images, "annotations": detections, "categories": cats}
         coco_dt.createIndex()
         evaluator = COCOeval(coco_gt, coco_dt, iouType="segm")
-        evaluator.params.maxDets = [1, 10, int(max_detections)]
+        # COCOeval sorts maxDets; keep COCO's 1 and 10 and find ours after sorting
+        evaluator.params.maxDets = sorted({1, 10, int(max_detections)})
         evaluator.evaluate()
         evaluator.accumulate()
-        evaluator.summarize()
-    stats = evaluator.stats[:6]
-    return {k: (nan if v < 0 else float(v)) for k, v in zip(COCO_AP_KEYS, stats, strict=True)}
+    column = list(evaluator.params.maxDets).index(int(max_detections))
+    return _ap_stats(evaluator.eval["precision"][..., column], evaluator.params.iouThrs)
+
+
+def _ap_stats(precision: np.ndarray, iou_thresholds: np.ndarray) -> dict[str, float]:
+    """COCO's six AP numbers read from ``eval["precision"]`` at one maxDets.
+
+    ``precision`` is ``(T, R, K, A)``: IoU thresholds, recall points, categories, area ranges
+    (all, small, medium, large), taken at the chosen maxDets. ``COCOeval.summarize`` fixes
+    maxDets=100 for AP and the area APs (giving -1 for any other limit), so the values are
+    computed here the same way (mean over the defined entries; -1 marks undefined).
+    """
+
+    def mean(p: np.ndarray) -> float:
+        defined = p[p > -1]
+        return float(defined.mean()) if defined.size else float("nan")
+
+    t50 = int(np.argmin(np.abs(iou_thresholds - 0.5)))
+    t75 = int(np.argmin(np.abs(iou_thresholds - 0.75)))
+    return {
+        "ap": mean(precision[..., 0]),
+        "ap50": mean(precision[t50, ..., 0]),
+        "ap75": mean(precision[t75, ..., 0]),
+        "ap_small": mean(precision[..., 1]),
+        "ap_medium": mean(precision[..., 2]),
+        "ap_large": mean(precision[..., 3]),
+    }
 
 
 def _bytes_rle(rle: Mapping[str, Any]) -> dict[str, Any]:
