@@ -24,7 +24,8 @@ def plot_curves(history: Sequence[Mapping[str, float | None]], path: str | Path)
 
     Args:
         history: one mapping per epoch with ``epoch``, ``train_loss`` and optionally
-            ``val_mean_dice``, ``val_mean_iou``, ``val_per_image_dice``.
+            ``val_mean_dice``, ``val_mean_iou``, ``val_per_image_dice`` (semantic runs) or
+            ``val_dsb_score``, ``val_ap50``, ``val_pq`` (instance runs).
         path: output PNG.
     """
     plt = _pyplot()
@@ -38,6 +39,9 @@ def plot_curves(history: Sequence[Mapping[str, float | None]], path: str | Path)
         ("val_mean_dice", "mean Dice"),
         ("val_mean_iou", "mean IoU"),
         ("val_per_image_dice", "per-image Dice"),
+        ("val_dsb_score", "DSB score"),
+        ("val_ap50", "AP50"),
+        ("val_pq", "PQ"),
     ):
         points = [(h["epoch"], h[key]) for h in history if h.get(key) is not None]
         if points:
