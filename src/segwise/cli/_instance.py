@@ -136,39 +136,14 @@ def _nan_to_none(value: Any) -> Any:
 
 def evaluate(args: argparse.Namespace) -> int:
     """``segwise evaluate`` for an instance checkpoint."""
-    from segwise.cli._common import check_new_path
-    from segwise.data import InstanceDataset, discover_dataset, eval_transforms
-    from segwise.engine.checkpoint import load_run
+    from segwise.cli._common import evaluation_inputs
+    from segwise.data import InstanceDataset, eval_transforms
     from segwise.engine.instance_adapter import clean_instances, predict_image
     from segwise.instance import InstancePrediction
     from segwise.metrics.instance import InstanceMetrics, dsb_score
 
-    loaded = load_run(args.checkpoint, device=args.device)
+    loaded, samples, out = evaluation_inputs(args)
     info = loaded.info
-    root = Path(args.data)
-    if not root.is_dir():
-        raise FileNotFoundError(f"--data {root} is not a folder")
-    out = Path(args.out) if args.out else (
-        loaded.checkpoint.parent / f"eval-{root.resolve().name}-{args.split}"
-    )
-    check_new_path(out, overwrite=args.overwrite, what="report folder")
-    index = discover_dataset(
-        root,
-        mask_kind=info.mask_kind,
-        ignore_index=info.ignore_index,
-        num_classes=info.num_classes,
-        class_names=list(info.class_names),
-    )
-    samples = {"val": index.val, "train": index.train, "all": [*index.train, *index.val]}[
-        args.split
-    ]
-    if not samples:
-        raise ValueError(f"--data {root} has no images in split {args.split!r}; try --split all")
-    if index.info.num_classes > info.num_classes:
-        raise ValueError(
-            f"--data {root} has {index.info.num_classes} classes but the checkpoint was trained "
-            f"on {info.num_classes} ({list(info.class_names)})"
-        )
     dataset = InstanceDataset(samples, info, transform=eval_transforms(info))
     crop = loaded.config.get("data", {}).get("crop_size") or 256
     metrics = InstanceMetrics(coco=True, coco_max_detections=COCO_MAX_DETECTIONS)

@@ -49,38 +49,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_semantic(args: argparse.Namespace) -> int:
-    from segwise.cli._common import check_new_path
-    from segwise.data import SegmentationDataset, discover_dataset, eval_transforms
-    from segwise.engine.checkpoint import load_run
+    from segwise.cli._common import evaluation_inputs
+    from segwise.data import SegmentationDataset, eval_transforms
     from segwise.engine.evaluation import evaluate_model
 
-    loaded = load_run(args.checkpoint, device=args.device)
+    loaded, samples, out = evaluation_inputs(args)
     info = loaded.info
-    root = Path(args.data)
-    if not root.is_dir():
-        raise FileNotFoundError(f"--data {root} is not a folder")
-    out = Path(args.out) if args.out else (
-        loaded.checkpoint.parent / f"eval-{root.resolve().name}-{args.split}"
-    )
-    check_new_path(out, overwrite=args.overwrite, what="report folder")
-
-    index = discover_dataset(
-        root,
-        mask_kind=info.mask_kind,
-        ignore_index=info.ignore_index,
-        num_classes=info.num_classes,
-        class_names=list(info.class_names),
-    )
-    samples = {"val": index.val, "train": index.train, "all": [*index.train, *index.val]}[
-        args.split
-    ]
-    if not samples:
-        raise ValueError(f"--data {root} has no images in split {args.split!r}; try --split all")
-    if index.info.num_classes > info.num_classes:
-        raise ValueError(
-            f"--data {root} has {index.info.num_classes} classes but the checkpoint was trained "
-            f"on {info.num_classes} ({list(info.class_names)})"
-        )
     dataset = SegmentationDataset(samples, info, transform=eval_transforms(info))
     ignore = info.pad_value  # the data's ignore label, else the padding label
     crop = loaded.config.get("data", {}).get("crop_size") or 512

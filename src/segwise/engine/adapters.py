@@ -55,6 +55,20 @@ class TaskAdapter:
         """The data's ignore label, else the label used for padding."""
         return self.info.pad_value
 
+    def train_transform(self, data_cfg: DataConfig) -> Any:
+        """The training augmentation the data config asks for (``segwise.data`` preset)."""
+        from segwise.data import train_transforms
+
+        return train_transforms(
+            self.info,
+            crop_size=data_cfg.crop_size,
+            scale=data_cfg.scale,
+            hflip=data_cfg.hflip,
+            vflip=data_cfg.vflip,
+            rotation=data_cfg.rotation,
+            color_jitter=data_cfg.color_jitter,
+        )
+
     def to_device(self, images: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True)
         if self.channels_last:
@@ -134,21 +148,10 @@ class SemanticAdapter(TaskAdapter):
         return _semantic_model(self.model_args, weights)
 
     def datasets(self, index: Any, data_cfg: DataConfig) -> tuple[Any, Any]:
-        from segwise.data import SegmentationDataset, eval_transforms, train_transforms
+        from segwise.data import SegmentationDataset, eval_transforms
 
         train = SegmentationDataset(
-            index.train,
-            self.info,
-            transform=train_transforms(
-                self.info,
-                crop_size=data_cfg.crop_size,
-                scale=data_cfg.scale,
-                hflip=data_cfg.hflip,
-                vflip=data_cfg.vflip,
-                rotation=data_cfg.rotation,
-                color_jitter=data_cfg.color_jitter,
-            ),
-            cache=data_cfg.cache,
+            index.train, self.info, transform=self.train_transform(data_cfg), cache=data_cfg.cache
         )
         val = SegmentationDataset(
             index.val, self.info, transform=eval_transforms(self.info), cache=data_cfg.cache

@@ -328,17 +328,9 @@ class InstanceAdapter(TaskAdapter):
 
     # -- data -----------------------------------------------------------------------------
     def datasets(self, index: Any, data_cfg: DataConfig) -> tuple[Any, Any]:
-        from segwise.data import InstanceDataset, eval_transforms, train_transforms
+        from segwise.data import InstanceDataset, eval_transforms
 
-        transform = train_transforms(
-            self.info,
-            crop_size=data_cfg.crop_size,
-            scale=data_cfg.scale,
-            hflip=data_cfg.hflip,
-            vflip=data_cfg.vflip,
-            rotation=data_cfg.rotation,
-            color_jitter=data_cfg.color_jitter,
-        )
+        transform = self.train_transform(data_cfg)
         targets = {"boundary_width": self._decode_config().boundary_width,
                     **self._args.get("targets", {})}
         train = InstanceItems(
