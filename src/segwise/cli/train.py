@@ -1,4 +1,4 @@
-"""``segwise train``: train a semantic segmentation model on a folder of images and masks."""
+"""``segwise train``: train a segmentation model on a folder of images and masks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 NAME = "train"
 HELP = "train a model on a folder of images and masks"
 DESCRIPTION = """\
-Train a semantic segmentation model. Defaults are derived from the data (task, classes,
+Train a semantic (default) or, with --task instance, an instance segmentation model
+(--model maskrcnn or unet_watershed). Defaults are derived from the data (task, classes,
 input channels, crop size, batch size) and printed at start; the resolved config is saved in
 the run folder and in every checkpoint, so RUN/best.pt alone is enough to predict.
 

@@ -55,6 +55,12 @@ class TaskAdapter:
         """The data's ignore label, else the label used for padding."""
         return self.info.pad_value
 
+    @property
+    def loss_description(self) -> str:
+        """One line for the start-of-run summary."""
+        t = self.config.train
+        return f"{t.loss} (dice x{t.dice_weight}, ce x{t.ce_weight})"
+
     def train_transform(self, data_cfg: DataConfig) -> Any:
         """The training augmentation the data config asks for (``segwise.data`` preset)."""
         from segwise.data import train_transforms

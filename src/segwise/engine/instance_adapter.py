@@ -261,6 +261,19 @@ class InstanceAdapter(TaskAdapter):
             )
         self._args = self._model_args()
 
+    @property
+    def loss_description(self) -> str:
+        """One line for the start-of-run summary."""
+        from segwise.instance import InstanceMethod
+
+        if self.method is InstanceMethod.MASKRCNN:
+            return "Mask R-CNN's own losses (RPN objectness + box, classifier, box, mask), summed"
+        t = self.config.train
+        return (
+            f"dicece on background/interior/boundary (dice x{t.dice_weight}, ce x{t.ce_weight}),"
+            " CE weighted by the U-Net border weight map"
+        )
+
     # -- model ----------------------------------------------------------------------------
     def _split_options(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         options = dict(self.config.model.options)

@@ -172,7 +172,7 @@ def fit(
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_resolved(run_dir, config, info, model_args)
-    _say(ctx, quiet, _describe(config, info, model_args, device, amp_dtype, channels_last, ctx))
+    _say(ctx, quiet, _describe(config, info, adapter, device, amp_dtype, channels_last, ctx))
 
     seed_everything(config.train.seed)
     model = adapter.build_model(config.model.weights if ckpt is None else None).to(device)
@@ -401,7 +401,8 @@ def _write_resolved(run_dir: Path, config: RunConfig, info: Any, model_args: dic
     (run_dir / "model_args.json").write_text(json.dumps(model_args, indent=2))
 
 
-def _describe(config, info, model_args, device, amp_dtype, channels_last, ctx) -> str:
+def _describe(config, info, adapter, device, amp_dtype, channels_last, ctx) -> str:
+    model_args = adapter.model_args
     d = config.data
     lines = [
         f"data      {d.root}: task={info.task.value}, classes={info.num_classes} "
@@ -409,8 +410,7 @@ def _describe(config, info, model_args, device, amp_dtype, channels_last, ctx) -
         f"mask kind={info.mask_kind.value}",
         f"model     {model_args['name']} encoder={model_args['encoder']} "
         f"out_channels={model_args['num_classes']} options={model_args['options']}",
-        f"loss      {config.train.loss} (dice x{config.train.dice_weight}, "
-        f"ce x{config.train.ce_weight})",
+        f"loss      {adapter.loss_description}",
         f"optimizer {config.optim.optimizer.value} lr={config.optim.lr} "
         f"wd={config.optim.weight_decay} schedule={config.optim.schedule.value} "
         f"warmup={config.optim.warmup_epochs} ep, clip={config.optim.grad_clip}, "
