@@ -68,6 +68,28 @@ def test_predict_writes_palette_pngs_with_valid_classes(trained_run, tiny_multic
     assert summary["failed"] == 0 and summary["inputs"] == 3
 
 
+def test_predict_tta_is_the_mean_of_flipped_predictions(trained_run, tiny_multiclass, tmp_path):
+    """--tta equals predicting the 4 flipped images by hand, unflipping and averaging."""
+    src = sorted((tiny_multiclass / "images").iterdir())[0]
+    rgb = np.asarray(Image.open(src))
+    flips = {"id": (), "h": (1,), "v": (0,), "hv": (0, 1)}  # numpy axes of (H, W, C)
+    for name, axes in flips.items():
+        Image.fromarray(np.flip(rgb, axes).copy() if axes else rgb).save(tmp_path / f"{name}.png")
+    inputs = [str(tmp_path / f"{name}.png") for name in flips]
+    assert main(["predict", "--checkpoint", str(trained_run / "best.pt"), *inputs,
+                 "--out", str(tmp_path / "plain"), "--probabilities", "--device", "cpu"]) == 0
+    assert main(["predict", "--checkpoint", str(trained_run / "best.pt"), inputs[0], "--tta",
+                 "--out", str(tmp_path / "tta"), "--probabilities", "--device", "cpu"]) == 0
+    by_hand = np.mean(
+        [np.flip(np.load(tmp_path / "plain" / f"{name}_prob.npy").astype(np.float32),
+                 tuple(a + 1 for a in axes))  # (K, H, W): shift the axes by one
+         for name, axes in flips.items()],
+        axis=0,
+    )
+    tta = np.load(tmp_path / "tta" / "id_prob.npy").astype(np.float32)
+    np.testing.assert_allclose(tta, by_hand, atol=2e-3)  # float16 files
+
+
 def test_predict_refuses_to_overwrite_and_lists_failures(trained_run, tiny_multiclass, tmp_path,
                                                          capsys):
     img = sorted((tiny_multiclass / "images").iterdir())[0]

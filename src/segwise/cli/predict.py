@@ -49,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--probabilities", action="store_true", help="also write STEM_prob.npy (float16)"
     )
-    parser.add_argument("--tta", action="store_true", help="average over flips (4x slower)")
+    parser.add_argument(
+        "--tta", action="store_true", help="average over horizontal and vertical flips (4x slower)"
+    )
     parser.add_argument("--tile-size", type=int, help="sliding-window tile (default 2x crop)")
     parser.add_argument("--overlap", type=float, default=0.25, help="tile overlap, default 0.25")
     parser.add_argument("--min-size", type=int, default=0, help="remove objects below N pixels")

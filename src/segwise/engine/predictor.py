@@ -130,6 +130,7 @@ def _torch_forward(
     import torch
 
     from segwise.inference import sliding_window_inference, tta_inference
+    from segwise.inference.options import Activation, Flip
 
     def logits_fn(x: torch.Tensor) -> torch.Tensor:
         out = model(x)
@@ -150,7 +151,15 @@ def _torch_forward(
     @torch.no_grad()
     def forward(image: np.ndarray) -> np.ndarray:  # (1, C, H, W) normalised
         x = torch.from_numpy(image).to(device)
-        probs = tta_inference(lambda t: to_probs(tiled(t)), x) if tta else to_probs(tiled(x))
+        if not tta:
+            return to_probs(tiled(x)).float().cpu().numpy()
+        # identity, horizontal, vertical and both flips, averaged as probabilities
+        probs = tta_inference(
+            lambda t: to_probs(tiled(t)),
+            x,
+            flips=(Flip.HORIZONTAL, Flip.VERTICAL),
+            activation=Activation.NONE,  # to_probs already gives probabilities
+        )
         return probs.float().cpu().numpy()
 
     return forward
@@ -173,7 +182,7 @@ def build_predictor(
         device: for checkpoints: auto, cpu or cuda.
         tile_size: sliding-window tile; default twice the training crop (at least 512).
         overlap: tile overlap fraction.
-        tta: average over flips.
+        tta: average the probabilities over horizontal and vertical flips (4 passes).
     """
     if (checkpoint is None) == (onnx is None):
         raise ValueError("pass exactly one of checkpoint= or onnx=")
