@@ -169,7 +169,7 @@ class SemanticAdapter(TaskAdapter):
         target = batch["mask"].to(self.device, non_blocking=True)
         if hasattr(output, "logits"):  # auxiliary heads were asked for
             loss = self.loss_fn(output.logits.float(), target)
-            for aux in (output.aux or {}).values():
+            for aux in output.aux:  # a tuple, one tensor per auxiliary head
                 loss = loss + AUX_LOSS_WEIGHT * self.loss_fn(aux.float(), target)
             return loss
         return self.loss_fn(output.float(), target)
