@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -104,6 +105,17 @@ def _deploy(model, in_channels, mean, std, head, task) -> DeployModule:
     ).eval()
 
 
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Run the block with ``model`` in eval mode, restoring its train/eval state after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 def _sample(in_channels: int, size: tuple[int, int], batch: int = 1) -> torch.Tensor:
     return torch.rand(batch, in_channels, *size, generator=torch.Generator().manual_seed(0))
 
@@ -148,9 +160,7 @@ def export_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     deploy = _deploy(model, in_channels, mean, std, head, task)
-    was_training = model.training
-    model.eval()
-    try:
+    with _eval_mode(model):
         axes = {"image": {0: "batch", 2: "height", 3: "width"}}
         out_axes = (
             {0: "batch", 1: "height", 2: "width"}
@@ -172,8 +182,6 @@ def export_onnx(
                 opset_version=opset,
                 dynamic_axes=axes if dynamic else None,
             )
-    finally:
-        model.train(was_training)
     proto = onnx.load(str(path))
     for key, value in deploy.metadata().items():
         entry = proto.metadata_props.add()
@@ -229,13 +237,8 @@ def verify_onnx(
     deploy = _deploy(
         model, meta["in_channels"], meta["mean"], meta["std"], meta["head"], meta["task"]
     )
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            expected = deploy(sample.float()).cpu().numpy()
-    finally:
-        model.train(was_training)
+    with _eval_mode(model), torch.no_grad():
+        expected = deploy(sample.float()).cpu().numpy()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {"image": sample.float().cpu().numpy()})[0]
     if got.shape != expected.shape:
@@ -273,21 +276,16 @@ def export_torchscript(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     deploy = _deploy(model, in_channels, mean, std, head, task)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            traced = torch.jit.trace(
-                deploy, (_sample(in_channels, sample_size),), check_trace=False
+    with _eval_mode(model), torch.no_grad():
+        traced = torch.jit.trace(
+            deploy, (_sample(in_channels, sample_size),), check_trace=False
+        )
+        other = _sample(in_channels, (sample_size[0] * 2, sample_size[1] * 2))
+        if not torch.allclose(traced(other).float(), deploy(other).float(), atol=1e-4):
+            raise ValueError(
+                "the traced model does not generalise to other image sizes; the model has "
+                "shape-dependent Python code. Use export_program instead"
             )
-            other = _sample(in_channels, (sample_size[0] * 2, sample_size[1] * 2))
-            if not torch.allclose(traced(other).float(), deploy(other).float(), atol=1e-4):
-                raise ValueError(
-                    "the traced model does not generalise to other image sizes; the model has "
-                    "shape-dependent Python code. Use export_program instead"
-                )
-    finally:
-        model.train(was_training)
     torch.jit.save(traced, str(path), _extra_files={"segwise.json": json.dumps(deploy.metadata())})
     return path
 
@@ -316,9 +314,7 @@ def export_program(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     deploy = _deploy(model, in_channels, mean, std, head, task)
-    was_training = model.training
-    model.eval()
-    try:
+    with _eval_mode(model):
         auto = torch.export.Dim.AUTO
         shapes = {"x": {0: auto, 2: auto, 3: auto}} if dynamic else None
         program = torch.export.export(
@@ -327,8 +323,6 @@ def export_program(
             (_sample(in_channels, sample_size, batch=2),),
             dynamic_shapes=shapes,
         )
-    finally:
-        model.train(was_training)
     torch.export.save(
         program, str(path), extra_files={"segwise.json": json.dumps(deploy.metadata())}
     )
