@@ -182,9 +182,11 @@ def raise_or_warn(problems: list[Problem], root: Path | str) -> None:
     Raises:
         DataError: listing every ``ERROR`` problem with its file (first 20 shown).
 
-    Otherwise emits one ``UserWarning`` per kind of warning/notice, naming the files.
+    Otherwise sends one notice per kind of warning/notice, naming the files, through
+    :func:`segwise.notices.notify` (printed once by the command line, a ``UserWarning``
+    subclass in library use).
     """
-    import warnings
+    from segwise.notices import notify
 
     errors = [p for p in problems if p.severity == Severity.ERROR]
     if errors:
@@ -208,4 +210,4 @@ def raise_or_warn(problems: list[Problem], root: Path | str) -> None:
             names = ", ".join(Path(p.file).name for p in group[:10])
             more = f", ... ({len(group)} in all)" if len(group) > 10 else ""
             text = f"{first.message} -- {len(group)} files: {names}{more}"
-        warnings.warn(f"segwise data ({first.severity.value}): {text}", stacklevel=3)
+        notify(first.severity.value, f"data: {text}")
