@@ -10,7 +10,9 @@ rest, behind this contract:
 - ``training_loss(model, batch)``: forward + loss of one batch (called under autocast);
 - ``validate(model, val_ds, *, indices, distributed, keep_overlays)``: ``(summary, overlays)``,
   where ``summary`` maps metric names (higher is better) to floats;
-- ``default_monitor``: the summary key that selects ``best.pt`` by default.
+- ``default_monitor``: the summary key that selects ``best.pt`` by default;
+- ``prediction_census`` (optional, set by ``validate``): what the model predicted, read by
+  :func:`segwise.engine.hints.degenerate_prediction_hint`.
 
 :func:`make_adapter` picks the adapter for a run; :func:`build_model_from_args` rebuilds a
 model from stored ``model_args`` for any task.
@@ -203,6 +205,11 @@ class SemanticAdapter(TaskAdapter):
             indices=indices,
             distributed=distributed,
         )
+        # what was predicted, for the trainer's degenerate-prediction hint (engine/hints.py)
+        self.prediction_census = {
+            "pixels_per_class": result.matrix.sum(axis=0).tolist(),
+            "true_pixels_per_class": result.matrix.sum(axis=1).tolist(),
+        }
         return result.summary(), result.overlays
 
 

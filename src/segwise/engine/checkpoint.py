@@ -12,6 +12,10 @@ A checkpoint is a plain dict of tensors and builtins, so it loads with
 - ``ema``: the EMA model's state dict or ``None``;
 - ``training``: optimizer / scaler / epoch / step / early-stopping state and RNG states (for
   ``--resume``; not needed to predict).
+
+``last.pt`` holds all of it; ``best.pt`` holds the weights, the config and the epoch record
+but no optimizer or scaler state (:func:`weights_only_payload`): it is for predicting, and is
+about a third of the size for AdamW.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ __all__ = [
     "load_run",
     "save_checkpoint",
     "state_digest",
+    "weights_only_payload",
 ]
 
 FORMAT = "segwise-checkpoint"
@@ -83,6 +88,14 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+def weights_only_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` without the optimizer and scaler states (what ``best.pt`` keeps)."""
+    training = {
+        k: v for k, v in payload.get("training", {}).items() if k not in ("optimizer", "scaler")
+    }
+    return {**payload, "training": training}
 
 
 def load_checkpoint(

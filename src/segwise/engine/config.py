@@ -128,6 +128,9 @@ class TrainConfig:
     val_every: int = 1  # validate every k epochs (and always after the last)
     overlays: int = 4  # validation images drawn in overlays.png
     max_steps_per_epoch: int | None = None  # cap on steps (quick runs, smoke tests)
+    max_steps: int | None = None  # total optimizer-step budget; the schedule ends there
+    time_limit: float | None = None  # seconds; the schedule is fitted to it, the run stops in it
+    threads: int | None = None  # CPU threads for torch (None: torch's default)
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,9 @@ class RunConfig:
             raise ValueError(f"optim.ema_decay={o.ema_decay!r} is not valid; expected 0 < x < 1")
         check_positive(t.epochs, "train.epochs")
         check_positive(t.val_every, "train.val_every")
+        for name in ("max_steps", "time_limit", "threads", "max_steps_per_epoch"):
+            if getattr(t, name) is not None:
+                check_positive(getattr(t, name), f"train.{name}")
         if t.patience is not None:
             check_positive(t.patience, "train.patience")
         check_positive(t.dice_weight, "train.dice_weight", allow_zero=True)

@@ -391,6 +391,7 @@ class InstanceAdapter(TaskAdapter):
 
         metrics = InstanceMetrics()
         overlays: list = []
+        counts: list[tuple[int, int]] = []  # (predicted, true) objects per image
         crop = self.config.data.crop_size or 256
         was_training = model.training
         for i in indices:
@@ -401,6 +402,7 @@ class InstanceAdapter(TaskAdapter):
             )
             target = InstancePrediction.from_target(clean_instances(item["instances"]))
             metrics.update(pred, target)
+            counts.append((len(pred), len(target)))
             if len(overlays) < keep_overlays:
                 rgb = denormalize(item["image"].numpy(), self.info.mean, self.info.std)
                 overlays.append((item["id"], rgb, *overlay_maps(target, pred)))
@@ -408,6 +410,10 @@ class InstanceAdapter(TaskAdapter):
         if distributed:
             metrics.all_reduce()
         r = metrics.compute()
+        self.prediction_census = {  # for the trainer's degenerate-prediction hint
+            "objects_per_image": [c[0] for c in counts],
+            "true_objects_per_image": [c[1] for c in counts],
+        }
         summary = {"dsb_score": r.dsb_score, "ap50": r.ap50, "pq": r.pq, "sq": r.sq,
                    "rq": r.rq, "f1_50": r.f1_50}
         return {k: float(v) for k, v in summary.items()}, overlays

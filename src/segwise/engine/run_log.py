@@ -27,11 +27,13 @@ class RunLog:
     Args:
         run_dir: the run folder.
         enabled: False on non-main processes (nothing is written).
+        monitor: the metric that selects ``best.pt``, marked in ``curves.png``.
     """
 
-    def __init__(self, run_dir: Path, *, enabled: bool = True) -> None:
+    def __init__(self, run_dir: Path, *, enabled: bool = True, monitor: str | None = None) -> None:
         self.run_dir = run_dir
         self.enabled = enabled
+        self.monitor = monitor
         self._tb = None
         if enabled:
             try:
@@ -57,7 +59,7 @@ class RunLog:
             writer.writerows(rows)
         from segwise.viz import plot_curves
 
-        plot_curves(rows, self.run_dir / "curves.png")
+        plot_curves(rows, self.run_dir / "curves.png", monitor=self.monitor)
         if self._tb is not None:
             last = rows[-1]
             for key, value in last.items():

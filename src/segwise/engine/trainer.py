@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,23 @@ from torch import nn
 
 from segwise.engine import distributed as dist_utils
 from segwise.engine.adapters import make_adapter
-from segwise.engine.checkpoint import load_checkpoint, save_checkpoint
+from segwise.engine.banner import describe_run
+from segwise.engine.checkpoint import load_checkpoint, save_checkpoint, weights_only_payload
 from segwise.engine.config import OptimizerName, RunConfig
+from segwise.engine.hints import degenerate_prediction_hint
+from segwise.engine.progress import (
+    ProgressDataset,
+    RunPlan,
+    format_duration,
+    progress_line,
+    step_line,
+)
+from segwise.engine.run_folder import (
+    RunFolderLock,
+    check_new_run_folder,
+    check_resumable,
+    interrupted_message,
+)
 from segwise.engine.run_log import RunLog
 from segwise.engine.schedule import lr_at_step
 from segwise.engine.setup import (
@@ -33,6 +49,8 @@ from segwise.engine.setup import (
 )
 
 __all__ = ["FitResult", "TrainingDivergedError", "fit"]
+
+VAL_PROGRESS_AFTER_S = 5.0  # validation progress lines only once a pass has taken this long
 
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; ``last.pt`` holds the last good state."""
@@ -45,6 +63,7 @@ class FitResult:
     best_epoch: int | None
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
+    hint: str | None = None  # the last validation's degenerate-prediction hint, if any
 
 
 @dataclass
@@ -55,6 +74,7 @@ class _State:
     best_epoch: int | None = None
     bad_epochs: int = 0  # validations without improvement (early stopping)
     history: list[dict[str, Any]] = field(default_factory=list)
+    planned_epochs: int | None = None  # epochs fitted to train.time_limit (None: not fitted)
 
 
 def _say(ctx: dist_utils.DistContext, quiet: bool, text: str) -> None:
@@ -103,10 +123,16 @@ def fit(
 ) -> FitResult:
     """Train a model as ``config`` says, writing everything into ``run_dir``.
 
+    The run folder is printed first, so ``curves.png`` can be opened while the run trains.
+    ``train.time_limit`` fits the epochs (and so the learning-rate schedule) to the budget
+    after the first epoch, and stops the run cleanly (validated, ``best.pt``/``last.pt``
+    written) if the budget runs out anyway; ``train.max_steps`` caps the optimizer steps.
+
     Args:
         config: the run configuration (``config.data.root`` names the dataset); None with
             ``resume``, which takes the config stored in the checkpoint.
-        run_dir: the run folder; must be new or empty unless ``resume``.
+        run_dir: the run folder; must be new, empty, or left by a run that stopped before
+            its first checkpoint, unless ``resume``.
         resume: continue from ``run_dir/last.pt`` with the config stored there.
         stop_after_epoch: stop (as if interrupted) once this many epochs are complete; the
             run can then be continued with ``resume=True``.
@@ -116,34 +142,53 @@ def fit(
         The best validation score, its epoch and the per-epoch history.
 
     Raises:
-        FileExistsError: ``run_dir`` holds files and ``resume`` is False.
+        FileExistsError: ``run_dir`` holds a run or foreign files and ``resume`` is False, or
+            another process is writing it.
+        FileNotFoundError: ``resume`` and ``run_dir`` has no ``last.pt``.
         TrainingDivergedError: the loss became NaN/Inf (the message names the step).
+        KeyboardInterrupt: after saying what was saved and how to resume.
     """
+    run_dir = Path(run_dir)
+    if resume:
+        check_resumable(run_dir)
+    elif config is None:
+        raise ValueError("fit() needs a config unless resume=True")
+    else:
+        check_new_run_folder(run_dir)
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    box: list[_State] = []
+    with RunFolderLock(run_dir, enabled=is_main):
+        try:
+            return _fit(config, run_dir, resume, stop_after_epoch, quiet, box)
+        except KeyboardInterrupt:
+            if is_main and not quiet:
+                print(interrupted_message(run_dir, box[0] if box else None), flush=True)
+            raise
+
+
+def _fit(config, run_dir: Path, resume: bool, stop_after_epoch, quiet: bool, box: list):
     from segwise.data import discover_dataset, make_loader
 
-    run_dir = Path(run_dir)
+    started = time.monotonic()
     ckpt = None
     if resume:
         ckpt = load_checkpoint(run_dir / "last.pt")
         config = _config_from_checkpoint(ckpt)
         for stale in run_dir.glob(".*.pt.*.tmp"):  # a write cut short by a crash or kill
             stale.unlink()
-    elif config is None:
-        raise ValueError("fit() needs a config unless resume=True")
-    elif run_dir.exists() and any(run_dir.iterdir()):
-        raise FileExistsError(
-            f"run folder {run_dir} already holds files; pass a new --out, or --resume {run_dir} "
-            "to continue that run"
-        )
-    device = resolve_device(config.train.device)
+    t_cfg = config.train
+    deadline = None if t_cfg.time_limit is None else started + t_cfg.time_limit
+    if t_cfg.threads is not None:
+        torch.set_num_threads(t_cfg.threads)
+    device = resolve_device(t_cfg.device)
     ctx = dist_utils.init_distributed(device.type)
     if ctx.enabled and device.type == "cuda":
         device = torch.device("cuda", ctx.local_rank)
-    amp_dtype, use_scaler = resolve_amp(config.train.amp, device)
-    channels_last = (
-        config.train.channels_last
-        if config.train.channels_last is not None
-        else device.type == "cuda"
+    _say(ctx, quiet, f"run folder {run_dir} (curves.png and overlays.png appear there as it "
+                     "trains)")
+    amp_dtype, use_scaler = resolve_amp(t_cfg.amp, device)
+    channels_last = t_cfg.channels_last if t_cfg.channels_last is not None else (
+        device.type == "cuda"
     )
 
     index = discover_dataset(
@@ -151,7 +196,7 @@ def fit(
         mask_kind=config.data.mask_kind,
         ignore_index=config.data.ignore_index,
         val_fraction=config.data.val_fraction,
-        seed=config.train.seed,
+        seed=t_cfg.seed,
     )
     info = index.info
     if not index.train:
@@ -161,20 +206,22 @@ def fit(
             f"no validation images in {config.data.root}: add a split file or raise "
             "--val-fraction (at least one image must be held out)"
         )
+    user_data = config.data
     data_cfg = derive_data_defaults(config.data, info, device)
     config = dataclasses.replace(config, data=data_cfg)
     adapter = make_adapter(
         config, info, device=device, amp_dtype=amp_dtype, channels_last=channels_last
     )
-    monitor = (config.train.monitor or adapter.default_monitor).value
+    monitor = (t_cfg.monitor or adapter.default_monitor).value
     model_args = adapter.model_args
 
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_resolved(run_dir, config, info, model_args)
-    _say(ctx, quiet, _describe(config, info, adapter, device, amp_dtype, channels_last, ctx))
+    _say(ctx, quiet, describe_run(config, user_data, info, adapter, device, amp_dtype,
+                                  channels_last, ctx))
 
-    seed_everything(config.train.seed)
+    seed_everything(t_cfg.seed)
     model = adapter.build_model(config.model.weights if ckpt is None else None).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -191,6 +238,7 @@ def fit(
     if ckpt is not None:
         state = _restore(ckpt, model, optimizer, scaler, ema)
         _say(ctx, quiet, f"resumed {run_dir} after epoch {state.epoch} (step {state.step})")
+    box.append(state)
 
     train_ds, val_ds = adapter.datasets(index, data_cfg)
     loader = make_loader(
@@ -199,39 +247,47 @@ def fit(
         shuffle=True,
         workers=data_cfg.workers,
         drop_last=len(train_ds) > data_cfg.batch_size,
-        seed=config.train.seed,
+        seed=t_cfg.seed,
         distributed=ctx.enabled,
     )
     steps_per_epoch = len(loader)
-    if config.train.max_steps_per_epoch is not None:
-        steps_per_epoch = min(steps_per_epoch, config.train.max_steps_per_epoch)
-    total_steps = steps_per_epoch * config.train.epochs
+    if t_cfg.max_steps_per_epoch is not None:
+        steps_per_epoch = min(steps_per_epoch, t_cfg.max_steps_per_epoch)
+    plan = RunPlan(steps_per_epoch, t_cfg.epochs, t_cfg.max_steps, state.planned_epochs)
     warmup_steps = round(config.optim.warmup_epochs * steps_per_epoch)
+    _say(ctx, quiet, plan.describe(t_cfg.time_limit))
 
     train_model: nn.Module = model
     if ctx.enabled:
         train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[ctx.local_rank] if device.type == "cuda" else None
         )
-    if config.train.compile:
+    if t_cfg.compile:
         train_model = torch.compile(train_model)
 
-    log = RunLog(run_dir, enabled=ctx.is_main)
+    log = RunLog(run_dir, enabled=ctx.is_main, monitor=monitor)
+    talk = ctx.is_main and not quiet
     stopped_early = False
+    val_seconds: float | None = None  # cost of the last validation
+    hint: str | None = None
     try:
-        while state.epoch < config.train.epochs:
+        while state.epoch < plan.epochs:
             epoch = state.epoch + 1
-            seed_everything(config.train.seed * 100_003 + epoch)
-            _set_epoch(loader, epoch, config.train.seed)
+            seed_everything(t_cfg.seed * 100_003 + epoch)
+            _set_epoch(loader, epoch, t_cfg.seed)
             train_model.train()
             t0 = time.perf_counter()
-            loss_sum, seen = 0.0, 0
+            loss_sum, seen, out_of_time = 0.0, 0, False
+            lr = optimizer.param_groups[0]["lr"]
             for i, batch in enumerate(loader):
-                if i >= steps_per_epoch:
+                if i >= steps_per_epoch or state.step >= plan.total_steps:
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    out_of_time = True
                     break
                 lr = lr_at_step(
                     state.step,
-                    total_steps=total_steps,
+                    total_steps=plan.total_steps,
                     warmup_steps=warmup_steps,
                     base_lr=config.optim.lr,
                     min_lr=config.optim.min_lr,
@@ -261,16 +317,11 @@ def fit(
                 state.step += 1
                 loss_sum += float(loss.detach()) * batch_size
                 seen += batch_size
-                if ctx.is_main and not quiet and (i + 1) % max(1, steps_per_epoch // 5) == 0:
+                if talk and (i + 1) % max(1, steps_per_epoch // 5) == 0:
                     spent = time.perf_counter() - t0
-                    eta = spent / (i + 1) * (steps_per_epoch - i - 1)
-                    print(
-                        f"  epoch {epoch} step {i + 1}/{steps_per_epoch} "
-                        f"loss {loss_sum / seen:.4f} "
-                        f"{seen * ctx.world_size / max(spent, 1e-9):.1f} img/s "
-                        f"eta {eta:.0f} s",
-                        flush=True,
-                    )
+                    print(step_line(epoch, i + 1, plan, state.step, loss_sum / seen,
+                                     seen * ctx.world_size / max(spent, 1e-9), spent / (i + 1),
+                                     val_seconds, t_cfg.val_every), flush=True)
             elapsed = time.perf_counter() - t0
             record: dict[str, Any] = {
                 "epoch": epoch,
@@ -280,60 +331,88 @@ def fit(
                 "train_images_per_s": seen * ctx.world_size / max(elapsed, 1e-9),
                 "epoch_seconds": elapsed,
             }
-            if epoch % config.train.val_every == 0 or epoch == config.train.epochs:
+            last_epoch = out_of_time or state.step >= plan.total_steps
+
+            def validate(epoch: int = epoch, record: dict = record) -> bool:
+                nonlocal val_seconds, hint
+                tv = time.perf_counter()
                 eval_model = ema.module if ema is not None else model
+                indices = list(range(ctx.rank, len(val_ds), ctx.world_size))
+                watched = ProgressDataset(val_ds, _val_reporter(talk), total=len(indices))
                 summary, overlays = adapter.validate(
                     eval_model,
-                    val_ds,
-                    indices=list(range(ctx.rank, len(val_ds), ctx.world_size)),
+                    watched,
+                    indices=indices,
                     distributed=ctx.enabled,
-                    keep_overlays=config.train.overlays if ctx.is_main else 0,
+                    keep_overlays=t_cfg.overlays if ctx.is_main else 0,
                 )
+                val_seconds = time.perf_counter() - tv
                 record.update({f"val_{k}": v for k, v in summary.items()})
                 if monitor not in summary:
                     raise ValueError(
-                        f"train.monitor={monitor!r} is not reported by a {config.train.task.value}"
+                        f"train.monitor={monitor!r} is not reported by a {t_cfg.task.value}"
                         f" run; choose one of: {', '.join(summary)}"
                     )
                 score = summary[monitor]
-                improved = _improved(score, state.best_score)
-                if improved:
+                better = _improved(score, state.best_score)
+                if better:
                     state.best_score, state.best_epoch, state.bad_epochs = score, epoch, 0
                 else:
                     state.bad_epochs += 1
-                if ctx.is_main and overlays:
-                    from segwise.viz import default_palette, save_overlay_grid
+                hint = degenerate_prediction_hint(
+                    getattr(adapter, "prediction_census", None), info.class_names
+                )
+                if ctx.is_main and overlays and better:
+                    _save_overlays(run_dir, overlays, info, adapter, epoch, monitor, score)
+                return better
 
-                    palette = list(info.class_colors) or default_palette(len(info.class_names))
-                    save_overlay_grid(
-                        run_dir / "overlays.png",
-                        overlays,
-                        palette,
-                        ignore_index=adapter.ignore_index,
-                    )
-            else:
-                improved = False
+            validated = epoch % t_cfg.val_every == 0 or epoch >= plan.epochs or last_epoch
+            improved = validate() if validated else False
+            if deadline is not None and state.planned_epochs is None and not last_epoch:
+                val_cost = val_seconds if val_seconds is not None else (
+                    elapsed * len(val_ds) / max(1, len(train_ds))
+                )
+                fitted = plan.fit_to_budget(
+                    done=epoch,
+                    seconds_left=deadline - time.monotonic(),
+                    seconds_per_epoch=elapsed + val_cost / t_cfg.val_every,
+                )
+                if fitted is not None:
+                    state.planned_epochs = fitted
+                    _say(ctx, quiet, f"time limit {format_duration(t_cfg.time_limit)}: "
+                                     f"{fitted} epoch(s) fit, so the run ends after epoch "
+                                     f"{fitted} (step {plan.total_steps}) and its learning-rate "
+                                     "schedule is fitted to that")
+                    if not validated and epoch >= plan.epochs:
+                        improved = validate()
             state.epoch = epoch
             state.history.append(record)
             if ctx.is_main:
                 payload = _payload(config, info, model_args, model, ema, optimizer, scaler, state)
                 save_checkpoint(run_dir / "last.pt", payload)
                 if improved:
-                    save_checkpoint(run_dir / "best.pt", payload)
+                    save_checkpoint(run_dir / "best.pt", weights_only_payload(payload))
                 log.write(state.history)
-            _say(ctx, quiet, _epoch_line(record, config, improved))
+            _say(ctx, quiet, _epoch_line(record, plan, improved, hint, time.monotonic() - started))
             dist_utils.barrier(ctx)
-            patience = config.train.patience
+            if out_of_time:
+                _say(ctx, quiet, f"time limit {format_duration(t_cfg.time_limit)} reached in "
+                                 f"epoch {epoch}: stopped; best.pt is epoch {state.best_epoch}")
+                break
+            patience = t_cfg.patience
             if patience is not None and state.bad_epochs >= patience:
                 _say(ctx, quiet, f"early stopping: no improvement for {patience} validations")
                 stopped_early = True
                 break
             if stop_after_epoch is not None and state.epoch >= stop_after_epoch:
                 break
+            if state.step >= plan.total_steps:
+                break
     finally:
         log.close()
         dist_utils.cleanup(ctx)
-    return FitResult(run_dir, state.best_score, state.best_epoch, state.history, stopped_early)
+    return FitResult(run_dir, state.best_score, state.best_epoch, state.history, stopped_early,
+                     hint)
 
 
 def _mean_across(total: float, count: int, ctx: dist_utils.DistContext, device) -> float:
@@ -362,6 +441,7 @@ def _payload(config, info, model_args, model, ema, optimizer, scaler, state: _St
             "best_epoch": state.best_epoch,
             "bad_epochs": state.bad_epochs,
             "history": state.history,
+            "planned_epochs": state.planned_epochs,
             "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict(),
             "ema_n_averaged": (int(ema.n_averaged) if ema is not None else None),
@@ -384,6 +464,7 @@ def _restore(ckpt, model, optimizer, scaler, ema) -> _State:
         best_epoch=training["best_epoch"],
         bad_epochs=training["bad_epochs"],
         history=list(training["history"]),
+        planned_epochs=training.get("planned_epochs"),
     )
 
 
@@ -401,31 +482,32 @@ def _write_resolved(run_dir: Path, config: RunConfig, info: Any, model_args: dic
     (run_dir / "model_args.json").write_text(json.dumps(model_args, indent=2))
 
 
-def _describe(config, info, adapter, device, amp_dtype, channels_last, ctx) -> str:
-    model_args = adapter.model_args
-    d = config.data
-    lines = [
-        f"data      {d.root}: task={info.task.value}, classes={info.num_classes} "
-        f"{list(info.class_names)}, in_channels={info.in_channels}, ignore={info.ignore_index}, "
-        f"mask kind={info.mask_kind.value}",
-        f"model     {model_args['name']} encoder={model_args['encoder']} "
-        f"out_channels={model_args['num_classes']} options={model_args['options']}",
-        f"loss      {adapter.loss_description}",
-        f"optimizer {config.optim.optimizer.value} lr={config.optim.lr} "
-        f"wd={config.optim.weight_decay} schedule={config.optim.schedule.value} "
-        f"warmup={config.optim.warmup_epochs} ep, clip={config.optim.grad_clip}, "
-        f"ema={config.optim.ema_decay}",
-        f"train     epochs={config.train.epochs} crop={d.crop_size} batch={d.batch_size} "
-        f"workers={d.workers} seed={config.train.seed} task={config.train.task.value}",
-        f"device    {device} amp={amp_dtype} channels_last={channels_last} "
-        f"compile={config.train.compile} processes={ctx.world_size}",
-    ]
-    return "\n".join(lines)
+def _val_reporter(talk: bool):
+    def report(done: int, total: int, seconds: float) -> None:
+        if talk and seconds >= VAL_PROGRESS_AFTER_S:
+            print(progress_line("validating", done, total, seconds), flush=True)
+
+    return report
 
 
-def _epoch_line(record: dict[str, Any], config: RunConfig, improved: bool) -> str:
+def _save_overlays(run_dir, overlays, info, adapter, epoch, monitor, score) -> None:
+    from segwise.viz import default_palette, save_overlay_grid
+
+    palette = list(info.class_colors) or default_palette(len(info.class_names))
+    save_overlay_grid(
+        run_dir / "overlays.png",
+        overlays,
+        palette,
+        ignore_index=adapter.ignore_index,
+        title=f"best.pt: epoch {epoch}, validation {monitor} {score:.4f}",
+        class_names=list(info.class_names),
+    )
+
+
+def _epoch_line(record: dict[str, Any], plan: RunPlan, improved: bool, hint: str | None,
+                elapsed: float) -> str:
     parts = [
-        f"epoch {record['epoch']}/{config.train.epochs}",
+        f"epoch {record['epoch']}/{plan.epochs}",
         f"loss {record['train_loss']:.4f}",
         f"{record['train_images_per_s']:.1f} img/s",
     ]
@@ -434,5 +516,7 @@ def _epoch_line(record: dict[str, Any], config: RunConfig, improved: bool) -> st
             parts.append(f"{key[4:]} {value:.4f}")
     if improved:
         parts.append("* best")
+    if hint is not None and any(k.startswith("val_") for k in record):
+        parts.append(f"note: {hint}")
+    parts.append(f"{format_duration(elapsed)} elapsed")
     return " | ".join(parts)
-

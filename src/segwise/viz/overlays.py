@@ -7,7 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["default_palette", "denormalize", "error_map", "overlay", "save_overlay_grid"]
+__all__ = [
+    "ERROR_COLOURS",
+    "boundaries",
+    "default_palette",
+    "denormalize",
+    "display_colour",
+    "error_map",
+    "overlay",
+    "save_overlay_grid",
+    "short_name",
+]
 
 # 20 well-separated colours (class 0, background, is black); extended by a seeded generator.
 _BASE = [
@@ -47,6 +57,37 @@ def denormalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) 
     return (x.transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def display_colour(colour: Sequence[int]) -> tuple[int, int, int]:
+    """A class colour made visible for drawing over an image (not for the mask files).
+
+    Dark colours (brightest channel below 200, e.g. the VOC palette's (128, 0, 0)) are scaled
+    up so their brightest channel is 255; black stays black. Over a dark fluorescence image a
+    dark colour at any opacity is invisible.
+    """
+    r, g, b = (int(v) for v in colour[:3])
+    top = max(r, g, b)
+    if top == 0 or top >= 200:
+        return (r, g, b)
+    k = 255.0 / top
+    return (round(r * k), round(g * k), round(b * k))
+
+
+def boundaries(labels: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool: pixels whose right or lower neighbour has another label (inner side).
+
+    Args:
+        labels: ``(H, W)`` integer class or instance map.
+    """
+    edge = np.zeros(labels.shape, dtype=bool)
+    dy = labels[1:, :] != labels[:-1, :]
+    dx = labels[:, 1:] != labels[:, :-1]
+    edge[1:, :] |= dy
+    edge[:-1, :] |= dy
+    edge[:, 1:] |= dx
+    edge[:, :-1] |= dx
+    return edge
+
+
 def overlay(
     rgb: np.ndarray,
     labels: np.ndarray,
@@ -54,17 +95,22 @@ def overlay(
     *,
     alpha: float = 0.5,
     ignore_index: int | None = None,
+    outline: bool = False,
 ) -> np.ndarray:
     """Blend class colours over an image; background (0) and ``ignore_index`` stay unblended.
+
+    Colours pass through :func:`display_colour`, so dark palette entries stay visible.
 
     Args:
         rgb: ``(H, W, 3)`` uint8 image.
         labels: ``(H, W)`` integer class map.
         palette: one RGB colour per class.
-        alpha: opacity of the colours.
+        alpha: opacity of the fill (0 draws outlines only, with ``outline``).
         ignore_index: label drawn as the plain image.
+        outline: also draw each region's boundary in its colour at full opacity (the
+            foreground side of every class change).
     """
-    lut = np.asarray(palette, dtype=np.float32)
+    lut = np.asarray([display_colour(c) for c in palette], dtype=np.float32).reshape(-1, 3)
     safe = np.clip(labels, 0, len(lut) - 1)
     colours = lut[safe]
     blend = (labels > 0) & (labels < len(lut))
@@ -72,6 +118,9 @@ def overlay(
         blend &= labels != ignore_index
     out = rgb.astype(np.float32)
     out[blend] = (1 - alpha) * out[blend] + alpha * colours[blend]
+    if outline:
+        edge = boundaries(labels) & blend
+        out[edge] = colours[edge]
     return out.astype(np.uint8)
 
 
@@ -82,11 +131,28 @@ def error_map(pred: np.ndarray, target: np.ndarray, ignore_index: int | None = N
     """
     out = np.zeros((*pred.shape, 3), dtype=np.uint8)
     valid = np.ones(pred.shape, bool) if ignore_index is None else target != ignore_index
-    out[valid & (pred == target) & (target > 0)] = (40, 200, 40)
-    out[valid & (pred != target) & (pred > 0)] = (220, 40, 40)
-    out[valid & (pred == 0) & (target > 0)] = (40, 80, 230)
-    out[~valid] = (110, 110, 110)
+    out[valid & (pred == target) & (target > 0)] = ERROR_COLOURS["correct foreground"]
+    out[valid & (pred != target) & (pred > 0)] = ERROR_COLOURS["false positive / wrong class"]
+    out[valid & (pred == 0) & (target > 0)] = ERROR_COLOURS["missed (false negative)"]
+    out[~valid] = ERROR_COLOURS["ignored"]
     return out
+
+
+#: The error panel's colours, in the legend's words.
+ERROR_COLOURS: dict[str, tuple[int, int, int]] = {
+    "correct foreground": (40, 200, 40),
+    "false positive / wrong class": (220, 40, 40),
+    "missed (false negative)": (40, 80, 230),
+    "ignored": (110, 110, 110),
+}
+
+
+def short_name(name: str, width: int = 18) -> str:
+    """``name`` cut in the middle to ``width`` characters (``0a7d30b2...bd1c3d``)."""
+    if len(name) <= width:
+        return name
+    keep = width - 3
+    return f"{name[: (keep + 1) // 2]}...{name[-(keep // 2):]}"
 
 
 def save_overlay_grid(
@@ -95,28 +161,37 @@ def save_overlay_grid(
     palette: Sequence[tuple[int, int, int]],
     *,
     ignore_index: int | None = None,
+    title: str | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> Path:
     """Write a PNG grid: one row per image with image, ground truth, prediction and errors.
+
+    Masks are drawn as a light fill plus full-opacity outlines, in visible colours; each row is
+    labelled with its (shortened) image name; a legend below names the classes and the error
+    colours.
 
     Args:
         path: output PNG.
         rows: ``(name, rgb (H,W,3) uint8, target (H,W), pred (H,W))`` per image.
         palette: class colours.
         ignore_index: label shown as grey in the error column.
+        title: the figure's title (e.g. which checkpoint and epoch it shows).
+        class_names: names for the legend (class 0, background, is left out).
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     n = max(1, len(rows))
-    fig, axes = plt.subplots(n, 4, figsize=(10, 2.6 * n), squeeze=False)
-    titles = ("image", "ground truth", "prediction", "errors (FP red, FN blue)")
+    fig, axes = plt.subplots(n, 4, figsize=(10, 2.6 * n + 0.9), squeeze=False)
+    titles = ("image", "ground truth", "prediction", "errors")
     for r, (name, rgb, target, pred) in enumerate(rows):
         panels = (
             rgb,
-            overlay(rgb, target, palette, ignore_index=ignore_index, alpha=0.6),
-            overlay(rgb, pred, palette, alpha=0.6),
+            overlay(rgb, target, palette, ignore_index=ignore_index, alpha=0.35, outline=True),
+            overlay(rgb, pred, palette, alpha=0.35, outline=True),
             error_map(pred, target, ignore_index),
         )
         for c, panel in enumerate(panels):
@@ -126,8 +201,22 @@ def save_overlay_grid(
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(titles[c], fontsize=9)
-        axes[r][0].set_ylabel(name, fontsize=8)
-    fig.tight_layout()
+        axes[r][0].text(
+            0.02, 0.98, short_name(str(name)), transform=axes[r][0].transAxes, va="top",
+            ha="left", fontsize=7, color="white",
+            bbox={"facecolor": "black", "alpha": 0.6, "pad": 1.5, "linewidth": 0},
+        )
+    handles = [
+        Patch(color=np.asarray(display_colour(palette[c])) / 255.0, label=str(class_names[c]))
+        for c in range(1, min(len(palette), len(class_names or ())))
+    ]
+    handles += [Patch(color=np.asarray(v) / 255.0, label=f"error: {k}")
+                for k, v in ERROR_COLOURS.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=7,
+               frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.9 / (2.6 * n + 0.9), 1, 1))
     path = Path(path)
     fig.savefig(path, dpi=80)
     plt.close(fig)

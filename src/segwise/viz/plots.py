@@ -19,43 +19,97 @@ def _pyplot():
     return plt
 
 
-def plot_curves(history: Sequence[Mapping[str, float | None]], path: str | Path) -> Path:
-    """Loss (left) and validation Dice/IoU (right) per epoch.
+_METRICS = (
+    ("val_mean_dice", "mean Dice"),
+    ("val_mean_iou", "mean IoU"),
+    ("val_per_image_dice", "per-image Dice"),
+    ("val_dsb_score", "DSB score"),
+    ("val_ap50", "AP50"),
+    ("val_pq", "PQ"),
+)
+
+
+def plot_curves(
+    history: Sequence[Mapping[str, float | None]],
+    path: str | Path,
+    *,
+    monitor: str | None = None,
+) -> Path:
+    """Losses and learning rate (left) and validation scores (right) per epoch.
+
+    The x axis spans the epochs (integer ticks, so one epoch is not drawn as 3.8..4.2); the
+    best validation of ``monitor`` is marked with a star and its epoch.
 
     Args:
-        history: one mapping per epoch with ``epoch``, ``train_loss`` and optionally
-            ``val_mean_dice``, ``val_mean_iou``, ``val_per_image_dice`` (semantic runs) or
-            ``val_dsb_score``, ``val_ap50``, ``val_pq`` (instance runs).
+        history: one mapping per epoch with ``epoch``, ``train_loss``, ``lr`` and optionally
+            ``val_loss``, ``val_mean_dice``, ``val_mean_iou``, ``val_per_image_dice``
+            (semantic runs) or ``val_dsb_score``, ``val_ap50``, ``val_pq`` (instance runs).
         path: output PNG.
+        monitor: the metric that selects ``best.pt`` (e.g. ``"mean_dice"``), marked at its
+            best epoch; None marks nothing.
     """
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.6))
     epochs = [h["epoch"] for h in history]
-    ax_loss.plot(epochs, [h.get("train_loss") for h in history], marker="o", label="train loss")
-    ax_loss.set_xlabel("epoch")
+    for key, label in (("train_loss", "train loss"), ("val_loss", "validation loss")):
+        points = [(h["epoch"], h[key]) for h in history if h.get(key) is not None]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax_loss.plot(xs, ys, marker="o", label=label)
     ax_loss.set_ylabel("loss")
-    ax_loss.legend()
-    for key, label in (
-        ("val_mean_dice", "mean Dice"),
-        ("val_mean_iou", "mean IoU"),
-        ("val_per_image_dice", "per-image Dice"),
-        ("val_dsb_score", "DSB score"),
-        ("val_ap50", "AP50"),
-        ("val_pq", "PQ"),
-    ):
+    lr_points = [(h["epoch"], h["lr"]) for h in history if h.get("lr") is not None]
+    ax_lr = None
+    if lr_points:
+        ax_lr = ax_loss.twinx()
+        xs, ys = zip(*lr_points, strict=True)
+        ax_lr.plot(xs, ys, color="grey", linestyle="--", label="learning rate (right axis)")
+        ax_lr.set_ylabel("learning rate", color="grey")
+        ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+        ax_lr.set_ylim(bottom=0)
+    handles, labels = ax_loss.get_legend_handles_labels()
+    if ax_lr is not None:
+        more = ax_lr.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    if handles:
+        ax_loss.legend(handles, labels, fontsize=8)
+    for key, label in _METRICS:
         points = [(h["epoch"], h[key]) for h in history if h.get(key) is not None]
         if points:
             xs, ys = zip(*points, strict=True)
             ax_metric.plot(xs, ys, marker="o", label=label)
-    ax_metric.set_xlabel("epoch")
+    best = _best_point(history, monitor)
+    if best is not None:
+        ax_metric.plot([best[0]], [best[1]], marker="*", markersize=16, color="gold",
+                       markeredgecolor="black", linestyle="none",
+                       label=f"best.pt: epoch {best[0]} ({best[1]:.3f})")
     ax_metric.set_ylabel("validation")
     ax_metric.set_ylim(0, 1)
-    ax_metric.legend()
+    if ax_metric.get_legend_handles_labels()[0]:  # none before the first validation
+        ax_metric.legend(fontsize=8)
+    lo, hi = (min(epochs), max(epochs)) if epochs else (1, 1)
+    for ax in (ax_loss, ax_metric):
+        ax.set_xlabel("epoch")
+        ax.set_xlim(lo - 0.5, hi + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def _best_point(history: Sequence[Mapping[str, float | None]], monitor: str | None):
+    if monitor is None:
+        return None
+    key = f"val_{monitor}"
+    points = [(h["epoch"], h[key]) for h in history
+              if isinstance(h.get(key), int | float) and np.isfinite(h[key])]
+    if not points:
+        return None
+    best = max(v for _, v in points)
+    return next(p for p in points if p[1] == best)  # the first epoch reaching it, as best.pt
 
 
 def plot_confusion(

@@ -1,0 +1,53 @@
+"""The start-of-run banner: every value a run uses, with the ones segwise chose marked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+__all__ = ["describe_run"]
+
+
+def _resolved_encoder(model_args: dict[str, Any]) -> str:
+    if model_args.get("encoder"):
+        return str(model_args["encoder"])
+    try:
+        from segwise.models.architectures import MODELS
+
+        return f"{MODELS.get(model_args['name']).default_encoder} (the model's default)"
+    except Exception:  # instance models and unknown names: the builder decides
+        return "the model's default"
+
+
+def describe_run(config, user_data, info, adapter, device, amp_dtype, channels_last, ctx) -> str:
+    """The start-of-run banner: every value the run uses, ``(auto)`` where derived."""
+    model_args = adapter.model_args
+    d, o, t = config.data, config.optim, config.train
+
+    def auto(name: str) -> str:
+        value = getattr(d, name)
+        return f"{value} (auto)" if getattr(user_data, name) is None else str(value)
+
+    weights = config.model.weights or "none: random init (--weights imagenet for pretrained)"
+    scale = "off" if tuple(d.scale) == (1.0, 1.0) else f"{d.scale[0]:g}-{d.scale[1]:g}"
+    lines = [
+        f"data      {d.root}: task={info.task.value}, classes={info.num_classes} "
+        f"{list(info.class_names)}, in_channels={info.in_channels}, ignore={info.ignore_index}, "
+        f"mask kind={info.mask_kind.value}",
+        f"model     {model_args['name']} encoder={_resolved_encoder(model_args)} "
+        f"weights={weights} out_channels={model_args['num_classes']} "
+        f"options={model_args.get('options', {})}",
+        f"loss      {adapter.loss_description}",
+        f"optimizer {o.optimizer.value} lr={o.lr} wd={o.weight_decay} "
+        f"schedule={o.schedule.value} warmup={o.warmup_epochs} ep, "
+        f"clip={o.grad_clip if o.grad_clip is not None else 'off'}, ema={o.ema_decay}",
+        f"train     epochs={t.epochs} crop={auto('crop_size')} batch={auto('batch_size')} "
+        f"workers={auto('workers')} seed={t.seed} task={t.task.value} "
+        f"val_every={t.val_every} monitor={(t.monitor or adapter.default_monitor).value}",
+        f"augment   scale={scale} hflip={d.hflip} vflip={d.vflip} rotation={d.rotation} "
+        f"color_jitter={d.color_jitter}",
+        f"device    {device} amp={amp_dtype} channels_last={channels_last} "
+        f"compile={t.compile} processes={ctx.world_size} threads={torch.get_num_threads()}",
+    ]
+    return "\n".join(lines)

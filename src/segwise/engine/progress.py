@@ -1,0 +1,187 @@
+"""What a user sees while a run works: durations, progress through a dataset, budgets.
+
+Pure helpers: :func:`format_duration`, :func:`fit_epochs_to_budget`, and
+:class:`ProgressDataset`, a read-through view of a dataset that reports how far a pass over it
+has come (validation and ``segwise evaluate`` read their images one at a time).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ProgressDataset",
+    "RunPlan",
+    "fit_epochs_to_budget",
+    "format_duration",
+    "progress_line",
+    "remaining_validations",
+    "step_line",
+]
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``12 min``, ``3 h 05 min``: rounded for a person, not a benchmark.
+
+    Args:
+        seconds: a non-negative duration (NaN or infinity reads ``?``).
+    """
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = seconds / 60
+    if minutes < 90:
+        return f"{minutes:.0f} min"
+    hours, rest = divmod(round(minutes), 60)
+    return f"{hours} h {rest:02d} min"
+
+
+def fit_epochs_to_budget(
+    *, done_epochs: int, planned_epochs: int, seconds_left: float, seconds_per_epoch: float
+) -> int:
+    """How many epochs the whole run can have when ``seconds_left`` remain.
+
+    ``done_epochs + floor(seconds_left / seconds_per_epoch)``, never more than
+    ``planned_epochs`` and never fewer than ``done_epochs`` (a run cannot un-train).
+
+    Args:
+        done_epochs: epochs already complete.
+        planned_epochs: the epochs the config asks for.
+        seconds_left: budget remaining.
+        seconds_per_epoch: measured cost of one epoch, validation share included.
+    """
+    if seconds_per_epoch <= 0:
+        return planned_epochs
+    more = math.floor(max(0.0, seconds_left) / seconds_per_epoch)
+    return max(done_epochs, min(planned_epochs, done_epochs + more))
+
+
+class ProgressDataset:
+    """A dataset that calls ``report(done, total, seconds)`` as its items are read.
+
+    ``report`` is called after every ``every``-th item of a pass and after the last one;
+    ``total`` is the number of items the pass will read (``len(dataset)`` unless given).
+
+    Args:
+        dataset: any object with ``__getitem__`` and ``__len__``.
+        report: the callback.
+        total: items this pass reads (e.g. a shard of the indices).
+        parts: how many reports a pass makes (about).
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        report: Callable[[int, int, float], None],
+        *,
+        total: int | None = None,
+        parts: int = 5,
+    ) -> None:
+        self.dataset = dataset
+        self.report = report
+        self.total = len(dataset) if total is None else total
+        self.every = max(1, self.total // max(1, parts))
+        self.done = 0
+        self.start = time.perf_counter()
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name: str) -> Any:  # samples, info, ... of the wrapped dataset
+        return getattr(self.dataset, name)
+
+    def __getitem__(self, i: int) -> Any:
+        if self.done == 0:
+            self.start = time.perf_counter()
+        item = self.dataset[i]
+        self.done += 1
+        if self.done % self.every == 0 or self.done == self.total:
+            self.report(self.done, self.total, time.perf_counter() - self.start)
+        return item
+
+
+def progress_line(label: str, done: int, total: int, seconds: float) -> str:
+    """``  validating 16/64 images, 2.1 img/s, eta 23 s``."""
+    rate = done / max(seconds, 1e-9)
+    eta = (total - done) / rate if done else math.inf
+    return f"  {label} {done}/{total} images, {rate:.1f} img/s, eta {format_duration(eta)}"
+
+
+@dataclass
+class RunPlan:
+    """How long the run is: epochs and optimizer steps (the schedule ends at ``total_steps``).
+
+    ``epochs`` is ``planned_epochs`` (fitted to a time limit) or the configured epochs, cut
+    to ``ceil(max_steps / steps_per_epoch)``; ``total_steps`` is ``epochs * steps_per_epoch``
+    cut to ``max_steps``.
+    """
+
+    steps_per_epoch: int
+    config_epochs: int
+    max_steps: int | None
+    planned_epochs: int | None
+    epochs: int = 0
+    total_steps: int = 0
+
+    def __post_init__(self) -> None:
+        self._update()
+
+    def _update(self) -> None:
+        epochs = self.planned_epochs or self.config_epochs
+        total = epochs * self.steps_per_epoch
+        if self.max_steps is not None:
+            epochs = min(epochs, math.ceil(self.max_steps / max(1, self.steps_per_epoch)))
+            total = min(epochs * self.steps_per_epoch, self.max_steps)
+        self.epochs, self.total_steps = epochs, total
+
+    def fit_to_budget(self, *, done: int, seconds_left: float, seconds_per_epoch: float):
+        """Shorten the run to what fits; the new epoch count, or None when all fits."""
+        fitted = fit_epochs_to_budget(
+            done_epochs=done, planned_epochs=self.epochs, seconds_left=seconds_left,
+            seconds_per_epoch=seconds_per_epoch,
+        )
+        if fitted >= self.epochs:
+            return None
+        self.planned_epochs = fitted
+        self._update()
+        return fitted
+
+    def describe(self, time_limit: float | None) -> str:
+        text = (f"budget    {self.epochs} epochs x {self.steps_per_epoch} steps = "
+                f"{self.total_steps} steps")
+        if self.max_steps is not None:
+            text += f" (max_steps={self.max_steps})"
+        if time_limit is not None:
+            text += (f", time limit {format_duration(time_limit)} (the epochs are fitted to it "
+                     "after the first one)")
+        return text
+
+
+def remaining_validations(epoch: int, plan: RunPlan, val_every: int) -> int:
+    """Validations from ``epoch`` (included) to the end of the plan."""
+    return sum(1 for e in range(epoch, plan.epochs + 1) if e % val_every == 0 or e == plan.epochs)
+
+
+def step_line(epoch, done, plan, global_step, loss, images_per_s, step_seconds,
+              val_seconds, val_every) -> str:
+    """``  epoch 2 step 3/10 loss 0.41 8.0 img/s eta epoch 12 s, run 5 min``.
+
+    The run's ETA counts the steps left in the whole plan at this epoch's step time, plus
+    the validations left at the last validation's time (or says how many when none ran yet).
+    """
+    epoch_steps = min(plan.steps_per_epoch, plan.total_steps - (global_step - done))
+    eta_epoch = step_seconds * (epoch_steps - done)
+    eta_run = step_seconds * (plan.total_steps - global_step)
+    validations = remaining_validations(epoch, plan, val_every)
+    if val_seconds is not None:
+        run = f"run {format_duration(eta_run + validations * val_seconds)}"
+    else:
+        run = f"run {format_duration(eta_run)} + {validations} validation(s)"
+    return (f"  epoch {epoch} step {done}/{epoch_steps} loss {loss:.4f} "
+            f"{images_per_s:.1f} img/s eta epoch {format_duration(eta_epoch)}, {run}")
