@@ -1,15 +1,67 @@
-"""Pieces shared by the verbs (output-path safety)."""
+"""Pieces shared by the verbs: output-path safety, checkpoint paths, the terminal."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_new_path", "evaluation_inputs"]
+__all__ = [
+    "check_new_folder",
+    "check_new_path",
+    "console",
+    "evaluation_inputs",
+    "resolve_checkpoint",
+]
+
+
+def console() -> Any:
+    """A rich console that does not wrap lines mid-phrase when stdout is not a terminal.
+
+    In a terminal rich fits the window; in a log file or pipe it would wrap at 80 columns,
+    so there text is not wrapped (``soft_wrap``) and tables get 200 columns.
+    """
+    import sys
+
+    from rich.console import Console
+
+    if sys.stdout.isatty():
+        return Console()
+    return Console(width=200, soft_wrap=True)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """``RUN/`` -> ``RUN/best.pt``; a file path is returned as it is.
+
+    Raises:
+        FileNotFoundError: a run folder without ``best.pt`` (naming ``last.pt`` when present).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    if (path / "best.pt").is_file():
+        return path / "best.pt"
+    if (path / "last.pt").is_file():
+        raise FileNotFoundError(
+            f"--checkpoint {path}: the run folder has no best.pt yet (no validation has "
+            f"finished); pass {path / 'last.pt'} to use the latest weights"
+        )
+    raise FileNotFoundError(
+        f"--checkpoint {path}: the folder holds no best.pt; pass a run folder or RUN/best.pt"
+    )
+
+
+def check_new_folder(path: Path, *, flag: str = "--out") -> None:
+    """Refuse an output folder path that names an existing file."""
+    if path.is_file():
+        raise FileExistsError(
+            f"{flag} {path} is an existing file; outputs are written into a folder: name a "
+            "folder (new or existing) instead"
+        )
 
 
 def check_new_path(path: Path, *, overwrite: bool, what: str) -> None:
     """Refuse to overwrite an existing file or non-empty folder unless ``overwrite``."""
+    check_new_folder(path)
     exists = path.is_file() or (path.is_dir() and any(path.iterdir()))
     if exists and not overwrite:
         raise FileExistsError(

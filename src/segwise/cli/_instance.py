@@ -137,14 +137,18 @@ def _nan_to_none(value: Any) -> Any:
 def evaluate(args: argparse.Namespace) -> int:
     """``segwise evaluate`` for an instance checkpoint."""
     from segwise.cli._common import evaluation_inputs
+    from segwise.cli.evaluate import progress_reporter
     from segwise.data import InstanceDataset, eval_transforms
+    from segwise.engine.hints import degenerate_prediction_hint
     from segwise.engine.instance_adapter import clean_instances, predict_image
+    from segwise.engine.progress import ProgressDataset
     from segwise.instance import InstancePrediction
     from segwise.metrics.instance import InstanceMetrics, dsb_score
 
     loaded, samples, out = evaluation_inputs(args)
     info = loaded.info
-    dataset = InstanceDataset(samples, info, transform=eval_transforms(info))
+    dataset = ProgressDataset(InstanceDataset(samples, info, transform=eval_transforms(info)),
+                              progress_reporter(), parts=10)
     crop = loaded.config.get("data", {}).get("crop_size") or 256
     metrics = InstanceMetrics(coco=True, coco_max_detections=COCO_MAX_DETECTIONS)
     per_image = []
@@ -159,6 +163,12 @@ def evaluate(args: argparse.Namespace) -> int:
         per_image.append({"id": item["id"], "dsb_score": dsb_score(pred, target),
                           "ground_truth": len(target), "predicted": len(pred)})
     report = _report(metrics.compute(), per_image, list(info.class_names), args, loaded)
+    hint = degenerate_prediction_hint({
+        "objects_per_image": [r["predicted"] for r in per_image],
+        "true_objects_per_image": [r["ground_truth"] for r in per_image],
+    })
+    if hint:
+        report["hint"] = f"the model {hint}"
     out.mkdir(parents=True, exist_ok=True)
     (out / "scores.json").write_text(json.dumps(report, indent=2))
     with (out / "per_image.csv").open("w") as handle:
@@ -204,10 +214,11 @@ def _fmt(value: Any) -> str:
 
 
 def _print_report(report: dict, out: Path) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from segwise.cli._common import console as make_console
+
+    console = make_console()
     table = Table(title="panoptic quality per class (match: same class, IoU > 0.5)")
     for col in ("class", "pq", "sq", "rq", "tp", "fp", "fn"):
         table.add_column(col, justify="left" if col == "class" else "right")
@@ -227,4 +238,6 @@ def _print_report(report: dict, out: Path) -> None:
     )
     worst = ", ".join(f"{w['id']} ({_fmt(w['dsb_score'])})" for w in report["worst"])
     console.print(f"worst images (DSB score): {worst}")
+    if report.get("hint"):
+        console.print(f"note: {report['hint']}")
     console.print(f"report written to {out}")

@@ -19,7 +19,8 @@ Check a dataset folder (or a pairs .csv) the way training will read it.
 Lists counts, sizes, channels, the detected mask kind, the classes with their pixel
 frequencies, and every problem with its file: images without masks and masks without images,
 size mismatches, unreadable files, unexpected label values, heavy class imbalance.
-Exit code 0 when training can start, 1 when an error would stop it.
+Exit code 0 when training can start, 1 when an error would stop it (with --json, a
+layout that cannot be read at all is reported as JSON too: {"fatal": MESSAGE, ...}).
 Supported layouts and mask kinds: docs/data.md.
 """
 
@@ -45,11 +46,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from segwise.data.inspect import inspect_dataset
+    from segwise.notices import printed
 
-    report = inspect_dataset(
-        args.root, mask_kind=args.mask_kind, ignore_index=args.ignore_index,
-        num_classes=args.num_classes, val_fraction=args.val_fraction, seed=args.seed,
-        decode_images=not args.headers_only)
+    try:
+        with printed():
+            report = inspect_dataset(
+                args.root, mask_kind=args.mask_kind, ignore_index=args.ignore_index,
+                num_classes=args.num_classes, val_fraction=args.val_fraction, seed=args.seed,
+                decode_images=not args.headers_only)
+    except (ValueError, FileNotFoundError) as err:
+        if not args.json:
+            raise
+        # a layout that cannot be read at all: still JSON on stdout, for scripts
+        json.dump({"root": str(args.root), "fatal": str(err),
+                   "problem_counts": {"error": 1, "warning": 0, "info": 0},
+                   "problems": [{"severity": "error", "code": "fatal", "file": str(args.root),
+                                 "message": str(err)}]}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        print(f"segwise data: error: {err}", file=sys.stderr)
+        return 1
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -59,10 +74,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _render(report) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from segwise.cli._common import console as make_console
+
+    console = make_console()
     s = report.summary()
     console.print(f"[bold]{s['root']}[/bold]  layout {s['layout']}, split {s['split']}")
     console.print(

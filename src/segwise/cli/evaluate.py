@@ -27,7 +27,9 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="RUN/best.pt or RUN/last.pt")
+    parser.add_argument(
+        "--checkpoint", required=True, help="a run folder (its best.pt), RUN/best.pt or RUN/last.pt"
+    )
     parser.add_argument("--data", required=True, metavar="DIR", help="labelled dataset folder")
     parser.add_argument(
         "--split", default="val", choices=("val", "train", "all"), help="which images (default val)"
@@ -42,20 +44,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from segwise.cli import _instance
+    from segwise.cli._common import resolve_checkpoint
+    from segwise.notices import Level, printed
 
-    if _instance.is_instance_checkpoint(args.checkpoint):
-        return _instance.evaluate(args)
-    return _run_semantic(args)
+    args.checkpoint = str(resolve_checkpoint(args.checkpoint))
+    # warnings only: the data's notices were shown when the model was trained
+    with printed(min_level=Level.WARNING):
+        if _instance.is_instance_checkpoint(args.checkpoint):
+            return _instance.evaluate(args)
+        return _run_semantic(args)
+
+
+def progress_reporter():
+    """Progress lines on stderr (stdout stays clean for --json)."""
+    import sys
+
+    from segwise.engine.progress import progress_line
+
+    def report(done: int, total: int, seconds: float) -> None:
+        print(progress_line("evaluated", done, total, seconds), file=sys.stderr, flush=True)
+
+    return report
 
 
 def _run_semantic(args: argparse.Namespace) -> int:
     from segwise.cli._common import evaluation_inputs
     from segwise.data import SegmentationDataset, eval_transforms
     from segwise.engine.evaluation import evaluate_model
+    from segwise.engine.hints import degenerate_prediction_hint
+    from segwise.engine.progress import ProgressDataset
 
     loaded, samples, out = evaluation_inputs(args)
     info = loaded.info
-    dataset = SegmentationDataset(samples, info, transform=eval_transforms(info))
+    dataset = ProgressDataset(
+        SegmentationDataset(samples, info, transform=eval_transforms(info)),
+        progress_reporter(),
+        parts=10,
+    )
     ignore = info.pad_value  # the data's ignore label, else the padding label
     crop = loaded.config.get("data", {}).get("crop_size") or 512
     result = evaluate_model(
@@ -69,6 +94,13 @@ def _run_semantic(args: argparse.Namespace) -> int:
         class_names=list(info.class_names),
     )
     report = result.report(worst=args.worst)
+    hint = degenerate_prediction_hint(
+        {"pixels_per_class": result.matrix.sum(axis=0).tolist(),
+         "true_pixels_per_class": result.matrix.sum(axis=1).tolist()},
+        list(info.class_names),
+    )
+    if hint:
+        report["hint"] = f"the model {hint}"
     out.mkdir(parents=True, exist_ok=True)
     _write_files(out, result, report, list(info.class_names))
     if args.json:
@@ -108,10 +140,11 @@ def _write_files(out: Path, result, report: dict, class_names: list[str]) -> Non
 
 
 def _print_tables(report: dict, out: Path) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from segwise.cli._common import console as make_console
+
+    console = make_console()
     table = Table(title="per class")
     for col in ("class", "dice", "iou", "precision", "recall", "pixels"):
         table.add_column(col, justify="right" if col != "class" else "left")
@@ -134,4 +167,6 @@ def _print_tables(report: dict, out: Path) -> None:
     )
     worst = ", ".join(f"{w['id']} ({_fmt(w['dice'])})" for w in pi["worst"])
     console.print(f"worst images: {worst}")
+    if report.get("hint"):
+        console.print(f"note: {report['hint']}")
     console.print(f"report written to {out}")

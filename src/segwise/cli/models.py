@@ -10,13 +10,23 @@ NAME = "models"
 HELP = "list model architectures and encoders, or count a model's parameters"
 DESCRIPTION = """\
 List the architectures accepted by create_model / --model, with their default encoder and
-options, and the registered encoders (any timm features model also works as timm:<name>).
+options, then the instance models (segwise train --task instance --model NAME), and the
+registered encoders (any timm features model also works as timm:<name>).
 
 Examples:
   segwise models                      # architectures and their options
   segwise models --encoders           # encoders
   segwise models --count unet --encoder resnet34 --num-classes 3
 """
+
+
+# what each instance model kind is, for the listing (kinds: engine.instance_adapter)
+INSTANCE_DESCRIPTIONS = {
+    "maskrcnn": "Mask R-CNN (torchvision, ResNet-50-FPN v2): a box, class and mask per object; "
+                "3-channel images",
+    "unet_watershed": "a semantic model (default unet; --model-option arch=NAME, --encoder) "
+                      "predicting interior and border, objects split by watershed",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,4 +73,9 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"{name:<15} {spec.description} (default encoder: {spec.default_encoder})")
         print(f"{'':<15} options: {options or '-'}")
+    from segwise.engine.instance_adapter import INSTANCE_KINDS
+
+    print("\ninstance models (segwise train --task instance --model NAME):")
+    for name in INSTANCE_KINDS:
+        print(f"{name:<15} {INSTANCE_DESCRIPTIONS.get(name, '')}")
     return 0

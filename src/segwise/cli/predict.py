@@ -15,7 +15,8 @@ Predict class masks for images. INPUT may be files, folders (all images inside) 
 globs. For each image STEM writes into --out:
   STEM.png           the class-index mask as a palette PNG (the training class colours;
                      16-bit greyscale PNG above 256 classes)
-  STEM_overlay.png   with --overlay: the mask blended over the image
+  STEM_overlay.png   with --overlay: the mask blended over the image (--outline: region
+                     outlines drawn at full strength, fill kept light)
   STEM_prob.npy      with --probabilities: float16 (K, H, W) class probabilities
 and summary.json (every input with its outcome). Existing outputs are never overwritten
 unless --overwrite. A failing image does not stop the batch: failures are listed at the end
@@ -31,6 +32,7 @@ and, with --coco, coco_results.json (COCO "segm" results; image_id = input order
 
 examples:
   segwise predict --checkpoint runs/exp1/best.pt scans/ --out masks/ --overlay
+  segwise predict --checkpoint runs/exp1 scans/ --out masks/ --overlay --outline
   segwise predict --checkpoint runs/exp1/best.pt "data/*.tif" --out masks --tta --min-size 30
   segwise predict --onnx model.onnx img.png --out masks     # needs only onnxruntime
 """
@@ -41,11 +43,14 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="RUN/best.pt")
+    source.add_argument("--checkpoint", help="a run folder (its best.pt) or a .pt file")
     source.add_argument("--onnx", metavar="MODEL", help="an ONNX file from `segwise export`")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--overlay", action="store_true", help="also write STEM_overlay.png")
+    parser.add_argument(
+        "--outline", action="store_true", help="overlays: outline each region (light fill)"
+    )
     parser.add_argument(
         "--probabilities", action="store_true", help="also write STEM_prob.npy (float16)"
     )
@@ -146,6 +151,17 @@ def predict_all(images: list[Path], out: Path, predict_one: Any) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from segwise.cli._common import check_new_folder, resolve_checkpoint
+    from segwise.notices import Level, printed
+
+    check_new_folder(Path(args.out))
+    if args.checkpoint:
+        args.checkpoint = str(resolve_checkpoint(args.checkpoint))
+    with printed(min_level=Level.WARNING):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from segwise.cli import _instance
     from segwise.engine.predictor import build_predictor
 
@@ -188,7 +204,8 @@ def _predict_one(path: Path, out: Path, predictor: Any, args: argparse.Namespace
         labels = keep_largest_component(labels)
     written = [write_label_png(out / f"{path.stem}.png", labels, predictor.palette)]
     if args.overlay:
-        written.append(predictor.write_overlay(out / f"{path.stem}_overlay.png", path, labels))
+        written.append(_write_overlay(out / f"{path.stem}_overlay.png", path, labels, predictor,
+                                      outline=args.outline))
     if args.probabilities:
         target = out / f"{path.stem}_prob.npy"
         np.save(target, probs.astype(np.float16))
@@ -201,3 +218,16 @@ def _predict_one(path: Path, out: Path, predictor: Any, args: argparse.Namespace
         "size": list(labels.shape),
         "classes_present": [predictor.class_names[c] for c in present],
     }
+
+
+def _write_overlay(target: Path, image: Path, labels: Any, predictor: Any, *, outline: bool):
+    from PIL import Image
+
+    from segwise.viz import denormalize, overlay
+
+    channels = predictor.info.in_channels
+    rgb = denormalize(predictor.load_raw(image), [0.0] * channels, [1.0] * channels)
+    drawn = overlay(rgb, labels, predictor.palette, alpha=0.3 if outline else 0.5,
+                    outline=outline)
+    Image.fromarray(drawn).save(target)
+    return target

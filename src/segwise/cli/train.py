@@ -26,8 +26,16 @@ examples:
   segwise train --task instance --model unet_watershed --data ../shared/data/dsb2018
   torchrun --nproc_per_node 2 -m segwise.cli.main train --data my_data   # multi-process DDP
 
-outputs in the run folder: config.yaml, data_info.json, last.pt, best.pt, metrics.jsonl,
-metrics.csv, curves.png, overlays.png (and tensorboard/ when tensorboard is installed).
+Time: the run folder is printed first; progress lines give the epoch's and the whole run's
+ETA. --time-limit 2h fits the epochs (and the learning-rate schedule) to the budget after the
+first epoch and stops cleanly if the budget runs out; --max-steps caps the optimizer steps.
+Ctrl-C says what was saved and how to --resume. A run that stopped before its first epoch
+was saved can be started again with the same --out (the folder is reused).
+
+outputs in the run folder: config.yaml, data_info.json, last.pt (resumable state), best.pt
+(weights + config: enough to predict), metrics.jsonl, metrics.csv, curves.png (losses,
+learning rate, validation scores, best epoch starred), overlays.png (best.pt's epoch), and
+tensorboard/ when tensorboard is installed.
 """
 
 # flag -> (config section, key); a flag left unset does not override the YAML file
@@ -65,6 +73,12 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "monitor": ("train", "monitor"),
     "patience": ("train", "patience"),
     "max_steps_per_epoch": ("train", "max_steps_per_epoch"),
+    "hflip": ("data", "hflip"),
+    "val_every": ("train", "val_every"),
+    "max_steps": ("train", "max_steps"),
+    "time_limit": ("train", "time_limit"),
+    "threads": ("train", "threads"),
+    "overlay_images": ("train", "overlays"),
 }
 
 
@@ -79,6 +93,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=int, help="DataLoader worker processes")
     g.add_argument("--cache", action="store_true", default=None, help="keep images in memory")
     g.add_argument("--vflip", action="store_true", default=None, help="random vertical flips")
+    g.add_argument("--no-hflip", dest="hflip", action="store_const", const=False, default=None,
+                   help="no random horizontal flips (on by default)")
+    g.add_argument("--scale-range", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                   help="random rescale factors before the crop, default 0.5 2")
+    g.add_argument("--no-scale", action="store_true",
+                   help="no random rescale (same as --scale-range 1 1)")
     g.add_argument("--rotation", type=float, help="max random rotation, degrees")
     g.add_argument("--color-jitter", type=float, help="colour jitter strength")
     g = parser.add_argument_group("model")
@@ -100,7 +120,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--weight-decay", type=float, help="default 1e-4")
     g.add_argument("--schedule", help="cosine (default), poly or constant")
     g.add_argument("--warmup-epochs", type=float, help="linear warmup, default 1")
-    g.add_argument("--grad-clip", type=float, help="max gradient norm, default 1.0")
+    g.add_argument("--grad-clip", type=float, help="max gradient norm, default 1.0; 0 = off")
     g.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of weights, e.g. 0.999")
     g = parser.add_argument_group("training")
     g.add_argument(
@@ -121,11 +141,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--amp", help="auto (default: bf16/fp16 on GPU), bf16, fp16, off")
     g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     g.add_argument("--max-steps-per-epoch", type=int, help="cap steps per epoch (quick runs)")
+    g.add_argument("--max-steps", type=int,
+                   help="total optimizer-step budget; the schedule ends there")
+    g.add_argument("--time-limit", type=_duration, metavar="DURATION",
+                   help="wall-clock budget, e.g. 45m, 2h, 1h30m, 900 (seconds): the epochs and "
+                        "the LR schedule are fitted to it after epoch 1, and the run stops "
+                        "cleanly (best.pt/last.pt kept) if it runs out")
+    g.add_argument("--val-every", type=int, help="validate every N epochs (default 1; always "
+                                                  "after the last)")
+    g.add_argument("--overlay-images", type=int, metavar="N",
+                   help="validation images drawn in overlays.png (default 4)")
+    g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
     g = parser.add_argument_group("run")
     g.add_argument("--config", metavar="YAML", help="run config file; flags override it")
     g.add_argument("--out", metavar="RUN", help="run folder (default runs/MODEL-TIMESTAMP)")
     g.add_argument("--resume", metavar="RUN", help="continue the run in RUN from last.pt")
     g.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def _duration(text: str) -> float:
+    """``"90"``/``"90s"``, ``"45m"``, ``"2h"``, ``"1h30m"`` -> seconds (argparse type)."""
+    import re
+
+    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*"
+                         r"(?:(\d+(?:\.\d+)?)s?)?\s*", text.lower())
+    if not text.strip() or match is None or not any(match.groups()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration; use e.g. 45m, 2h, 1h30m or 900 (seconds)"
+        )
+    h, m, sec = (float(g) if g else 0.0 for g in match.groups())
+    seconds = 3600 * h + 60 * m + sec
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the time limit must be > 0")
+    return seconds
 
 
 def _option_value(text: str) -> tuple[str, Any]:
@@ -148,6 +196,12 @@ def config_dict_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]
         value = getattr(args, flag, None)
         if value is not None:
             values.setdefault(section, {})[key] = value
+    if getattr(args, "grad_clip", None) == 0:
+        values["optim"]["grad_clip"] = None  # 0 switches clipping off
+    if getattr(args, "no_scale", False):
+        values.setdefault("data", {})["scale"] = [1.0, 1.0]
+    elif getattr(args, "scale_range", None):
+        values.setdefault("data", {})["scale"] = list(args.scale_range)
     if args.model_option:
         options = values.setdefault("model", {}).setdefault("options", {})
         options.update(dict(_option_value(o) for o in args.model_option))
@@ -155,6 +209,13 @@ def config_dict_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]
 
 
 def run(args: argparse.Namespace) -> int:
+    from segwise.notices import Level, printed
+
+    with printed(min_level=Level.WARNING if args.quiet else Level.INFO):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from segwise.cli.main import UserError
     from segwise.engine.config import config_from_dict
     from segwise.engine.trainer import TrainingDivergedError, fit
@@ -176,7 +237,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet and os.environ.get("RANK", "0") == "0":  # one summary under torchrun
         best = "n/a" if result.best_score is None else f"{result.best_score:.4f}"
         print(f"done: best {best} at epoch {result.best_epoch}; run folder {result.run_dir}")
-        print(f"  checkpoint  {result.run_dir / 'best.pt'}")
+        print(f"  checkpoint  {result.run_dir / 'best.pt'} (weights + config, for predict)")
+        print(f"  resumable   {result.run_dir / 'last.pt'}")
         print(f"  curves      {result.run_dir / 'curves.png'}")
-        print(f"  overlays    {result.run_dir / 'overlays.png'}")
+        print(f"  overlays    {result.run_dir / 'overlays.png'} (best.pt's epoch)")
+        if result.hint:
+            print(f"note: at the last validation the model {result.hint}")
     return 0

@@ -162,5 +162,6 @@ def imbalance_problems(counts: np.ndarray, table: ClassTable, *, where: str) -> 
             f"heavy class imbalance: class {i} ({table.names[i]}) is "
             f"{100.0 * counts[i] / total:.3g}% of the pixels, the largest class "
             f"{100.0 * present.max() / total:.3g}%; "
-            "train with Dice + cross-entropy (--loss dicece)"))
+            "Dice-based losses (the default --loss dicece) suit this; plain --loss ce "
+            "would favour the large class"))
     return problems
