@@ -78,3 +78,97 @@ def test_nan_loss_stops_with_step_and_keeps_last_good(tiny_binary, tmp_path, mon
         fit(fast_config(tiny_binary, epochs=3), run, quiet=True)
     ckpt = load_checkpoint(run / "last.pt")
     assert ckpt["training"]["epoch"] == 1
+
+
+def test_max_steps_reused_folder_slim_best_and_run_folder_first(tiny_binary, tmp_path,
+                                                                fast_config, capsys):
+    run = tmp_path / "run"
+    (run / "tensorboard").mkdir(parents=True)  # what a run that failed at start-up leaves
+    (run / "config.yaml").write_text("stale")
+    # 8 train images / batch 4 = 2 steps per epoch; max_steps 3 -> 2 epochs, 3 steps
+    result = fit(fast_config(tiny_binary, epochs=5, max_steps=3), run)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"run folder {run}")
+    assert "budget    2 epochs x 2 steps = 3 steps (max_steps=3)" in out
+    assert [(h["epoch"], h["step"]) for h in result.history] == [(1, 2), (2, 3)]
+    # warmup round(0.5 * 2) = 1 step; cosine over the 2 steps after it: step index 2 is
+    # halfway, lr = 1e-3 * 0.5 * (1 + cos(pi / 2)) = 5e-4 (the schedule ends at max_steps)
+    assert result.history[-1]["lr"] == pytest.approx(5e-4)
+    best, last = load_checkpoint(run / "best.pt"), load_checkpoint(run / "last.pt")
+    assert "optimizer" not in best["training"] and "scaler" not in best["training"]
+    assert "optimizer" in last["training"]
+    assert best["training"]["epoch"] == result.best_epoch
+    assert not (run / ".lock").exists()
+
+
+class _Clock:
+    """time for the trainer: real perf_counter, monotonic = 0, 1, 2, ... per call."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.perf_counter = time.perf_counter
+        self.calls = -1
+
+    def monotonic(self) -> float:
+        self.calls += 1
+        return float(self.calls)
+
+
+def test_time_limit_fits_the_run_after_the_first_epoch(tiny_binary, tmp_path, fast_config,
+                                                       monkeypatch, capsys):
+    from segwise.engine import trainer
+
+    monkeypatch.setattr(trainer, "time", _Clock())
+    # clock: start 0, two step checks 1 and 2, after epoch 1: 3 > 2.5 -> nothing more fits
+    result = fit(fast_config(tiny_binary, epochs=3, time_limit=2.5), tmp_path / "run")
+    assert [h["epoch"] for h in result.history] == [1]
+    assert "1 epoch(s) fit, so the run ends after epoch 1 (step 2)" in capsys.readouterr().out
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["training"]["planned_epochs"] == 1  # --resume keeps the fitted schedule
+    assert result.best_epoch == 1
+
+
+def test_time_limit_stops_mid_epoch_validated_and_saved(tiny_binary, tmp_path, fast_config,
+                                                        monkeypatch, capsys):
+    from segwise.engine import trainer
+
+    monkeypatch.setattr(trainer, "time", _Clock())
+    # clock: start 0, step check 1 (ok), step check 2 > 1.5 -> stop after one step
+    result = fit(fast_config(tiny_binary, epochs=3, time_limit=1.5), tmp_path / "run")
+    assert [(h["epoch"], h["step"]) for h in result.history] == [(1, 1)]
+    assert "val_mean_dice" in result.history[0]
+    assert "time limit 2 s reached in epoch 1: stopped; best.pt is epoch 1" in (
+        capsys.readouterr().out)
+    assert (tmp_path / "run" / "best.pt").is_file() and (tmp_path / "run" / "last.pt").is_file()
+
+
+def test_ctrl_c_says_what_was_saved_and_how_to_resume(tiny_binary, tmp_path, fast_config,
+                                                      monkeypatch, capsys):
+    from segwise.engine import trainer
+
+    real = trainer.lr_at_step
+
+    def interrupt(step, **kwargs):
+        if step == 2:  # the first step of epoch 2
+            raise KeyboardInterrupt
+        return real(step, **kwargs)
+
+    monkeypatch.setattr(trainer, "lr_at_step", interrupt)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        fit(fast_config(tiny_binary, epochs=3), run)
+    out = capsys.readouterr().out
+    assert f"interrupted in epoch 2: {run / 'last.pt'} holds epoch 1 (step 2)" in out
+    assert f"segwise train --resume {run}" in out
+    assert not (run / ".lock").exists()
+
+
+def test_a_live_writer_locks_the_run_folder(tiny_binary, tmp_path, fast_config):
+    import os
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").write_text(f"{os.getppid()}\n")
+    with pytest.raises(FileExistsError, match="being written by process"):
+        fit(fast_config(tiny_binary), run, quiet=True)

@@ -1,0 +1,80 @@
+"""Durations, budgets, run plans and progress lines, with hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from segwise.engine.progress import (
+    ProgressDataset,
+    RunPlan,
+    fit_epochs_to_budget,
+    format_duration,
+    progress_line,
+    remaining_validations,
+    step_line,
+)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0 s"), (42.4, "42 s"), (89, "89 s"), (90, "2 min"), (12 * 60, "12 min"),
+     (89 * 60, "89 min"), (3 * 3600 + 5 * 60, "3 h 05 min"), (math.inf, "?"), (-3, "0 s")],
+)
+def test_format_duration(seconds, text):
+    assert format_duration(seconds) == text
+
+
+def test_fit_epochs_to_budget():
+    # 1 epoch done, 100 s left at 30 s per epoch -> 3 more -> 4 of the 10 planned
+    assert fit_epochs_to_budget(done_epochs=1, planned_epochs=10, seconds_left=100,
+                                seconds_per_epoch=30) == 4
+    assert fit_epochs_to_budget(done_epochs=1, planned_epochs=3, seconds_left=1e6,
+                                seconds_per_epoch=30) == 3  # never more than planned
+    assert fit_epochs_to_budget(done_epochs=2, planned_epochs=10, seconds_left=-5,
+                                seconds_per_epoch=30) == 2  # never fewer than done
+
+
+def test_run_plan_max_steps_and_budget():
+    plan = RunPlan(steps_per_epoch=4, config_epochs=10, max_steps=None, planned_epochs=None)
+    assert (plan.epochs, plan.total_steps) == (10, 40)
+    capped = RunPlan(steps_per_epoch=4, config_epochs=10, max_steps=9, planned_epochs=None)
+    assert (capped.epochs, capped.total_steps) == (3, 9)  # ceil(9 / 4) epochs, 9 steps
+    assert "max_steps=9" in capped.describe(None)
+    assert plan.fit_to_budget(done=1, seconds_left=50, seconds_per_epoch=10) == 6
+    assert (plan.epochs, plan.total_steps, plan.planned_epochs) == (6, 24, 6)
+    assert plan.fit_to_budget(done=2, seconds_left=1e6, seconds_per_epoch=10) is None
+    resumed = RunPlan(steps_per_epoch=4, config_epochs=10, max_steps=None, planned_epochs=6)
+    assert resumed.total_steps == 24  # a fitted plan survives --resume
+    assert "time limit 2 h 00 min" in resumed.describe(7200)
+
+
+def test_remaining_validations_and_step_line():
+    plan = RunPlan(steps_per_epoch=10, config_epochs=5, max_steps=None, planned_epochs=None)
+    # from epoch 2 with val_every 2: epochs 2 and 4, plus the last (5)
+    assert remaining_validations(2, plan, 2) == 3
+    # epoch 2, step 4 of 10 done (global step 14), 0.5 s per step -> 3 s left in the epoch,
+    # 36 steps = 18 s left in the run plus 3 validations of 4 s each = 30 s
+    line = step_line(2, 4, plan, 14, 0.25, 16.0, 0.5, 4.0, 2)
+    assert line == "  epoch 2 step 4/10 loss 0.2500 16.0 img/s eta epoch 3 s, run 30 s"
+    assert step_line(1, 4, plan, 4, 0.25, 16.0, 0.5, None, 1).endswith(
+        "run 23 s + 5 validation(s)")
+
+
+def test_progress_dataset_reports_parts_and_last():
+    calls = []
+    ds = ProgressDataset(list(range(10)), lambda d, t, s: calls.append((d, t)), parts=4)
+    assert len(ds) == 10
+    assert [ds[i] for i in range(10)] == list(range(10))
+    assert calls == [(2, 10), (4, 10), (6, 10), (8, 10), (10, 10)]
+    shard = ProgressDataset(list(range(10)), lambda d, t, s: calls.append((d, t)), total=3)
+    calls.clear()
+    for i in (0, 4, 8):
+        shard[i]
+    assert calls[-1] == (3, 3)
+
+
+def test_progress_line():
+    assert progress_line("validating", 16, 64, 8.0) == (
+        "  validating 16/64 images, 2.0 img/s, eta 24 s")
