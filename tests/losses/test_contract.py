@@ -42,7 +42,9 @@ def test_every_loss_follows_the_contract(name, task):
 
 
 def test_factory_options_are_the_documented_ones():
-    assert set(LossName) == {LossName(v) for v in ("dice", "dicece", "ce", "jaccard", "gdice")}
+    names = ("dice", "dicece", "ce", "jaccard", "gdice", "focal", "tversky", "focal_tversky",
+             "lovasz")
+    assert set(LossName) == {LossName(v) for v in names}
     loss = create_loss("dice", task="multiclass", num_classes=3, scope="image", squared=True,
                        empty="fp_rate", include_background=False, eps=1e-6, from_logits=False)
     assert (loss.scope.value, loss.squared, loss.empty.value) == ("image", True, "fp_rate")
@@ -62,3 +64,31 @@ def test_public_names():
     assert set(losses.__all__) <= set(dir(losses))
     for name in losses.__all__:
         assert getattr(losses, name).__doc__
+
+
+def test_a_sum_of_terms_routes_each_option_to_the_terms_that_take_it():
+    loss = create_loss("dice+focal", task="multiclass", num_classes=3, weights=[1.0, 0.5],
+                       gamma=1.0, scope="image", ignore_index=255)
+    assert isinstance(loss, losses.WeightedSumLoss)
+    assert loss.weights == (1.0, 0.5) and loss.names == ("dice", "focal")
+    dice, focal = loss.terms
+    assert dice.scope.value == "image" and focal.gamma == 1.0
+    x, t = torch.randn(2, 3, 4, 4), torch.randint(0, 3, (2, 4, 4))
+    expected = dice(x, t) + 0.5 * focal(x, t)
+    assert float(loss(x, t)) == pytest.approx(float(expected), rel=1e-6)
+    assert loss_options("dice+focal") == (*loss_options("dice"), "alpha", "gamma")
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "match"),
+    [
+        ("dice+focal", {"weights": [1.0]}, "one weight per term"),
+        ("dice+focal", {"weights": [1.0, -1.0]}, "not valid"),
+        ("dice+dice", {}, "twice"),
+        ("dice+nope", {}, "loss term 'nope'"),
+        ("dice+focal", {"beta": 0.5}, r"\['beta'\] are not valid"),
+    ],
+)
+def test_bad_sums_are_refused_with_the_reason(name, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        create_loss(name, task="multiclass", num_classes=3, **kwargs)

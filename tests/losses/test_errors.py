@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import segwise.losses as SL
 from segwise.losses import DiceCELoss, DiceLoss, create_loss
 from segwise.losses import functional as LF
 
@@ -123,11 +124,60 @@ def test_multiclass_soft_target_partially_ignored_pixel():
 
 
 def test_factory_errors():
-    with pytest.raises(ValueError, match=r"name='focal' is not valid.*'dice', 'dicece'"):
-        create_loss("focal", task="binary", num_classes=1)
+    with pytest.raises(ValueError, match=r"name='fokal' is not valid.*'dice', 'dicece'"):
+        create_loss("fokal", task="binary", num_classes=1)
     with pytest.raises(ValueError, match=r"\['smooth'\] are not valid for loss 'dice'; expected"):
         create_loss("dice", task="binary", num_classes=1, smooth=1.0)
     with pytest.raises(ValueError, match=r"\['scope'\] are not valid for loss 'ce'"):
         create_loss("ce", task="binary", num_classes=1, scope="image")
     with pytest.raises(ValueError, match=r"num_classes=2 is not valid for task='binary'"):
         create_loss("dice", task="binary", num_classes=2)
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: SL.FocalLoss(task="binary", gamma=-1),
+         "gamma=-1 is not valid"),
+        (lambda: SL.FocalLoss(task="binary", alpha=1.5),
+         "alpha=1.5 is not valid"),
+        (lambda: SL.FocalLoss(task="multiclass", alpha=0.25),
+         "alpha=0.25 is not valid for task='multiclass'"),
+        (lambda: SL.FocalLoss(task="binary", reduction="avg"),
+         "reduction='avg' is not valid"),
+        (lambda: SL.TverskyLoss(task="binary", alpha=-0.1),
+         "alpha=-0.1 is not valid"),
+        (lambda: SL.TverskyLoss(task="binary", alpha=0,
+                                                                  beta=0),
+         "alpha \\+ beta > 0"),
+        (lambda: SL.TverskyLoss(task="binary", gamma=2.0),
+         "use FocalTverskyLoss"),
+        (lambda: SL.FocalTverskyLoss(task="binary", gamma=0),
+         "gamma=0 is not valid"),
+        (lambda: SL.LovaszLoss(task="binary",
+                                                                 from_logits=False),
+         "from_logits=False is not valid for the Lovasz hinge"),
+        (lambda: SL.LovaszLoss(task="multiclass",
+                                                                 empty="sometimes"),
+         "empty='sometimes' is not valid"),
+        (lambda: SL.LovaszLoss(task="binary",
+                                                                 include_background=False),
+         "include_background=False is not valid"),
+    ],
+)
+def test_new_losses_name_the_bad_argument(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_new_losses_check_their_inputs_like_dice():
+    from segwise.losses import focal_loss, lovasz_loss, tversky_loss
+
+    x = torch.randn(2, 3, 4, 4)
+    for fn in (focal_loss, lovasz_loss, tversky_loss):
+        with pytest.raises(ValueError, match="target contains class index 7"):
+            fn(x, torch.full((2, 4, 4), 7), task="multiclass")
+        with pytest.raises(ValueError, match="target shape=\\(2, 5, 4\\) does not match"):
+            fn(x, torch.zeros(2, 5, 4, dtype=torch.long), task="multiclass")
+        with pytest.raises(ValueError, match="class_weights has shape"):
+            fn(x, torch.zeros(2, 4, 4, dtype=torch.long), task="multiclass", class_weights=[1.0])

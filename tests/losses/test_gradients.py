@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from segwise.losses import LossName, create_loss
+from segwise.losses import LossName, create_loss, focal_loss, focal_tversky_loss, lovasz_loss
 from segwise.losses import functional as LF
 from segwise.losses._fused import softmax_index_sums
 
@@ -34,7 +34,9 @@ def test_gradcheck_float64(name, task, kind):
     c = 1 if task == "binary" else 3
     x = torch.randn(2, c, 3, 3, dtype=torch.float64, requires_grad=True)
     t = _target(task, kind)
-    options = {"scope": "image"} if name not in (LossName.CE,) else {}
+    options = {"scope": "image"} if name not in (LossName.CE, LossName.FOCAL) else {}
+    if name is LossName.FOCAL:
+        options = {"gamma": 1.5, "alpha": None if task == "multiclass" else 0.25}
     loss = create_loss(name, task=task, num_classes=c, ignore_index=255, **options)
     kwargs = {}
     if name in (LossName.CE, LossName.DICECE):
@@ -146,3 +148,40 @@ def test_low_precision_input_is_computed_in_float32(dtype):
     xr = x.clone().requires_grad_(True)
     create_loss("dicece", task="multiclass", num_classes=3)(xr, t).backward()
     assert xr.grad.dtype == dtype
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+@pytest.mark.parametrize("task", ["binary", "multiclass", "multilabel"])
+def test_gradcheck_focal_options_and_probabilities(gamma, task):
+    c = 1 if task == "binary" else 3
+    x = torch.randn(2, c, 3, 3, dtype=torch.float64, requires_grad=True)
+    t = _target(task, "soft")
+    w = None if task == "binary" else [1.0, 2.0, 0.5]
+    kw = dict(task=task, gamma=gamma, class_weights=w, reduction="sum")
+    assert torch.autograd.gradcheck(lambda z: focal_loss(z, t, **kw), (x,), fast_mode=True)
+    probs = (torch.softmax(x, 1) if task == "multiclass" else torch.sigmoid(x)).detach()
+    probs = probs.clamp(0.05, 0.95).requires_grad_(True)  # away from the clamp of the check
+    assert torch.autograd.gradcheck(lambda p: focal_loss(p, t, from_logits=False, **kw),
+                                    (probs,), fast_mode=True)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_gradcheck_lovasz_and_focal_tversky_options(task):
+    c = 1 if task == "binary" else 3
+    x = torch.randn(2, c, 4, 4, dtype=torch.float64, requires_grad=True)
+    t = torch.randint(0, 2, (2, 4, 4))  # multiclass: class 2 absent, exercises the empty rule
+    for empty in ("skip", "fp_rate"):
+        kw = dict(task=task, empty=empty, scope="image")
+        assert torch.autograd.gradcheck(lambda z, kw=kw: lovasz_loss(z, t, **kw), (x,),
+                                        fast_mode=True)
+        assert torch.autograd.gradcheck(
+            lambda z, kw=kw: focal_tversky_loss(z, t, alpha=0.3, beta=0.7, gamma=0.75, **kw),
+            (x,), fast_mode=True)
+
+
+def test_focal_gradient_is_finite_when_the_target_probability_saturates():
+    # gamma < 1: (1 - p_t) ** gamma has an infinite derivative at p_t = 1; the loss guards it
+    x = torch.tensor([[[[40.0]], [[-40.0]]]], requires_grad=True)  # p_t == 1.0 in float32
+    t = torch.zeros(1, 1, 1, dtype=torch.long)
+    focal_loss(x, t, task="multiclass", gamma=0.5).backward()
+    assert torch.isfinite(x.grad).all()

@@ -42,10 +42,25 @@ def test_monai_dice_multiclass(batch, squared, jaccard, include_background):
                                 include_background=include_background, smooth_nr=0.0,
                                 smooth_dr=EPS)(x, t.unsqueeze(1))  # fmt: skip
     fn = LF.soft_jaccard_loss if jaccard else LF.soft_dice_loss
+    # MONAI's jaccard is 1 - 2I / (2(P + G - I) + e) = 1 - I / (P + G - I + e/2): our eps = e/2.
+    # The tolerance is tight enough that eps = e (off by ~2e-8 relative here) fails; MONAI's
+    # squared sums go through vector norms (||p||^2 + ||g||^2 - ||p - g||^2) / 2, which
+    # loses ~1e-8 relative to cancellation, so the squared cases get 1e-6.
     ours = fn(x, t, task="multiclass", scope="batch" if batch else "image", squared=squared,
-              include_background=include_background, eps=EPS)  # fmt: skip
-    # MONAI's jaccard is 1 - I / (P + G - I + eps), eps in the denominator, as ours
-    _close(ours, ref)
+              include_background=include_background, eps=EPS / 2 if jaccard else EPS)
+    _close(ours, ref, 1e-6 if squared else 1e-10)
+
+
+def test_monai_jaccard_smooth_dr_is_twice_our_eps():
+    # hand case: p = g = [1, 1, 0, 0]: I = P = G = 2, union 2. MONAI smooth_dr = 1:
+    # 1 - 4 / (4 + 1) = 0.2; ours eps = 0.5: 1 - 2 / 2.5 = 0.2; ours eps = 1: 1 - 2/3.
+    p = torch.tensor([1.0, 1.0, 0.0, 0.0], dtype=torch.float64).view(1, 1, 2, 2)
+    ref = monai_losses.DiceLoss(jaccard=True, smooth_nr=0.0, smooth_dr=1.0)(p, p)
+    assert float(ref) == pytest.approx(0.2, abs=1e-12)
+    ours = LF.soft_jaccard_loss(p, p, task="binary", from_logits=False, eps=0.5)
+    assert float(ours) == pytest.approx(0.2, abs=1e-12)
+    wrong = LF.soft_jaccard_loss(p, p, task="binary", from_logits=False, eps=1.0)
+    assert float(wrong) == pytest.approx(1 / 3, abs=1e-12)
 
 
 def test_monai_dice_class_weights_binary_multilabel_ignore():

@@ -13,7 +13,7 @@ from segwise._validation import as_enum, check_positive
 from segwise.enums import Task
 from segwise.losses import functional as LF
 from segwise.losses._module import LossModule
-from segwise.losses.options import DiceScope, EmptyRule, GDiceWeight
+from segwise.losses.options import DiceScope, EmptyRule, GDiceWeight, Reduction
 
 __all__ = ["DiceLoss", "GeneralizedDiceLoss", "JaccardLoss"]
 
@@ -46,10 +46,13 @@ class DiceLoss(LossModule):
         squared: V-Net denominator ``sum(p**2) + sum(g**2)``.
         empty: rule for units whose target is empty (:class:`EmptyRule`).
         eps: added to the denominator only.
+        reduction: :class:`Reduction`: ``mean`` (default), ``sum`` or ``none`` (per-unit
+            losses, (K,) for batch scope, (N, K) for image scope).
 
     Shape:
         ``forward(input, target)``: input (N, C, H, W); target (N, H, W) integer class
-        indices or (N, C, H, W) float one-hot / soft labels; returns a scalar.
+        indices or (N, C, H, W) float one-hot / soft labels; returns a scalar (``mean``,
+        ``sum``).
     """
 
     _jaccard = False
@@ -67,6 +70,7 @@ class DiceLoss(LossModule):
         squared: bool = False,
         empty: EmptyRule | str = EmptyRule.SKIP,
         eps: float = 1e-7,
+        reduction: Reduction | str = Reduction.MEAN,
     ) -> None:
         task = as_enum(task, Task, "task")
         _check_overlap_options(task, include_background, class_weights)
@@ -80,6 +84,7 @@ class DiceLoss(LossModule):
         self.squared = bool(squared)
         self.empty = as_enum(empty, EmptyRule, "empty")
         self.eps = float(eps)
+        self.reduction = as_enum(reduction, Reduction, "reduction")
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         """Loss of ``input`` (N, C, H, W) against ``target`` (N, H, W) or (N, C, H, W)."""
@@ -88,7 +93,8 @@ class DiceLoss(LossModule):
         return fn(input, target, task=self.task, from_logits=self.from_logits,
                   ignore_index=self.ignore_index, scope=self.scope,
                   class_weights=self._weights(), include_background=self.include_background,
-                  squared=self.squared, empty=self.empty, eps=self.eps)
+                  squared=self.squared, empty=self.empty, eps=self.eps,
+                  reduction=self.reduction)
 
     def extra_repr(self) -> str:
         return (

@@ -12,6 +12,10 @@ from segwise._validation import as_enum
 from segwise.enums import Task
 from segwise.losses.combined import CrossEntropyLoss, DiceCELoss
 from segwise.losses.dice import DiceLoss, GeneralizedDiceLoss, JaccardLoss
+from segwise.losses.focal import FocalLoss
+from segwise.losses.lovasz import LovaszLoss
+from segwise.losses.tversky import FocalTverskyLoss, TverskyLoss
+from segwise.losses.weighted_sum import WeightedSumLoss
 
 __all__ = ["LossName", "create_loss", "loss_options"]
 
@@ -24,6 +28,10 @@ class LossName(str, Enum):
     CE = "ce"
     JACCARD = "jaccard"
     GDICE = "gdice"
+    FOCAL = "focal"
+    TVERSKY = "tversky"
+    FOCAL_TVERSKY = "focal_tversky"
+    LOVASZ = "lovasz"
 
 
 _CLASSES: dict[LossName, type[nn.Module]] = {
@@ -32,22 +40,49 @@ _CLASSES: dict[LossName, type[nn.Module]] = {
     LossName.CE: CrossEntropyLoss,
     LossName.JACCARD: JaccardLoss,
     LossName.GDICE: GeneralizedDiceLoss,
+    LossName.FOCAL: FocalLoss,
+    LossName.TVERSKY: TverskyLoss,
+    LossName.FOCAL_TVERSKY: FocalTverskyLoss,
+    LossName.LOVASZ: LovaszLoss,
 }
+
+_REGION = ("from_logits", "scope", "include_background", "empty")
 
 # the documented options of each loss, beyond task/num_classes/ignore_index/class_weights
 _OPTIONS: dict[LossName, tuple[str, ...]] = {
-    LossName.DICE: ("from_logits", "scope", "include_background", "squared", "empty", "eps"),
-    LossName.JACCARD: ("from_logits", "scope", "include_background", "squared", "empty", "eps"),
+    LossName.DICE: (*_REGION, "squared", "eps", "reduction"),
+    LossName.JACCARD: (*_REGION, "squared", "eps", "reduction"),
     LossName.DICECE: ("scope", "include_background", "squared", "empty", "eps", "dice_weight",
                       "ce_weight"),
     LossName.CE: (),
     LossName.GDICE: ("from_logits", "scope", "weight_type", "include_background", "eps"),
+    LossName.FOCAL: ("from_logits", "alpha", "gamma", "include_background", "reduction"),
+    LossName.TVERSKY: (*_REGION, "alpha", "beta", "eps", "reduction"),
+    LossName.FOCAL_TVERSKY: (*_REGION, "alpha", "beta", "gamma", "eps", "reduction"),
+    LossName.LOVASZ: (*_REGION, "reduction"),
 }
 
 
+def _split(name: LossName | str) -> list[LossName]:
+    """``"dice+focal"`` -> [DICE, FOCAL]; one name -> a list of one."""
+    if isinstance(name, str) and "+" in name:
+        parts = [p.strip() for p in name.split("+")]
+        members = [as_enum(p, LossName, f"loss term {p!r} of {name!r}") for p in parts]
+        if len(set(members)) != len(members):
+            raise ValueError(f"loss {name!r} names a term twice; give it one weight instead")
+        return members
+    return [as_enum(name, LossName, "name")]
+
+
 def loss_options(name: LossName | str) -> tuple[str, ...]:
-    """The option names :func:`create_loss` accepts for ``name`` (besides the common ones)."""
-    return _OPTIONS[as_enum(name, LossName, "name")]
+    """The option names :func:`create_loss` accepts for ``name`` (besides the common ones).
+
+    For a sum such as ``"dice+focal"``: the union of the terms' options.
+    """
+    out: list[str] = []
+    for member in _split(name):
+        out += [o for o in _OPTIONS[member] if o not in out]
+    return tuple(out)
 
 
 def create_loss(
@@ -57,19 +92,26 @@ def create_loss(
     num_classes: int,
     ignore_index: int | None = None,
     class_weights: Sequence[float] | Tensor | None = None,
+    weights: Sequence[float] | None = None,
     **options: Any,
 ) -> nn.Module:
     """Build a loss module, called as ``loss(logits, target)``.
 
     Args:
-        name: :class:`LossName` (``dice``, ``dicece``, ``ce``, ``jaccard``, ``gdice``).
+        name: a :class:`LossName` (``dice``, ``dicece``, ``ce``, ``jaccard``, ``gdice``,
+            ``focal``, ``tversky``, ``focal_tversky``, ``lovasz``), or a weighted sum of
+            distinct names joined by ``+`` (e.g. ``"dice+focal"``), built as
+            :class:`~segwise.losses.WeightedSumLoss`.
         task: binary, multiclass or multilabel.
         num_classes: number of logit channels (binary: 1).
         ignore_index: target value of ignored pixels, or None.
-        class_weights: per-class weights (C,); for binary ``ce``/``dicece`` (2,) =
-            (background, foreground); not valid for a binary ``dice``/``jaccard``/``gdice``.
+        class_weights: per-class weights (C,), given to every term; for binary
+            ``ce``/``dicece``/``focal`` (2,) = (background, foreground); not valid for a binary
+            region loss (``dice``, ``jaccard``, ``gdice``, ``tversky``, ``lovasz``, ...).
+        weights: one weight >= 0 per term of a sum (default all 1); for one name, None or
+            one weight.
         **options: only the options :func:`loss_options` lists for ``name``, passed to the
-            loss class (one hop).
+            loss class (one hop); for a sum, each option goes to every term that lists it.
 
     Returns:
         The loss ``nn.Module``; ``DiceCELoss`` and ``CrossEntropyLoss`` also take
@@ -78,15 +120,23 @@ def create_loss(
     Raises:
         ValueError: unknown name or option, or an invalid value.
     """
-    name = as_enum(name, LossName, "name")
-    allowed = _OPTIONS[name]
+    members = _split(name)
+    allowed = loss_options(name)
     unknown = sorted(set(options) - set(allowed))
+    label = name.value if isinstance(name, LossName) else str(name)
     if unknown:
         raise ValueError(
-            f"option(s) {unknown} are not valid for loss {name.value!r}; expected only: "
+            f"option(s) {unknown} are not valid for loss {label!r}; expected only: "
             f"{', '.join(allowed) or '(none)'}"
         )
     if num_classes is None:
         raise ValueError("num_classes=None is not valid; expected the number of logit channels")
-    return _CLASSES[name](task=task, num_classes=num_classes, ignore_index=ignore_index,
-                          class_weights=class_weights, **options)
+    terms = [
+        _CLASSES[m](task=task, num_classes=num_classes, ignore_index=ignore_index,
+                    class_weights=class_weights,
+                    **{k: v for k, v in options.items() if k in _OPTIONS[m]})
+        for m in members
+    ]
+    if len(terms) == 1 and (weights is None or list(weights) == [1.0]):
+        return terms[0]
+    return WeightedSumLoss(terms, weights=weights, names=[m.value for m in members])

@@ -32,8 +32,9 @@ from segwise.losses._inputs import (
     check_pixel_weights,
     prepare,
 )
+from segwise.losses._reduce import reduce_units, safe_ratio
 from segwise.losses._stats import DiceStatistics, check_finite, fused_sums, statistics
-from segwise.losses.options import DiceScope, EmptyRule, GDiceWeight
+from segwise.losses.options import DiceScope, EmptyRule, GDiceWeight, Reduction
 
 __all__ = [
     "DiceStatistics",
@@ -83,9 +84,44 @@ def _units(stats: DiceStatistics, scope: DiceScope, include_background: bool) ->
     return fields
 
 
-def _safe_ratio(num: Tensor, den: Tensor) -> Tensor:
-    ok = den > 0
-    return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num))
+_safe_ratio = safe_ratio
+
+
+def _safe_pow(x: Tensor, power: float) -> Tensor:
+    """``x ** power`` for ``x >= 0`` with a finite gradient at ``x = 0`` (0 there)."""
+    pos = x > 0
+    return torch.where(pos, torch.where(pos, x, torch.ones_like(x)) ** power, torch.zeros_like(x))
+
+
+def region_reduce(
+    score: Tensor,
+    psum: Tensor,
+    tsum: Tensor,
+    count: Tensor,
+    *,
+    scope: DiceScope,
+    weights: Tensor | None,
+    include_background: bool,
+    empty: EmptyRule,
+    reduction: Reduction,
+    power: float = 1.0,
+) -> Tensor:
+    """Per-unit ``(1 - score) ** power`` of a region loss, empty rule applied, then reduced.
+
+    ``score``, ``psum``, ``tsum``, ``count`` are (U, K) as returned by :func:`_units`.
+    """
+    present = tsum > 0
+    scored = count > 0
+    if empty is EmptyRule.SKIP:
+        scored = scored & present
+    else:  # FP_RATE: empty target scores 1 - (false-positive mass) / (valid pixels)
+        score = torch.where(present, score, 1.0 - _safe_ratio(psum, count))
+    loss = 1.0 - score
+    if power != 1.0:
+        loss = _safe_pow(loss, power)
+    cw = weights[1:] if (weights is not None and not include_background) else weights
+    out = reduce_units(loss, scored, cw, reduction)
+    return out.squeeze(0) if (reduction is Reduction.NONE and scope is DiceScope.BATCH) else out
 
 
 def _overlap_loss(
@@ -97,24 +133,16 @@ def _overlap_loss(
     include_background: bool,
     empty: EmptyRule,
     eps: float,
+    reduction: Reduction = Reduction.MEAN,
 ) -> Tensor:
     inter, psum, tsum, count = _units(stats, scope, include_background)
     if jaccard:
         score = _safe_ratio(inter, psum + tsum - inter + eps)
     else:
         score = _safe_ratio(2.0 * inter, psum + tsum + eps)
-    present = tsum > 0
-    scored = count > 0
-    if empty is EmptyRule.SKIP:
-        scored = scored & present
-    else:  # FP_RATE: empty target scores 1 - (false-positive mass) / (valid pixels)
-        score = torch.where(present, score, 1.0 - _safe_ratio(psum, count))
-    w = scored.to(score.dtype)
-    if weights is not None:
-        cw = weights[1:] if not include_background else weights
-        w = w * cw.to(device=score.device, dtype=score.dtype)
-    total = w.sum()
-    return ((1.0 - score) * w).sum() / torch.where(total > 0, total, torch.ones_like(total))
+    return region_reduce(score, psum, tsum, count, scope=scope, weights=weights,
+                         include_background=include_background, empty=empty,
+                         reduction=reduction)
 
 
 def _check_common(task, scope, eps, include_background, class_weights, n_classes, empty=None):
@@ -136,7 +164,8 @@ def _check_common(task, scope, eps, include_background, class_weights, n_classes
 
 
 def _overlap(input, target, *, jaccard, task, from_logits, ignore_index, scope, class_weights,
-             include_background, squared, empty, eps) -> Tensor:
+             include_background, squared, empty, eps, reduction) -> Tensor:
+    reduction = as_enum(reduction, Reduction, "reduction")
     task, scope, empty, weights = _check_common(
         task, scope, eps, include_background, class_weights, _channels(input), empty
     )
@@ -144,7 +173,8 @@ def _overlap(input, target, *, jaccard, task, from_logits, ignore_index, scope, 
                    fused=not squared)
     stats = statistics(prep, squared=squared)
     return _overlap_loss(stats, jaccard=jaccard, scope=scope, weights=weights,
-                         include_background=include_background, empty=empty, eps=eps)
+                         include_background=include_background, empty=empty, eps=eps,
+                         reduction=reduction)
 
 
 def _channels(input: Tensor) -> int | None:
@@ -164,6 +194,7 @@ def soft_dice_loss(
     squared: bool = False,
     empty: EmptyRule | str = EmptyRule.SKIP,
     eps: float = 1e-7,
+    reduction: Reduction | str = Reduction.MEAN,
 ) -> Tensor:
     """Soft Dice loss ``1 - 2 I / (P + G + eps)``, averaged over the scored units.
 
@@ -181,14 +212,17 @@ def soft_dice_loss(
         squared: V-Net denominator ``sum(p**2) + sum(g**2)``.
         empty: rule for units whose target is empty (:class:`EmptyRule`).
         eps: added to the denominator only (numerical safety, not smoothing).
+        reduction: ``mean`` (weighted mean over the scored units), ``sum``, or ``none``: the
+            weighted per-unit losses, (K,) for batch scope and (N, K) for image scope, K the
+            scored classes, 0 for units left out by the empty rule (:class:`Reduction`).
 
     Returns:
-        Scalar float32 (float64 for float64 input) loss in [0, 1].
+        Scalar float32 (float64 for float64 input) loss in [0, 1] (``mean``).
     """
     return _overlap(input, target, jaccard=False, task=task, from_logits=from_logits,
                     ignore_index=ignore_index, scope=scope, class_weights=class_weights,
                     include_background=include_background, squared=squared, empty=empty,
-                    eps=eps)
+                    eps=eps, reduction=reduction)
 
 
 def soft_jaccard_loss(
@@ -204,6 +238,7 @@ def soft_jaccard_loss(
     squared: bool = False,
     empty: EmptyRule | str = EmptyRule.SKIP,
     eps: float = 1e-7,
+    reduction: Reduction | str = Reduction.MEAN,
 ) -> Tensor:
     """Soft Jaccard (IoU) loss ``1 - I / (P + G - I + eps)``; arguments as :func:`soft_dice_loss`.
 
@@ -213,7 +248,7 @@ def soft_jaccard_loss(
     return _overlap(input, target, jaccard=True, task=task, from_logits=from_logits,
                     ignore_index=ignore_index, scope=scope, class_weights=class_weights,
                     include_background=include_background, squared=squared, empty=empty,
-                    eps=eps)
+                    eps=eps, reduction=reduction)
 
 
 def generalized_dice_loss(

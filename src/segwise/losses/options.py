@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["DiceScope", "EmptyRule", "GDiceWeight"]
+__all__ = ["DiceScope", "EmptyRule", "GDiceWeight", "Reduction"]
 
 
 class DiceScope(str, Enum):
@@ -50,3 +50,18 @@ class GDiceWeight(str, Enum):
     SQUARE = "square"
     SIMPLE = "simple"
     UNIFORM = "uniform"
+
+
+class Reduction(str, Enum):
+    """How a loss turns its per-unit (or per-pixel) values into what ``forward`` returns.
+
+    - ``MEAN``: the weighted mean over the scored units (region losses) or the weighted mean over
+      the target mass (pixel losses); the default.
+    - ``SUM``: the weighted sum of the same terms (not divided by anything).
+    - ``NONE``: the weighted terms themselves, unreduced; shapes are given by each loss
+      (units that are not scored hold 0).
+    """
+
+    MEAN = "mean"
+    SUM = "sum"
+    NONE = "none"
