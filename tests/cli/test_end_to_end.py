@@ -213,3 +213,29 @@ def test_onnx_predict_matches_checkpoint_predict(trained_run, tiny_multiclass, t
         la = np.asarray(Image.open(tmp_path / "a" / f"{stem}.png"))
         lb = np.asarray(Image.open(tmp_path / "b" / f"{stem}.png"))
         assert (la != lb).mean() < 0.01  # only near-ties may flip
+
+
+def test_run_folder_as_checkpoint_and_plain_messages(trained_run, tiny_multiclass, tmp_path,
+                                                     capsys):
+    image = sorted((tiny_multiclass / "images").iterdir())[0]
+    out = tmp_path / "pred"
+    code = main(["predict", "--checkpoint", str(trained_run), str(image), "--out", str(out),
+                 "--overlay", "--outline", "--device", "cpu"])
+    assert code == 0 and (out / f"{image.stem}_overlay.png").is_file()
+    capsys.readouterr()
+    a_file = tmp_path / "taken.txt"
+    a_file.write_text("x")
+    code = main(["predict", "--checkpoint", str(trained_run), str(image), "--out", str(a_file)])
+    assert code == 2
+    assert f"--out {a_file} is an existing file" in capsys.readouterr().err
+    code = main(["evaluate", "--checkpoint", str(trained_run), "--data", str(tiny_multiclass),
+                 "--out", str(tmp_path / "eval"), "--device", "cpu"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "evaluated 3/3 images" in err  # progress, on stderr
+    assert "UserWarning" not in err and ".py:" not in err  # no Python warning source lines
+    assert err.count("heavy class imbalance") == 1  # each notice once
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    assert main(["evaluate", "--checkpoint", str(empty), "--data", str(tiny_multiclass)]) == 2
+    assert "holds no best.pt" in capsys.readouterr().err
