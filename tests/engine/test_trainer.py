@@ -172,3 +172,21 @@ def test_a_live_writer_locks_the_run_folder(tiny_binary, tmp_path, fast_config):
     (run / ".lock").write_text(f"{os.getppid()}\n")
     with pytest.raises(FileExistsError, match="being written by process"):
         fit(fast_config(tiny_binary), run, quiet=True)
+
+
+def test_truncated_image_stops_the_start_and_leaves_a_reusable_folder(tiny_binary, tmp_path,
+                                                                      fast_config):
+    import shutil
+
+    from segwise.data.info import DataError
+    from segwise.engine.run_folder import check_new_run_folder
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_binary, data)
+    victim = sorted((data / "images").iterdir())[-1]
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    run = tmp_path / "run"
+    with pytest.raises(DataError, match=rf"(?s)cannot be decoded.*{victim.name}"):
+        fit(fast_config(data), run, quiet=True)
+    assert not (run / "last.pt").exists()
+    check_new_run_folder(run)  # the same --out can be used again

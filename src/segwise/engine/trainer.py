@@ -25,6 +25,7 @@ from segwise.engine.adapters import make_adapter
 from segwise.engine.banner import describe_run
 from segwise.engine.checkpoint import load_checkpoint, save_checkpoint, weights_only_payload
 from segwise.engine.config import OptimizerName, RunConfig
+from segwise.engine.data_check import decode_every_image
 from segwise.engine.hints import degenerate_prediction_hint
 from segwise.engine.progress import (
     ProgressDataset,
@@ -42,6 +43,7 @@ from segwise.engine.run_folder import (
 from segwise.engine.run_log import RunLog
 from segwise.engine.schedule import lr_at_step
 from segwise.engine.setup import (
+    check_batch_statistics,
     derive_data_defaults,
     resolve_amp,
     resolve_device,
@@ -206,6 +208,9 @@ def _fit(config, run_dir: Path, resume: bool, stop_after_epoch, quiet: bool, box
             f"no validation images in {config.data.root}: add a split file or raise "
             "--val-fraction (at least one image must be held out)"
         )
+    decoded, decode_s = decode_every_image(index.samples, config.data.root)
+    _say(ctx, quiet, f"checked   decoded all {decoded} images in {decode_s:.1f} s (as "
+                     "`segwise data inspect` does)")
     user_data = config.data
     data_cfg = derive_data_defaults(config.data, info, device)
     config = dataclasses.replace(config, data=data_cfg)
@@ -223,6 +228,8 @@ def _fit(config, run_dir: Path, resume: bool, stop_after_epoch, quiet: bool, box
 
     seed_everything(t_cfg.seed)
     model = adapter.build_model(config.model.weights if ckpt is None else None).to(device)
+    check_batch_statistics(model, batch_size=min(data_cfg.batch_size, len(index.train)),
+                           crop_size=data_cfg.crop_size, in_channels=info.in_channels)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = _build_optimizer(config, model, device)
