@@ -78,3 +78,10 @@ def test_console_does_not_wrap_in_logs(capsys):
     text = "word " * 40  # 200 characters
     console().print(text)
     assert capsys.readouterr().out.strip() == text.strip()  # one line, not cut at 80
+
+
+def test_offline_weights_hint_names_the_cli_flag():
+    from segwise.models.weights import _unavailable
+
+    text = str(_unavailable("resnet34", "hub", "offline mode is set"))
+    assert "--weights path/to/encoder.pth" in text and "segwise train" in text

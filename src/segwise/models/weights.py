@@ -65,8 +65,9 @@ def _unavailable(model_name: str, source: str, reason: str) -> WeightsUnavailabl
         f"cannot be downloaded: {reason}. Download the file on a machine with network access "
         f"(e.g. `timm.create_model({model_name!r}, pretrained=True)` then "
         f"`torch.save(model.state_dict(), 'encoder.pth')`) and pass "
-        f"weights='path/to/encoder.pth' (or .safetensors) to create_model, or copy the Hugging "
-        f"Face cache to this machine."
+        f"it as --weights path/to/encoder.pth (or .safetensors) to `segwise train` "
+        f"(weights='path/to/encoder.pth' in create_model), or copy the Hugging Face cache to "
+        f"this machine."
     )
 
 
