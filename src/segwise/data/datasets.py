@@ -1,8 +1,9 @@
 """Datasets yielding the Dataset item of ``docs/contracts.md``, and the reading helpers that
 prediction shares with training (:func:`normalize_image`, :func:`read_mask`).
 
-Pipeline of one item: read image -> float in [0, 1] ``(C, H, W)`` -> ``transform`` (geometry
-and colour, image and mask together) -> normalise with ``info.mean``/``info.std``.
+Pipeline of one item: read image -> ``(C, H, W)``, ``uint8`` for 8-bit files (else float in
+[0, 1]) -> ``transform`` (geometry and colour, image and mask together) -> float, normalised
+with ``info.mean``/``info.std``.
 """
 
 from __future__ import annotations
@@ -27,18 +28,20 @@ __all__ = [
 ]
 
 
-def image_to_tensor(array: np.ndarray, info: DataInfo, *, source: str | Path = "<array>"
-                    ) -> torch.Tensor:
+def image_to_tensor(array: np.ndarray, info: DataInfo, *, source: str | Path = "<array>",
+                    keep_uint8: bool = False) -> torch.Tensor:
     """An image ``(H, W, C)`` (any dtype) as ``float32 (C, H, W)`` in [0, 1], channels matched.
 
-    A grayscale image is repeated to 3 channels when ``info.in_channels == 3``.
+    A grayscale image is repeated to 3 channels when ``info.in_channels == 3``. With
+    ``keep_uint8`` an 8-bit image stays ``uint8 (C, H, W)`` in [0, 255], a view of its
+    ``(H, W, C)`` memory (what the transforms warp without copying).
 
     Raises:
         ValueError: naming ``source`` when the channel count does not match ``info``.
     """
     if array.ndim == 2:
         array = array[..., None]
-    arr = to_unit_float(array)
+    arr = array if keep_uint8 and array.dtype == np.uint8 else to_unit_float(array)
     c = arr.shape[-1]
     if c != info.in_channels:
         if c == 1 and info.in_channels == 3:
@@ -50,11 +53,23 @@ def image_to_tensor(array: np.ndarray, info: DataInfo, *, source: str | Path = "
                 f"image {source} has {c} channels but the model expects {info.in_channels}; "
                 "convert the image"
             )
+    if arr.dtype == np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
 def normalize_tensor(image: torch.Tensor, info: DataInfo) -> torch.Tensor:
-    """``(C, H, W)`` or ``(N, C, H, W)`` float in [0, 1] -> ``(x - mean) / std`` per channel."""
+    """``(C, H, W)`` or ``(N, C, H, W)`` float in [0, 1] -> ``(x - mean) / std`` per channel.
+
+    A ``uint8`` image (``[0, 255]``) is scaled to [0, 1] first (``x / 255`` in float32, as
+    :func:`segwise.data.formats.to_unit_float`): conversion and normalisation in one place.
+    """
+    if image.dtype == torch.uint8:
+        if image.ndim == 3 and image.device.type == "cpu":
+            from segwise.data.photometric import normalize_uint8
+
+            return normalize_uint8(image, info.mean, info.std)  # one lookup, same values
+        image = image.to(torch.float32) / 255.0
     shape = (-1, 1, 1)
     mean = torch.tensor(info.mean, dtype=image.dtype, device=image.device).view(shape)
     std = torch.tensor(info.std, dtype=image.dtype, device=image.device).view(shape)
@@ -72,7 +87,7 @@ def normalize_image(array: np.ndarray, info: DataInfo) -> torch.Tensor:
         ``float32 (C, H, W)``: scaled to [0, 1] by the dtype's range, then per-channel
         ``(x - info.mean) / info.std``.
     """
-    return normalize_tensor(image_to_tensor(array, info), info)
+    return normalize_tensor(image_to_tensor(array, info, keep_uint8=True), info)
 
 
 def read_mask(path: str | Path, info: DataInfo, *, image_name: str | None = None) -> np.ndarray:
@@ -131,9 +146,10 @@ class SegmentationDataset(torch.utils.data.Dataset):
     Args:
         samples: the pairs, e.g. ``discover_dataset(root).train``.
         info: the dataset's :class:`DataInfo` (mask kind, classes, normalisation).
-        transform: a callable on the item ``{"image": tv_tensors.Image float (C, H, W) in
-            [0, 1], "mask": tv_tensors.Mask, "id": str, ...}`` (e.g. :func:`train_transforms`);
-            normalisation happens after it.
+        transform: a callable on the item ``{"image": tv_tensors.Image (C, H, W), "mask":
+            tv_tensors.Mask, "id": str, ...}`` (e.g. :func:`train_transforms`), the image
+            ``uint8`` in [0, 255] for 8-bit files, else float in [0, 1] (torchvision's
+            convention); conversion to float and normalisation happen after it.
         cache: keep decoded images and masks in memory (for small datasets; each worker
             process holds its own copy).
         instances: also yield the Instance item ``"instances"`` (masks, labels, boxes, ids).
@@ -167,7 +183,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if i in self._cache:
             return self._cache[i]
         s = self.samples[i]
-        image = image_to_tensor(read_image(s.image_path), self.info, source=s.image_path)
+        image = image_to_tensor(read_image(s.image_path), self.info, source=s.image_path,
+                                keep_uint8=True)
         if s.mask_path is None:
             raise ValueError(f"sample {s.id} ({s.image_path}) has no mask")
         inst = None
