@@ -3,11 +3,12 @@
 Streaming metrics share one contract (``docs/contracts.md``): ``update(pred, target)`` with
 ``int64 (N, H, W)`` label maps, ``compute()``, ``reset()``, ``merge(other)``, ``all_reduce()``,
 ``state_dict()`` / ``load_state_dict()``. Importing this package pulls in torch only (no optional
-libraries).
+libraries; the boundary metrics import scipy when first used).
 """
 
 from __future__ import annotations
 
+from segwise.metrics.boundary import BoundaryMetrics, BoundaryScores
 from segwise.metrics.confusion import ConfusionMatrix
 from segwise.metrics.functional import (
     batch_confusion_matrix,
@@ -18,17 +19,29 @@ from segwise.metrics.functional import (
 )
 from segwise.metrics.per_image import EmptyRule, PerImageDice, PerImageScores
 from segwise.metrics.scores import SegmentationScores, scores_from_confusion
+from segwise.metrics.surface import (
+    average_surface_distance,
+    hausdorff_distance,
+    normalized_surface_dice,
+    surface_statistics,
+)
 
 __all__ = [
+    "BoundaryMetrics",
+    "BoundaryScores",
     "ConfusionMatrix",
     "EmptyRule",
     "PerImageDice",
     "PerImageScores",
     "SegmentationScores",
+    "average_surface_distance",
     "batch_confusion_matrix",
     "confusion_matrix",
     "dice_score",
+    "hausdorff_distance",
     "iou_score",
     "labels_from_logits",
+    "normalized_surface_dice",
     "scores_from_confusion",
+    "surface_statistics",
 ]

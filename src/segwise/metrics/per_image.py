@@ -30,12 +30,15 @@ class EmptyRule(str, Enum):
       dataset-level scores, and it keeps 9 absent classes from lifting an image's mean).
     - ``ONE``: a perfect 1.0 (the rule of the binary :func:`dice_score`; common for binary tasks
       with many empty images, where a correct "nothing here" should count).
+    - ``ZERO``: a failure, 0.0 (the strictest rule: only images where the class is present
+      can score).
 
     A class absent from the target but predicted always scores 0.
     """
 
     EXCLUDE = "exclude"
     ONE = "one"
+    ZERO = "zero"
 
 
 def _nanmean(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -217,9 +220,9 @@ class PerImageDice:
         )
         tp, fp, fn = counts.double().unbind(dim=-1)
         denom = 2 * tp + fp + fn
-        fill = math.nan if self.empty is EmptyRule.EXCLUDE else 1.0
+        fill = {EmptyRule.EXCLUDE: math.nan, EmptyRule.ONE: 1.0, EmptyRule.ZERO: 0.0}[self.empty]
         dice = torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.full_like(denom, fill))
-        if self.empty is EmptyRule.ONE:
+        if self.empty is not EmptyRule.EXCLUDE:
             # An image with no counted pixel at all has nothing to score.
             dice[(counts.sum(dim=(1, 2)) == 0)] = math.nan
         per_image = _nanmean(dice[:, list(self.classes)], dim=1)
