@@ -19,8 +19,16 @@ SEMANTIC_MODULES = (
     "functional.py",
     "per_image.py",
     "scores.py",
+    "surface.py",
+    "boundary.py",
 )
 PUBLIC = {
+    "BoundaryMetrics",
+    "BoundaryScores",
+    "average_surface_distance",
+    "hausdorff_distance",
+    "normalized_surface_dice",
+    "surface_statistics",
     "ConfusionMatrix",
     "EmptyRule",
     "PerImageDice",

@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -153,7 +152,10 @@ def _grouped_points(labels: torch.Tensor, keep: torch.Tensor, num_classes: int) 
     return where[order, 1:].numpy(), offsets.numpy()
 
 
-def _directed(dist: np.ndarray, tolerance: float, percentile: float) -> tuple:
+def _directed(dist, tolerance: float, percentile: float) -> tuple:
+    """(max, percentile, sum, count <= tolerance) of one direction's distances (numpy)."""
+    import numpy as np
+
     return (float(dist.max()), float(np.percentile(dist, percentile)), float(dist.sum()),
             float((dist <= tolerance).sum()))
 
@@ -185,6 +187,7 @@ def surface_statistics(
         the sum of the distances and the number within ``tolerance``. A direction with no
         points holds NaN (max, percentile) and 0 (sum, count); distances to an empty set inf.
     """
+    import numpy as np
     from scipy.spatial import cKDTree
 
     check_num_classes(num_classes)
