@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from segwise.data.classes import ClassTable
-from segwise.data.formats import MaskKind
+from segwise.data.formats import BINARY_SNAP_RULE, LOSSY_SUFFIXES, MaskKind
 from segwise.data.info import Problem, Severity
 
 if TYPE_CHECKING:
@@ -45,6 +45,24 @@ def check_files(
         if img is not None and img.alpha:
             problems.append(Problem(Severity.INFO, "alpha_dropped", str(s.image_path),
                                     "image has an alpha channel; it is dropped"))
+        if img is not None and img.orientation != 1:
+            problems.append(Problem(
+                Severity.INFO, "exif_orientation", str(s.image_path),
+                f"EXIF Orientation={img.orientation}: read as displayed "
+                f"({_TURNS[img.orientation]}, {img.size[0]}x{img.size[1]} H x W); its mask must "
+                "match the displayed picture"))
+        lossy = s.mask_path is not None and s.mask_path.suffix.lower() in LOSSY_SUFFIXES
+        if lossy and kind == MaskKind.BINARY:
+            problems.append(Problem(
+                Severity.WARNING, "lossy_mask", str(s.mask_path),
+                f"JPEG is lossy for labels: its grey values are snapped ({BINARY_SNAP_RULE}); "
+                "save masks as PNG"))
+        elif lossy:
+            problems.append(Problem(
+                Severity.ERROR, "lossy_mask", str(s.mask_path),
+                f"a JPEG mask read as {kind.value} masks: JPEG changes label values (lossy), so "
+                "only binary 0/255 masks can be read from it; re-save the masks as PNG"))
+            continue
         if coco is not None:
             try:
                 inst, semantic, overlap = coco.targets(s.image_path.name)
@@ -65,7 +83,12 @@ def check_files(
         if m is None:
             continue  # unreadable: already reported
         if img is not None and img.size != tuple(m.size):
-            problems.append(_size_problem(s, img.size, m.size))
+            problems.append(_size_problem(s, img.size, m.size, img.orientation))
+        if m.transparent:
+            problems.append(Problem(
+                Severity.INFO, "mask_alpha", str(s.mask_path),
+                f"{m.transparent} transparent pixels (alpha < 128) read as background "
+                "(0 / black)"))
         vals, cnts = m.values, m.counts
         if kind == MaskKind.SOFT:
             lo, hi = m.float_range if m.float_range is not None else (0.0, 1.0)
@@ -93,6 +116,15 @@ def check_files(
         allowed = set(range(n)) if kind != MaskKind.BINARY else {0, 1, 255, 65535}
         if ignore_index is not None:
             allowed.add(ignore_index)
+        snapped = kind == MaskKind.BINARY and _snaps(m, ignore_index)
+        if snapped:
+            grey = [int(v) for v in vals.tolist() if int(v) not in (0, 255, ignore_index)]
+            pixels = int(cnts[np.isin(vals, grey)].sum())
+            problems.append(Problem(
+                Severity.WARNING, "binary_grey_snapped", str(s.mask_path),
+                f"{pixels} pixels hold grey values {grey[:6]}{' ...' if len(grey) > 6 else ''} "
+                f"in a 0/255 mask; snapped: {BINARY_SNAP_RULE}"))
+            allowed |= set(grey)
         bad = [int(v) for v in vals.tolist() if int(v) not in allowed]
         if bad:
             problems.append(_label_problem(
@@ -102,7 +134,9 @@ def check_files(
             if v == ignore_index:
                 analysis.ignored_pixels += c
                 continue
-            if kind == MaskKind.BINARY and v in (255, 65535):
+            if snapped:
+                v = int(v >= 128)
+            elif kind == MaskKind.BINARY and v in (255, 65535):
                 v = 1
             if 0 <= v < n:
                 counts[v] += c
@@ -133,7 +167,28 @@ def _check_instances(s, vals, cnts, n, counts, problems, analysis) -> None:
         counts[cls] += c
 
 
-def _size_problem(s, image_size, mask_size) -> Problem:
+_TURNS = {1: "as stored", 2: "mirrored", 3: "rotated 180 degrees", 4: "flipped",
+          5: "transposed", 6: "rotated 90 degrees", 7: "transversed",
+          8: "rotated 270 degrees"}
+
+
+def _snaps(m, ignore_index: int | None) -> bool:
+    """The mask is read with the binary snapping rule (same test as ``mask_to_index``)."""
+    if m.dtype != "uint8" or ignore_index == 255:
+        return False
+    labels = [int(v) for v in m.values.tolist() if v != ignore_index]
+    return bool(labels) and max(labels) >= 128 and any(v not in (0, 255) for v in labels)
+
+
+def _size_problem(s, image_size, mask_size, orientation: int = 1) -> Problem:
+    if orientation in (5, 6, 7, 8) and tuple(mask_size) == tuple(image_size)[::-1]:
+        return Problem(
+            Severity.ERROR, "size_mismatch", str(s.mask_path),
+            f"mask is {tuple(mask_size)} (H, W), the size of the stored pixels of image "
+            f"{s.image_path.name}, but the image carries EXIF Orientation={orientation} "
+            f"({_TURNS[orientation]}) and is read as displayed, {tuple(image_size)}; draw the "
+            "mask on the displayed picture, or save the image without the EXIF orientation "
+            "(e.g. PIL.ImageOps.exif_transpose, then save)")
     return Problem(Severity.ERROR, "size_mismatch", str(s.mask_path),
                    f"mask is {tuple(mask_size)} (H, W) but image {s.image_path.name} is "
                    f"{tuple(image_size)}; re-export the mask at the image's size")

@@ -14,7 +14,13 @@ import numpy as np
 
 from segwise._validation import as_enum
 from segwise.data.classes import CAMVID_CLASSES, ClassTable, default_colors, load_classes_file
-from segwise.data.formats import MaskKind, read_image, to_unit_float
+from segwise.data.formats import (
+    BINARY_SNAP_RULE,
+    IMAGE_SUFFIXES,
+    MaskKind,
+    read_image,
+    to_unit_float,
+)
 from segwise.data.info import DataInfo, DatasetIndex, Problem, Sample, Severity, raise_or_warn
 from segwise.data.pairing import find_layout, split_samples
 from segwise.data.scan import ImageScan, MaskScan, scan_image, scan_mask
@@ -100,7 +106,13 @@ def analyse(
     problems += split_problems
     samples = [*train, *val]
     if not samples:
-        raise ValueError(f"no image/mask pairs found in {root} ({layout.name} layout)")
+        reasons = [f"{p.file}: {p.message}" for p in problems
+                   if p.severity != Severity.INFO][:8]
+        more = "".join(f"\n  - {r}" for r in reasons)
+        raise ValueError(f"no image/mask pairs found in {root} ({layout.name} layout)"
+                         + (f"; what was found:{more}" if more else
+                            "; the folders hold no image files (" + ", ".join(IMAGE_SUFFIXES)
+                            + ")"))
 
     image_scans: dict[str, ImageScan] = {}
     for s in samples:
@@ -173,7 +185,31 @@ def _detect_from_scans(scans: list[MaskScan]) -> MaskKind:
         values.update(s.values.tolist())
     if values <= {0, 1} or values <= {0, 255} or values <= {0, 65535}:
         return MaskKind.BINARY
+    if _grey_edged_binary(scans):
+        return MaskKind.BINARY
     return MaskKind.INDEX
+
+
+#: Largest share of grey (not 0, not 255) pixels in 0/255 masks still read as binary.
+GREY_EDGE_SHARE = 0.1
+
+
+def _grey_edged_binary(scans: list[MaskScan]) -> bool:
+    """0/255 binary masks whose edges hold grey values (resized with interpolation, or JPEG).
+
+    Read as binary when every mask is single-channel uint8 without a palette, 255 is present,
+    the grey pixels (1..254) are at most :data:`GREY_EDGE_SHARE` of all pixels and fewer than
+    the 255 pixels (so 255 is a class, not a thin PASCAL VOC-style "ignore" outline). Otherwise
+    the masks are read as class indices, as before.
+    """
+    counts: Counter[int] = Counter()
+    for s in scans:
+        if s.dtype != "uint8" or s.channels != 1 or s.palette is not None:
+            return False
+        counts.update(dict(zip(s.values.tolist(), s.counts.tolist(), strict=True)))
+    total = sum(counts.values())
+    grey = total - counts[0] - counts[255]
+    return bool(total and counts[255] > grey and grey <= GREY_EDGE_SHARE * total)
 
 
 def _resolve_classes(
@@ -204,8 +240,12 @@ def _resolve_classes(
         values.update(dict(zip(s.values.tolist(), s.counts.tolist(), strict=True)))
     if kind == MaskKind.BINARY:
         if values and set(values) - {0, 1, ignore} and 255 in values:
-            notes.append(Problem(Severity.INFO, "binary_0_255", where,
-                                 "masks hold 0/255; 255 is read as foreground (class 1)"))
+            grey = sorted(set(values) - {0, 1, 255, ignore})
+            notes.append(Problem(
+                Severity.INFO, "binary_0_255", where,
+                "masks hold 0/255; 255 is read as foreground (class 1)"
+                + (f"; {len(grey)} grey values (e.g. {grey[:6]}) are snapped: {BINARY_SNAP_RULE}"
+                   if grey and ignore != 255 else "")))
         table = table or ClassTable(("background", "foreground"), ((0, 0, 0), (255, 255, 255)),
                                     None, None, "binary masks")
     elif kind in (MaskKind.INDEX, MaskKind.PALETTE) and table is None:

@@ -3,6 +3,12 @@
 Pure functions over numpy arrays: :func:`read_image` decodes an image into ``(H, W, C)``,
 :func:`read_mask_raw` decodes a mask file as stored, and :func:`mask_to_index` turns a raw mask
 into class indices for one :class:`MaskKind`. Errors name the file and say what to do.
+
+Images are read as displayed: an EXIF ``Orientation`` tag (JPEG, PNG) is applied with Pillow's
+``ImageOps.exif_transpose``. Masks are read as stored, except that an alpha channel means what
+it says: transparent pixels (alpha < 128) are unlabelled background (black / 0). Binary masks
+saved with grey edges (resized with interpolation, or saved as JPEG) are snapped at the midpoint
+(:data:`BINARY_SNAP_RULE`).
 """
 
 from __future__ import annotations
@@ -14,10 +20,13 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "BINARY_SNAP_RULE",
     "IMAGE_SUFFIXES",
+    "LOSSY_SUFFIXES",
     "MASK_SUFFIXES",
     "MaskKind",
     "RawMask",
+    "exif_orientation",
     "image_header",
     "mask_to_index",
     "read_image",
@@ -26,7 +35,13 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".npy")
+MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".npy", ".jpg", ".jpeg")
+#: Lossy formats: read as masks only when they hold binary masks (snapped), with a warning.
+LOSSY_SUFFIXES = (".jpg", ".jpeg")
+#: How grey values of a 0/255 binary mask are read (the text is shown to the user).
+BINARY_SNAP_RULE = "values >= 128 are foreground, values < 128 background (midpoint of 0..255)"
+_SNAP_AT = 128
+_EXIF_ORIENTATION = 0x0112
 
 _ALPHA_NOTICE = (
     "segwise: an image with an alpha channel was read; the alpha channel is dropped "
@@ -37,7 +52,9 @@ _ALPHA_NOTICE = (
 class MaskKind(str, Enum):
     """How a mask file encodes its labels (``AUTO`` detects it from the files).
 
-    - ``BINARY``: one channel with values {0, 1} or {0, 255} (255 is mapped to 1).
+    - ``BINARY``: one channel with values {0, 1} or {0, 255} (255 is mapped to 1). Grey values
+      of a 0/255 uint8 mask (edges of a mask resized with interpolation, JPEG noise) are
+      snapped by :data:`BINARY_SNAP_RULE`, and reported per file.
     - ``INDEX``: one channel of class indices (uint8/uint16 PNG or TIFF).
     - ``PALETTE``: an indexed PNG; the pixel values are the class indices (e.g. PASCAL VOC,
       where 255 marks pixels to ignore) and the palette gives the class colours.
@@ -59,13 +76,16 @@ class MaskKind(str, Enum):
 
 
 class RawMask:
-    """A mask as stored: ``array`` (H, W), (H, W, 3) or float (K, H, W); ``palette`` for P PNGs."""
+    """A mask as stored: ``array`` (H, W), (H, W, 3) or float (K, H, W); ``palette`` for P PNGs;
+    ``transparent``: pixels whose alpha was < 128, set to 0 (black) = background."""
 
-    __slots__ = ("array", "palette")
+    __slots__ = ("array", "palette", "transparent")
 
-    def __init__(self, array: np.ndarray, palette: list[tuple[int, int, int]] | None = None):
+    def __init__(self, array: np.ndarray, palette: list[tuple[int, int, int]] | None = None,
+                 transparent: int = 0):
         self.array = array
         self.palette = palette
+        self.transparent = transparent
 
 
 def _is_palette_png(data: bytes) -> bool:
@@ -96,8 +116,11 @@ def image_header(path: str | Path) -> tuple[int, int, int, str]:
 
         with Image.open(path) as im:
             w, h = im.size
+            if _orientation_of(im) in (5, 6, 7, 8):  # rotated by 90 degrees when displayed
+                w, h = h, w
             bands = len(im.getbands())
-            dtype = "uint16" if im.mode.startswith("I;16") or im.mode == "I" else "uint8"
+            dtype = {"I;16": "uint16", "I;16B": "uint16", "I": "int32", "F": "float32"}.get(
+                im.mode, "uint8")
             if im.mode == "P":
                 bands = 3
         return h, w, bands, dtype
@@ -107,14 +130,42 @@ def image_header(path: str | Path) -> tuple[int, int, int, str]:
         ) from err
 
 
+def _orientation_of(im) -> int:
+    try:
+        value = im.getexif().get(_EXIF_ORIENTATION, 1)
+        return int(value) if int(value) in range(1, 9) else 1
+    except Exception:  # a malformed EXIF block: read the pixels as stored
+        return 1
+
+
+def exif_orientation(path: str | Path) -> int:
+    """The EXIF ``Orientation`` (1..8) of a JPEG/PNG/BMP image, 1 when absent (header only).
+
+    1 is "as stored"; 6 and 8 are rotated by 90 degrees when displayed, 3 by 180, 2/4/5/7
+    mirrored. TIFF files are read with tifffile, as stored.
+    """
+    path = Path(path)
+    if path.suffix.lower() in (".tif", ".tiff", ".npy"):
+        return 1
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return _orientation_of(im)
+    except Exception:
+        return 1  # unreadable: reported by the decoders
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file into ``(H, W, C)`` in its stored dtype (uint8, uint16 or float).
 
     PNG and JPEG are decoded with ``torchvision.io`` (as fast as PIL on CamVid and dsb2018, see
     ``docs/benchmarks.md``, and exact for 16-bit RGB PNGs, which PIL reduces to 8 bits), TIFF
     with ``tifffile`` (any channel count, 8/16-bit or float, planar or interleaved), BMP and
-    palette PNGs with PIL. An alpha channel of a PNG/JPEG/BMP (RGBA, LA) is dropped with a
-    one-time warning; TIFF channels are all kept.
+    palette PNGs with PIL. Images carrying an EXIF orientation other than 1 are decoded with
+    PIL and turned as displayed (``ImageOps.exif_transpose``), so a mask drawn on the displayed
+    picture lines up. An alpha channel of a PNG/JPEG/BMP (RGBA, LA) is dropped with a one-time
+    warning; TIFF channels are all kept.
 
     Raises:
         ValueError: naming the file when it cannot be decoded.
@@ -138,7 +189,10 @@ def read_image(path: str | Path) -> np.ndarray:
                 arr = arr.astype(np.uint8)
             return np.ascontiguousarray(arr)
         data = path.read_bytes()
-        if suffix in (".png", ".jpg", ".jpeg") and not _is_palette_png(data):
+        if not data:
+            raise ValueError("the file is empty (0 bytes)")
+        oriented = suffix in (".png", ".jpg", ".jpeg", ".bmp") and _data_orientation(data) != 1
+        if suffix in (".png", ".jpg", ".jpeg") and not _is_palette_png(data) and not oriented:
             import torch
             from torchvision.io import ImageReadMode, decode_image
 
@@ -152,11 +206,14 @@ def read_image(path: str | Path) -> np.ndarray:
         else:
             import io
 
-            from PIL import Image
+            from PIL import Image, ImageOps
 
             with Image.open(io.BytesIO(data)) as im:
+                im = ImageOps.exif_transpose(im)  # as displayed (a no-op without EXIF)
                 if im.mode == "P":
                     im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+                elif im.mode == "1":
+                    im = im.convert("L")
                 arr = np.asarray(im)
             if arr.ndim == 2:
                 arr = arr[..., None]
@@ -168,6 +225,18 @@ def read_image(path: str | Path) -> np.ndarray:
         warnings.warn(_ALPHA_NOTICE, stacklevel=2)
         arr = arr[..., :-1]
     return np.ascontiguousarray(arr)
+
+
+def _data_orientation(data: bytes) -> int:
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return _orientation_of(im)
+    except Exception:
+        return 1  # not an image PIL knows: the decoder below names the problem
 
 
 def to_unit_float(arr: np.ndarray) -> np.ndarray:
@@ -187,6 +256,10 @@ def read_mask_raw(path: str | Path) -> RawMask:
     A directory is read as several annotators' masks of one image: each file is read and the
     stack is averaged into a soft mask ``float32 (1, H, W)`` (binary 0/1 or 0/255 masks) in [0, 1].
 
+    An alpha channel (RGBA, LA, or a palette with transparency read as colours) is applied:
+    pixels with alpha < 128 become 0 (black), i.e. background / unlabelled, and are counted in
+    ``RawMask.transparent``; the alpha channel itself is then dropped.
+
     Raises:
         ValueError: naming the file when it cannot be decoded.
     """
@@ -204,13 +277,16 @@ def read_mask_raw(path: str | Path) -> RawMask:
         else:
             from PIL import Image
 
+            if path.stat().st_size == 0:
+                raise ValueError("the file is empty (0 bytes)")
             with Image.open(path) as im:
                 palette = None
                 if im.mode == "P":
                     flat = im.getpalette() or []
                     palette = [tuple(flat[i : i + 3]) for i in range(0, len(flat), 3)]
-                elif im.mode in ("RGBA", "LA"):
-                    im = im.convert("RGB" if im.mode == "RGBA" else "L")
+                elif im.mode in ("RGBA", "LA", "PA"):
+                    return _apply_alpha(np.asarray(im.convert("LA" if im.mode == "LA"
+                                                              else "RGBA")))
                 arr = np.asarray(im)
                 if arr.dtype == np.bool_:
                     arr = arr.astype(np.uint8)
@@ -220,6 +296,16 @@ def read_mask_raw(path: str | Path) -> RawMask:
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8)
     return RawMask(arr)
+
+
+def _apply_alpha(arr: np.ndarray) -> RawMask:
+    """``(H, W, 2|4)`` uint8 with alpha last -> transparent pixels set to 0, alpha dropped."""
+    clear = arr[..., -1] < 128
+    out = np.array(arr[..., :-1])
+    out[clear] = 0
+    if out.shape[-1] == 1:
+        out = out[..., 0]
+    return RawMask(out, None, int(clear.sum()))
 
 
 def _average_annotators(folder: Path) -> np.ndarray:
@@ -287,9 +373,13 @@ def mask_to_index(
     out = raw.astype(np.int64)
     if kind == MaskKind.BINARY:
         is_ignore = out == ignore_index if ignore_index is not None else np.zeros_like(out, bool)
-        hi = 65535 if raw.dtype == np.uint16 else 255
-        fg = ((out == 1) | (out == hi)) & ~is_ignore
-        bad = ~((out == 0) | fg | is_ignore)
+        if _needs_snapping(out, raw.dtype, is_ignore, ignore_index):
+            fg = (out >= _SNAP_AT) & ~is_ignore  # grey edges (interpolated or JPEG): snapped
+            bad = np.zeros_like(fg)
+        else:
+            hi = 65535 if raw.dtype == np.uint16 else 255
+            fg = ((out == 1) | (out == hi)) & ~is_ignore
+            bad = ~((out == 0) | fg | is_ignore)
         if bad.any():
             vals = np.unique(out[bad])[:10].tolist()
             raise ValueError(
@@ -310,6 +400,16 @@ def mask_to_index(
             f"(ignore_index={ignore_index}); set num_classes / ignore_index or fix the file"
         )
     return out
+
+
+def _needs_snapping(out: np.ndarray, dtype, is_ignore: np.ndarray, ignore_index) -> bool:
+    """A uint8 mask on the 0..255 scale holding values other than 0 and 255 (not ignored)."""
+    if dtype != np.uint8 or ignore_index == 255:
+        return False
+    labels = out[~is_ignore]
+    if not labels.size or labels.max() < _SNAP_AT:
+        return False
+    return bool(((labels != 0) & (labels != 255)).any())
 
 
 def _color_to_index(

@@ -28,6 +28,8 @@ __all__ = ["Layout", "find_layout", "split_samples"]
 
 _MASK_DIRS = ("masks", "labels", "annotations")
 _MASK_SUFFIX_TAGS = ("", "_mask", "_label", "_gt")
+#: Files that may sit next to images and masks without being either (sidecars, listings).
+_SIDECAR_SUFFIXES = (".json", ".txt", ".csv", ".md", ".yaml", ".yml")
 
 
 @dataclass
@@ -46,8 +48,27 @@ def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
 
 
+def _unsupported(folder: Path, suffixes: tuple[str, ...], what: str,
+                 layout: Layout) -> dict[str, Path]:
+    """Files in ``folder`` that are neither ``suffixes`` nor sidecars, reported; by stem."""
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if (not p.is_file() or p.name.startswith(".") or p.suffix.lower() in suffixes
+                or p.suffix.lower() in _SIDECAR_SUFFIXES):
+            continue
+        found[p.stem] = p
+        layout.unpaired.append(p)
+        layout.problems.append(Problem(
+            Severity.WARNING, "unsupported_file", str(p),
+            f"{p.suffix or 'no extension'} is not a supported {what} format "
+            f"({', '.join(suffixes)}); this file is left out (convert it to PNG)"))
+    return found
+
+
 def _pair_by_stem(image_dir: Path, mask_dir: Path, layout: Layout, *, allow_dirs: bool) -> None:
     images = _files(image_dir, IMAGE_SUFFIXES)
+    _unsupported(image_dir, IMAGE_SUFFIXES, "image", layout)
+    odd_masks = _unsupported(mask_dir, MASK_SUFFIXES, "mask", layout)
     masks: dict[str, Path] = {}
     for p in sorted(mask_dir.iterdir()):
         if (p.is_file() and p.suffix.lower() in MASK_SUFFIXES) or (allow_dirs and p.is_dir()):
@@ -58,6 +79,9 @@ def _pair_by_stem(image_dir: Path, mask_dir: Path, layout: Layout, *, allow_dirs
                     f"two masks share the stem {stem!r} ({masks[stem].name}, {p.name}); "
                     "keep one of them"))
             masks[stem] = p
+    folded: dict[str, list[str]] = {}
+    for stem in masks:
+        folded.setdefault(stem.casefold(), []).append(stem)
     seen: dict[str, Path] = {}
     used: set[str] = set()
     for img in images:
@@ -71,10 +95,17 @@ def _pair_by_stem(image_dir: Path, mask_dir: Path, layout: Layout, *, allow_dirs
         match = next((img.stem + tag for tag in _MASK_SUFFIX_TAGS if img.stem + tag in masks),
                      None)
         if match is None:
+            match = _match_ignoring_case(img, folded, used, layout)
+        if match is None:
             layout.unpaired.append(img)
+            odd = next((odd_masks[img.stem + t] for t in _MASK_SUFFIX_TAGS
+                        if img.stem + t in odd_masks), None)
+            reason = (f"its mask {odd} has an unsupported format ({odd.suffix})" if odd else
+                      f"no mask named {img.stem}.* (or {img.stem}_mask.*, _label.*, _gt.*) "
+                      f"in {mask_dir}")
             layout.problems.append(Problem(
                 Severity.WARNING, "image_without_mask", str(img),
-                f"no mask named {img.stem}.* in {mask_dir}; this image is left out"))
+                f"{reason}; this image is left out"))
             continue
         used.add(match)
         layout.samples.append(Sample(img.stem, img, masks[match]))
@@ -84,6 +115,19 @@ def _pair_by_stem(image_dir: Path, mask_dir: Path, layout: Layout, *, allow_dirs
             layout.problems.append(Problem(
                 Severity.WARNING, "mask_without_image", str(p),
                 f"no image named {stem}.* in {image_dir}; this mask is left out"))
+
+
+def _match_ignoring_case(img: Path, folded: dict[str, list[str]], used: set[str],
+                         layout: Layout) -> str | None:
+    """A mask whose stem equals the image's except for letter case, if there is exactly one."""
+    for tag in _MASK_SUFFIX_TAGS:
+        candidates = [c for c in folded.get((img.stem + tag).casefold(), []) if c not in used]
+        if len(candidates) == 1:
+            layout.problems.append(Problem(
+                Severity.INFO, "paired_ignoring_case", str(img),
+                f"paired with mask {candidates[0]}.* although the names differ in letter case"))
+            return candidates[0]
+    return None
 
 
 def _read_pairs_file(path: Path) -> Layout:

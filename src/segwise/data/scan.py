@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segwise.data.formats import image_header, read_mask_raw
+from segwise.data.formats import exif_orientation, image_header, read_mask_raw
 
 __all__ = ["ImageScan", "MaskScan", "scan_image", "scan_mask"]
 
@@ -22,12 +22,14 @@ _CACHE_LIMIT = 50_000
 
 @dataclass(frozen=True)
 class ImageScan:
-    """An image's header: ``size (H, W)``, ``channels`` after dropping alpha, ``alpha``."""
+    """An image's header: ``size (H, W)`` as displayed, ``channels`` after dropping alpha,
+    ``alpha``, and the EXIF ``orientation`` (1 = as stored; 5..8 swap H and W)."""
 
     size: tuple[int, int]
     channels: int
     dtype: str
     alpha: bool
+    orientation: int = 1
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class MaskScan:
         palette: the PNG palette for indexed PNGs.
         float_range: ``(min, max)`` for float masks.
         gray_rgb: an RGB mask whose three channels are equal (a grey mask saved as RGB).
+        transparent: pixels made background because their alpha was < 128.
     """
 
     size: tuple[int, int]
@@ -54,6 +57,7 @@ class MaskScan:
     palette: tuple[tuple[int, int, int], ...] | None = None
     float_range: tuple[float, float] | None = None
     gray_rgb: bool = False
+    transparent: int = 0
 
 
 def _key(kind: str, path: Path) -> tuple[str, str, int, int]:
@@ -83,7 +87,7 @@ def scan_image(path: str | Path) -> ImageScan:
         h, w, c, dtype = image_header(path)
         is_tiff = path.suffix.lower() in (".tif", ".tiff")
         alpha = not is_tiff and c in (2, 4)
-        return ImageScan((h, w), c - 1 if alpha else c, dtype, alpha)
+        return ImageScan((h, w), c - 1 if alpha else c, dtype, alpha, exif_orientation(path))
 
     return _cached("image", path, run)
 
@@ -117,12 +121,18 @@ def _scan_mask(path: Path) -> MaskScan:
                     and np.array_equal(rgb[..., 1], rgb[..., 2]))
         if gray:
             values, counts = _bincount(arr[..., 0])
-            return MaskScan(arr.shape[:2], 1, arr.dtype.name, values, counts, gray_rgb=True)
+            return MaskScan(arr.shape[:2], 1, arr.dtype.name, values, counts, gray_rgb=True,
+                            transparent=raw.transparent)
         code = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
         values, counts = np.unique(code, return_counts=True)
-        return MaskScan(arr.shape[:2], 3, arr.dtype.name, values, counts)
+        return MaskScan(arr.shape[:2], 3, arr.dtype.name, values, counts,
+                        transparent=raw.transparent)
+    if arr.ndim != 2:
+        raise ValueError(f"cannot read mask {path}: shape {arr.shape} is not (H, W) labels, "
+                         "(H, W, 3) colours or float (K, H, W); re-export it")
     values, counts = _bincount(arr)
-    return MaskScan(arr.shape, 1, arr.dtype.name, values, counts, palette=palette)
+    return MaskScan(arr.shape, 1, arr.dtype.name, values, counts, palette=palette,
+                    transparent=raw.transparent)
 
 
 def _bincount(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
