@@ -239,3 +239,62 @@ def test_run_folder_as_checkpoint_and_plain_messages(trained_run, tiny_multiclas
     empty.mkdir()
     assert main(["evaluate", "--checkpoint", str(empty), "--data", str(tiny_multiclass)]) == 2
     assert "holds no best.pt" in capsys.readouterr().err
+
+
+def test_evaluate_html_report_matches_scores_and_its_pictures_load(trained_run, tiny_multiclass,
+                                                                   tmp_path):
+    """report.html parsed (no browser here): every number equals scores.json, images decode."""
+    import base64
+    import io
+    from html.parser import HTMLParser
+
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--checkpoint", str(trained_run), "--data", str(tiny_multiclass),
+                 "--out", str(out), "--device", "cpu", "--json"]) == 0
+    scores = json.loads((out / "scores.json").read_text())
+
+    class Tables(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tables, self.images, self.current, self.cell = {}, [], None, None
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "table":
+                self.current = self.tables.setdefault(attrs["id"], [])
+            elif tag == "tr" and self.current is not None:
+                self.current.append([])
+            elif tag in ("td", "th"):
+                self.cell = ""
+            elif tag == "img":
+                self.images.append(attrs["src"])
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th"):
+                self.current[-1].append(self.cell)
+                self.cell = None
+            elif tag == "table":
+                self.current = None
+
+    page = Tables()
+    page.feed((out / "report.html").read_text())
+
+    def fmt(v):
+        return "n/a" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    summary = dict(page.tables["summary"][1:])
+    assert summary == {k: fmt(v) for k, v in scores["summary"].items()}
+    per_class = page.tables["table-1"]
+    assert per_class[0] == ["class", "dice", "iou", "precision", "recall", "pixels"]
+    assert per_class[1:] == [[fmt(r[c]) for c in per_class[0]] for r in scores["per_class"]]
+    assert [row[0] for row in page.tables["worst"][1:]] == [
+        w["id"] for w in scores["per_image"]["worst"]]
+    assert len(page.images) == 3  # confusion matrix, Dice histogram, worst images
+    for src in page.images:
+        assert src.startswith("data:image/png;base64,")
+        picture = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+        assert picture.size[0] > 100 and picture.size[1] > 100

@@ -13,7 +13,9 @@ HELP = "score a checkpoint on a labelled dataset (Dice, IoU, confusion matrix)"
 DESCRIPTION = """\
 Evaluate RUN/best.pt on a dataset: per-class Dice, IoU, precision and recall, mean and
 frequency-weighted IoU, pixel accuracy, the per-image Dice distribution and the worst images.
-Writes scores.json, per_class.csv, per_image.csv, confusion.csv and confusion.png into --out
+Writes scores.json, per_class.csv, per_image.csv, confusion.csv, confusion.png and
+report.html (one self-contained page: the tables, the confusion matrix, the per-image Dice
+histogram and the worst images with overlays, to open in a browser or send) into --out
 (default: RUN/eval-DATASET-SPLIT). Definitions: docs/metrics.md.
 
 Instance checkpoints (segwise train --task instance) report instead the DSB2018 score, AP at
@@ -22,6 +24,7 @@ scores.json and per_image.csv (DSB score and instance counts per image).
 
 examples:
   segwise evaluate --checkpoint runs/exp1/best.pt --data ../shared/data/camvid
+  segwise evaluate --checkpoint runs/exp1 --data my_data       # a run folder: its best.pt
   segwise evaluate --checkpoint runs/exp1/best.pt --data my_data --split all --json
 """
 
@@ -83,16 +86,15 @@ def _run_semantic(args: argparse.Namespace) -> int:
     )
     ignore = info.pad_value  # the data's ignore label, else the padding label
     crop = loaded.config.get("data", {}).get("crop_size") or 512
-    result = evaluate_model(
-        loaded.model,
-        dataset,
-        task=info.task,
-        num_classes=loaded.model_args["num_classes"],
-        ignore_index=ignore,
-        device=loaded.device,
-        tile_size=args.tile_size or max(2 * crop, 512),
-        class_names=list(info.class_names),
-    )
+    options = {
+        "task": info.task,
+        "num_classes": loaded.model_args["num_classes"],
+        "ignore_index": ignore,
+        "device": loaded.device,
+        "tile_size": args.tile_size or max(2 * crop, 512),
+        "class_names": list(info.class_names),
+    }
+    result = evaluate_model(loaded.model, dataset, **options)
     report = result.report(worst=args.worst)
     hint = degenerate_prediction_hint(
         {"pixels_per_class": result.matrix.sum(axis=0).tolist(),
@@ -103,11 +105,51 @@ def _run_semantic(args: argparse.Namespace) -> int:
         report["hint"] = f"the model {hint}"
     out.mkdir(parents=True, exist_ok=True)
     _write_files(out, result, report, list(info.class_names))
+    _write_html(out, report, loaded, dataset.dataset, samples, options)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         _print_tables(report, out)
     return 0
+
+
+def _write_html(out: Path, report: dict, loaded, dataset, samples, options: dict) -> None:
+    """report.html: the tables, confusion matrix, per-image Dice histogram, worst images."""
+    from segwise.engine.evaluation import evaluate_model
+    from segwise.viz import default_palette, plot_distribution, save_overlay_grid
+    from segwise.viz.report import write_html_report
+
+    info = loaded.info
+    pi = report["per_image"]
+    plot_distribution([r["dice"] for r in pi["images"]], out / "per_image_dice.png",
+                      xlabel="per-image Dice")
+    position = {s.id: i for i, s in enumerate(samples)}
+    worst = [position[w["id"]] for w in pi["worst"] if w["id"] in position]
+    worst_png = None
+    if worst:  # predict the worst images again (a handful) to draw them
+        again = evaluate_model(loaded.model, dataset, **options, indices=worst,
+                               keep_overlays=len(worst), mean=tuple(info.mean),
+                               std=tuple(info.std))
+        palette = list(info.class_colors) or default_palette(len(info.class_names))
+        worst_png = save_overlay_grid(
+            out / "worst.png", again.overlays, palette, ignore_index=options["ignore_index"],
+            title="worst images (lowest per-image Dice)", class_names=list(info.class_names),
+        )
+    write_html_report(
+        out / "report.html",
+        title=f"segwise evaluate: {loaded.checkpoint} on {len(samples)} images",
+        summary=report["summary"],
+        tables=[("Per class", report["per_class"],
+                 ["class", "dice", "iou", "precision", "recall", "pixels"]),
+                ("Per-image Dice distribution",
+                 [{k: pi[k] for k in ("count", "min", "q25", "median", "q75", "max")}],
+                 ["count", "min", "q25", "median", "q75", "max"])],
+        pictures=[("Confusion matrix (rows: ground truth)", out / "confusion.png"),
+                  ("Per-image Dice", out / "per_image_dice.png"),
+                  ("Worst images", worst_png)],
+        worst=pi["worst"],
+        note=report.get("hint"),
+    )
 
 
 def _fmt(value: float | None) -> str:
@@ -169,4 +211,4 @@ def _print_tables(report: dict, out: Path) -> None:
     console.print(f"worst images: {worst}")
     if report.get("hint"):
         console.print(f"note: {report['hint']}")
-    console.print(f"report written to {out}")
+    console.print(f"report written to {out} (open {out / 'report.html'} in a browser)")

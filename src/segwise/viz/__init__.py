@@ -10,7 +10,7 @@ from segwise.viz.overlays import (
     overlay,
     save_overlay_grid,
 )
-from segwise.viz.plots import plot_confusion, plot_curves
+from segwise.viz.plots import plot_confusion, plot_curves, plot_distribution
 
 __all__ = [
     "default_palette",
@@ -19,5 +19,6 @@ __all__ = [
     "overlay",
     "plot_confusion",
     "plot_curves",
+    "plot_distribution",
     "save_overlay_grid",
 ]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_confusion", "plot_curves"]
+__all__ = ["plot_confusion", "plot_curves", "plot_distribution"]
 
 
 def _pyplot():
@@ -143,6 +143,29 @@ def plot_confusion(
                 ax.text(j, i, text, ha="center", va="center", fontsize=7,
                         color="white" if m[i, j] > 0.5 * (m.max() or 1) else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_distribution(values: Sequence[float], path: str | Path, *, xlabel: str) -> Path:
+    """Histogram of per-image scores in [0, 1] (20 bins; NaN values are left out).
+
+    Args:
+        values: one score per image.
+        path: output PNG.
+        xlabel: what the score is (e.g. ``"per-image Dice"``).
+    """
+    plt = _pyplot()
+    finite = [float(v) for v in values if v is not None and np.isfinite(v)]
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.hist(finite, bins=20, range=(0.0, 1.0), color="#4c72b0", edgecolor="white")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("images")
+    ax.set_title(f"{len(finite)} images", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=90)
