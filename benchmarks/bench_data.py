@@ -1,8 +1,14 @@
-"""Data pipeline throughput: decoding (torchvision.io vs PIL), the train pipeline with 0 and 2
-workers, and ``inspect_dataset`` wall time, on CamVid and dsb2018 from ../shared/data.
+"""Data pipeline throughput on CamVid and dsb2018 from ../shared/data:
+
+- ``augment``: the training preset per core (one thread each, the same decoded images, one
+  process, pipelines interleaved round by round): segwise vs albumentations (the preset's
+  steps, and one ``Affine`` + crop) vs torchvision v2 steps on float (segwise before issue 14);
+- ``loader``: decoding (torchvision.io vs PIL), the train pipeline through ``make_loader`` with
+  0 and 2 workers, and ``inspect_dataset`` wall time.
 
     .venv/bin/python benchmarks/bench_data.py [--data-root ../shared/data] [--images 48]
-        [--workers 0 2] [--out benchmarks/results/data.json]
+        [--workers 0 2] [--sections augment loader] [--aug-images 24] [--rounds 7]
+        [--out benchmarks/results/data.json]
 
 Writes JSON (figures in images/s; wall-clock seconds for inspect). Numbers depend on the machine
 and its load; compare only figures from one run.
@@ -15,6 +21,7 @@ import json
 import os
 import platform
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +117,133 @@ def bench(root: Path, name: str, args) -> dict:
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# Augmentation per core: segwise vs albumentations (and torchvision step by step), same images
+# ---------------------------------------------------------------------------------------------
+
+
+def _torchvision_steps(info, crop, jitter: float):
+    """The preset as it was before issue 14: torchvision v2 steps on float images (a peer)."""
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
+    from segwise.data.transforms import RandomScale
+
+    fill = {tv_tensors.Image: list(info.mean), tv_tensors.Mask: info.pad_value}
+    steps = [RandomScale((0.5, 2.0)), v2.RandomCrop(crop, pad_if_needed=True, fill=fill),
+             v2.RandomHorizontalFlip(), v2.RandomRotation(10, fill=fill)]
+    if jitter:
+        steps.append(v2.ColorJitter(jitter, jitter, jitter, jitter / 5))
+    return v2.Compose(steps)
+
+
+def _albumentations(info, crop, jitter: float, *, single_warp: bool):
+    """The same preset written with albumentations (uint8 in, normalised CHW tensors out)."""
+    import albumentations as A
+    import cv2
+    from albumentations.pytorch import ToTensorV2
+
+    h, w = crop
+    pad = {"border_mode": cv2.BORDER_CONSTANT, "fill": [round(m * 255) for m in info.mean],
+           "fill_mask": info.pad_value}
+    if single_warp:  # scale + rotation in one Affine, then pad + crop (no resampling)
+        geometry = [A.Affine(scale=(0.5, 2.0), rotate=(-10, 10), p=1.0, **pad)]
+    else:  # the preset's order: scale, pad + crop, flip, rotation
+        geometry = [A.RandomScale(scale_limit=(-0.5, 1.0), p=1.0)]
+    geometry += [A.PadIfNeeded(h, w, **pad), A.RandomCrop(h, w), A.HorizontalFlip()]
+    if not single_warp:
+        geometry.append(A.Rotate(limit=10, p=1.0, **pad))
+    colour = [A.ColorJitter(jitter, jitter, jitter, jitter / 5, p=1.0)] if jitter else []
+    return A.Compose(geometry + colour + [A.Normalize(mean=info.mean, std=info.std,
+                                                      max_pixel_value=255.0), ToTensorV2()])
+
+
+def _interleaved(pipelines: dict, rounds: int, n_items: int) -> dict:
+    """images/s per pipeline: ``rounds`` rounds, each running every pipeline over the same
+    items in turn (load changes hit all of them alike); median over rounds, and the median
+    per-round ratio to the first pipeline."""
+    times: dict[str, list[float]] = {k: [] for k in pipelines}
+    for fn in pipelines.values():
+        fn()  # warm-up: imports, caches, first-call costs
+    for _ in range(rounds):
+        for name, fn in pipelines.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    first = next(iter(pipelines))
+    out = {}
+    for name, ts in times.items():
+        ratios = sorted(a / b for a, b in zip(times[first], ts, strict=True))
+        out[name] = {"images_per_s": round(n_items / float(np.median(ts)), 1),
+                     f"vs_{first}": round(float(ratios[len(ratios) // 2]), 2)}
+    return out
+
+
+def augment_rates(index, name: str, args) -> dict:
+    """The training preset per core, one thread for each library, on the same decoded images:
+    uint8 arrays in memory -> normalised float ``(C, H, W)`` tensor + int64 mask."""
+    import cv2
+    from torchvision import tv_tensors
+
+    from segwise.data import read_mask
+    from segwise.data.datasets import image_to_tensor, normalize_tensor
+
+    info, crop = index.info, CROPS[name]
+    samples = index.train[: args.aug_images]
+    images = [read_image(s.image_path) for s in samples]
+    images = [im if im.shape[-1] == 3 else np.repeat(im[..., :1], 3, -1)[..., :3] for im in images]
+    masks = [read_mask(s.mask_path, info) for s in samples]
+    out: dict = {"images": len(images), "crop_size": list(crop), "rounds": args.rounds}
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    try:
+        for jitter in (0.2, 0.0):
+            seg = train_transforms(info, crop_size=crop, rotation=10, color_jitter=jitter)
+            old = _torchvision_steps(info, crop, jitter)
+            alb = _albumentations(info, crop, jitter, single_warp=False)
+            alb1 = _albumentations(info, crop, jitter, single_warp=True)
+
+            def run_seg(tf=seg):
+                for im, m in zip(images, masks, strict=True):
+                    image = image_to_tensor(im, info, keep_uint8=True)
+                    item = tf({"image": tv_tensors.Image(image),
+                               "mask": tv_tensors.Mask(torch.from_numpy(m))})
+                    normalize_tensor(item["image"].as_subclass(torch.Tensor), info)
+
+            def run_old(tf=old):
+                for im, m in zip(images, masks, strict=True):
+                    item = tf({"image": tv_tensors.Image(image_to_tensor(im, info)),
+                               "mask": tv_tensors.Mask(torch.from_numpy(m))})
+                    normalize_tensor(item["image"].as_subclass(torch.Tensor), info)
+
+            def run_alb(tf):
+                for im, m in zip(images, masks, strict=True):
+                    r = tf(image=im, mask=m)
+                    r["mask"].long()  # ToTensorV2 made it a tensor
+
+            pipelines = {
+                "albumentations (preset's steps)": partial(run_alb, alb),
+                "segwise (one OpenCV warp, uint8)": run_seg,
+                "albumentations (one Affine + crop)": partial(run_alb, alb1),
+                "torchvision v2 steps, float (segwise before)": run_old,
+            }
+            key = f"color_jitter={jitter}" if jitter else "geometry only (color_jitter=0)"
+            out[key] = _interleaved(pipelines, args.rounds, len(images))
+            print(name, key, json.dumps(out[key]), flush=True)
+    finally:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(cv_threads)
+    return out
+
+
+def _version(module: str) -> str | None:
+    try:
+        return __import__(module).__version__
+    except ImportError:
+        return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -118,11 +252,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--datasets", nargs="+", default=["camvid", "dsb2018"])
+    parser.add_argument("--sections", nargs="+", default=["augment", "loader"],
+                        choices=["augment", "loader"])
+    parser.add_argument("--aug-images", type=int, default=24,
+                        help="decoded images per round of the augment section")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (augment)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "data.json")
     args = parser.parse_args()
     results = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
+                    "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                    "opencv": _version("cv2"), "albumentations": _version("albumentations"),
+                    "load_average": list(os.getloadavg())},
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "datasets": {},
     }
@@ -131,8 +272,13 @@ def main() -> None:
         if not root.is_dir():
             print(f"skip {name}: {root} not found")
             continue
-        results["datasets"][name] = bench(root, name, args)
-        print(name, json.dumps(results["datasets"][name], indent=1))
+        entry = results["datasets"][name] = {}
+        if "augment" in args.sections:
+            entry["augment_per_core_images_per_s"] = augment_rates(discover_dataset(root), name,
+                                                                   args)
+        if "loader" in args.sections:
+            entry.update(bench(root, name, args))
+        print(name, json.dumps(entry, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     print(f"wrote {args.out}")

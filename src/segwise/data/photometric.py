@@ -174,10 +174,9 @@ def jitter_rgb8(image: np.ndarray, params: dict[str, Any]) -> np.ndarray:
     image = linear(image, before)
     step = round(params["hue"] * 180) % 180  # OpenCV's 8-bit hue is [0, 180)
     if step:
-        hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
-        lut = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
-        lut[:180, 0] = (np.arange(180) + step) % 180
-        image = cv2.cvtColor(cv2.LUT(hsv, lut.reshape(256, 1, 3)), cv2.COLOR_HSV2RGB)
+        h, s, v = cv2.split(cv2.cvtColor(image, cv2.COLOR_RGB2HSV))
+        h = cv2.LUT(h, ((np.arange(256) + step) % 180).astype(np.uint8))
+        image = cv2.cvtColor(cv2.merge((h, s, v)), cv2.COLOR_HSV2RGB)
     return linear(image, after)
 
 
