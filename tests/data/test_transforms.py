@@ -208,3 +208,118 @@ def test_getitem_in_main_process_restores_torch_threads(tmp_path):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_one_warp_at_scale_one_is_an_exact_window():
+    """Scale 1, no rotation or flips: the crop is a whole-pixel window, copied exactly."""
+    torch.manual_seed(0)
+    image = torch.randint(0, 256, (3, 40, 50), dtype=torch.uint8)
+    mask = torch.randint(0, 3, (40, 50))
+    t = train_transforms(_info(), crop_size=(24, 30), scale=(1, 1), hflip=False)
+    for _ in range(3):
+        out = t({"image": tv_tensors.Image(image), "mask": tv_tensors.Mask(mask), "id": "x"})
+        assert out["image"].dtype == torch.uint8  # 8-bit until the dataset normalises
+        hits = [(y, x) for y in range(17) for x in range(21)
+                if torch.equal(image[:, y:y + 24, x:x + 30], out["image"])]
+        assert len(hits) == 1
+        y, x = hits[0]
+        assert torch.equal(mask[y:y + 24, x:x + 30], out["mask"])
+
+
+def test_boxes_move_with_the_instance_masks():
+    from torchvision.ops import masks_to_boxes
+
+    from segwise.data.transforms import InstanceMasks
+
+    torch.manual_seed(2)
+    item = _marker_item(40, 50)
+    stack = torch.stack([item["mask"] == 1, item["mask"] == 2]).to(torch.uint8)
+    boxes = masks_to_boxes(stack)
+    boxes[:, 2:] += 1
+    item["instances"] = {"masks": InstanceMasks(stack),
+                         "boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY",
+                                                           canvas_size=(40, 50))}
+    t = train_transforms(_info(), crop_size=(48, 64), scale=(1.2, 1.2), hflip=True)
+    out = t(item)["instances"]
+    expected = masks_to_boxes(out["masks"])
+    expected[:, 2:] += 1
+    assert out["boxes"].canvas_size == (48, 64)
+    assert torch.allclose(out["boxes"].as_subclass(torch.Tensor), expected, atol=1.0)
+
+
+def test_colour_matrices_match_torchvision_step_by_step():
+    """Brightness/contrast/saturation in a random order as one matrix = torchvision's
+    adjust_* one after another (no value leaves [0, 1] here, so clipping never acts)."""
+    from torchvision.transforms.v2 import functional as F
+
+    from segwise.data.photometric import color_matrices, color_matrix
+
+    torch.manual_seed(0)
+    x = torch.rand(3, 20, 30) * 0.5 + 0.25
+    for _ in range(6):
+        order = torch.randperm(3)
+        f = 1 + (torch.rand(3, dtype=torch.float64) * 2 - 1) * 0.2
+        matrix = color_matrices(order[None], f[None], x.double().mean((1, 2))[None])[0]
+        assert np.allclose(matrix.numpy(), color_matrix(order.tolist(), f.numpy(),
+                                                        x.double().mean((1, 2)).numpy()))
+        got = torch.einsum("ij,jhw->ihw", matrix[:, :3], x.double()) + matrix[:, 3, None, None]
+        ref = x
+        for k in order.tolist():
+            adjust = (F.adjust_brightness, F.adjust_contrast, F.adjust_saturation)[k]
+            ref = adjust(ref, float(f[k]))
+        assert (got.float() - ref).abs().max() < 2e-3  # torchvision's grey mean is rounded
+
+
+def test_colour_jitter_8_bit_and_float_paths_agree():
+    from segwise.data.photometric import ColorJitter
+
+    torch.manual_seed(1)
+    image = torch.randint(40, 200, (3, 16, 20), dtype=torch.uint8)
+    jitter = ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.0)
+    for _ in range(4):
+        params = jitter.make_params([])
+        a = jitter.transform(tv_tensors.Image(image), params).float() / 255
+        b = jitter.transform(tv_tensors.Image(image.float() / 255), params)
+        assert (a - b).abs().max() <= 1.5 / 255
+
+
+def test_dataset_hands_8_bit_images_to_the_transform(tmp_path):
+    root = write_synthetic_dataset(tmp_path / "s", num_images=4, size=(32, 32))
+    index = discover_dataset(root)
+    seen = []
+
+    def spy(item):
+        seen.append(item["image"].dtype)
+        return item
+
+    ds = SegmentationDataset(index.train, index.info, transform=spy)
+    assert ds[0]["image"].dtype == torch.float32 and seen == [torch.uint8]
+    raw = SegmentationDataset(index.train, index.info, normalize=False)[0]["image"]
+    assert raw.dtype == torch.uint8
+
+
+@pytest.mark.parametrize(
+    ("device", "cpus", "expected"),
+    [("cuda", 16, (15, True, True, 4)), ("cuda", 2, (1, True, True, 4)),
+     ("cpu", 2, (0, False, False, None)), ("cpu", 8, (4, False, True, 4)),
+     ("cpu", 64, (8, False, True, 4))],
+)
+def test_loader_defaults_follow_cpus_and_device(device, cpus, expected):
+    from segwise.data.loaders import loader_settings
+
+    s = loader_settings(device, cpus=cpus)
+    assert (s.workers, s.pin_memory, s.persistent_workers, s.prefetch_factor) == expected
+    assert f"workers={expected[0]}" in s.describe() and f"{cpus} CPUs, {device}" in s.describe()
+
+
+def test_loader_settings_overrides_and_errors():
+    from segwise.data.loaders import loader_settings
+
+    s = loader_settings("cuda", cpus=16, workers=2, pin_memory=False, prefetch_factor=8)
+    assert (s.workers, s.pin_memory, s.persistent_workers, s.prefetch_factor) == (2, False,
+                                                                                   True, 8)
+    assert loader_settings("cpu", cpus=16, workers=0).prefetch_factor is None
+    with pytest.raises(ValueError, match="prefetch_factor"):
+        loader_settings("cpu", cpus=16, workers=0, prefetch_factor=2)
+    with pytest.raises(ValueError, match="workers"):
+        loader_settings("cpu", workers=-1)

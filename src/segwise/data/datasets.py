@@ -153,6 +153,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
         cache: keep decoded images and masks in memory (for small datasets; each worker
             process holds its own copy).
         instances: also yield the Instance item ``"instances"`` (masks, labels, boxes, ids).
+        normalize: False leaves the image as the transform returns it (``uint8`` for 8-bit
+            files), for augmentation on the training device
+            (:class:`segwise.data.device_augment.DeviceAugment` normalises).
     """
 
     def __init__(
@@ -163,8 +166,10 @@ class SegmentationDataset(torch.utils.data.Dataset):
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         cache: bool = False,
         instances: bool = False,
+        normalize: bool = True,
     ) -> None:
         self.samples = list(samples)
+        self.normalize = normalize
         self.info = info
         self.transform = transform
         self.cache = cache
@@ -236,7 +241,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
             }
         if self.transform is not None:
             item = self.transform(item)
-        item["image"] = normalize_tensor(item["image"].as_subclass(torch.Tensor), self.info)
+        item["image"] = item["image"].as_subclass(torch.Tensor)
+        if self.normalize:
+            item["image"] = normalize_tensor(item["image"], self.info)
         item["mask"] = item["mask"].as_subclass(torch.Tensor)
         if "instances" in item:
             item["instances"] = _finish_instances(item["instances"])

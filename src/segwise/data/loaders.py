@@ -1,8 +1,8 @@
 """``DataLoader`` settings that keep a GPU fed, with deterministic seeding.
 
-- ``workers=None`` picks ``min(8, CPUs - 1)`` (0 on a 1-CPU machine);
-- ``pin_memory`` when CUDA is available; ``persistent_workers`` and ``prefetch_factor=4`` with
-  workers;
+- :func:`loader_settings` is the one home of the loader defaults (workers, pinned memory,
+  persistent workers, prefetch), chosen from the CPU count and the device; each can be
+  overridden, and :meth:`LoaderSettings.describe` is the line ``segwise train`` prints at start;
 - a seeded ``torch.Generator`` for shuffling and a ``worker_init_fn`` seeding numpy/random per
   worker, so two runs with one seed see the same batches and the same augmentations (with
   ``workers=0`` the augmentations draw from the process's global torch RNG: seed it with
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -22,16 +23,94 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["default_workers", "make_loader", "pad_collate", "seed_worker"]
+__all__ = [
+    "LoaderSettings",
+    "loader_settings",
+    "make_loader",
+    "pad_collate",
+    "seed_worker",
+    "usable_cpus",
+]
 
 
-def default_workers() -> int:
-    """``min(8, usable CPUs - 1)``, at least 0."""
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask; ``os.cpu_count()`` elsewhere)."""
     try:
-        cpus = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
-        cpus = os.cpu_count() or 1
-    return max(0, min(8, cpus - 1))
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class LoaderSettings:
+    """How a ``DataLoader`` makes batches (see :func:`loader_settings` for the defaults)."""
+
+    workers: int  # loader processes; 0 makes items in the main process
+    pin_memory: bool  # page-locked batches: faster, asynchronous copies to a CUDA device
+    persistent_workers: bool  # keep the worker processes between epochs
+    prefetch_factor: int | None  # batches each worker loads ahead (None without workers)
+    source: str = "given"  # how the values were chosen, for the start-of-run line
+
+    def describe(self) -> str:
+        """One line, e.g. ``workers=15 pin_memory=True persistent_workers=True
+        prefetch_factor=4 (defaults for 16 CPUs, cuda)``."""
+        return (f"workers={self.workers} pin_memory={self.pin_memory} "
+                f"persistent_workers={self.persistent_workers} "
+                f"prefetch_factor={self.prefetch_factor} ({self.source})")
+
+
+def loader_settings(
+    device: torch.device | str = "cpu",
+    *,
+    cpus: int | None = None,
+    workers: int | None = None,
+    pin_memory: bool | None = None,
+    persistent_workers: bool | None = None,
+    prefetch_factor: int | None = None,
+) -> LoaderSettings:
+    """The loader defaults for this machine; every argument given overrides its default.
+
+    - workers: on CUDA ``min(16, CPUs - 1)`` (at least 1): the GPU consumes batches faster
+      than one CPU augments them (docs/benchmarks.md, "Data"), and one CPU drives the GPU; on
+      the CPU ``0`` with <= 2 CPUs (workers would take the cores the model computes on), else
+      ``min(8, CPUs // 2)`` (half the cores for the model);
+    - pin_memory: on for CUDA;
+    - persistent_workers: on with workers (no restart cost per epoch);
+    - prefetch_factor: 4 with workers (a deeper queue absorbs slow items), else None.
+
+    Args:
+        device: the training device.
+        cpus: CPUs to plan for; None counts :func:`usable_cpus`.
+        workers, pin_memory, persistent_workers, prefetch_factor: overrides (None: default).
+
+    Raises:
+        ValueError: naming a bad override.
+    """
+    device = torch.device(device)
+    cpus = usable_cpus() if cpus is None else int(cpus)
+    cuda = device.type == "cuda"
+    given = [v is not None for v in (workers, pin_memory, persistent_workers, prefetch_factor)]
+    if workers is None:
+        workers = max(1, min(16, cpus - 1)) if cuda else (0 if cpus <= 2 else min(8, cpus // 2))
+    workers = int(workers)
+    if workers < 0:
+        raise ValueError(f"workers={workers!r} is not valid; expected an integer >= 0")
+    if prefetch_factor is not None and (workers == 0 or int(prefetch_factor) < 1):
+        raise ValueError(
+            f"prefetch_factor={prefetch_factor!r} is not valid with workers={workers}; "
+            "expected an integer >= 1, and workers >= 1"
+        )
+    if persistent_workers and workers == 0:
+        raise ValueError("persistent_workers=True needs workers >= 1")
+    source = "defaults" if not any(given) else "given" if all(given) else "defaults + given"
+    return LoaderSettings(
+        workers=workers,
+        pin_memory=cuda if pin_memory is None else bool(pin_memory),
+        persistent_workers=workers > 0 if persistent_workers is None else persistent_workers,
+        prefetch_factor=(4 if workers else None) if prefetch_factor is None
+        else int(prefetch_factor),
+        source=f"{source} for {cpus} CPUs, {device.type}",
+    )
 
 
 def seed_worker(worker_id: int) -> None:
@@ -82,6 +161,7 @@ def make_loader(
     *,
     batch_size: int,
     shuffle: bool,
+    settings: LoaderSettings | None = None,
     workers: int | None = None,
     drop_last: bool = False,
     seed: int = 0,
@@ -94,7 +174,9 @@ def make_loader(
             used to pad masks).
         batch_size: items per batch (per process when ``distributed``).
         shuffle: reshuffle every epoch (seeded).
-        workers: loader processes; ``None`` picks :func:`default_workers`.
+        settings: workers, pinning, persistence, prefetch; None: :func:`loader_settings` for
+            CUDA when it is available, else for the CPU (with ``workers`` if given).
+        workers: shortcut for the worker count when ``settings`` is None.
         drop_last: drop the last incomplete batch.
         seed: seed of the shuffling generator and the workers.
         distributed: shard with a ``DistributedSampler`` (call ``loader.sampler.set_epoch(e)``
@@ -102,9 +184,12 @@ def make_loader(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} is not valid; expected an integer >= 1")
-    workers = default_workers() if workers is None else int(workers)
-    if workers < 0:
-        raise ValueError(f"workers={workers!r} is not valid; expected >= 0 or None")
+    if settings is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        settings = loader_settings(device, workers=workers)
+    elif workers is not None and workers != settings.workers:
+        raise ValueError(f"workers={workers} contradicts settings.workers={settings.workers}; "
+                         "give one of them")
     info = getattr(dataset, "info", None)
     pad_value = info.pad_value if info is not None else 255
     generator = torch.Generator()
@@ -116,17 +201,17 @@ def make_loader(
         sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
         shuffle = False
     extra: dict[str, Any] = {}
-    if workers > 0:
-        extra = {"persistent_workers": True, "prefetch_factor": 4,
-                 "worker_init_fn": seed_worker}
+    if settings.workers > 0:
+        extra = {"persistent_workers": settings.persistent_workers,
+                 "prefetch_factor": settings.prefetch_factor, "worker_init_fn": seed_worker}
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle,
         sampler=sampler,
-        num_workers=workers,
+        num_workers=settings.workers,
         collate_fn=partial(pad_collate, mask_pad_value=pad_value),
-        pin_memory=torch.cuda.is_available(),
+        pin_memory=settings.pin_memory,
         drop_last=drop_last,
         generator=generator,
         **extra,
