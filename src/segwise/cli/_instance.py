@@ -176,11 +176,33 @@ def evaluate(args: argparse.Namespace) -> int:
         for row in per_image:
             handle.write(f"{row['id']},{row['dsb_score']},{row['ground_truth']},"
                          f"{row['predicted']}\n")
+    _write_html(out, report)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         _print_report(report, out)
     return 0
+
+
+def _write_html(out: Path, report: dict) -> None:
+    """report.html: summary, COCO AP, PQ per class, the DSB-score histogram, worst images."""
+    from segwise.viz import plot_distribution
+    from segwise.viz.report import write_html_report
+
+    plot_distribution([r["dsb_score"] for r in report["per_image"]], out / "per_image_dsb.png",
+                      xlabel="per-image DSB score")
+    coco = [{"metric": f"COCO mask {k}", "value": v} for k, v in report["coco"].items()]
+    write_html_report(
+        out / "report.html",
+        title=f"segwise evaluate: {report['checkpoint']} on {report['images']} images",
+        summary=report["summary"],
+        tables=[("Panoptic quality per class (match: same class, IoU > 0.5)",
+                 report["pq_per_class"], ["class", "pq", "sq", "rq", "tp", "fp", "fn"]),
+                ("COCO mask AP", coco, ["metric", "value"])],
+        pictures=[("Per-image DSB score", out / "per_image_dsb.png")],
+        worst=report["worst"],
+        note=report.get("hint"),
+    )
 
 
 def _report(result: Any, per_image: list, names: list[str], args: Any, loaded: Any) -> dict:

@@ -53,6 +53,7 @@ from segwise.engine.setup import (
 __all__ = ["FitResult", "TrainingDivergedError", "fit"]
 
 VAL_PROGRESS_AFTER_S = 5.0  # validation progress lines only once a pass has taken this long
+STEP_LINE_EVERY_S = 60.0  # progress lines: step 1, every fifth of an epoch, and at least this often
 
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; ``last.pt`` holds the last good state."""
@@ -100,6 +101,30 @@ def _build_optimizer(config: RunConfig, model: nn.Module, device: torch.device):
     if o.optimizer is OptimizerName.SGD:
         return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=True, **speed)
     return torch.optim.AdamW(groups, lr=o.lr, **speed)
+
+
+def _resident_batches(train_ds: Any, data_cfg: Any, device: torch.device, seed: int,
+                      ctx: dist_utils.DistContext, quiet: bool) -> Any:
+    """``data.resident``: the train set kept on the device when it fits, else None (the
+    loader is used, and the start-of-run output says why)."""
+    if not data_cfg.resident:
+        return None
+    from segwise.data.device_augment import ResidentBatches
+
+    if ctx.enabled:
+        _say(ctx, quiet, "resident  not used: resident data is not sharded across processes; "
+                         "batches come from the loader")
+        return None
+    try:
+        batches = ResidentBatches(train_ds, batch_size=data_cfg.batch_size, device=device,
+                                  drop_last=len(train_ds) > data_cfg.batch_size, seed=seed,
+                                  max_bytes=ResidentBatches.budget(device))
+    except MemoryError as err:
+        _say(ctx, quiet, f"resident  not used: {err}; batches come from the loader")
+        return None
+    _say(ctx, quiet, f"resident  the decoded train set ({batches.nbytes / 2**20:.0f} MiB) "
+                     f"stays on {device}; no loader processes")
+    return batches
 
 
 def _set_epoch(loader: Any, epoch: int, seed: int) -> None:
@@ -170,6 +195,7 @@ def fit(
 
 def _fit(config, run_dir: Path, resume: bool, stop_after_epoch, quiet: bool, box: list):
     from segwise.data import discover_dataset, make_loader
+    from segwise.data.loaders import LoaderSettings
 
     started = time.monotonic()
     ckpt = None
@@ -248,15 +274,20 @@ def _fit(config, run_dir: Path, resume: bool, stop_after_epoch, quiet: bool, box
     box.append(state)
 
     train_ds, val_ds = adapter.datasets(index, data_cfg)
-    loader = make_loader(
-        train_ds,
-        batch_size=data_cfg.batch_size,
-        shuffle=True,
-        workers=data_cfg.workers,
-        drop_last=len(train_ds) > data_cfg.batch_size,
-        seed=t_cfg.seed,
-        distributed=ctx.enabled,
-    )
+    device_aug = adapter.device_augment(data_cfg)  # None: the loader's items are augmented
+    loader = _resident_batches(train_ds, data_cfg, device, t_cfg.seed, ctx, quiet)
+    if loader is None:
+        loader = make_loader(
+            train_ds,
+            batch_size=data_cfg.batch_size,
+            shuffle=True,
+            settings=LoaderSettings(workers=data_cfg.workers, pin_memory=data_cfg.pin_memory,
+                                    persistent_workers=data_cfg.persistent_workers,
+                                    prefetch_factor=data_cfg.prefetch_factor),
+            drop_last=len(train_ds) > data_cfg.batch_size,
+            seed=t_cfg.seed,
+            distributed=ctx.enabled,
+        )
     steps_per_epoch = len(loader)
     if t_cfg.max_steps_per_epoch is not None:
         steps_per_epoch = min(steps_per_epoch, t_cfg.max_steps_per_epoch)
@@ -282,8 +313,10 @@ def _fit(config, run_dir: Path, resume: bool, stop_after_epoch, quiet: bool, box
             epoch = state.epoch + 1
             seed_everything(t_cfg.seed * 100_003 + epoch)
             _set_epoch(loader, epoch, t_cfg.seed)
+            if device_aug is not None:
+                device_aug.seed(t_cfg.seed * 100_003 + epoch)
             train_model.train()
-            t0 = time.perf_counter()
+            t0 = last_line = time.perf_counter()
             loss_sum, seen, out_of_time = 0.0, 0, False
             lr = optimizer.param_groups[0]["lr"]
             for i, batch in enumerate(loader):
@@ -292,6 +325,8 @@ def _fit(config, run_dir: Path, resume: bool, stop_after_epoch, quiet: bool, box
                 if deadline is not None and time.monotonic() > deadline:
                     out_of_time = True
                     break
+                if device_aug is not None:
+                    batch = device_aug.batch(batch, device)
                 lr = lr_at_step(
                     state.step,
                     total_steps=plan.total_steps,
@@ -324,8 +359,10 @@ def _fit(config, run_dir: Path, resume: bool, stop_after_epoch, quiet: bool, box
                 state.step += 1
                 loss_sum += float(loss.detach()) * batch_size
                 seen += batch_size
-                if talk and (i + 1) % max(1, steps_per_epoch // 5) == 0:
-                    spent = time.perf_counter() - t0
+                now = time.perf_counter()
+                if talk and (i == 0 or (i + 1) % max(1, steps_per_epoch // 5) == 0
+                             or now - last_line >= STEP_LINE_EVERY_S):
+                    spent, last_line = now - t0, now
                     print(step_line(epoch, i + 1, plan, state.step, loss_sum / seen,
                                      seen * ctx.world_size / max(spent, 1e-9), spent / (i + 1),
                                      val_seconds, t_cfg.val_every), flush=True)
