@@ -17,6 +17,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from segwise.inference import (
+    ExportError,
     ExportHead,
     OnnxPredictor,
     export_onnx,
@@ -77,7 +78,7 @@ def test_verify_onnx_raises_when_the_models_differ(unet, tmp_path):
     path = export_onnx(unet, tmp_path / "m.onnx", in_channels=3)
     with torch.no_grad():
         unet.head.bias.add_(0.1)
-    with pytest.raises(AssertionError, match="differ by"):
+    with pytest.raises(ExportError, match="differ by"):
         verify_onnx(path, unet, torch.rand(1, 3, 32, 32), atol=1e-3)
 
 

@@ -14,8 +14,11 @@ for binary) are baked into the graph, so a deployment feeds raw pixels scaled to
 needs only the runtime. The ONNX file also carries the classes, colours and normalisation in
 its metadata (`segwise predict --onnx` uses them).
 
-The export is verified: the artefact runs on a test image and is compared with PyTorch; the
-max abs difference is printed and the command fails above --atol.
+The export is verified: the artefact runs at two sizes, the trace size (64x64) and one not
+divisible by 32 (97x131), and is compared with PyTorch; the max abs difference is printed and
+the command fails above --atol. One artefact serves any image size: the model pads inside the
+graph and crops back. The file is written under a temporary name and moved into place only
+once verified, so a failed export leaves nothing behind (and an existing file is kept).
 
 examples:
   segwise export --checkpoint runs/exp1/best.pt --out model.onnx
@@ -24,6 +27,7 @@ examples:
 """
 
 FORMATS = ("onnx", "torchscript", "exported-program")
+SAMPLE_SIZE = (64, 64)  # trace size; verification adds 97x131 (not a multiple of 32)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,11 +51,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    import os
 
     from segwise.cli._common import check_new_path
     from segwise.engine.checkpoint import load_run
-    from segwise.inference.export import export_onnx, export_program, export_torchscript
+    from segwise.inference.export import (
+        export_onnx,
+        export_program,
+        export_torchscript,
+        verification_sizes,
+        verify_export,
+    )
 
     out = Path(args.out)
     check_new_path(out, overwrite=args.overwrite, what="output file")
@@ -65,21 +75,27 @@ def run(args: argparse.Namespace) -> int:
         "std": std,
         "head": args.head,
         "task": info.task,
+        "sample_size": SAMPLE_SIZE,
+        "verify": False,  # verified below, at --atol
     }
-    sample_size = (64, 64)
-    if args.format == "onnx":
-        path = export_onnx(loaded.model, out, opset=args.opset, **common)
-        _add_onnx_metadata(path, {"segwise.data_info": json.dumps(info.to_dict())})
-        sample = torch.rand(1, info.in_channels, 96, 80, generator=torch.Generator().manual_seed(0))
-        from segwise.inference.export import verify_onnx
-
-        diff = verify_onnx(path, loaded.model, sample, atol=args.atol)
-    else:
-        exporter = export_torchscript if args.format == "torchscript" else export_program
-        path = exporter(loaded.model, out, sample_size=sample_size, **common)
-        diff = _verify_torch(path, args.format, loaded.model, common, args.atol)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); verified: max abs diff {diff:.2e} "
-          f"vs PyTorch (tolerance {args.atol:g})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".partial-{out.name}")  # same suffix: the format is read from it
+    try:
+        if args.format == "onnx":
+            export_onnx(loaded.model, partial, opset=args.opset, **common)
+            _add_onnx_metadata(partial, {"segwise.data_info": json.dumps(info.to_dict())})
+        elif args.format == "torchscript":
+            export_torchscript(loaded.model, partial, **common)
+        else:
+            export_program(loaded.model, partial, **common)
+        sizes = verification_sizes(SAMPLE_SIZE)
+        diff = verify_export(partial, loaded.model, sizes=sizes, atol=args.atol)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    checked = " and ".join(f"{h}x{w}" for h, w in sizes)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); verified: max abs diff {diff:.2e} "
+          f"vs PyTorch at {checked} (tolerance {args.atol:g})")
     return 0
 
 
@@ -91,20 +107,3 @@ def _add_onnx_metadata(path: Path, values: dict[str, str]) -> None:
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(proto, str(path))
-
-
-def _verify_torch(path: Path, fmt: str, model, common: dict, atol: float) -> float:
-    import torch
-
-    from segwise.inference.export import DeployModule
-
-    reference = DeployModule(model, **common).eval()
-    loaded = torch.jit.load(str(path)) if fmt == "torchscript" else torch.export.load(str(path))
-    runner = loaded if fmt == "torchscript" else loaded.module()
-    gen = torch.Generator().manual_seed(0)
-    sample = torch.rand(2, common["in_channels"], 96, 96, generator=gen)
-    with torch.no_grad():
-        diff = float((runner(sample).float() - reference(sample).float()).abs().max())
-    if diff > atol:
-        raise ValueError(f"{path}: the exported model differs from PyTorch by {diff:.3g} > {atol}")
-    return diff

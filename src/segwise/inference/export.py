@@ -5,14 +5,21 @@ normalisation ``(x - mean) / std`` and the head (logits, probabilities or labels
 deployment needs nothing but the artefact and its runtime. The ONNX file also records how it was
 built in its metadata (``segwise.*`` keys), which :class:`~segwise.inference.OnnxPredictor` and
 :func:`verify_onnx` read back.
+
+Every exporter checks its artefact against PyTorch at two sizes, the trace size and one not
+divisible by 32 (:func:`verification_sizes`: 97x131 for a 64x64 trace), because the model pads
+inside the graph and crops back (:class:`~segwise.models.SegmentationModel`), so one artefact
+serves any ``H, W``. An export that fails, or whose artefact differs, raises
+:class:`ExportError` and removes the file it was writing, so a retry is never blocked by it.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 
 import torch
@@ -24,12 +31,44 @@ from segwise.inference.options import ExportHead
 
 __all__ = [
     "DeployModule",
+    "ExportError",
+    "ExportFormat",
     "export_onnx",
     "export_program",
     "export_torchscript",
     "read_onnx_metadata",
+    "verification_sizes",
+    "verify_export",
     "verify_onnx",
 ]
+
+#: Largest output stride of the segwise models; the second verification size is not a multiple.
+_STRIDE = 32
+
+
+class ExportError(ValueError):
+    """An export failed, or its artefact does not reproduce PyTorch (the message names the file,
+    the input size and what to do)."""
+
+
+class ExportFormat(str, Enum):
+    """The artefact kinds: ``ONNX`` (``.onnx``), ``TORCHSCRIPT`` (``.ts``/``.pt``),
+    ``EXPORTED_PROGRAM`` (``torch.export``, ``.pt2``)."""
+
+    ONNX = "onnx"
+    TORCHSCRIPT = "torchscript"
+    EXPORTED_PROGRAM = "exported-program"
+
+
+def verification_sizes(sample_size: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The two ``(H, W)`` an export is checked at: ``sample_size`` and an odd size near it.
+
+    The second size is odd in both axes (``H + 33``/``H + 32`` and ``W + 67``/``W + 66``), so it is
+    not a multiple of any output stride: ``(64, 64) -> (97, 131)``. A graph that froze the trace
+    size's padding or resize sizes fails there.
+    """
+    h, w = (int(v) for v in sample_size)
+    return (h, w), (h + (33 if h % 2 == 0 else 32), w + (67 if w % 2 == 0 else 66))
 
 
 class DeployModule(nn.Module):
@@ -120,6 +159,22 @@ def _sample(in_channels: int, size: tuple[int, int], batch: int = 1) -> torch.Te
     return torch.rand(batch, in_channels, *size, generator=torch.Generator().manual_seed(0))
 
 
+@contextmanager
+def _removed_on_failure(path: Path, what: str) -> Iterator[None]:
+    """Delete ``path`` if the block fails; re-raise as :class:`ExportError` naming it."""
+    try:
+        yield
+    except BaseException as err:
+        path.unlink(missing_ok=True)
+        if isinstance(err, ExportError) or not isinstance(err, Exception):
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ExportError(
+            f"{what} to {path} failed ({type(err).__name__}: {first}); nothing was written. "
+            "Run with --debug for the traceback; try another format or report the model"
+        ) from err
+
+
 def export_onnx(
     model: nn.Module,
     path: str | Path,
@@ -132,12 +187,15 @@ def export_onnx(
     opset: int = 17,
     dynamic: bool = True,
     sample_size: tuple[int, int] = (64, 64),
+    verify: bool = True,
 ) -> Path:
     """Export ``model`` (with optional normalisation and head baked in) to an ONNX file.
 
     The graph has one input ``"image"`` ``(N, C, H, W)`` float32 and one output ``"output"`` (see
-    :class:`DeployModule`); with ``dynamic`` the batch, height and width axes are free. Uses
-    PyTorch's TorchScript-based exporter (``dynamo=False``), which needs no ``onnxscript``.
+    :class:`DeployModule`); with ``dynamic`` the batch, height and width axes are free and the
+    graph gives PyTorch's output at any ``H, W`` (the model's pad-and-crop is traced as shape
+    arithmetic). Uses PyTorch's TorchScript-based exporter (``dynamo=False``), which needs no
+    ``onnxscript``.
 
     Args:
         model: the segmentation model ``(N, C, H, W) -> (N, K, H, W)`` logits.
@@ -149,18 +207,22 @@ def export_onnx(
         task: :class:`~segwise.enums.Task`, which decides softmax/argmax vs sigmoid/threshold.
         opset: ONNX opset version.
         dynamic: make batch, height and width dynamic (else fixed to the sample's).
-        sample_size: ``(H, W)`` of the example input used for tracing; pick a size the model
-            accepts (e.g. a multiple of its output stride).
+        sample_size: ``(H, W)`` of the example input used for tracing (any size works).
+        verify: run the file in onnxruntime at :func:`verification_sizes` (only the trace size
+            when not ``dynamic``) and compare with PyTorch (``atol=1e-4``).
 
     Returns:
         The path written.
+
+    Raises:
+        ExportError: the export or its verification failed; the file is removed.
     """
     import onnx
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     deploy = _deploy(model, in_channels, mean, std, head, task)
-    with _eval_mode(model):
+    with _removed_on_failure(path, "ONNX export"), _eval_mode(model):
         axes = {"image": {0: "batch", 2: "height", 3: "width"}}
         out_axes = (
             {0: "batch", 1: "height", 2: "width"}
@@ -182,11 +244,14 @@ def export_onnx(
                 opset_version=opset,
                 dynamic_axes=axes if dynamic else None,
             )
-    proto = onnx.load(str(path))
-    for key, value in deploy.metadata().items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(proto, str(path))
+        proto = onnx.load(str(path))
+        for key, value in deploy.metadata().items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(proto, str(path))
+        if verify:
+            sizes = verification_sizes(sample_size) if dynamic else (tuple(sample_size),)
+            verify_export(path, model, sizes=sizes, batch=1)
     return path
 
 
@@ -202,6 +267,10 @@ def read_onnx_metadata(path: str | Path) -> dict[str, object]:
     props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
     if "segwise.head" not in props:
         raise ValueError(f"{path} has no segwise metadata; was it written by export_onnx?")
+    return _parse_metadata(props)
+
+
+def _parse_metadata(props: dict[str, str]) -> dict[str, object]:
     return {
         "in_channels": int(props["segwise.in_channels"]),
         "mean": json.loads(props["segwise.mean"]),
@@ -209,6 +278,129 @@ def read_onnx_metadata(path: str | Path) -> dict[str, object]:
         "head": ExportHead(props["segwise.head"]),
         "task": Task(props["segwise.task"]),
     }
+
+
+def _format_of(path: Path) -> ExportFormat:
+    """ONNX files start with a protobuf, TorchScript and ``.pt2`` files are zip archives."""
+    if path.suffix.lower() == ".onnx":
+        return ExportFormat.ONNX
+    if path.suffix.lower() == ".pt2":
+        return ExportFormat.EXPORTED_PROGRAM
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+        if any(n.endswith("/code/__torch__.py") or "/code/" in n for n in names):
+            return ExportFormat.TORCHSCRIPT
+        return ExportFormat.EXPORTED_PROGRAM
+    return ExportFormat.ONNX
+
+
+def _load_runner(
+    path: Path, fmt: ExportFormat
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, object]]:
+    """The artefact as a function ``(N, C, H, W) -> output``, and its segwise metadata."""
+    if fmt == ExportFormat.ONNX:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        meta = read_onnx_metadata(path)
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
+
+        return run, meta
+    extra = {"segwise.json": ""}
+    if fmt == ExportFormat.TORCHSCRIPT:
+        loaded = torch.jit.load(str(path), _extra_files=extra)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "expected a .pt2 suffix" for other names
+            loaded = torch.export.load(str(path), extra_files=extra).module()
+    if not extra["segwise.json"]:
+        raise ExportError(f"{path} has no segwise metadata; export it with segwise")
+    return loaded, _parse_metadata(json.loads(extra["segwise.json"]))
+
+
+def verify_export(
+    path: str | Path,
+    model: nn.Module,
+    *,
+    sizes: Sequence[tuple[int, int]] = ((64, 64), (97, 131)),
+    batch: int = 2,
+    atol: float = 1e-4,
+) -> float:
+    """Run an artefact written by a segwise exporter and the PyTorch model, and compare.
+
+    The format is read from the file (ONNX, TorchScript, ``torch.export``); the PyTorch side is
+    wrapped exactly as the file records (normalisation, head, task). The inputs are seeded
+    ``torch.rand`` images ``(batch, C, H, W)``, one per size. A size the PyTorch model itself
+    rejects (a model that only takes even sizes, say) is skipped; segwise models take any size.
+
+    Args:
+        path: the artefact.
+        model: the PyTorch model that was exported.
+        sizes: ``(H, W)`` to check; include one that is not a multiple of 32.
+        batch: images per check.
+        atol: largest allowed absolute difference (labels: any disagreeing pixel counts >= 1).
+
+    Returns:
+        The largest absolute difference over all sizes.
+
+    Raises:
+        ExportError: when the artefact fails to run at a size, or differs by more than ``atol``,
+            naming the file and the size.
+    """
+    path = Path(path)
+    fmt = _format_of(path)
+    runner, meta = _load_runner(path, fmt)
+    deploy = _deploy(
+        model, meta["in_channels"], meta["mean"], meta["std"], meta["head"], meta["task"]
+    )
+    worst, checked = 0.0, 0
+    for size in sizes:
+        x = _sample(int(meta["in_channels"]), tuple(size), batch=batch)
+        with _eval_mode(model), torch.no_grad():
+            try:
+                expected = deploy(x)
+            except RuntimeError:
+                continue  # the PyTorch model itself rejects this size: nothing to compare
+            try:
+                got = runner(x)
+            except Exception as err:
+                first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                raise ExportError(
+                    f"{path}: the {fmt.value} artefact fails on a {tuple(x.shape)} input "
+                    f"({type(err).__name__}: {first[:300]}); PyTorch runs it. Export again with "
+                    "this segwise version, or report the model"
+                ) from err
+        worst = max(worst, _compare(path, fmt, got, expected, x.shape, atol))
+        checked += 1
+    if not checked:
+        raise ExportError(
+            f"{path}: the PyTorch model itself fails at every verification size "
+            f"{[tuple(s) for s in sizes]}; pass sizes it accepts"
+        )
+    return worst
+
+
+def _compare(path, fmt, got, expected, shape, atol: float) -> float:
+    if tuple(got.shape) != tuple(expected.shape):
+        raise ExportError(
+            f"{path}: on a {tuple(shape)} input the {fmt.value} artefact returns "
+            f"{tuple(got.shape)} but PyTorch {tuple(expected.shape)}; export again with this "
+            "segwise version, or report the model"
+        )
+    if got.numel() == 0:
+        return 0.0
+    diff = float((got.double() - expected.double()).abs().max())
+    if not diff <= atol:
+        raise ExportError(
+            f"{path}: {fmt.value} and PyTorch differ by {diff:.3g} > atol={atol:g} on a "
+            f"{tuple(shape)} input; check for unsupported ops or raise atol"
+        )
+    return diff
 
 
 def verify_onnx(
@@ -229,27 +421,26 @@ def verify_onnx(
         The maximum absolute difference between the two outputs.
 
     Raises:
-        AssertionError: if the difference is above ``atol`` or the shapes differ.
+        ExportError: if the file fails to run, the shapes differ or the difference is above
+            ``atol`` (the message names the file and the input size).
     """
-    import onnxruntime as ort
-
-    meta = read_onnx_metadata(path)
+    path = Path(path)
+    runner, meta = _load_runner(path, ExportFormat.ONNX)
     deploy = _deploy(
         model, meta["in_channels"], meta["mean"], meta["std"], meta["head"], meta["task"]
     )
+    x = sample.float().cpu()
     with _eval_mode(model), torch.no_grad():
-        expected = deploy(sample.float()).cpu().numpy()
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"image": sample.float().cpu().numpy()})[0]
-    if got.shape != expected.shape:
-        raise AssertionError(f"{path}: ONNX output shape {got.shape} != PyTorch {expected.shape}")
-    diff = float(abs(got.astype("float64") - expected.astype("float64")).max()) if got.size else 0.0
-    if diff > atol:
-        raise AssertionError(
-            f"{path}: ONNX Runtime and PyTorch differ by {diff:.3g} > atol={atol:g} on a "
-            f"{tuple(sample.shape)} sample; check for unsupported ops or raise atol"
-        )
-    return diff
+        expected = deploy(x)
+    try:
+        got = runner(x)
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ExportError(
+            f"{path}: onnxruntime fails on a {tuple(x.shape)} input ({first[:300]}); PyTorch "
+            "runs it. Export again with this segwise version, or report the model"
+        ) from err
+    return _compare(path, ExportFormat.ONNX, got, expected, x.shape, atol)
 
 
 def export_torchscript(
@@ -262,31 +453,38 @@ def export_torchscript(
     head: ExportHead | str = ExportHead.LOGITS,
     task: Task | str = Task.MULTICLASS,
     sample_size: tuple[int, int] = (64, 64),
+    verify: bool = True,
 ) -> Path:
     """Trace ``model`` (wrapped in :class:`DeployModule`) to TorchScript and save it.
 
-    Tracing records the ops run on a ``sample_size`` input; the artefact is checked on a second
-    size, and a ``ValueError`` is raised if it does not generalise (shape-dependent Python in the
-    model). Load it with ``torch.jit.load(path)``; the segwise metadata is stored as the
+    Tracing records the ops run on a ``sample_size`` input; the model's pad-and-crop is traced
+    as shape arithmetic, so the artefact works at any ``H, W``. With ``verify`` the saved file
+    is loaded and compared with PyTorch at :func:`verification_sizes` (one size not divisible
+    by 32). Load it with ``torch.jit.load(path)``; the segwise metadata is stored as the
     ``segwise.json`` extra file.
 
     Returns:
         The path written.
+
+    Raises:
+        ExportError: the trace failed or does not reproduce PyTorch (shape-dependent Python in
+            the model; use :func:`export_onnx`); the file is removed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     deploy = _deploy(model, in_channels, mean, std, head, task)
-    with _eval_mode(model), torch.no_grad():
-        traced = torch.jit.trace(
-            deploy, (_sample(in_channels, sample_size),), check_trace=False
-        )
-        other = _sample(in_channels, (sample_size[0] * 2, sample_size[1] * 2))
-        if not torch.allclose(traced(other).float(), deploy(other).float(), atol=1e-4):
-            raise ValueError(
-                "the traced model does not generalise to other image sizes; the model has "
-                "shape-dependent Python code. Use export_program instead"
+    with _removed_on_failure(path, "TorchScript export"):
+        with _eval_mode(model), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in 2.14
+            traced = torch.jit.trace(
+                deploy, (_sample(in_channels, sample_size),), check_trace=False
             )
-    torch.jit.save(traced, str(path), _extra_files={"segwise.json": json.dumps(deploy.metadata())})
+            torch.jit.save(
+                traced, str(path), _extra_files={"segwise.json": json.dumps(deploy.metadata())}
+            )
+        if verify:
+            verify_export(path, model, sizes=verification_sizes(sample_size))
     return path
 
 
@@ -301,29 +499,42 @@ def export_program(
     task: Task | str = Task.MULTICLASS,
     dynamic: bool = True,
     sample_size: tuple[int, int] = (64, 64),
+    verify: bool = True,
 ) -> Path:
     """Export ``model`` (wrapped in :class:`DeployModule`) with ``torch.export`` and save it.
 
-    With ``dynamic``, batch, height and width are ``Dim.AUTO``: torch.export infers which values
-    the model accepts (e.g. multiples of its output stride). Load with ``torch.export.load(path)``
-    and call ``.module()(x)``.
+    With ``dynamic``, batch, height and width are ``Dim.AUTO`` and the export runs with
+    ``torch.fx.experimental._config.backed_size_oblivious``: without it torch specialises the
+    model's crop on whether the trace size needed padding and adds a guard that rejects every
+    other kind of size. The program accepts any batch and any ``H, W``; with ``verify`` it is
+    loaded and compared with PyTorch at :func:`verification_sizes`. Load with
+    ``torch.export.load(path).module()``.
 
     Returns:
         The path written (``torch.export.save``; a ``.pt2`` suffix is conventional).
+
+    Raises:
+        ExportError: the export failed or does not reproduce PyTorch; the file is removed.
     """
+    from torch.fx.experimental import _config as fx_config
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     deploy = _deploy(model, in_channels, mean, std, head, task)
-    with _eval_mode(model):
-        auto = torch.export.Dim.AUTO
-        shapes = {"x": {0: auto, 2: auto, 3: auto}} if dynamic else None
-        program = torch.export.export(
-            # batch 2: a sample of size 1 would specialise the batch axis to 1
-            deploy,
-            (_sample(in_channels, sample_size, batch=2),),
-            dynamic_shapes=shapes,
+    with _removed_on_failure(path, "torch.export"):
+        with _eval_mode(model), fx_config.patch(backed_size_oblivious=dynamic):
+            auto = torch.export.Dim.AUTO
+            shapes = {"x": {0: auto, 2: auto, 3: auto}} if dynamic else None
+            program = torch.export.export(
+                # batch 2: a sample of size 1 would specialise the batch axis to 1
+                deploy,
+                (_sample(in_channels, sample_size, batch=2),),
+                dynamic_shapes=shapes,
+            )
+        torch.export.save(
+            program, str(path), extra_files={"segwise.json": json.dumps(deploy.metadata())}
         )
-    torch.export.save(
-        program, str(path), extra_files={"segwise.json": json.dumps(deploy.metadata())}
-    )
+        if verify:
+            sizes = verification_sizes(sample_size) if dynamic else (tuple(sample_size),)
+            verify_export(path, model, sizes=sizes)
     return path

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
-
-from segwise.models.blocks import pad_to_multiple
 
 __all__ = ["SegmentationModel", "SegmentationOutput"]
 
@@ -30,7 +29,10 @@ class SegmentationModel(nn.Module):
     """Encoder -> decoder -> head, with internal padding so any input size works.
 
     The input is zero-padded at the bottom/right to a multiple of ``encoder.divisor`` and the
-    logits are cropped back, so ``forward`` accepts any ``H, W >= 1``.
+    logits are cropped back, so ``forward`` accepts any ``H, W >= 1``. The pad is applied even
+    when it is zero, so that a traced or exported graph (ONNX, TorchScript, ``torch.export``)
+    holds the pad and the crop as shape arithmetic and works at any ``H, W``, not only at sizes
+    like the one it was traced at.
 
     Args:
         encoder: follows the Encoder contract (:mod:`segwise.models.encoders.base`).
@@ -62,10 +64,22 @@ class SegmentationModel(nn.Module):
         Returns a :class:`SegmentationOutput` instead when the model has an auxiliary head.
         """
         height, width = x.shape[-2:]
-        padded = pad_to_multiple(x, self.encoder.divisor)
+        padded = _pad_to_multiple(x, self.encoder.divisor)  # (N, C, H', W'), H', W' % divisor == 0
         features = self.encoder(padded)
         logits = self.head(self.decoder(features), padded.shape[-2:])[..., :height, :width]
         if self.aux_head is None:
             return logits
         aux = self.aux_head(features[self.aux_index], padded.shape[-2:])[..., :height, :width]
         return SegmentationOutput(logits, (aux,))
+
+
+def _pad_to_multiple(x: torch.Tensor, divisor: int) -> torch.Tensor:
+    """Zero-pad ``x (N, C, H, W)`` at the bottom and right so that H and W divide ``divisor``.
+
+    Unlike :func:`segwise.models.blocks.pad_to_multiple` there is no "nothing to pad" shortcut:
+    a Python branch on the size would be frozen into a traced graph at the trace size (a U-Net
+    traced at 64x64 then fails at 97x131), and ``torch.export`` would turn it into a guard.
+    A zero pad costs one copy of the input.
+    """
+    height, width = x.shape[-2:]
+    return F.pad(x, (0, (-width) % divisor, 0, (-height) % divisor))
