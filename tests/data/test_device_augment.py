@@ -179,5 +179,5 @@ def test_resident_batches_and_the_loader_path_give_augmented_batches(tmp_path):
     batch = aug.batch(next(iter(resident)), "cpu")
     assert batch["image"].shape == (2, 3, 32, 32) and batch["mask"].shape == (2, 32, 32)
     assert "size" not in batch
-    with pytest.raises(MemoryError, match="without --resident"):
+    with pytest.raises(MemoryError, match="half the free memory"):
         ResidentBatches(ds, batch_size=2, device="cpu", max_bytes=1000)

@@ -47,6 +47,11 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "crop_size": ("data", "crop_size"),
     "batch_size": ("data", "batch_size"),
     "workers": ("data", "workers"),
+    "pin_memory": ("data", "pin_memory"),
+    "persistent_workers": ("data", "persistent_workers"),
+    "prefetch_factor": ("data", "prefetch_factor"),
+    "augment_on": ("data", "augment_on"),
+    "resident": ("data", "resident"),
     "cache": ("data", "cache"),
     "vflip": ("data", "vflip"),
     "rotation": ("data", "rotation"),
@@ -90,7 +95,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--val-fraction", type=float, help="held-out share when the data has no split")
     g.add_argument("--crop-size", type=int, help="training crop (default: from image sizes)")
     g.add_argument("--batch-size", type=int, help="images per step (default: from crop, device)")
-    g.add_argument("--workers", type=int, help="DataLoader worker processes")
+    g.add_argument("--workers", type=int,
+                   help="DataLoader worker processes (default: from CPUs and device, printed)")
+    g.add_argument("--pin-memory", action=argparse.BooleanOptionalAction, default=None,
+                   help="page-locked batches (default: on for CUDA)")
+    g.add_argument("--persistent-workers", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep loader workers between epochs (default: on with workers)")
+    g.add_argument("--prefetch-factor", type=int,
+                   help="batches each worker loads ahead (default: 4 with workers)")
+    g.add_argument("--augment-on", choices=("cpu", "device"),
+                   help="where augmentation runs: cpu (default; per item in the loader) or "
+                        "device (per batch on the training device; semantic runs)")
+    g.add_argument("--resident", action="store_true", default=None,
+                   help="with --augment-on device: keep the decoded train set on the device "
+                        "when it fits (half its free memory), no loader processes")
     g.add_argument("--cache", action="store_true", default=None, help="keep images in memory")
     g.add_argument("--vflip", action="store_true", default=None, help="random vertical flips")
     g.add_argument("--no-hflip", dest="hflip", action="store_const", const=False, default=None,

@@ -242,7 +242,7 @@ class ResidentBatches:
             raise MemoryError(
                 f"the decoded training set ({n} images padded to {hmax}x{wmax}) needs "
                 f"{need / 2**30:.2f} GiB on {device}, more than the {max_bytes / 2**30:.2f} GiB "
-                "allowed (half the free memory); train without --resident"
+                "allowed (half the free memory)"
             )
         self.nbytes = need
         self.images = torch.zeros((n, c, hmax, wmax), dtype=dtype, device=device)

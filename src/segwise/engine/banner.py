@@ -20,6 +20,16 @@ def _resolved_encoder(model_args: dict[str, Any]) -> str:
         return "the model's default"
 
 
+def _loader(user_data, device) -> str:
+    """The loader settings: the user's, the rest from ``loader_settings`` (as the run uses)."""
+    from segwise.data.loaders import loader_settings
+
+    u = user_data
+    return loader_settings(device, workers=u.workers, pin_memory=u.pin_memory,
+                           persistent_workers=u.persistent_workers,
+                           prefetch_factor=u.prefetch_factor).describe()
+
+
 def describe_run(config, user_data, info, adapter, device, amp_dtype, channels_last, ctx) -> str:
     """The start-of-run banner: every value the run uses, ``(auto)`` where derived."""
     model_args = adapter.model_args
@@ -46,7 +56,9 @@ def describe_run(config, user_data, info, adapter, device, amp_dtype, channels_l
         f"workers={auto('workers')} seed={t.seed} task={t.task.value} "
         f"val_every={t.val_every} monitor={(t.monitor or adapter.default_monitor).value}",
         f"augment   scale={scale} hflip={d.hflip} vflip={d.vflip} rotation={d.rotation} "
-        f"color_jitter={d.color_jitter}",
+        f"color_jitter={d.color_jitter} on={d.augment_on.value}"
+        f"{' (decoded train set resident on the device)' if d.resident else ''}",
+        f"loader    {_loader(user_data, device)}",
         f"device    {device} amp={amp_dtype} channels_last={channels_last} "
         f"compile={t.compile} processes={ctx.world_size} threads={torch.get_num_threads()}",
     ]

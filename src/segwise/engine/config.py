@@ -17,6 +17,7 @@ from segwise._validation import as_enum, check_positive, check_probability
 
 __all__ = [
     "AmpMode",
+    "AugmentOn",
     "DataConfig",
     "ModelConfig",
     "Monitor",
@@ -47,6 +48,13 @@ class AmpMode(str, Enum):
     BF16 = "bf16"
     FP16 = "fp16"
     OFF = "off"
+
+
+class AugmentOn(str, Enum):
+    """Where training augmentation runs."""
+
+    CPU = "cpu"  # per item, in the loader processes (segwise.data.train_transforms)
+    DEVICE = "device"  # per batch, on the training device (segwise.data.device_augment)
 
 
 class RunTask(str, Enum):
@@ -88,7 +96,12 @@ class DataConfig:
     val_fraction: float = 0.2  # used only when the data defines no split
     crop_size: int | None = None  # training crop; None derives it from the image sizes
     batch_size: int | None = None  # None derives it from crop size and device
-    workers: int | None = None  # DataLoader workers; None picks from the CPU count
+    workers: int | None = None  # DataLoader workers; None picks from the CPU count and device
+    pin_memory: bool | None = None  # page-locked batches; None: on for CUDA
+    persistent_workers: bool | None = None  # keep workers between epochs; None: with workers
+    prefetch_factor: int | None = None  # batches each worker loads ahead; None: 4 with workers
+    augment_on: AugmentOn = AugmentOn.CPU  # cpu: per item in the loader; device: per batch
+    resident: bool = False  # augment_on=device: keep the decoded train set on the device
     cache: bool = False  # keep decoded images in memory (small datasets)
     hflip: bool = True  # random horizontal flip
     vflip: bool = False  # random vertical flip (microscopy, aerial)
@@ -169,6 +182,14 @@ class RunConfig:
             value = getattr(d, name)
             if value is not None:
                 check_positive(value, f"data.{name}")
+        if d.prefetch_factor is not None:
+            check_positive(d.prefetch_factor, "data.prefetch_factor")
+        if d.resident and d.augment_on is not AugmentOn.DEVICE:
+            raise ValueError("data.resident=True needs data.augment_on='device' (--augment-on "
+                             "device): resident data is augmented where it lives")
+        if d.augment_on is AugmentOn.DEVICE and t.task is RunTask.INSTANCE:
+            raise ValueError("data.augment_on='device' is for semantic runs; instance runs "
+                             "augment on the CPU (drop --augment-on device)")
         if len(d.scale) != 2 or not 0 < d.scale[0] <= d.scale[1]:
             raise ValueError(
                 f"data.scale={d.scale!r} is not valid; expected (low, high) with 0 < low <= high"
