@@ -77,6 +77,25 @@ class TaskAdapter:
             color_jitter=data_cfg.color_jitter,
         )
 
+    def device_augment(self, data_cfg: DataConfig) -> Any:
+        """The per-batch augmentation on the device (``augment_on='device'``), else None."""
+        from segwise.engine.config import AugmentOn
+
+        if data_cfg.augment_on is not AugmentOn.DEVICE:
+            return None
+        from segwise.data.device_augment import DeviceAugment
+
+        return DeviceAugment(
+            self.info,
+            crop_size=data_cfg.crop_size,
+            scale=data_cfg.scale,
+            hflip=data_cfg.hflip,
+            vflip=data_cfg.vflip,
+            rotation=data_cfg.rotation,
+            color_jitter=data_cfg.color_jitter,
+            seed=self.config.train.seed,
+        )
+
     def to_device(self, images: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True)
         if self.channels_last:
@@ -157,10 +176,17 @@ class SemanticAdapter(TaskAdapter):
 
     def datasets(self, index: Any, data_cfg: DataConfig) -> tuple[Any, Any]:
         from segwise.data import SegmentationDataset, eval_transforms
+        from segwise.engine.config import AugmentOn
 
-        train = SegmentationDataset(
-            index.train, self.info, transform=self.train_transform(data_cfg), cache=data_cfg.cache
-        )
+        if data_cfg.augment_on is AugmentOn.DEVICE:  # items as read; see device_augment()
+            from segwise.data.device_augment import ItemSize
+
+            train = SegmentationDataset(index.train, self.info, transform=ItemSize(),
+                                        cache=data_cfg.cache, normalize=False)
+        else:
+            train = SegmentationDataset(index.train, self.info,
+                                        transform=self.train_transform(data_cfg),
+                                        cache=data_cfg.cache)
         val = SegmentationDataset(
             index.val, self.info, transform=eval_transforms(self.info), cache=data_cfg.cache
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 from typing import Any
 
@@ -64,14 +63,14 @@ def seed_everything(seed: int) -> None:
 
 
 def derive_data_defaults(cfg: DataConfig, info: Any, device: torch.device) -> DataConfig:
-    """Fill crop size, batch size and workers that the user left unset.
+    """Fill crop size, batch size and the loader settings that the user left unset.
 
     - crop: the median image's shorter side, rounded down to a multiple of 32, in [64, 512]
       (images smaller than the crop are padded with the ignore label);
     - batch: a pixel budget per step (2^19 pixels on CPU, 2^22 on CUDA) divided by the crop
       area, clipped to [2, 32];
-    - workers: 0 on machines with <= 2 CPU cores (decoding there steals the compute cores),
-      else half the cores (at most 8).
+    - workers, pin_memory, persistent_workers, prefetch_factor: from the CPU count and the
+      device, by :func:`segwise.data.loaders.loader_settings` (their one home).
     """
     crop = cfg.crop_size
     if crop is None:
@@ -81,11 +80,16 @@ def derive_data_defaults(cfg: DataConfig, info: Any, device: torch.device) -> Da
     if batch is None:
         budget = 2**22 if device.type == "cuda" else 2**19
         batch = int(min(32, max(2, budget // (crop * crop))))
-    workers = cfg.workers
-    if workers is None:
-        cores = os.cpu_count() or 1
-        workers = 0 if cores <= 2 else min(8, cores // 2)
-    return dataclasses.replace(cfg, crop_size=crop, batch_size=batch, workers=workers)
+    from segwise.data.loaders import loader_settings
+
+    loader = loader_settings(device, workers=cfg.workers, pin_memory=cfg.pin_memory,
+                             persistent_workers=cfg.persistent_workers,
+                             prefetch_factor=cfg.prefetch_factor)
+    return dataclasses.replace(
+        cfg, crop_size=crop, batch_size=batch, workers=loader.workers,
+        pin_memory=loader.pin_memory, persistent_workers=loader.persistent_workers,
+        prefetch_factor=loader.prefetch_factor,
+    )
 
 
 def check_batch_statistics(
