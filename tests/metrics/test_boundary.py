@@ -71,6 +71,19 @@ def test_shift_by_one_row_with_anisotropic_spacing_by_hand():
     assert hd95 == 2.0
 
 
+def test_a_distance_equal_to_the_tolerance_counts_as_within():
+    # spacing (1.2, 0.8): one row and two columns apart is sqrt(1.44 + 2.56) = 2 exactly, which
+    # float64 rounds to 2.0000000000000004; NSD at tolerance 2 must still be 1
+    t = torch.zeros(1, 3, 3, dtype=torch.long)
+    p = torch.zeros_like(t)
+    t[0, 0, 0] = 1
+    p[0, 1, 2] = 1
+    nsd = normalized_surface_dice(p, t, num_classes=2, tolerance=2.0, spacing=(1.2, 0.8))
+    assert nsd[0, 1] == 1.0
+    assert normalized_surface_dice(p, t, num_classes=2, tolerance=1.99, spacing=(1.2, 0.8))[
+        0, 1] == 0.0
+
+
 def test_empty_rules():
     # class 2: absent from both; class 1: only in the target (the prediction missed it)
     target = TARGET.clone()
