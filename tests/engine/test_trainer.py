@@ -99,6 +99,26 @@ def test_max_steps_reused_folder_slim_best_and_run_folder_first(tiny_binary, tmp
     assert "optimizer" in last["training"]
     assert best["training"]["epoch"] == result.best_epoch
     assert not (run / ".lock").exists()
+    _check_validation_loss(last, tiny_binary, result.history[-1]["val_loss"])
+
+
+def _check_validation_loss(ckpt, root, logged):
+    """val_loss = the run's loss averaged over the validation images, recomputed here."""
+    import numpy as np
+
+    from segwise.data import DataInfo, SegmentationDataset, discover_dataset, eval_transforms
+    from segwise.engine.checkpoint import build_model_from_checkpoint
+    from segwise.losses import create_loss
+
+    info = DataInfo.from_dict(ckpt["data_info"])
+    model = build_model_from_checkpoint(ckpt)
+    val = SegmentationDataset(discover_dataset(root).val, info, transform=eval_transforms(info))
+    loss_fn = create_loss("dicece", task=info.task, num_classes=1, ignore_index=info.pad_value,
+                          dice_weight=1.0, ce_weight=1.0)
+    with torch.no_grad():
+        values = [float(loss_fn(model(val[i]["image"][None]).float(), val[i]["mask"][None]))
+                  for i in range(len(val))]
+    assert logged == pytest.approx(float(np.mean(values)), rel=1e-5)
 
 
 class _Clock:

@@ -12,7 +12,9 @@ rest, behind this contract:
   where ``summary`` maps metric names (higher is better) to floats;
 - ``default_monitor``: the summary key that selects ``best.pt`` by default;
 - ``prediction_census`` (optional, set by ``validate``): what the model predicted, read by
-  :func:`segwise.engine.hints.degenerate_prediction_hint`.
+  :func:`segwise.engine.hints.degenerate_prediction_hint`;
+- ``validation_loss`` (optional, set by ``validate``): the training loss over the validation
+  images (semantic runs; lower is better, so it is not part of ``summary``).
 
 :func:`make_adapter` picks the adapter for a run; :func:`build_model_from_args` rebuilds a
 model from stored ``model_args`` for any task.
@@ -61,7 +63,13 @@ class TaskAdapter:
     def loss_description(self) -> str:
         """One line for the start-of-run summary."""
         t = self.config.train
-        return f"{t.loss} (dice x{t.dice_weight}, ce x{t.ce_weight})"
+        if "+" in t.loss:
+            weights = t.loss_weights or [1.0] * (t.loss.count("+") + 1)
+            return " + ".join(f"{w:g} x {n}" for w, n in zip(weights, t.loss.split("+"),
+                                                             strict=True))
+        if t.loss == "dicece":
+            return f"{t.loss} (dice x{t.dice_weight}, ce x{t.ce_weight})"
+        return t.loss
 
     def train_transform(self, data_cfg: DataConfig) -> Any:
         """The training augmentation the data config asks for (``segwise.data`` preset)."""
@@ -161,7 +169,7 @@ class SemanticAdapter(TaskAdapter):
         }
 
     def build_model(self, weights: str | None) -> nn.Module:
-        from segwise.losses import create_loss
+        from segwise.losses import create_loss, loss_options
 
         t = self.config.train
         self.loss_fn = create_loss(
@@ -169,8 +177,9 @@ class SemanticAdapter(TaskAdapter):
             task=self.info.task,
             num_classes=self.model_args["num_classes"],
             ignore_index=self.ignore_index,
-            dice_weight=t.dice_weight,
-            ce_weight=t.ce_weight,
+            weights=t.loss_weights,
+            # Dice+CE's own term weights, for the losses that have them
+            **{k: getattr(t, k) for k in ("dice_weight", "ce_weight") if k in loss_options(t.loss)},
         )
         return _semantic_model(self.model_args, weights)
 
@@ -230,7 +239,9 @@ class SemanticAdapter(TaskAdapter):
             std=tuple(self.info.std),
             indices=indices,
             distributed=distributed,
+            loss_fn=self.loss_fn,
         )
+        self.validation_loss = result.loss  # read by the trainer (val_loss in the logs)
         # what was predicted, for the trainer's degenerate-prediction hint (engine/hints.py)
         self.prediction_census = {
             "pixels_per_class": result.matrix.sum(axis=0).tolist(),

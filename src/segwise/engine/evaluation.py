@@ -31,6 +31,7 @@ class EvalResult:
         per_image: :class:`~segwise.metrics.PerImageScores`, one Dice per image.
         matrix: ``(C, C)`` int64 confusion matrix, rows = ground truth, columns = prediction.
         overlays: ``(id, rgb, target, pred)`` for the first few images, for pictures.
+        loss: the mean per-image loss (``loss_fn`` of :func:`evaluate_model`), else None.
     """
 
     task: Task
@@ -38,6 +39,7 @@ class EvalResult:
     per_image: Any
     matrix: np.ndarray
     overlays: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    loss: float | None = None  # mean loss over the images, when a loss_fn was given
 
     def summary(self) -> dict[str, float]:
         """The headline numbers (NaN where undefined).
@@ -163,6 +165,7 @@ def evaluate_model(
     std: tuple[float, ...] = (1.0,),
     indices: list[int] | None = None,
     distributed: bool = False,
+    loss_fn: Any = None,
 ) -> EvalResult:
     """Run ``model`` over every item of ``dataset`` (one image at a time, any size).
 
@@ -182,6 +185,8 @@ def evaluate_model(
         indices: evaluate only these items (for sharding across processes).
         distributed: sum the counts of every process (each evaluated its own ``indices``);
             every process then returns the same scores.
+        loss_fn: when given, ``loss_fn(logits (1, K, H, W), target (1, H, W))`` is averaged
+            over the images into :attr:`EvalResult.loss` (the validation loss; per process).
     """
     from segwise.metrics import ConfusionMatrix, PerImageDice, labels_from_logits
     from segwise.viz import denormalize
@@ -196,6 +201,7 @@ def evaluate_model(
         class_names=class_names,
     )
     overlays: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+    losses: list[float] = []
     for i in indices if indices is not None else range(len(dataset)):
         item = dataset[i]
         image = item["image"].unsqueeze(0).to(device)
@@ -204,6 +210,8 @@ def evaluate_model(
             model, image, amp_dtype=amp_dtype, channels_last=channels_last, tile_size=tile_size
         )
         pred = labels_from_logits(logits, task).cpu()
+        if loss_fn is not None:
+            losses.append(float(loss_fn(logits, target.to(logits.device))))
         confusion.update(pred, target)
         per_image.update(pred, target, ids=[item["id"]])
         if len(overlays) < keep_overlays:
@@ -218,4 +226,5 @@ def evaluate_model(
         per_image=per_image.compute(),
         matrix=confusion.matrix.cpu().numpy(),
         overlays=overlays,
+        loss=float(np.mean(losses)) if losses else None,
     )

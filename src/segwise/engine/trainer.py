@@ -391,6 +391,8 @@ def _fit(config, run_dir: Path, resume: bool, stop_after_epoch, quiet: bool, box
                     keep_overlays=t_cfg.overlays if ctx.is_main else 0,
                 )
                 val_seconds = time.perf_counter() - tv
+                if getattr(adapter, "validation_loss", None) is not None:
+                    record["val_loss"] = _mean_across(adapter.validation_loss, 1, ctx, device)
                 record.update({f"val_{k}": v for k, v in summary.items()})
                 if monitor not in summary:
                     raise ValueError(
@@ -557,7 +559,7 @@ def _epoch_line(record: dict[str, Any], plan: RunPlan, improved: bool, hint: str
     ]
     for key, value in record.items():
         if key.startswith("val_") and value is not None and not key.endswith("accuracy"):
-            parts.append(f"{key[4:]} {value:.4f}")
+            parts.append(f"{'val loss' if key == 'val_loss' else key[4:]} {value:.4f}")
     if improved:
         parts.append("* best")
     if hint is not None and any(k.startswith("val_") for k in record):
