@@ -73,6 +73,7 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "amp": ("train", "amp"),
     "compile": ("train", "compile"),
     "loss": ("train", "loss"),
+    "loss_weights": ("train", "loss_weights"),
     "dice_weight": ("train", "dice_weight"),
     "ce_weight": ("train", "ce_weight"),
     "monitor": ("train", "monitor"),
@@ -147,7 +148,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="semantic (default) or instance (with --model maskrcnn or unet_watershed)",
     )
     g.add_argument("--epochs", type=int, help="default 50")
-    g.add_argument("--loss", help="dicece (default), dice, ce, jaccard, gdice")
+    g.add_argument("--loss", help="dicece (default), dice, ce, jaccard, gdice, focal, tversky, "
+                                  "focal_tversky, lovasz, or a sum of them such as dice+focal "
+                                  "(docs/dice.md)")
+    g.add_argument("--loss-weights", type=_floats, metavar="W1,W2,...",
+                   help="one weight per term of a sum --loss, e.g. 1,0.5 (default all 1)")
     g.add_argument("--dice-weight", type=float, help="weight of the Dice term, default 1")
     g.add_argument("--ce-weight", type=float, help="weight of the cross-entropy term, default 1")
     g.add_argument(
@@ -175,6 +180,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--out", metavar="RUN", help="run folder (default runs/MODEL-TIMESTAMP)")
     g.add_argument("--resume", metavar="RUN", help="continue the run in RUN from last.pt")
     g.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def _floats(text: str) -> list[float]:
+    """``"1,0.5"`` -> [1.0, 0.5] (argparse type)."""
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of numbers; use e.g. 1,0.5"
+        ) from None
 
 
 def _duration(text: str) -> float:

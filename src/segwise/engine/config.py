@@ -133,7 +133,8 @@ class TrainConfig:
     amp: AmpMode = AmpMode.AUTO
     channels_last: bool | None = None  # None: on for CUDA
     compile: bool = False  # torch.compile the model
-    loss: str = "dicece"  # see segwise.losses.LossName
+    loss: str = "dicece"  # see segwise.losses.LossName; a weighted sum as "dice+focal"
+    loss_weights: tuple[float, ...] | None = None  # one per term of a sum loss (None: all 1)
     dice_weight: float = 1.0  # Dice term weight in Dice+CE
     ce_weight: float = 1.0  # cross-entropy term weight in Dice+CE
     monitor: Monitor | None = None  # None: mean_dice (semantic), dsb_score (instance)
@@ -177,6 +178,7 @@ class RunConfig:
             check_positive(t.patience, "train.patience")
         check_positive(t.dice_weight, "train.dice_weight", allow_zero=True)
         check_positive(t.ce_weight, "train.ce_weight", allow_zero=True)
+        _check_loss(t.loss, t.loss_weights)
         check_probability(d.val_fraction, "data.val_fraction")
         for name in ("crop_size", "batch_size"):
             value = getattr(d, name)
@@ -195,6 +197,29 @@ class RunConfig:
                 f"data.scale={d.scale!r} is not valid; expected (low, high) with 0 < low <= high"
             )
         return self
+
+
+def _check_loss(loss: str, weights: Any) -> None:
+    """``train.loss`` names known losses; ``train.loss_weights`` has one weight per term."""
+    from segwise.losses import loss_options
+
+    try:
+        loss_options(loss)
+    except ValueError as err:
+        raise ValueError(f"train.loss={loss!r} is not valid: {err}") from None
+    if weights is None:
+        return
+    terms = str(loss).count("+") + 1
+    values = list(weights) if isinstance(weights, list | tuple) else [weights]
+    ok = len(values) == terms and all(
+        isinstance(w, int | float) and not isinstance(w, bool) and 0 <= w < float("inf")
+        for w in values
+    ) and any(w > 0 for w in values)
+    if not ok:
+        raise ValueError(
+            f"train.loss_weights={weights!r} is not valid for loss {loss!r}; expected {terms} "
+            "finite weight(s) >= 0, not all 0 (one per term, e.g. 1,0.5 for dice+focal)"
+        )
 
 
 def _to_builtins(value: Any) -> Any:
