@@ -3,11 +3,15 @@
 - ``augment``: the training preset per core (one thread each, the same decoded images, one
   process, pipelines interleaved round by round): segwise vs albumentations (the preset's
   steps, and one ``Affine`` + crop) vs torchvision v2 steps on float (segwise before issue 14);
+- ``train``: training steps of a small model with the augmentation on the CPU (per item) vs
+  on the device (per batch, the loader only decodes) vs on the device with resident data;
+  ``--device cuda`` runs the same comparison on a GPU;
 - ``loader``: decoding (torchvision.io vs PIL), the train pipeline through ``make_loader`` with
   0 and 2 workers, and ``inspect_dataset`` wall time.
 
     .venv/bin/python benchmarks/bench_data.py [--data-root ../shared/data] [--images 48]
-        [--workers 0 2] [--sections augment loader] [--aug-images 24] [--rounds 7]
+        [--workers 0 2] [--sections augment train loader] [--aug-images 24] [--rounds 7]
+        [--device cpu] [--train-crop 256] [--train-batch 8] [--train-steps 4]
         [--out benchmarks/results/data.json]
 
 Writes JSON (figures in images/s; wall-clock seconds for inspect). Numbers depend on the machine
@@ -237,6 +241,92 @@ def augment_rates(index, name: str, args) -> dict:
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# Augmentation on the CPU vs on the device, inside training steps of a small model
+# ---------------------------------------------------------------------------------------------
+
+
+def train_rates(index, name: str, args) -> dict:
+    """Training images/s of a small model with the augmentation on the CPU (per item, in the
+    main process as the 2-CPU default has it) vs on the device (per batch; the loader only
+    decodes) vs on the device with the decoded set resident. Same model, crop, batch, steps;
+    the modes alternate round by round. ``--device cuda`` runs it on a GPU (not run here)."""
+    from segwise.data import SegmentationDataset
+    from segwise.data.device_augment import DeviceAugment, ItemSize, ResidentBatches
+    from segwise.data.loaders import loader_settings
+    from segwise.losses import create_loss
+    from segwise.models import create_model
+
+    info, device = index.info, torch.device(args.device)
+    crop, batch = args.train_crop, args.train_batch
+    samples = index.train[: args.train_images]
+    preset = {"scale": (0.5, 2.0), "rotation": 10.0, "color_jitter": 0.2}
+    settings = loader_settings(device, workers=args.train_workers)
+    cpu_ds = SegmentationDataset(samples, info, cache=True, transform=train_transforms(
+        info, crop_size=crop, **preset))
+    raw_ds = SegmentationDataset(samples, info, cache=True, transform=ItemSize(),
+                                 normalize=False)
+    for i in range(len(samples)):  # decode once: the modes differ in augmentation only
+        cpu_ds[i], raw_ds[i]
+    aug = DeviceAugment(info, crop_size=crop, **preset)
+    resident = ResidentBatches(raw_ds, batch_size=batch, device=device)
+    model = create_model(args.train_model, encoder=None, in_channels=info.in_channels,
+                         num_classes=info.num_classes, **json.loads(args.train_model_options))
+    model = model.to(device)
+    loss_fn = create_loss("dicece", task=info.task, num_classes=info.num_classes,
+                          ignore_index=info.pad_value)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def step(b: dict) -> None:
+        x = b["image"].to(device, non_blocking=True)
+        y = b["mask"].to(device, non_blocking=True)
+        loss = loss_fn(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def batches(mode: str):
+        if mode == "resident":
+            while True:
+                for b in resident:
+                    yield aug.batch(b, device)
+        ds = cpu_ds if mode == "cpu" else raw_ds
+        loader = make_loader(ds, batch_size=batch, shuffle=True, settings=settings,
+                             drop_last=True)
+        while True:
+            for b in loader:
+                yield b if mode == "cpu" else aug.batch(b, device)
+
+    modes = {"augment on CPU (per item)": batches("cpu"),
+             "augment on device (per batch)": batches("device"),
+             "augment on device, data resident": batches("resident")}
+    times: dict[str, list[float]] = {k: [] for k in modes}
+    for it in modes.values():
+        step(next(it))  # warm-up
+    for _ in range(args.rounds_train):
+        for mode, it in modes.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            for _ in range(args.train_steps):
+                step(next(it))
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[mode].append(time.perf_counter() - t)
+    first = next(iter(modes))
+    out: dict = {"device": str(device), "model": args.train_model,
+                 "model_options": json.loads(args.train_model_options), "crop_size": crop,
+                 "batch_size": batch, "steps_per_round": args.train_steps,
+                 "rounds": args.rounds_train, "loader": settings.describe(),
+                 "torch_threads": torch.get_num_threads()}
+    for mode, ts in times.items():
+        ratio = sorted(a / b for a, b in zip(times[first], ts, strict=True))[len(ts) // 2]
+        out[mode] = {"images_per_s": round(batch * args.train_steps / float(np.median(ts)), 2),
+                     "vs_cpu": round(float(ratio), 2)}
+    print(name, "train", json.dumps(out), flush=True)
+    return out
+
+
 def _version(module: str) -> str | None:
     try:
         return __import__(module).__version__
@@ -252,11 +342,23 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--datasets", nargs="+", default=["camvid", "dsb2018"])
-    parser.add_argument("--sections", nargs="+", default=["augment", "loader"],
-                        choices=["augment", "loader"])
+    parser.add_argument("--sections", nargs="+", default=["augment", "loader", "train"],
+                        choices=["augment", "loader", "train"])
     parser.add_argument("--aug-images", type=int, default=24,
                         help="decoded images per round of the augment section")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (augment)")
+    g = parser.add_argument_group("train section: augmentation on CPU vs device in training")
+    g.add_argument("--device", default="cpu", help="cpu, or cuda to run the modes on a GPU")
+    g.add_argument("--train-model", default="unet_textbook")
+    g.add_argument("--train-model-options", default='{"base_width": 8, "depth": 3}',
+                   help="JSON of model options (the small model of the tests)")
+    g.add_argument("--train-crop", type=int, default=256)
+    g.add_argument("--train-batch", type=int, default=8)
+    g.add_argument("--train-images", type=int, default=32, help="images decoded (cached)")
+    g.add_argument("--train-steps", type=int, default=4, help="steps per mode and round")
+    g.add_argument("--rounds-train", type=int, default=3)
+    g.add_argument("--train-workers", type=int, default=None,
+                   help="loader workers (default: loader_settings for the device)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "data.json")
     args = parser.parse_args()
     results = {
@@ -276,6 +378,8 @@ def main() -> None:
         if "augment" in args.sections:
             entry["augment_per_core_images_per_s"] = augment_rates(discover_dataset(root), name,
                                                                    args)
+        if "train" in args.sections:
+            entry["train_images_per_s"] = train_rates(discover_dataset(root), name, args)
         if "loader" in args.sections:
             entry.update(bench(root, name, args))
         print(name, json.dumps(entry, indent=1))

@@ -48,8 +48,10 @@ class ItemSize:
 def hsv_hue_shift(rgb: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """Shift the HSV hue of ``rgb (N, 3, H, W)`` in [0, 1] by ``shift (N,)`` turns.
 
-    The RGB <-> HSV formulas of ``torchvision``'s ``adjust_hue`` (hexcone model), batched with
-    one shift per image.
+    RGB -> HSV as ``torchvision``'s ``adjust_hue`` (hexcone model); HSV -> RGB with the
+    equivalent closed form ``f(n) = v - v s max(0, min(k, 4 - k, 1))``, ``k = (n + 6 h) mod 6``
+    for ``n = 5, 3, 1`` (R, G, B; Wikipedia, "HSL and HSV", "HSV to RGB alternative"), which
+    needs no per-sector selection.
     """
     r, g, b = rgb.unbind(1)
     maxc, _ = rgb.max(1)
@@ -64,20 +66,13 @@ def hsv_hue_shift(rgb: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     hg = ((maxc == g) & (maxc != r)) * (2.0 + rc - bc)
     hb = ((maxc != g) & (maxc != r)) * (4.0 + gc - rc)
     h = torch.fmod((hr + hg + hb) / 6.0 + 1.0, 1.0)
-    h = torch.remainder(h + shift.to(h.dtype)[:, None, None], 1.0)
-    v = maxc
-    i = torch.floor(h * 6.0)
-    f = h * 6.0 - i
-    i = i.to(torch.int64) % 6
-    p = (v * (1.0 - s)).clamp(0.0, 1.0)
-    q = (v * (1.0 - s * f)).clamp(0.0, 1.0)
-    t = (v * (1.0 - s * (1.0 - f))).clamp(0.0, 1.0)
-    mask = i[:, None] == torch.arange(6, device=i.device)[None, :, None, None]  # (N, 6, H, W)
-    a1 = torch.stack((v, q, p, p, t, v), dim=1)
-    a2 = torch.stack((t, v, v, q, p, p), dim=1)
-    a3 = torch.stack((p, p, t, v, v, q), dim=1)
-    a4 = torch.stack((a1, a2, a3), dim=1)  # (N, 3, 6, H, W)
-    return torch.einsum("...ijk, ...xijk -> ...xjk", mask.to(rgb.dtype), a4)
+    h6 = torch.remainder(h + shift.to(h.dtype)[:, None, None], 1.0) * 6.0
+    vs = maxc * s
+    out = []
+    for n in (5.0, 3.0, 1.0):
+        k = torch.remainder(h6 + n, 6.0)
+        out.append(maxc - vs * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0))
+    return torch.stack(out, dim=1)
 
 
 class DeviceAugment:
