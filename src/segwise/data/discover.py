@@ -166,8 +166,8 @@ def _detect_kind(layout_name: str, samples: list[Sample]) -> MaskKind:
         return MaskKind.COCO
     if any(s.mask_path is not None and s.mask_path.is_dir() for s in samples):
         return MaskKind.SOFT
-    if any(s.mask_path is not None and s.mask_path.suffix.lower() == ".npy" for s in samples):
-        return MaskKind.SOFT
+    # .npy masks are not SOFT by their suffix: float arrays are (the scans say so), integer
+    # arrays are class indices or binary, like any other integer mask
     return MaskKind.AUTO
 
 

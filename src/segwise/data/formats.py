@@ -179,14 +179,19 @@ def read_image(path: str | Path) -> np.ndarray:
             with tifffile.TiffFile(path) as tif:
                 axes = tif.series[0].axes
                 arr = np.asarray(tif.asarray())
-            if arr.ndim == 2:
+                page = tif.pages[0]
+                colormap = (page.colormap if page.photometric == tifffile.PHOTOMETRIC.PALETTE
+                            else None)
+            if colormap is not None and arr.ndim == 2:  # palette TIFF: the colours, like PNG
+                arr = (np.asarray(colormap).T[arr] >> 8).astype(np.uint8)  # 16 -> 8 bit
+            elif arr.ndim == 2:
                 arr = arr[..., None]
             elif arr.ndim == 3 and axes.endswith("YX"):
                 arr = np.moveaxis(arr, 0, -1)  # planar (C, H, W) -> (H, W, C)
             if arr.ndim != 3:
                 raise ValueError(f"expected a 2-D image with channels, got shape {arr.shape}")
             if arr.dtype == np.bool_:
-                arr = arr.astype(np.uint8)
+                arr = arr.astype(np.uint8) * 255  # 1-bit: black and white, as PNG/BMP read
             return np.ascontiguousarray(arr)
         data = path.read_bytes()
         if not data:
@@ -274,6 +279,8 @@ def read_mask_raw(path: str | Path) -> RawMask:
             import tifffile
 
             arr = np.asarray(tifffile.imread(path))
+            if arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[-1] in (2, 4):
+                return _apply_alpha(arr)  # LA / RGBA TIFF: alpha means what it does in PNG
         else:
             from PIL import Image
 
