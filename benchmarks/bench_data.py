@@ -183,6 +183,54 @@ def _interleaved(pipelines: dict, rounds: int, n_items: int) -> dict:
     return out
 
 
+def warp_backends(images: list, masks: list, crop: tuple[int, int], rounds: int) -> dict:
+    """Images/s of one affine warp of image (bilinear) + mask (nearest) to the crop, per
+    backend, with the same random matrices: the measurement behind the choice of OpenCV."""
+    import torch.nn.functional as Fn
+    from torchvision.transforms.v2 import functional as TF
+
+    from segwise.data.affine import AffineRanges, output_to_source, sample_affine, warp
+
+    ranges = AffineRanges(crop_size=crop, scale=(0.5, 2.0), rotation=10.0, hflip=True)
+    g = torch.Generator().manual_seed(0)
+    params = sample_affine(len(images), ranges, generator=g)
+    sizes = np.array([im.shape[:2] for im in images])
+    inverse = output_to_source(params, sizes, crop)
+    ch, cw = crop
+
+    def opencv():
+        for im, m, a in zip(images, masks, inverse, strict=True):
+            warp(im, a, crop, nearest=False, fill=0.0)
+            warp(m.astype(np.uint8), a, crop, nearest=True, fill=255)
+
+    def grid_sample():
+        for im, m, a in zip(images, masks, inverse, strict=True):
+            h, w = im.shape[:2]
+            x = torch.from_numpy(im).permute(2, 0, 1)[None].float()
+            ys, xs = torch.meshgrid(torch.arange(ch, dtype=torch.float32),
+                                    torch.arange(cw, dtype=torch.float32), indexing="ij")
+            t = torch.from_numpy(a).float()
+            gx = (2 * (t[0, 0] * xs + t[0, 1] * ys + t[0, 2]) + 1) / w - 1
+            gy = (2 * (t[1, 0] * xs + t[1, 1] * ys + t[1, 2]) + 1) / h - 1
+            grid = torch.stack([gx, gy], -1)[None]
+            Fn.grid_sample(x, grid, mode="bilinear", align_corners=False)
+            Fn.grid_sample(torch.from_numpy(m)[None, None].float(), grid, mode="nearest",
+                           align_corners=False)
+
+    def torchvision_affine():
+        for k, (im, m) in enumerate(zip(images, masks, strict=True)):
+            x = torch.from_numpy(im).permute(2, 0, 1)
+            kw = {"angle": float(params.angle[k]), "translate": [0, 0],
+                  "scale": float(params.scale[k]), "shear": [0.0, 0.0]}
+            TF.affine(x, **kw)[:, :ch, :cw]
+            TF.affine(torch.from_numpy(m)[None], **kw, fill=255)[:, :ch, :cw]
+
+    return _interleaved({"OpenCV warpAffine, uint8": opencv,
+                         "torch grid_sample, float32": grid_sample,
+                         "torchvision F.affine, uint8 (+ crop)": torchvision_affine},
+                        rounds, len(images))
+
+
 def augment_rates(index, name: str, args) -> dict:
     """The training preset per core, one thread for each library, on the same decoded images:
     uint8 arrays in memory -> normalised float ``(C, H, W)`` tensor + int64 mask."""
@@ -202,6 +250,8 @@ def augment_rates(index, name: str, args) -> dict:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     try:
+        out["warp_backends"] = warp_backends(images, masks, crop, args.rounds)
+        print(name, "warp backends", json.dumps(out["warp_backends"]), flush=True)
         for jitter in (0.2, 0.0):
             seg = train_transforms(info, crop_size=crop, rotation=10, color_jitter=jitter)
             old = _torchvision_steps(info, crop, jitter)
