@@ -79,3 +79,41 @@ def test_segwise_errors_keep_their_own_message():
 
     err = ExportError("m.onnx: onnxruntime fails on a (1, 3, 97, 131) input; export again")
     assert error_message(err) == (str(err), 2)
+
+
+@pytest.mark.slow
+def test_export_of_a_stride_32_unet_verifies_at_an_odd_size_and_cleans_up(
+        tiny_binary, tmp_path, capsys, monkeypatch):
+    """The issue's case: a U-Net (output stride 32) trained on small images; `segwise export`
+    used to crash in its own verification with a raw onnxruntime traceback."""
+    import numpy as np
+
+    from segwise.engine.checkpoint import load_run
+    from segwise.inference import OnnxPredictor
+    from segwise.inference import export as export_lib
+
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_binary), "--out", str(run), "--model",
+                 "unet_textbook", "--model-option", "base_width=4", "--model-option", "depth=5",
+                 "--epochs", "1", "--device", "cpu", "--batch-size", "4", "--crop-size", "48",
+                 "--workers", "0", "--quiet"]) == 0
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(run / "best.pt"), "--out", str(out)]) == 0
+    assert "at 64x64 and 97x131" in capsys.readouterr().out
+    loaded = load_run(run / "best.pt", device="cpu")
+    x = np.random.default_rng(0).random((1, loaded.info.in_channels, 360, 480), np.float32)
+    deploy = export_lib.DeployModule(loaded.model, in_channels=loaded.info.in_channels,
+                                     mean=loaded.info.mean, std=loaded.info.std,
+                                     head="probabilities", task=loaded.info.task).eval()
+    with torch.no_grad():
+        expected = deploy(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(OnnxPredictor(out)(x), expected, atol=1e-4)  # predict --onnx
+
+    def failing(*args, **kwargs):
+        raise export_lib.ExportError("m: differs at (2, 3, 97, 131)")
+
+    monkeypatch.setattr(export_lib, "verify_export", failing)
+    again = tmp_path / "again.onnx"
+    assert main(["export", "--checkpoint", str(run / "best.pt"), "--out", str(again)]) == 2
+    assert "differs at (2, 3, 97, 131)" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "run"]  # no leftovers

@@ -234,6 +234,8 @@ def export_onnx(
             # the TorchScript-based exporter is deprecated since torch 2.9, but the dynamo one
             # needs onnxscript, which segwise does not depend on
             warnings.simplefilter("ignore", DeprecationWarning)
+            # size checks frozen by the trace are caught by the verification at an odd size
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(
                 deploy,
                 (_sample(in_channels, sample_size),),
