@@ -18,6 +18,11 @@ report.html (one self-contained page: the tables, the confusion matrix, the per-
 histogram and the worst images with overlays, to open in a browser or send) into --out
 (default: RUN/eval-DATASET-SPLIT). Definitions: docs/metrics.md.
 
+Boundary metrics on request: --metrics dice,iou,hd95,nsd adds the Hausdorff distance (hd),
+its 95th percentile (hd95), the average symmetric surface distance (assd) and the normalised
+surface Dice (nsd) per class, in the units of --spacing (pixel size, rows,cols; default 1),
+NSD at --nsd-tolerance (same units). Dice and IoU are always reported.
+
 Instance checkpoints (segwise train --task instance) report instead the DSB2018 score, AP at
 IoU 0.5..0.95, PQ/SQ/RQ per class and COCO mask AP/AP50/AP75 (docs/instance.md), and write
 scores.json and per_image.csv (DSB score and instance counts per image).
@@ -26,7 +31,36 @@ examples:
   segwise evaluate --checkpoint runs/exp1/best.pt --data ../shared/data/camvid
   segwise evaluate --checkpoint runs/exp1 --data my_data       # a run folder: its best.pt
   segwise evaluate --checkpoint runs/exp1/best.pt --data my_data --split all --json
+  segwise evaluate --checkpoint runs/exp1 --data my_data --metrics dice,iou,hd95,nsd \
+      --spacing 0.5,0.5 --nsd-tolerance 1.0
 """
+
+METRICS = ("dice", "iou", "hd", "hd95", "assd", "nsd")
+BOUNDARY = ("hd", "hd95", "assd", "nsd")
+
+
+def _metric_list(text: str) -> tuple[str, ...]:
+    """``"dice,hd95"`` -> ("dice", "hd95") (argparse type)."""
+    names = tuple(n.strip().lower() for n in text.split(",") if n.strip())
+    bad = [n for n in names if n not in METRICS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: unknown metric(s) {bad}; expected a comma list of {', '.join(METRICS)}"
+        )
+    return names
+
+
+def _spacing(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or not all(v > 0 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a pixel size; expected positive numbers, e.g. 0.5,0.5 (rows,cols)"
+        )
+    return values
+
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +77,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--worst", type=int, default=5, help="list the K worst images (default 5)")
     parser.add_argument("--tile-size", type=int, help="sliding-window tile for large images")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
+    parser.add_argument("--metrics", type=_metric_list, default=("dice", "iou"),
+                        help="comma list of dice, iou, hd, hd95, assd, nsd (default dice,iou; "
+                             "any of the last four adds all boundary metrics)")
+    parser.add_argument("--spacing", type=_spacing, metavar="ROWS,COLS",
+                        help="physical pixel size for the boundary metrics (default 1,1)")
+    parser.add_argument("--nsd-tolerance", type=float, default=1.0, metavar="TAU",
+                        help="NSD tolerance in the units of --spacing (default 1.0)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +114,7 @@ def progress_reporter():
 def _run_semantic(args: argparse.Namespace) -> int:
     from segwise.cli._common import evaluation_inputs
     from segwise.data import SegmentationDataset, eval_transforms
-    from segwise.engine.evaluation import evaluate_model
+    from segwise.engine.evaluation import BoundarySettings, evaluate_model
     from segwise.engine.hints import degenerate_prediction_hint
     from segwise.engine.progress import ProgressDataset
 
@@ -94,7 +135,13 @@ def _run_semantic(args: argparse.Namespace) -> int:
         "tile_size": args.tile_size or max(2 * crop, 512),
         "class_names": list(info.class_names),
     }
-    result = evaluate_model(loaded.model, dataset, **options)
+    wanted = getattr(args, "metrics", ("dice", "iou"))
+    boundary = None
+    if any(m in BOUNDARY for m in wanted):
+        if args.nsd_tolerance < 0:
+            raise ValueError(f"--nsd-tolerance {args.nsd_tolerance} is not valid; expected >= 0")
+        boundary = BoundarySettings(spacing=args.spacing, tolerance=args.nsd_tolerance)
+    result = evaluate_model(loaded.model, dataset, **options, boundary=boundary)
     report = result.report(worst=args.worst)
     hint = degenerate_prediction_hint(
         {"pixels_per_class": result.matrix.sum(axis=0).tolist(),
@@ -109,7 +156,7 @@ def _run_semantic(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        _print_tables(report, out)
+        _print_tables(report, out, [m for m in wanted if m in BOUNDARY])
     return 0
 
 
@@ -140,7 +187,8 @@ def _write_html(out: Path, report: dict, loaded, dataset, samples, options: dict
         title=f"segwise evaluate: {loaded.checkpoint} on {len(samples)} images",
         summary=report["summary"],
         tables=[("Per class", report["per_class"],
-                 ["class", "dice", "iou", "precision", "recall", "pixels"]),
+                 ["class", "dice", "iou", "precision", "recall", "pixels",
+                  *[k for k in ("hd", "hd95", "assd", "nsd") if k in report["per_class"][0]]]),
                 ("Per-image Dice distribution",
                  [{k: pi[k] for k in ("count", "min", "q25", "median", "q75", "max")}],
                  ["count", "min", "q25", "median", "q75", "max"])],
@@ -152,7 +200,9 @@ def _write_html(out: Path, report: dict, loaded, dataset, samples, options: dict
     )
 
 
-def _fmt(value: float | None) -> str:
+def _fmt(value: float | str | None) -> str:
+    if isinstance(value, str):  # "inf" from the JSON report
+        return value
     return "  n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else (
         f"{value:.4f}"
     )
@@ -181,19 +231,20 @@ def _write_files(out: Path, result, report: dict, class_names: list[str]) -> Non
     plot_confusion(result.matrix, class_names, out / "confusion.png")
 
 
-def _print_tables(report: dict, out: Path) -> None:
+def _print_tables(report: dict, out: Path, boundary: list[str] | None = None) -> None:
     from rich.table import Table
 
     from segwise.cli._common import console as make_console
 
     console = make_console()
     table = Table(title="per class")
-    for col in ("class", "dice", "iou", "precision", "recall", "pixels"):
+    extra = list(boundary or [])
+    for col in ("class", "dice", "iou", "precision", "recall", "pixels", *extra):
         table.add_column(col, justify="right" if col != "class" else "left")
     for row in report["per_class"]:
         table.add_row(
             row["class"], _fmt(row["dice"]), _fmt(row["iou"]), _fmt(row["precision"]),
-            _fmt(row["recall"]), str(row["pixels"]),
+            _fmt(row["recall"]), str(row["pixels"]), *(_fmt(row.get(m)) for m in extra),
         )
     console.print(table)
     s = report["summary"]
@@ -202,6 +253,8 @@ def _print_tables(report: dict, out: Path) -> None:
         f"fw IoU {_fmt(s['fw_iou'])} | pixel accuracy {_fmt(s['pixel_accuracy'])} | "
         f"per-image Dice {_fmt(s['per_image_dice'])}"
     )
+    if extra:
+        console.print(" | ".join(f"mean {m.upper()} {_fmt(s.get('mean_' + m))}" for m in extra))
     pi = report["per_image"]
     console.print(
         f"per-image Dice: n={pi['count']} min {_fmt(pi['min'])} q25 {_fmt(pi['q25'])} "

@@ -13,7 +13,18 @@ from torch import nn
 
 from segwise.enums import Task
 
-__all__ = ["EvalResult", "evaluate_model", "forward_logits", "metric_classes"]
+__all__ = ["BoundarySettings", "EvalResult", "evaluate_model", "forward_logits", "metric_classes"]
+
+BOUNDARY_KEYS = (("hd", "hd"), ("hd_percentile", "hd95"), ("assd", "assd"), ("nsd", "nsd"))
+
+
+@dataclass(frozen=True)
+class BoundarySettings:
+    """Boundary metrics (HD, HD95, ASSD, NSD) to add to an evaluation (docs/metrics.md §7)."""
+
+    spacing: tuple[float, ...] | None = None  # physical pixel size (rows, cols); None: pixels
+    tolerance: float = 1.0  # NSD tolerance, in the units of spacing
+    percentile: float = 95.0  # the q of the percentile Hausdorff distance (reported as hd95)
 
 
 def metric_classes(task: Task, num_classes: int) -> int:
@@ -32,6 +43,8 @@ class EvalResult:
         matrix: ``(C, C)`` int64 confusion matrix, rows = ground truth, columns = prediction.
         overlays: ``(id, rgb, target, pred)`` for the first few images, for pictures.
         loss: the mean per-image loss (``loss_fn`` of :func:`evaluate_model`), else None.
+        boundary: :class:`~segwise.metrics.BoundaryScores` when boundary metrics were asked
+            for (``boundary=`` of :func:`evaluate_model`), else None.
     """
 
     task: Task
@@ -40,6 +53,7 @@ class EvalResult:
     matrix: np.ndarray
     overlays: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
     loss: float | None = None  # mean loss over the images, when a loss_fn was given
+    boundary: Any = None  # BoundaryScores, when asked for
 
     def summary(self) -> dict[str, float]:
         """The headline numbers (NaN where undefined).
@@ -47,6 +61,9 @@ class EvalResult:
         ``mean_dice`` / ``mean_iou``: for a binary task the foreground class's Dice / IoU (the
         background class would inflate them); otherwise the mean over classes with a defined
         value (docs/metrics.md). ``per_image_dice``: mean of the per-image Dice distribution.
+        With boundary metrics, also ``mean_hd``, ``mean_hd95``, ``mean_assd``, ``mean_nsd``:
+        the foreground class's mean over images (binary) or the mean over classes of the
+        per-class means over images (inf if any image missed a class entirely).
         """
         s = self.scores
         if self.task is Task.BINARY:
@@ -60,7 +77,16 @@ class EvalResult:
             "pixel_accuracy": float(s.pixel_accuracy),
             "mean_accuracy": float(s.mean_accuracy),
             "per_image_dice": float(self.per_image.mean),
+            **self._boundary_summary(),
         }
+
+    def _boundary_summary(self) -> dict[str, float]:
+        b = self.boundary
+        if b is None:
+            return {}
+        if self.task is Task.BINARY:
+            return {f"mean_{key}": float(b.per_class[name][1]) for name, key in BOUNDARY_KEYS}
+        return {f"mean_{key}": float(b.mean[name]) for name, key in BOUNDARY_KEYS}
 
     def report(self, *, worst: int = 5) -> dict[str, Any]:
         """A JSON-friendly report: summary, per-class rows, per-image distribution, worst ids."""
@@ -74,13 +100,17 @@ class EvalResult:
                 "precision": _none_if_nan(s.precision[c]),
                 "recall": _none_if_nan(s.recall[c]),
                 "pixels": int(s.support[c]),
+                **({} if self.boundary is None else {
+                    key: _json_number(self.boundary.per_class[name][c])
+                    for name, key in BOUNDARY_KEYS
+                }),
             }
             for c in range(s.num_classes)
         ]
         pi = self.per_image
         q = pi.quantiles([0.0, 0.25, 0.5, 0.75, 1.0])
         return {
-            "summary": {k: _none_if_nan(v) for k, v in self.summary().items()},
+            "summary": {k: _json_number(v) for k, v in self.summary().items()},
             "task": self.task.value,
             "per_class": per_class,
             "per_image": {
@@ -95,12 +125,19 @@ class EvalResult:
                 ],
             },
             "confusion_matrix": self.matrix.tolist(),
+            **({} if self.boundary is None else {"boundary": self.boundary.to_dict()}),
         }
 
 
 def _none_if_nan(value: float) -> float | None:
     value = float(value)
     return None if math.isnan(value) else value
+
+
+def _json_number(value: float) -> float | str | None:
+    """NaN -> None, inf -> "inf" (JSON has neither), else the float."""
+    value = float(value)
+    return "inf" if math.isinf(value) and value > 0 else _none_if_nan(value)
 
 
 def _logits_of(output: Any) -> torch.Tensor:
@@ -166,6 +203,7 @@ def evaluate_model(
     indices: list[int] | None = None,
     distributed: bool = False,
     loss_fn: Any = None,
+    boundary: BoundarySettings | None = None,
 ) -> EvalResult:
     """Run ``model`` over every item of ``dataset`` (one image at a time, any size).
 
@@ -187,6 +225,8 @@ def evaluate_model(
             every process then returns the same scores.
         loss_fn: when given, ``loss_fn(logits (1, K, H, W), target (1, H, W))`` is averaged
             over the images into :attr:`EvalResult.loss` (the validation loss; per process).
+        boundary: also compute the boundary metrics with these settings (slower: a k-d tree
+            per image, class and direction).
     """
     from segwise.metrics import ConfusionMatrix, PerImageDice, labels_from_logits
     from segwise.viz import denormalize
@@ -200,6 +240,14 @@ def evaluate_model(
         classes=[1] if task is Task.BINARY else None,
         class_names=class_names,
     )
+    boundary_metrics = None
+    if boundary is not None:
+        from segwise.metrics import BoundaryMetrics
+
+        boundary_metrics = BoundaryMetrics(k, spacing=boundary.spacing,
+                                           tolerance=boundary.tolerance,
+                                           percentile=boundary.percentile,
+                                           ignore_index=ignore_index, class_names=class_names)
     overlays: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
     losses: list[float] = []
     for i in indices if indices is not None else range(len(dataset)):
@@ -214,12 +262,16 @@ def evaluate_model(
             losses.append(float(loss_fn(logits, target.to(logits.device))))
         confusion.update(pred, target)
         per_image.update(pred, target, ids=[item["id"]])
+        if boundary_metrics is not None:
+            boundary_metrics.update(pred, target)
         if len(overlays) < keep_overlays:
             rgb = denormalize(item["image"].numpy(), mean, std)
             overlays.append((item["id"], rgb, target[0].numpy(), pred[0].numpy()))
     if distributed:
         confusion.all_reduce()
         per_image.all_reduce()
+        if boundary_metrics is not None:
+            boundary_metrics.all_reduce()
     return EvalResult(
         task=task,
         scores=confusion.compute(class_names=class_names),
@@ -227,4 +279,5 @@ def evaluate_model(
         matrix=confusion.matrix.cpu().numpy(),
         overlays=overlays,
         loss=float(np.mean(losses)) if losses else None,
+        boundary=None if boundary_metrics is None else boundary_metrics.compute(),
     )
