@@ -91,6 +91,7 @@ def test_export_of_a_stride_32_unet_verifies_at_an_odd_size_and_cleans_up(
     from segwise.engine.checkpoint import load_run
     from segwise.inference import OnnxPredictor
     from segwise.inference import export as export_lib
+    from segwise.inference import verify as verify_lib
 
     run = tmp_path / "run"
     assert main(["train", "--data", str(tiny_binary), "--out", str(run), "--model",
@@ -112,7 +113,7 @@ def test_export_of_a_stride_32_unet_verifies_at_an_odd_size_and_cleans_up(
     def failing(*args, **kwargs):
         raise export_lib.ExportError("m: differs at (2, 3, 97, 131)")
 
-    monkeypatch.setattr(export_lib, "verify_export", failing)
+    monkeypatch.setattr(verify_lib, "verify_export", failing)
     again = tmp_path / "again.onnx"
     assert main(["export", "--checkpoint", str(run / "best.pt"), "--out", str(again)]) == 2
     assert "differs at (2, 3, 97, 131)" in capsys.readouterr().err

@@ -15,7 +15,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 import segwise
-from segwise.inference.export import (
+from segwise.inference import (
     ExportError,
     export_onnx,
     export_program,

@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
         export_program,
         export_torchscript,
         verification_sizes,
-        verify_export,
     )
+    from segwise.inference.verify import verify_export
 
     out = Path(args.out)
     check_new_path(out, overwrite=args.overwrite, what="output file")

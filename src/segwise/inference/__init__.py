@@ -38,8 +38,8 @@ _LAZY = {
     "export_torchscript": "segwise.inference.export",
     "read_onnx_metadata": "segwise.inference.export",
     "verification_sizes": "segwise.inference.export",
-    "verify_export": "segwise.inference.export",
-    "verify_onnx": "segwise.inference.export",
+    "verify_export": "segwise.inference.verify",
+    "verify_onnx": "segwise.inference.verify",
     "OnnxPredictor": "segwise.inference.onnx_predictor",
 }
 

@@ -4,20 +4,21 @@ Every exporter wraps the model in :class:`DeployModule`, which can bake in the i
 normalisation ``(x - mean) / std`` and the head (logits, probabilities or labels), so that a
 deployment needs nothing but the artefact and its runtime. The ONNX file also records how it was
 built in its metadata (``segwise.*`` keys), which :class:`~segwise.inference.OnnxPredictor` and
-:func:`verify_onnx` read back.
+:func:`~segwise.inference.verify_onnx` read back.
 
 Every exporter checks its artefact against PyTorch at two sizes, the trace size and one not
 divisible by 32 (:func:`verification_sizes`: 97x131 for a 64x64 trace), because the model pads
 inside the graph and crops back (:class:`~segwise.models.SegmentationModel`), so one artefact
-serves any ``H, W``. An export that fails, or whose artefact differs, raises
-:class:`ExportError` and removes the file it was writing, so a retry is never blocked by it.
+serves any ``H, W`` (the checks are in :mod:`segwise.inference.verify`). An export that fails,
+or whose artefact differs, raises :class:`ExportError` and removes the file it was writing, so
+a retry is never blocked by it.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -38,8 +39,6 @@ __all__ = [
     "export_torchscript",
     "read_onnx_metadata",
     "verification_sizes",
-    "verify_export",
-    "verify_onnx",
 ]
 
 #: Largest output stride of the segwise models; the second verification size is not a multiple.
@@ -252,6 +251,8 @@ def export_onnx(
             entry.key, entry.value = key, value
         onnx.save(proto, str(path))
         if verify:
+            from segwise.inference.verify import verify_export
+
             sizes = verification_sizes(sample_size) if dynamic else (tuple(sample_size),)
             verify_export(path, model, sizes=sizes, batch=1)
     return path
@@ -280,169 +281,6 @@ def _parse_metadata(props: dict[str, str]) -> dict[str, object]:
         "head": ExportHead(props["segwise.head"]),
         "task": Task(props["segwise.task"]),
     }
-
-
-def _format_of(path: Path) -> ExportFormat:
-    """ONNX files start with a protobuf, TorchScript and ``.pt2`` files are zip archives."""
-    if path.suffix.lower() == ".onnx":
-        return ExportFormat.ONNX
-    if path.suffix.lower() == ".pt2":
-        return ExportFormat.EXPORTED_PROGRAM
-    import zipfile
-
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-        if any(n.endswith("/code/__torch__.py") or "/code/" in n for n in names):
-            return ExportFormat.TORCHSCRIPT
-        return ExportFormat.EXPORTED_PROGRAM
-    return ExportFormat.ONNX
-
-
-def _load_runner(
-    path: Path, fmt: ExportFormat
-) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, object]]:
-    """The artefact as a function ``(N, C, H, W) -> output``, and its segwise metadata."""
-    if fmt == ExportFormat.ONNX:
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        meta = read_onnx_metadata(path)
-
-        def run(x: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
-
-        return run, meta
-    extra = {"segwise.json": ""}
-    if fmt == ExportFormat.TORCHSCRIPT:
-        loaded = torch.jit.load(str(path), _extra_files=extra)
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "expected a .pt2 suffix" for other names
-            loaded = torch.export.load(str(path), extra_files=extra).module()
-    if not extra["segwise.json"]:
-        raise ExportError(f"{path} has no segwise metadata; export it with segwise")
-    return loaded, _parse_metadata(json.loads(extra["segwise.json"]))
-
-
-def verify_export(
-    path: str | Path,
-    model: nn.Module,
-    *,
-    sizes: Sequence[tuple[int, int]] = ((64, 64), (97, 131)),
-    batch: int = 2,
-    atol: float = 1e-4,
-) -> float:
-    """Run an artefact written by a segwise exporter and the PyTorch model, and compare.
-
-    The format is read from the file (ONNX, TorchScript, ``torch.export``); the PyTorch side is
-    wrapped exactly as the file records (normalisation, head, task). The inputs are seeded
-    ``torch.rand`` images ``(batch, C, H, W)``, one per size. A size the PyTorch model itself
-    rejects (a model that only takes even sizes, say) is skipped; segwise models take any size.
-
-    Args:
-        path: the artefact.
-        model: the PyTorch model that was exported.
-        sizes: ``(H, W)`` to check; include one that is not a multiple of 32.
-        batch: images per check.
-        atol: largest allowed absolute difference (labels: any disagreeing pixel counts >= 1).
-
-    Returns:
-        The largest absolute difference over all sizes.
-
-    Raises:
-        ExportError: when the artefact fails to run at a size, or differs by more than ``atol``,
-            naming the file and the size.
-    """
-    path = Path(path)
-    fmt = _format_of(path)
-    runner, meta = _load_runner(path, fmt)
-    deploy = _deploy(
-        model, meta["in_channels"], meta["mean"], meta["std"], meta["head"], meta["task"]
-    )
-    worst, checked = 0.0, 0
-    for size in sizes:
-        x = _sample(int(meta["in_channels"]), tuple(size), batch=batch)
-        with _eval_mode(model), torch.no_grad():
-            try:
-                expected = deploy(x)
-            except RuntimeError:
-                continue  # the PyTorch model itself rejects this size: nothing to compare
-            try:
-                got = runner(x)
-            except Exception as err:
-                first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-                raise ExportError(
-                    f"{path}: the {fmt.value} artefact fails on a {tuple(x.shape)} input "
-                    f"({type(err).__name__}: {first[:300]}); PyTorch runs it. Export again with "
-                    "this segwise version, or report the model"
-                ) from err
-        worst = max(worst, _compare(path, fmt, got, expected, x.shape, atol))
-        checked += 1
-    if not checked:
-        raise ExportError(
-            f"{path}: the PyTorch model itself fails at every verification size "
-            f"{[tuple(s) for s in sizes]}; pass sizes it accepts"
-        )
-    return worst
-
-
-def _compare(path, fmt, got, expected, shape, atol: float) -> float:
-    if tuple(got.shape) != tuple(expected.shape):
-        raise ExportError(
-            f"{path}: on a {tuple(shape)} input the {fmt.value} artefact returns "
-            f"{tuple(got.shape)} but PyTorch {tuple(expected.shape)}; export again with this "
-            "segwise version, or report the model"
-        )
-    if got.numel() == 0:
-        return 0.0
-    diff = float((got.double() - expected.double()).abs().max())
-    if not diff <= atol:
-        raise ExportError(
-            f"{path}: {fmt.value} and PyTorch differ by {diff:.3g} > atol={atol:g} on a "
-            f"{tuple(shape)} input; check for unsupported ops or raise atol"
-        )
-    return diff
-
-
-def verify_onnx(
-    path: str | Path, model: nn.Module, sample: torch.Tensor, *, atol: float = 1e-4
-) -> float:
-    """Run the ONNX file in onnxruntime and the PyTorch model on ``sample``, and compare.
-
-    The PyTorch side is wrapped exactly as the file records (normalisation, head, task).
-
-    Args:
-        path: an ONNX file written by :func:`export_onnx`.
-        model: the PyTorch model that was exported.
-        sample: ``(N, C, H, W)`` float32 raw input (un-normalised when normalisation is baked in).
-        atol: the largest allowed absolute difference. For a ``LABELS`` head the outputs are
-            integers, so any disagreement (a pixel on an exact tie) counts at least 1.
-
-    Returns:
-        The maximum absolute difference between the two outputs.
-
-    Raises:
-        ExportError: if the file fails to run, the shapes differ or the difference is above
-            ``atol`` (the message names the file and the input size).
-    """
-    path = Path(path)
-    runner, meta = _load_runner(path, ExportFormat.ONNX)
-    deploy = _deploy(
-        model, meta["in_channels"], meta["mean"], meta["std"], meta["head"], meta["task"]
-    )
-    x = sample.float().cpu()
-    with _eval_mode(model), torch.no_grad():
-        expected = deploy(x)
-    try:
-        got = runner(x)
-    except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise ExportError(
-            f"{path}: onnxruntime fails on a {tuple(x.shape)} input ({first[:300]}); PyTorch "
-            "runs it. Export again with this segwise version, or report the model"
-        ) from err
-    return _compare(path, ExportFormat.ONNX, got, expected, x.shape, atol)
 
 
 def export_torchscript(
@@ -486,6 +324,8 @@ def export_torchscript(
                 traced, str(path), _extra_files={"segwise.json": json.dumps(deploy.metadata())}
             )
         if verify:
+            from segwise.inference.verify import verify_export
+
             verify_export(path, model, sizes=verification_sizes(sample_size))
     return path
 
@@ -537,6 +377,8 @@ def export_program(
             program, str(path), extra_files={"segwise.json": json.dumps(deploy.metadata())}
         )
         if verify:
+            from segwise.inference.verify import verify_export
+
             sizes = verification_sizes(sample_size) if dynamic else (tuple(sample_size),)
             verify_export(path, model, sizes=sizes)
     return path
