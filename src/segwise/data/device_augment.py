@@ -13,6 +13,9 @@ batch), and :class:`DeviceAugment` does per batch, on the batch's device:
    (formulas of ``torchvision``'s ``adjust_hue``, per item), clipped to [0, 1] per group;
 3. normalisation with the dataset's mean/std.
 
+On a CPU "device" with ``uint8`` batches the same draws go through the CPU pipeline's OpenCV
+functions item by item instead (:class:`Kernels`; grid_sample is several times slower there).
+
 :class:`ResidentBatches` goes one step further for data that fits: the decoded dataset is
 kept on the device and batches are gathered there, with no loader at all.
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -34,7 +38,15 @@ from segwise.data.affine import AffineRanges, output_to_source, sample_affine
 from segwise.data.info import DataInfo
 from segwise.data.photometric import HUE, color_matrices
 
-__all__ = ["DeviceAugment", "ItemSize", "ResidentBatches", "hsv_hue_shift"]
+__all__ = ["DeviceAugment", "ItemSize", "Kernels", "ResidentBatches", "hsv_hue_shift"]
+
+
+class Kernels(str, Enum):
+    """Which kernels :class:`DeviceAugment` resamples with."""
+
+    AUTO = "auto"  # OpenCV for uint8 batches on the CPU (its fastest kernels), torch elsewhere
+    TORCH = "torch"  # affine grids + grid_sample, colour as tensor ops (any device)
+    OPENCV = "opencv"  # per item with the CPU pipeline's functions (uint8 batches on the CPU)
 
 
 class ItemSize:
@@ -83,13 +95,20 @@ class DeviceAugment:
         crop_size: output ``(H, W)``.
         scale, hflip, vflip, rotation, color_jitter: as :func:`segwise.data.train_transforms`.
         seed: seed of the parameter generator (:meth:`seed` re-seeds it).
+        kernels: :class:`Kernels`. On a CPU "device", grid_sample and per-pixel tensor ops
+            are several times slower than OpenCV's 8-bit kernels (docs/benchmarks.md, Data),
+            so ``AUTO`` uses OpenCV there: the same draws and matrices, the CPU pipeline's
+            resampling and colour functions, batch by batch.
     """
 
     def __init__(self, info: DataInfo, *, crop_size: int | tuple[int, int],
                  scale: tuple[float, float] = (0.5, 2.0), hflip: bool = True,
                  vflip: bool = False, rotation: float = 0.0, color_jitter: float = 0.0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, kernels: Kernels | str = Kernels.AUTO) -> None:
+        from segwise._validation import as_enum
         from segwise.data.transforms import _scale_range, _size
+
+        self.kernels = as_enum(kernels, Kernels, "kernels")
 
         if color_jitter and not 0 < color_jitter <= 1:
             raise ValueError(f"color_jitter={color_jitter!r} is not valid; expected [0, 1]")
@@ -142,8 +161,15 @@ class DeviceAugment:
         size_arr = (np.tile([h, w], (n, 1)) if sizes is None
                     else np.asarray(torch.as_tensor(sizes).cpu(), dtype=np.int64).reshape(n, 2))
         params = sample_affine(n, self.ranges, generator=self.generator)
-        inverse = torch.from_numpy(output_to_source(params, size_arr, self.ranges.crop_size))
-        inverse = inverse.to(dev, torch.float32, non_blocking=True)
+        inverse_np = output_to_source(params, size_arr, self.ranges.crop_size)
+        colour = self._colour_params(n, images.shape[1]) if self.color_jitter else None
+        opencv = images.device.type == "cpu" and images.dtype == torch.uint8
+        if self.kernels is Kernels.OPENCV and not opencv:
+            raise ValueError(f"kernels='opencv' needs uint8 images on the CPU, got "
+                             f"{images.dtype} on {images.device}")
+        if self.kernels is Kernels.OPENCV or (self.kernels is Kernels.AUTO and opencv):
+            return self._opencv(images, masks, inverse_np, size_arr, colour)
+        inverse = torch.from_numpy(inverse_np).to(dev, torch.float32, non_blocking=True)
         ch, cw = self.ranges.crop_size
         ys = torch.arange(ch, device=dev, dtype=torch.float32)
         xs = torch.arange(cw, device=dev, dtype=torch.float32)
@@ -161,8 +187,8 @@ class DeviceAugment:
         mean = torch.tensor(self.info.mean, device=dev, dtype=torch.float32)[None, :, None, None]
         std = torch.tensor(self.info.std, device=dev, dtype=torch.float32)[None, :, None, None]
         x = torch.where(inside[:, None], x, mean)
-        if self.color_jitter:
-            x = self._colour(x)
+        if colour is not None:
+            x = self._colour(x, colour)
         x = (x - mean) / std
 
         # nearest on labels: float32 holds integers up to 2^24 exactly
@@ -171,29 +197,63 @@ class DeviceAugment:
         m = torch.where(inside, m, torch.full_like(m, self.info.pad_value))
         return x.contiguous(), m
 
-    def _colour(self, x: torch.Tensor) -> torch.Tensor:
-        """The preset's colour jitter per image (``x`` in [0, 1])."""
-        n, c = x.shape[:2]
-        j = self.color_jitter
-        g = self.generator
-        if c != 3:  # brightness/contrast per channel, as segwise.data.photometric
-            r = (torch.rand(n, 2, generator=g) * 2 - 1) * j
-            b, k = (1 + r).to(x.device, x.dtype).unbind(1)
-            mu = x.mean(dim=(-2, -1), keepdim=True)
-            return (((x - mu) * k[:, None, None, None] + mu) * b[:, None, None, None]).clamp(0, 1)
+    def _colour_params(self, n: int, channels: int) -> dict[str, torch.Tensor]:
+        """Per-image colour draws (CPU tensors), as the CPU preset draws them."""
+        j, g = self.color_jitter, self.generator
+        if channels != 3:  # brightness/contrast factors, as photometric.BrightnessContrast
+            return {"bc": 1 + (torch.rand(n, 2, generator=g) * 2 - 1) * j}
         order = torch.stack([torch.randperm(4, generator=g) for _ in range(n)])
         lo = max(0.0, 1 - j)
         factors = lo + torch.rand(n, 3, generator=g, dtype=torch.float64) * (1 + j - lo)
-        hue_max = min(j, 0.5) / 5
-        hue = (torch.rand(n, generator=g, dtype=torch.float64) * 2 - 1) * hue_max
+        hue = (torch.rand(n, generator=g, dtype=torch.float64) * 2 - 1) * (min(j, 0.5) / 5)
+        return {"order": order, "factors": factors, "hue": hue}
+
+    def _colour(self, x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The preset's colour jitter per image (``x`` in [0, 1])."""
+        if "bc" in p:  # brightness/contrast per channel, as segwise.data.photometric
+            b, k = p["bc"].to(x.device, x.dtype).unbind(1)
+            mu = x.mean(dim=(-2, -1), keepdim=True)
+            return (((x - mu) * k[:, None, None, None] + mu) * b[:, None, None, None]).clamp(0, 1)
+        order = p["order"]
         pos = (order == HUE).long().argmax(1)  # where the hue shift sits in each order
         idx = torch.arange(4)[None]
         before = torch.where(idx < pos[:, None], order, HUE)  # HUE entries are skipped
         after = torch.where(idx > pos[:, None], order, HUE)
-        factors = factors.to(x.device)
+        factors = p["factors"].to(x.device)
         x = self._linear(x, before, factors)
-        x = hsv_hue_shift(x, hue.to(x.device)).clamp(0, 1)
+        x = hsv_hue_shift(x, p["hue"].to(x.device)).clamp(0, 1)
         return self._linear(x, after, factors)
+
+    def _opencv(self, images: torch.Tensor, masks: torch.Tensor, inverse: np.ndarray,
+                sizes: np.ndarray, colour: dict[str, torch.Tensor] | None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same batch with the CPU pipeline's OpenCV functions, item by item."""
+        from segwise.data.affine import warp
+        from segwise.data.datasets import normalize_tensor
+        from segwise.data.photometric import jitter_rgb8
+        from segwise.data.transforms import image_fill
+
+        crop, info = self.ranges.crop_size, self.info
+        fill = tuple(image_fill(info.mean, torch.uint8))
+        label = torch.uint8 if 0 <= info.pad_value < 256 and int(masks.max()) < 256 else None
+        xs, ms = [], []
+        for k in range(images.shape[0]):
+            h, w = (int(v) for v in sizes[k])
+            hwc = np.ascontiguousarray(images[k, :, :h, :w].permute(1, 2, 0).numpy())
+            out = warp(hwc, inverse[k], crop, nearest=False, fill=fill)
+            x = torch.from_numpy(out).permute(2, 0, 1)
+            if colour is not None and "order" in colour:
+                params = {"order": colour["order"][k], "factors": colour["factors"][k],
+                          "hue": float(colour["hue"][k])}
+                x = torch.from_numpy(jitter_rgb8(out, params)).permute(2, 0, 1)
+            elif colour is not None:
+                x = self._colour(x[None].float() / 255.0, {"bc": colour["bc"][k:k + 1]})[0]
+            xs.append(normalize_tensor(x, info))
+            mk = masks[k, :h, :w]
+            mk = mk.to(label).numpy() if label is not None else mk.to(torch.float32).numpy()
+            ms.append(torch.from_numpy(warp(mk, inverse[k], crop, nearest=True,
+                                            fill=info.pad_value)).to(torch.int64))
+        return torch.stack(xs), torch.stack(ms)
 
     @staticmethod
     def _linear(x: torch.Tensor, order: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
