@@ -229,6 +229,10 @@ def test_run_folder_as_checkpoint_and_plain_messages(trained_run, tiny_multiclas
     assert code == 2
     assert f"--out {a_file} is an existing file" in capsys.readouterr().err
     code = main(["evaluate", "--checkpoint", str(trained_run), "--data", str(tiny_multiclass),
+                 "--out", str(a_file), "--overwrite", "--device", "cpu"])
+    assert code == 2  # was a raw [Errno 17] with --overwrite
+    assert f"--out {a_file} is an existing file" in capsys.readouterr().err
+    code = main(["evaluate", "--checkpoint", str(trained_run), "--data", str(tiny_multiclass),
                  "--out", str(tmp_path / "eval"), "--device", "cpu"])
     assert code == 0
     err = capsys.readouterr().err

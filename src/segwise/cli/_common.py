@@ -61,7 +61,6 @@ def check_new_folder(path: Path, *, flag: str = "--out") -> None:
 
 def check_new_path(path: Path, *, overwrite: bool, what: str) -> None:
     """Refuse to overwrite an existing file or non-empty folder unless ``overwrite``."""
-    check_new_folder(path)
     exists = path.is_file() or (path.is_dir() and any(path.iterdir()))
     if exists and not overwrite:
         raise FileExistsError(
@@ -94,6 +93,7 @@ def evaluation_inputs(args: Any) -> tuple[Any, list[Any], Path]:
     out = Path(args.out) if args.out else (
         loaded.checkpoint.parent / f"eval-{root.resolve().name}-{args.split}"
     )
+    check_new_folder(out)
     check_new_path(out, overwrite=args.overwrite, what="report folder")
     index = discover_dataset(
         root,
