@@ -141,3 +141,16 @@ def test_every_family_and_format_exports_at_any_size(name, fmt, tmp_path):
         exporter(model, path, in_channels=3, verify=False)
         diff = verify_export(path, model, sizes=[(64, 64), ODD], batch=1)
     assert diff <= 1e-4
+
+
+def test_onnx_predictor_failure_is_one_error_naming_the_file(unet, tmp_path):
+    """A graph that cannot run at some size (this tiny net needs even sizes, like an old export
+    traced without the in-graph pad): a ValueError naming the file and the fix."""
+    from segwise.inference import OnnxPredictor
+
+    path = export_onnx(unet, tmp_path / "old.onnx", in_channels=3, verify=False)
+    predictor = OnnxPredictor(path)
+    assert predictor(np.zeros((1, 3, 32, 32), np.float32)).shape == (1, 3, 32, 32)
+    with pytest.raises(ValueError, match=r"old\.onnx: onnxruntime cannot run it on a "
+                                         r"\(1, 3, 33, 35\) input.*export the checkpoint again"):
+        predictor(np.zeros((1, 3, 33, 35), np.float32))

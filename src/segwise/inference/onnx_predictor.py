@@ -78,7 +78,15 @@ class OnnxPredictor:
                 f"images must be (N, {self.in_channels}, H, W) or ({self.in_channels}, H, W), "
                 f"got {images.shape}; for an (H, W, C) image use image.transpose(2, 0, 1)"
             )
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(images)})[0]
+        try:
+            return self.session.run(None, {self.input_name: np.ascontiguousarray(images)})[0]
+        except Exception as err:  # onnxruntime's own exception types
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(
+                f"{self.path}: onnxruntime cannot run it on a {images.shape} input ({first[:300]})"
+                "; a file exported before segwise padded inside the graph works only at sizes "
+                "like its trace size: export the checkpoint again (`segwise export`)"
+            ) from err
 
     def predict_labels(self, images: np.ndarray) -> np.ndarray:
         """Label map(s) whatever head was baked in.
