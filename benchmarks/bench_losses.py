@@ -4,9 +4,17 @@ Compares segwise ``DiceLoss`` / ``DiceCELoss`` with MONAI ``DiceLoss`` / ``DiceC
 (``softmax=True, to_onehot_y=True``) and smp ``DiceLoss("multiclass")`` on the same tensors in
 the same run, and writes JSON to ``--out``.
 
+``--suite imbalance`` times the focal, Tversky and Lovasz losses instead: segwise
+``FocalLoss`` (softmax) vs MONAI ``FocalLoss(use_softmax=True)`` and smp ``FocalLoss``
+(one-vs-rest sigmoid: smp's multiclass focal, a different loss, timed as the practical
+alternative); ``TverskyLoss(alpha=0.3, beta=0.7)`` vs MONAI and smp ``TverskyLoss``;
+``LovaszLoss`` vs smp ``LovaszLoss`` (MONAI has none).
+
 Usage:
     .venv/bin/python benchmarks/bench_losses.py                       # CPU, (8, 21, 256, 256)
     .venv/bin/python benchmarks/bench_losses.py --device cuda --shape 16,21,512,512
+    .venv/bin/python benchmarks/bench_losses.py --suite imbalance --out \
+        benchmarks/results/losses_imbalance.json
 """
 
 from __future__ import annotations
@@ -84,6 +92,40 @@ def build_losses(num_classes: int) -> dict[str, Callable]:
     }
 
 
+# loss family -> (segwise name, peer names); values comparable as noted in the docstring
+IMBALANCE_FAMILIES = {
+    "focal": ("segwise.FocalLoss", ("monai.FocalLoss", "smp.FocalLoss")),
+    "tversky": ("segwise.TverskyLoss", ("monai.TverskyLoss", "smp.TverskyLoss")),
+    "lovasz": ("segwise.LovaszLoss", ("smp.LovaszLoss",)),
+}
+
+
+def build_imbalance_losses(num_classes: int) -> dict[str, Callable]:
+    """Focal, Tversky and Lovasz losses of segwise and the peers (multiclass, index targets)."""
+    import monai.losses
+    import segmentation_models_pytorch.losses as smp_losses
+
+    from segwise.losses import FocalLoss, LovaszLoss, TverskyLoss
+
+    c = num_classes
+    return {
+        "segwise.FocalLoss": FocalLoss(task="multiclass", num_classes=c, gamma=2.0),
+        "monai.FocalLoss": _monai_index(
+            monai.losses.FocalLoss(use_softmax=True, to_onehot_y=True, gamma=2.0)
+        ),
+        "smp.FocalLoss": smp_losses.FocalLoss("multiclass", gamma=2.0),
+        "segwise.TverskyLoss": TverskyLoss(task="multiclass", num_classes=c, alpha=0.3,
+                                           beta=0.7, eps=1e-5),
+        "monai.TverskyLoss": _monai_index(
+            monai.losses.TverskyLoss(softmax=True, to_onehot_y=True, alpha=0.3, beta=0.7,
+                                     batch=True, smooth_nr=0.0, smooth_dr=1e-5)
+        ),
+        "smp.TverskyLoss": smp_losses.TverskyLoss("multiclass", alpha=0.3, beta=0.7),
+        "segwise.LovaszLoss": LovaszLoss(task="multiclass", num_classes=c),
+        "smp.LovaszLoss": smp_losses.LovaszLoss("multiclass"),
+    }
+
+
 def _monai_index(loss: Callable) -> Callable:
     """MONAI wants the index target with a channel axis: (N, 1, H, W)."""
     return lambda logits, target: loss(logits, target.unsqueeze(1))
@@ -148,7 +190,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reps", type=int, default=7, help="timed repetitions (median)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    parser.add_argument("--out", default="benchmarks/results/losses.json")
+    parser.add_argument("--suite", default="dice", choices=["dice", "imbalance"],
+                        help="dice: Dice/DiceCE (default); imbalance: focal, Tversky, Lovasz")
+    parser.add_argument("--out", default=None,
+                        help="JSON path (default benchmarks/results/losses[_imbalance].json)")
     args = parser.parse_args(argv)
 
     if args.threads:
@@ -158,7 +203,10 @@ def main(argv: list[str] | None = None) -> dict:
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(n, c, h, w, generator=gen).to(device)
     target = torch.randint(0, c, (n, h, w), generator=gen).to(device)
-    losses = build_losses(c)
+    losses = build_imbalance_losses(c) if args.suite == "imbalance" else build_losses(c)
+    if args.out is None:
+        suffix = "_imbalance" if args.suite == "imbalance" else ""
+        args.out = f"benchmarks/results/losses{suffix}.json"
 
     values = {name: float(loss(logits, target)) for name, loss in losses.items()}
     times = time_all(losses, logits, target, warmup=args.warmup, reps=args.reps)
@@ -177,6 +225,18 @@ def main(argv: list[str] | None = None) -> dict:
         }
         for name in losses
     }
+    if args.suite == "imbalance":
+        summary = {}
+        for family, (ours, peers) in IMBALANCE_FAMILIES.items():
+            fastest = min(peers, key=lambda k: results[k]["median_s"])
+            summary[family] = {
+                "fastest_peer": fastest,
+                "speedup_vs_fastest_peer": results[fastest]["median_s"]
+                / results[ours]["median_s"],
+                "memory_ratio_vs_fastest_peer": results[ours]["peak_extra_bytes"]
+                / max(results[fastest]["peak_extra_bytes"], 1),
+            }
+        return _write(args, results, summary, (n, c, h, w), device, memory_method)
     dice_peers = ("monai.DiceLoss", "smp.DiceLoss")
     fastest = min(dice_peers, key=lambda k: results[k]["median_s"])
     summary = {
@@ -188,8 +248,15 @@ def main(argv: list[str] | None = None) -> dict:
         "memory_ratio_dice_vs_fastest_peer": results["segwise.DiceLoss"]["peak_extra_bytes"]
         / max(results[fastest]["peak_extra_bytes"], 1),
     }
+    return _write(args, results, summary, (n, c, h, w), device, memory_method)
+
+
+def _write(args, results: dict, summary: dict, shape, device, memory_method: str) -> dict:
+    n, c, h, w = shape
+    what = ("multiclass focal, Tversky, Lovasz" if args.suite == "imbalance"
+            else "multiclass soft Dice (+CE)")
     report = {
-        "benchmark": "multiclass soft Dice (+CE), forward+backward, index targets",
+        "benchmark": f"{what}, forward+backward, index targets",
         "shape_NCHW": [n, c, h, w],
         "device": str(device),
         "device_name": (

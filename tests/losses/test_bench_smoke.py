@@ -30,3 +30,23 @@ def test_bench_losses_writes_json(tmp_path):
     assert values["segwise.DiceCELoss"] == pytest.approx(values["monai.DiceCELoss"], rel=1e-4)
     for r in report["results"].values():
         assert r["peak_extra_bytes"] >= 0
+
+
+@pytest.mark.slow
+def test_bench_losses_imbalance_suite_values_agree(tmp_path):
+    pytest.importorskip("monai")
+    pytest.importorskip("segmentation_models_pytorch")
+    spec = importlib.util.spec_from_file_location("bench_losses", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "imbalance.json"
+    bench.main(["--suite", "imbalance", "--shape", "2,3,8,8", "--reps", "1", "--warmup", "0",
+                "--out", str(out)])  # fmt: skip
+    report = json.loads(out.read_text())
+    values = {k: v["loss_value"] for k, v in report["results"].items()}
+    assert values["segwise.TverskyLoss"] == pytest.approx(values["monai.TverskyLoss"], rel=1e-4)
+    assert values["segwise.TverskyLoss"] == pytest.approx(values["smp.TverskyLoss"], rel=1e-4)
+    assert values["segwise.LovaszLoss"] == pytest.approx(values["smp.LovaszLoss"], rel=1e-4)
+    # MONAI's focal mean also divides by the C channels (docs/dice.md §7)
+    assert values["segwise.FocalLoss"] == pytest.approx(3 * values["monai.FocalLoss"], rel=1e-4)
+    assert set(report["summary"]) == {"focal", "tversky", "lovasz"}
