@@ -177,3 +177,17 @@ def test_we_differ_from_monai_on_absent_classes_on_purpose():
     d = 2 * stats.intersection.sum(0) / (stats.pred_sum.sum(0) + stats.target_sum.sum(0) + EPS)
     _close(ref, (1 - d).mean())
     _close(ours, (1 - d[: C - 1]).mean())
+
+
+def test_soft_labels_monai_soft_label_and_smp_use_our_l1_form():
+    # docs/dice.md §7: p = g = (0.3, 0.8) scores loss 0 in segwise, MONAI soft_label=True and
+    # smp; MONAI's default product form gives 1 - 2 * 0.73 / 2.2 = 0.336...
+    p = torch.tensor([0.3, 0.8], dtype=torch.float64).view(1, 1, 1, 2)
+    ours = LF.soft_dice_loss(p, p, task="binary", from_logits=False, eps=0.0)
+    assert float(ours) == pytest.approx(0.0, abs=1e-12)
+    kw = dict(smooth_nr=0.0, smooth_dr=0.0)
+    assert float(monai_losses.DiceLoss(soft_label=True, **kw)(p, p)) == pytest.approx(0, abs=1e-9)
+    product = monai_losses.DiceLoss(soft_label=False, **kw)(p, p)
+    assert float(product) == pytest.approx(1 - 1.46 / 2.2, abs=1e-9)
+    smp = smp_losses.DiceLoss("binary", from_logits=False, smooth=0.0, eps=1e-12)(p, p)
+    assert float(smp) == pytest.approx(0.0, abs=1e-6)
