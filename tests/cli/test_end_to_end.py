@@ -302,3 +302,19 @@ def test_evaluate_html_report_matches_scores_and_its_pictures_load(trained_run, 
         assert src.startswith("data:image/png;base64,")
         picture = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
         assert picture.size[0] > 100 and picture.size[1] > 100
+
+
+def test_evaluate_a_test_only_split(trained_run, tiny_multiclass, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_multiclass, data)
+    ids = sorted(p.stem for p in (data / "images").iterdir())
+    (data / "splits.json").write_text(json.dumps({"test": ids[:5]}))
+    code = main(["evaluate", "--checkpoint", str(trained_run), "--data", str(data),
+                 "--split", "test", "--out", str(tmp_path / "eval"), "--json", "--device", "cpu"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in report["per_image"]["images"]] == ids[:5]
+    assert main(["evaluate", "--checkpoint", str(trained_run), "--data", str(data)]) == 2
+    assert "no images in split 'val'" in capsys.readouterr().err

@@ -102,7 +102,8 @@ def evaluation_inputs(args: Any) -> tuple[Any, list[Any], Path]:
         num_classes=info.num_classes,
         class_names=list(info.class_names),
     )
-    splits = {"val": index.val, "train": index.train, "all": [*index.train, *index.val]}
+    splits = {"val": index.val, "train": index.train, "test": index.test,
+              "all": index.samples}
     samples = splits[args.split]
     if not samples:
         raise ValueError(f"--data {root} has no images in split {args.split!r}; try --split all")

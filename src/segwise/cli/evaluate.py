@@ -69,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--data", required=True, metavar="DIR", help="labelled dataset folder")
     parser.add_argument(
-        "--split", default="val", choices=("val", "train", "all"), help="which images (default val)"
+        "--split", default="val", choices=("val", "train", "test", "all"),
+        help="which images (default val; test: the ids listed under 'test' in splits.json)"
     )
     parser.add_argument("--out", metavar="DIR", help="report folder")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report")

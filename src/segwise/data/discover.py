@@ -101,10 +101,10 @@ def analyse(
     kind = as_enum(mask_kind, MaskKind, "mask_kind")
     layout = find_layout(root)
     problems = list(layout.problems)
-    train, val, split_source, split_problems = split_samples(
+    train, val, split_source, split_problems, test = split_samples(
         layout.samples, root=root, fixed=layout.fixed_split, val_fraction=val_fraction, seed=seed)
     problems += split_problems
-    samples = [*train, *val]
+    samples = [*train, *val, *test]
     if not samples:
         reasons = [f"{p.file}: {p.message}" for p in problems
                    if p.severity != Severity.INFO][:8]
@@ -140,15 +140,16 @@ def analyse(
         ignore_index=ignore_index)
     problems += notes
     analysis = Analysis(DatasetIndex(root, train, val, info=None, layout=layout.name,  # type: ignore[arg-type]
-                                     split_source=split_source, unpaired=layout.unpaired),
+                                     split_source=split_source, unpaired=layout.unpaired,
+                                     test=test),
                         image_scans, mask_scans)
     from segwise.data.checks import check_files  # local: checks imports this module's types
 
     counts, file_problems = check_files(analysis, kind=kind, table=table, ignore_index=ignore)
     problems += file_problems
     in_channels = _channels(image_scans, samples, problems)
-    mean, std = _mean_std(train or val, image_scans, in_channels, seed)
-    sizes = [image_scans[s.id].size for s in (train or val) if s.id in image_scans]
+    mean, std = _mean_std(train or val or test, image_scans, in_channels, seed)
+    sizes = [image_scans[s.id].size for s in (train or val or test) if s.id in image_scans]
     median = tuple(int(v) for v in np.median(np.array(sizes), axis=0)) if sizes else (0, 0)
     analysis.index.info = DataInfo(
         task=task, num_classes=len(table.names), class_names=table.names,

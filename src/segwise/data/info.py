@@ -159,6 +159,7 @@ class DatasetIndex:
         split_source: where the split came from (``"splits.json"``, ``"folders"``, ``"seeded"``).
         problems: what discovery noticed (left-out files, notices); nothing is dropped silently.
         unpaired: files without a partner (images without masks, masks without images).
+        test: held-out test samples (``"test"`` in ``splits.json``), never used in training.
     """
 
     root: Path
@@ -169,11 +170,12 @@ class DatasetIndex:
     split_source: str = ""
     problems: list[Problem] = field(default_factory=list)
     unpaired: list[Path] = field(default_factory=list)
+    test: list[Sample] = field(default_factory=list)
 
     @property
     def samples(self) -> list[Sample]:
-        """Train then val samples."""
-        return [*self.train, *self.val]
+        """Train, val, then test samples."""
+        return [*self.train, *self.val, *self.test]
 
 
 def raise_or_warn(problems: list[Problem], root: Path | str) -> None:

@@ -255,23 +255,27 @@ def split_samples(
     fixed: dict[str, set[str]] | None,
     val_fraction: float,
     seed: int,
-) -> tuple[list[Sample], list[Sample], str, list[Problem]]:
+) -> tuple[list[Sample], list[Sample], str, list[Problem], list[Sample]]:
     """Split samples into train and val: ``splits.json`` > the layout's own split > seeded.
+
+    ``splits.json`` may also list ``test`` ids (held out from training, for ``segwise evaluate
+    --split test``); a file listing only ``test`` is valid (an evaluation-only dataset).
 
     The seeded split sorts ids, shuffles them with ``numpy.random.default_rng(seed)`` and puts
     ``round(n * val_fraction)`` (at least 1 when ``n >= 2`` and ``val_fraction > 0``) into val.
 
     Returns:
-        ``(train, val, source, problems)``; samples in neither split are reported, not dropped
-        silently.
+        ``(train, val, source, problems, test)``; samples in no split are reported, not
+        dropped silently.
     """
     problems: list[Problem] = []
     splits_file = root / "splits.json" if root.is_dir() else None
     if splits_file is not None and splits_file.is_file():
         data = json.loads(splits_file.read_text())
-        if not isinstance(data, dict) or "train" not in data:
-            raise ValueError(f"{splits_file}: expected {{'train': [ids], 'val': [ids]}}")
-        fixed = {"train": set(map(str, data["train"])), "val": set(map(str, data.get("val", [])))}
+        if not isinstance(data, dict) or not {"train", "val", "test"} & set(data):
+            raise ValueError(f"{splits_file}: expected {{'train': [ids], 'val': [ids]}} "
+                             "(and/or 'test': [ids])")
+        fixed = {part: set(map(str, data.get(part, []))) for part in ("train", "val", "test")}
         source = "splits.json"
         known = {s.id for s in samples}
         for part, ids in fixed.items():
@@ -296,11 +300,18 @@ def split_samples(
         raise ValueError(
             f"ids in both train and val ({source}): {sorted(overlap)[:5]}; fix the split"
         )
+    test_ids = fixed.get("test", set())
+    clash = (fixed["train"] | fixed["val"]) & test_ids
+    if clash:
+        raise ValueError(
+            f"ids in test and in train or val ({source}): {sorted(clash)[:5]}; fix the split"
+        )
     train = sorted((s for s in samples if s.id in fixed["train"]), key=lambda s: s.id)
     val = sorted((s for s in samples if s.id in fixed["val"]), key=lambda s: s.id)
+    test = sorted((s for s in samples if s.id in test_ids), key=lambda s: s.id)
     for s in samples:
-        if s.id not in fixed["train"] and s.id not in fixed["val"]:
+        if s.id not in fixed["train"] and s.id not in fixed["val"] and s.id not in test_ids:
             problems.append(Problem(
                 Severity.WARNING, "not_in_split", str(s.image_path),
                 f"in neither the train nor the val list ({source}); it is left out"))
-    return train, val, source, problems
+    return train, val, source, problems, test
