@@ -90,6 +90,9 @@ def test_max_steps_reused_folder_slim_best_and_run_folder_first(tiny_binary, tmp
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"run folder {run}")
     assert "budget    2 epochs x 2 steps = 3 steps (max_steps=3)" in out
+    banner = "\n".join(out)
+    assert "weights=none: random init" in banner  # said, not assumed
+    assert "crop=48 batch=4 workers=0 " in banner  # given values carry no "(auto)"
     assert [(h["epoch"], h["step"]) for h in result.history] == [(1, 2), (2, 3)]
     # warmup round(0.5 * 2) = 1 step; cosine over the 2 steps after it: step index 2 is
     # halfway, lr = 1e-3 * 0.5 * (1 + cos(pi / 2)) = 5e-4 (the schedule ends at max_steps)
