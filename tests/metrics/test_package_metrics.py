@@ -21,8 +21,10 @@ SEMANTIC_MODULES = (
     "scores.py",
     "surface.py",
     "boundary.py",
+    "options.py",
 )
 PUBLIC = {
+    "Average",
     "BoundaryMetrics",
     "BoundaryScores",
     "average_surface_distance",

@@ -17,7 +17,8 @@ from segwise.metrics.functional import (
     iou_score,
     labels_from_logits,
 )
-from segwise.metrics.per_image import EmptyRule, PerImageDice, PerImageScores
+from segwise.metrics.options import Average, EmptyRule
+from segwise.metrics.per_image import PerImageDice, PerImageScores
 from segwise.metrics.scores import SegmentationScores, scores_from_confusion
 from segwise.metrics.surface import (
     average_surface_distance,
@@ -27,6 +28,7 @@ from segwise.metrics.surface import (
 )
 
 __all__ = [
+    "Average",
     "BoundaryMetrics",
     "BoundaryScores",
     "ConfusionMatrix",

@@ -74,14 +74,16 @@ class ConfusionMatrix:
             self._confmat = self._confmat.to(counts.device)
         self._confmat += counts
 
-    def compute(self, *, class_names: Any = None) -> SegmentationScores:
+    def compute(self, *, class_names: Any = None, empty: str = "exclude") -> SegmentationScores:
         """Scores of everything counted so far (NaN where undefined; see ``docs/metrics.md``).
 
         Args:
             class_names: C strings for this result; default the ones given at construction.
+            empty: Dice/IoU of classes absent from both: ``exclude`` (NaN), ``one``, ``zero``
+                (:class:`~segwise.metrics.EmptyRule`).
         """
         names = self.class_names if class_names is None else class_names
-        return scores_from_confusion(self._confmat, class_names=names)
+        return scores_from_confusion(self._confmat, class_names=names, empty=empty)
 
     def reset(self) -> None:
         """Forget every count (keeps ``num_classes``, ``ignore_index`` and ``class_names``)."""

@@ -14,6 +14,7 @@ import torch
 from segwise._validation import as_enum
 from segwise.enums import Task
 from segwise.metrics._checks import check_ignore_index, check_label_maps, check_num_classes
+from segwise.metrics.options import EmptyRule
 
 __all__ = [
     "batch_confusion_matrix",
@@ -59,11 +60,24 @@ def _binary_counts(
     return tp, fp, fn
 
 
-def dice_score(pred: torch.Tensor, target: torch.Tensor, *, dim: Dims = None) -> torch.Tensor:
+def _empty_fill(empty: EmptyRule | str) -> float:
+    rule = as_enum(empty, EmptyRule, "empty")
+    return {EmptyRule.EXCLUDE: math.nan, EmptyRule.ONE: 1.0, EmptyRule.ZERO: 0.0}[rule]
+
+
+def dice_score(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    dim: Dims = None,
+    empty: EmptyRule | str = EmptyRule.ONE,
+) -> torch.Tensor:
     """Hard Dice coefficient of two binary masks: ``2|P∩T| / (|P| + |T|)``.
 
-    Empty rule: if both masks are empty the Dice is 1.0 (a perfect, correct "nothing here");
-    if exactly one is empty it is 0.0. No epsilon is added, so values are exact.
+    Empty rule: if both masks are empty the Dice follows ``empty``
+    (:class:`~segwise.metrics.EmptyRule`): 1.0 by default (``one``: a perfect, correct "nothing
+    here"), NaN (``exclude``) or 0.0 (``zero``); if exactly one is empty it is 0.0. No epsilon
+    is added, so values are exact.
 
     Example: target ``1 0 0 1 0 0`` and prediction ``1 0 1 1 0 0`` give ``2*2/(3+2) = 0.8``.
 
@@ -73,38 +87,50 @@ def dice_score(pred: torch.Tensor, target: torch.Tensor, *, dim: Dims = None) ->
         dim: dimension(s) to reduce over; ``None`` (default) treats the whole tensor as one
             mask and returns a scalar. ``dim=(-2, -1)`` on ``(N, H, W)`` masks gives one Dice
             per image, shape ``(N,)``.
+        empty: ``"one"`` (default), ``"exclude"`` (NaN) or ``"zero"`` for two empty masks.
 
     Returns:
-        float64 tensor of the reduced shape (0-dim when ``dim`` is ``None``), values in [0, 1].
+        float64 tensor of the reduced shape (0-dim when ``dim`` is ``None``), values in [0, 1]
+        (or NaN with ``empty="exclude"``).
 
     Raises:
         ValueError: on float masks, values other than 0/1, or mismatched shapes.
     """
+    fill = _empty_fill(empty)
     tp, fp, fn = _binary_counts(pred, target, dim)
     denom = 2 * tp + fp + fn
-    return torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.ones_like(denom))
+    return torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.full_like(denom, fill))
 
 
-def iou_score(pred: torch.Tensor, target: torch.Tensor, *, dim: Dims = None) -> torch.Tensor:
+def iou_score(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    dim: Dims = None,
+    empty: EmptyRule | str = EmptyRule.ONE,
+) -> torch.Tensor:
     """Hard IoU (Jaccard index) of two binary masks: ``|P∩T| / |P∪T|``.
 
-    Same empty rule as :func:`dice_score`: both empty gives 1.0; exactly one empty gives 0.0.
+    Same empty rule as :func:`dice_score`: both empty gives 1.0 by default (``empty``);
+    exactly one empty gives 0.0.
     ``IoU = Dice / (2 - Dice)``; the worked example of :func:`dice_score` gives 2/3.
 
     Args:
         pred: (...) predicted mask, bool or integers in {0, 1}.
         target: (...) target mask of the same shape and kind.
         dim: dimension(s) to reduce over; ``None`` (default) reduces over everything.
+        empty: ``"one"`` (default), ``"exclude"`` (NaN) or ``"zero"`` for two empty masks.
 
     Returns:
-        float64 tensor of the reduced shape, values in [0, 1].
+        float64 tensor of the reduced shape, values in [0, 1] (or NaN).
 
     Raises:
         ValueError: on float masks, values other than 0/1, or mismatched shapes.
     """
+    fill = _empty_fill(empty)
     tp, fp, fn = _binary_counts(pred, target, dim)
     denom = tp + fp + fn
-    return torch.where(denom > 0, tp / denom.clamp_min(1), torch.ones_like(denom))
+    return torch.where(denom > 0, tp / denom.clamp_min(1), torch.full_like(denom, fill))
 
 
 def _bincount_confusion(

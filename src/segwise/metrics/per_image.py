@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import torch
@@ -19,26 +18,9 @@ from segwise._validation import as_enum
 from segwise.metrics._checks import check_class_names, check_ignore_index, check_num_classes
 from segwise.metrics._distributed import all_gather_objects
 from segwise.metrics.functional import batch_confusion_matrix
+from segwise.metrics.options import EmptyRule
 
 __all__ = ["EmptyRule", "PerImageDice", "PerImageScores"]
-
-
-class EmptyRule(str, Enum):
-    """Per-image Dice of a class that is absent from both an image's target and prediction.
-
-    - ``EXCLUDE``: undefined (NaN) and left out of every mean (the default; the same rule as the
-      dataset-level scores, and it keeps 9 absent classes from lifting an image's mean).
-    - ``ONE``: a perfect 1.0 (the rule of the binary :func:`dice_score`; common for binary tasks
-      with many empty images, where a correct "nothing here" should count).
-    - ``ZERO``: a failure, 0.0 (the strictest rule: only images where the class is present
-      can score).
-
-    A class absent from the target but predicted always scores 0.
-    """
-
-    EXCLUDE = "exclude"
-    ONE = "one"
-    ZERO = "zero"
 
 
 def _nanmean(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -63,6 +45,9 @@ class PerImageScores:
         mean: mean of the defined ``per_image`` values (the mean of the distribution).
         per_class_mean: (C,) float64, per class the mean over images where it is defined.
         class_names: optional names, one per class.
+        iou: (M, C) float64 per-image IoU ``TP / (TP + FP + FN)``, same empty rule as ``dice``.
+        per_image_iou: (M,) float64, each image's mean IoU over ``classes``.
+        mean_iou: mean of the defined ``per_image_iou`` values.
     """
 
     ids: tuple[str, ...]
@@ -72,6 +57,9 @@ class PerImageScores:
     mean: float
     per_class_mean: torch.Tensor
     class_names: tuple[str, ...] | None = None
+    iou: torch.Tensor | None = None
+    per_image_iou: torch.Tensor | None = None
+    mean_iou: float = math.nan
 
     def worst(self, k: int) -> list[tuple[str, float]]:
         """The ``k`` images with the lowest defined per-image Dice, as ``(id, dice)``, worst
@@ -111,6 +99,10 @@ class PerImageScores:
             "per_class_mean": clean(self.per_class_mean.tolist()),
             "classes": list(self.classes),
             "class_names": None if self.class_names is None else list(self.class_names),
+            "per_image_iou": None if self.per_image_iou is None else clean(
+                self.per_image_iou.tolist()),
+            "iou": None if self.iou is None else [clean(row) for row in self.iou.tolist()],
+            "mean_iou": None if math.isnan(self.mean_iou) else self.mean_iou,
         }
 
 
@@ -222,12 +214,19 @@ class PerImageDice:
         denom = 2 * tp + fp + fn
         fill = {EmptyRule.EXCLUDE: math.nan, EmptyRule.ONE: 1.0, EmptyRule.ZERO: 0.0}[self.empty]
         dice = torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.full_like(denom, fill))
+        union = tp + fp + fn
+        iou = torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(union, fill))
         if self.empty is not EmptyRule.EXCLUDE:
             # An image with no counted pixel at all has nothing to score.
-            dice[(counts.sum(dim=(1, 2)) == 0)] = math.nan
+            nothing = counts.sum(dim=(1, 2)) == 0
+            dice[nothing] = math.nan
+            iou[nothing] = math.nan
         per_image = _nanmean(dice[:, list(self.classes)], dim=1)
+        per_image_iou = _nanmean(iou[:, list(self.classes)], dim=1)
         defined = per_image[~per_image.isnan()]
         mean = float(defined.mean()) if defined.numel() else math.nan
+        defined_iou = per_image_iou[~per_image_iou.isnan()]
+        mean_iou = float(defined_iou.mean()) if defined_iou.numel() else math.nan
         return PerImageScores(
             ids=tuple(f"#{k}" if i is None else i for k, i in enumerate(self._ids)),
             dice=dice,
@@ -236,6 +235,9 @@ class PerImageDice:
             mean=mean,
             per_class_mean=_nanmean(dice, dim=0),
             class_names=self.class_names,
+            iou=iou,
+            per_image_iou=per_image_iou,
+            mean_iou=mean_iou,
         )
 
     def reset(self) -> None:

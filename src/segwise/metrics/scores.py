@@ -19,7 +19,9 @@ from typing import Any
 
 import torch
 
+from segwise._validation import as_enum
 from segwise.metrics._checks import check_class_names
+from segwise.metrics.options import Average, EmptyRule
 
 __all__ = ["SegmentationScores", "scores_from_confusion"]
 
@@ -96,6 +98,37 @@ class SegmentationScores:
         out["per_class"] = per_class
         return out
 
+    def average(self, name: str = "dice", how: Average | str = Average.MACRO) -> float:
+        """One number from the per-class ``name`` values (``dice``, ``iou``, ``precision``,
+        ``recall``).
+
+        Args:
+            name: which per-class score.
+            how: :class:`~segwise.metrics.Average`: ``macro`` (mean of the defined values;
+                ``average("dice")`` is ``mean_dice``), ``weighted`` (weights = support, over
+                classes with support > 0 and a defined value; ``average("iou", "weighted")``
+                is ``frequency_weighted_iou``), ``sum`` (sum of the defined values).
+
+        Returns:
+            The average; NaN when no value is defined.
+        """
+        if name not in ("dice", "iou", "precision", "recall"):
+            raise ValueError(
+                f"name={name!r} is not valid; expected one of: 'dice', 'iou', 'precision', "
+                "'recall'"
+            )
+        how = as_enum(how, Average, "how")
+        values = torch.tensor(getattr(self, name), dtype=torch.float64)
+        defined = ~values.isnan()
+        if how is Average.MACRO:
+            return _nanmean(values)
+        if how is Average.SUM:
+            return float(values[defined].sum()) if bool(defined.any()) else math.nan
+        support = torch.tensor(self.support, dtype=torch.float64)
+        keep = defined & (support > 0)
+        total = float(support[keep].sum())
+        return float((support[keep] * values[keep]).sum()) / total if total > 0 else math.nan
+
 
 def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     """num / den elementwise in float64, NaN where den == 0."""
@@ -109,12 +142,20 @@ def _nanmean(x: torch.Tensor) -> float:
     return float(defined.mean()) if defined.numel() else math.nan
 
 
-def scores_from_confusion(confmat: torch.Tensor, *, class_names: Any = None) -> SegmentationScores:
+def scores_from_confusion(
+    confmat: torch.Tensor,
+    *,
+    class_names: Any = None,
+    empty: EmptyRule | str = EmptyRule.EXCLUDE,
+) -> SegmentationScores:
     """Derive every dataset-level score from a confusion matrix.
 
     Args:
         confmat: (C, C) non-negative integer counts; row = target class, column = prediction.
         class_names: optional sequence of C strings.
+        empty: Dice and IoU of a class absent from both target and prediction:
+            ``exclude`` (NaN, left out of the means; default), ``one`` or ``zero``
+            (:class:`~segwise.metrics.EmptyRule`). Precision and recall stay NaN where undefined.
 
     Returns:
         The :class:`SegmentationScores` (float64 arithmetic, values as Python floats).
@@ -138,6 +179,7 @@ def scores_from_confusion(confmat: torch.Tensor, *, class_names: Any = None) -> 
         )
     c = confmat.shape[0]
     names = check_class_names(class_names, c)
+    empty = as_enum(empty, EmptyRule, "empty")
     m = confmat.detach().to("cpu", torch.int64)
     tp = m.diagonal()
     support = m.sum(dim=1)  # TP + FN: target pixels of each class
@@ -148,6 +190,10 @@ def scores_from_confusion(confmat: torch.Tensor, *, class_names: Any = None) -> 
 
     dice = _ratio(2 * tp, 2 * tp + fp + fn)
     iou = _ratio(tp, tp + fp + fn)
+    if empty is not EmptyRule.EXCLUDE:  # absent from both: the rule's value instead of NaN
+        fill = 1.0 if empty is EmptyRule.ONE else 0.0
+        dice = torch.where(dice.isnan(), torch.full_like(dice, fill), dice)
+        iou = torch.where(iou.isnan(), torch.full_like(iou, fill), iou)
     precision = _ratio(tp, predicted)
     recall = _ratio(tp, support)
     if total > 0:
