@@ -323,3 +323,18 @@ def test_loader_settings_overrides_and_errors():
         loader_settings("cpu", cpus=16, workers=0, prefetch_factor=2)
     with pytest.raises(ValueError, match="workers"):
         loader_settings("cpu", workers=-1)
+
+
+def test_collate_of_8_bit_items_keeps_values_and_threads():
+    hwc = [torch.randint(0, 256, (6, 5, 3), dtype=torch.uint8) for _ in range(3)]
+    items = [{"image": x.permute(2, 0, 1), "mask": torch.zeros(6, 5, dtype=torch.int64),
+              "id": str(i)} for i, x in enumerate(hwc)]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        batch = pad_collate(items)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(batch["image"], torch.stack([x.permute(2, 0, 1) for x in hwc]))
+    assert batch["image"].is_contiguous(memory_format=torch.channels_last)

@@ -168,7 +168,10 @@ class DeviceAugment:
             raise ValueError(f"kernels='opencv' needs uint8 images on the CPU, got "
                              f"{images.dtype} on {images.device}")
         if self.kernels is Kernels.OPENCV or (self.kernels is Kernels.AUTO and opencv):
-            return self._opencv(images, masks, inverse_np, size_arr, colour)
+            from segwise.data.loaders import one_torch_thread
+
+            with one_torch_thread():
+                return self._opencv(images, masks, inverse_np, size_arr, colour)
         inverse = torch.from_numpy(inverse_np).to(dev, torch.float32, non_blocking=True)
         ch, cw = self.ranges.crop_size
         ys = torch.arange(ch, device=dev, dtype=torch.float32)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -27,6 +29,7 @@ __all__ = [
     "LoaderSettings",
     "loader_settings",
     "make_loader",
+    "one_torch_thread",
     "pad_collate",
     "seed_worker",
     "usable_cpus",
@@ -120,7 +123,32 @@ def seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run the block on one torch thread (restored after). Per-batch copies in the main
+    process were ~20x slower with 2 intra-op threads on a busy 2-CPU machine (stacking 8
+    CamVid items: 65 ms vs 3 ms), as per-item ops were (docs/benchmarks.md, Data)."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def pad_collate(batch: list[dict[str, Any]], *, mask_pad_value: int = 255) -> dict[str, Any]:
+    """Collate Dataset items; images/masks of different sizes are padded bottom/right.
+
+    Runs on one torch thread (:func:`one_torch_thread`); see :func:`_pad_collate`.
+    """
+    with one_torch_thread():
+        return _pad_collate(batch, mask_pad_value=mask_pad_value)
+
+
+def _pad_collate(batch: list[dict[str, Any]], *, mask_pad_value: int = 255) -> dict[str, Any]:
     """Collate Dataset items; images/masks of different sizes are padded bottom/right.
 
     Args:
@@ -145,7 +173,13 @@ def pad_collate(batch: list[dict[str, Any]], *, mask_pad_value: int = 255) -> di
             mask = torch.nn.functional.pad(mask, (0, pw, 0, ph), value=fill)
         images.append(img)
         masks.append(mask)
-    out["image"] = torch.stack(images)
+    if all(img.dtype == torch.uint8 and img.permute(1, 2, 0).is_contiguous() for img in images):
+        # 8-bit items as read (augmentation on the device) are views of (H, W, C) memory:
+        # stacking that memory is a plain copy (stacking (C, H, W) views of it was ~10x
+        # slower); the batch is (N, C, H, W) in channels-last layout
+        out["image"] = torch.stack([img.permute(1, 2, 0) for img in images]).permute(0, 3, 1, 2)
+    else:
+        out["image"] = torch.stack(images)
     out["mask"] = torch.stack(masks)
     out["id"] = [item["id"] for item in batch]
     if "instances" in batch[0]:
