@@ -338,3 +338,19 @@ def test_collate_of_8_bit_items_keeps_values_and_threads():
         torch.set_num_threads(before)
     assert torch.equal(batch["image"], torch.stack([x.permute(2, 0, 1) for x in hwc]))
     assert batch["image"].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_padding_of_many_channels_uses_each_channels_mean():
+    """OpenCV repeats a 4-value border beyond 4 channels; each channel must get its own."""
+    c = 6
+    info = DataInfo(task="multiclass", num_classes=3, class_names=("a", "b", "c"),
+                    class_colors=((0, 0, 0),) * 3, in_channels=c, ignore_index=None,
+                    mask_kind="index", mean=tuple(0.1 * (k + 1) for k in range(c)),
+                    std=(0.25,) * c)
+    item = {"image": tv_tensors.Image(torch.zeros(c, 10, 12)),
+            "mask": tv_tensors.Mask(torch.zeros(10, 12, dtype=torch.int64)), "id": "x"}
+    out = train_transforms(info, crop_size=(14, 16), scale=(1, 1), hflip=False)(item)
+    padded = out["mask"] == 255
+    assert padded.sum() == 14 * 16 - 10 * 12
+    for k in range(c):
+        assert torch.allclose(out["image"][k][padded], torch.tensor(0.1 * (k + 1)))
