@@ -210,3 +210,19 @@ def test_against_monai(directed):
                                       spacing=spacing)  # fmt: skip
         ours = normalized_surface_dice(pred, target, tolerance=tol, **kw)
         torch.testing.assert_close(ours.float(), ref, rtol=1e-6, atol=1e-6)
+
+
+def test_against_torchmetrics_hausdorff():
+    tm = pytest.importorskip("torchmetrics.functional.segmentation")
+    pred, target = _blobs(2, 3, 32, 2), _blobs(2, 3, 32, 3)
+
+    def one_hot(x):
+        return torch.nn.functional.one_hot(x, 3).permute(0, 3, 1, 2)
+
+    for directed in (False, True):
+        ref = tm.hausdorff_distance(one_hot(pred), one_hot(target), num_classes=3,
+                                    include_background=True, spacing=[0.7, 1.3],
+                                    directed=directed)  # fmt: skip
+        ours = hausdorff_distance(pred, target, num_classes=3, percentile=None,
+                                  spacing=(0.7, 1.3), directed=directed)  # fmt: skip
+        torch.testing.assert_close(ours.float(), ref.float(), rtol=1e-5, atol=1e-5)
