@@ -33,8 +33,13 @@ RUN_FILES = frozenset({
 })
 
 
-def check_new_run_folder(run_dir: Path) -> None:
+def check_new_run_folder(run_dir: Path, *, clear: bool = True) -> None:
     """Make ``run_dir`` ready for a new run, or refuse with what to do instead.
+
+    Args:
+        run_dir: the run folder.
+        clear: remove what a run that never saved a checkpoint left (False on the non-main
+            processes of a multi-process run: they only check).
 
     Raises:
         FileExistsError: the folder holds a checkpoint (``--resume`` it) or files segwise did
@@ -58,7 +63,7 @@ def check_new_run_folder(run_dir: Path) -> None:
         raise FileExistsError(
             f"run folder {run_dir} already holds a trained model (best.pt); pass a new --out"
         )
-    for name in names:  # a run that stopped before its first checkpoint: start afresh
+    for name in names if clear else ():  # a run that stopped before its first checkpoint
         if name == LOCK_NAME:
             continue
         path = run_dir / name

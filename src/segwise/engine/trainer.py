@@ -176,13 +176,13 @@ def fit(
         KeyboardInterrupt: after saying what was saved and how to resume.
     """
     run_dir = Path(run_dir)
+    is_main = int(os.environ.get("RANK", "0")) == 0
     if resume:
         check_resumable(run_dir)
     elif config is None:
         raise ValueError("fit() needs a config unless resume=True")
     else:
-        check_new_run_folder(run_dir)
-    is_main = int(os.environ.get("RANK", "0")) == 0
+        check_new_run_folder(run_dir, clear=is_main)
     box: list[_State] = []
     with RunFolderLock(run_dir, enabled=is_main):
         try:
