@@ -318,3 +318,37 @@ def test_evaluate_a_test_only_split(trained_run, tiny_multiclass, tmp_path, caps
     assert [r["id"] for r in report["per_image"]["images"]] == ids[:5]
     assert main(["evaluate", "--checkpoint", str(trained_run), "--data", str(data)]) == 2
     assert "no images in split 'val'" in capsys.readouterr().err
+
+
+def _chromium():
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed "
+                    "(apt-get install chromium); report.html is still checked by parsing")
+def test_html_report_renders_in_headless_chromium(trained_run, tiny_multiclass, tmp_path):
+    """The browser decodes every picture and shows the numbers of scores.json."""
+    import re
+    import subprocess
+
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--checkpoint", str(trained_run), "--data", str(tiny_multiclass),
+                 "--out", str(out), "--device", "cpu"]) == 0
+    scores = json.loads((out / "scores.json").read_text())
+    probe = out / "probe.html"  # the report plus a script reporting each image's decoded width
+    probe.write_text((out / "report.html").read_text().replace(
+        "</body>", "<script>window.onload = () => { document.title = 'widths:' + "
+                   "[...document.images].map(i => i.naturalWidth).join(','); };</script></body>"))
+    dom = subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+         "--virtual-time-budget=5000", probe.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    widths = [int(w) for w in re.search(r"<title>widths:([\d,]*)</title>", dom).group(1).split(",")]
+    assert len(widths) == 3 and all(w > 100 for w in widths)  # every picture decoded
+    cells = re.findall(r"<td>([^<]*)</td>", dom)
+    for key, value in scores["summary"].items():
+        shown = "n/a" if value is None else f"{value:.4f}"
+        assert cells[cells.index(key) + 1] == shown, key
