@@ -186,14 +186,18 @@ def fit(
     box: list[_State] = []
     with RunFolderLock(run_dir, enabled=is_main):
         try:
-            return _fit(config, run_dir, resume, stop_after_epoch, quiet, box)
+            return _fit(config, run_dir, resume=resume, stop_after_epoch=stop_after_epoch,
+                        quiet=quiet, box=box)
         except KeyboardInterrupt:
             if is_main and not quiet:
                 print(interrupted_message(run_dir, box[0] if box else None), flush=True)
             raise
 
 
-def _fit(config, run_dir: Path, resume: bool, stop_after_epoch, quiet: bool, box: list):
+def _fit(config, run_dir: Path, *, resume: bool, stop_after_epoch, quiet: bool,
+         box: list) -> FitResult:
+    """:func:`fit` inside the run-folder lock; ``box`` receives the training state (for the
+    Ctrl-C message) as soon as it exists."""
     from segwise.data import discover_dataset, make_loader
     from segwise.data.loaders import LoaderSettings
 
