@@ -199,3 +199,14 @@ def test_names_differing_in_case_are_paired_with_a_notice(tmp_path, files):
     assert len(report.index.samples) == 2 and not report.errors
     notes = _codes(report, "paired_ignoring_case")
     assert len(notes) == 2 and "letter case" in notes[0].message
+
+
+def test_transparent_pixels_against_a_class_table_without_black_say_why(tmp_path, files):
+    import json
+
+    m = _rgba_mask((255, 255, 255, 0))
+    files.dataset(tmp_path, {"a": m, "b": m})
+    (tmp_path / "classes.json").write_text(json.dumps(
+        {"names": ["background", "object"], "colors": [[255, 255, 255], [255, 0, 0]]}))
+    [p, _] = _codes(inspect_dataset(tmp_path), "unexpected_labels")
+    assert "transparent pixels are read as background, black (0, 0, 0)" in p.message

@@ -106,7 +106,10 @@ def check_files(
             if unknown.size:
                 cols = [(c >> 16, (c >> 8) & 255, c & 255) for c in unknown[:5].tolist()]
                 problems.append(_label_problem(
-                    s, f"colours {cols} are not in the class colour table ({table.source})"))
+                    s, f"colours {cols} are not in the class colour table ({table.source})"
+                    + ("; its transparent pixels are read as background, black (0, 0, 0): give "
+                       "black as the background colour in classes.json"
+                       if m.transparent and 0 in unknown.tolist() else "")))
             ok = mapped >= 0
             np.add.at(counts, mapped[ok], cnts[ok])
             continue
