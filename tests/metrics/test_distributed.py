@@ -15,7 +15,7 @@ WORKER = textwrap.dedent(
     import json, sys
     import torch
     import torch.distributed as dist
-    from segwise.metrics import ConfusionMatrix, PerImageDice
+    from segwise.metrics import BoundaryMetrics, ConfusionMatrix, PerImageDice
 
     rank, init, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
@@ -31,9 +31,13 @@ WORKER = textwrap.dedent(
     per_image.update(pred, target, ids=[f"img{rank}"])
     per_image.all_reduce()
     r = per_image.compute()
+    boundary = BoundaryMetrics(3)
+    boundary.update(pred, target)
+    boundary.all_reduce()
+    hd = [[str(v) for v in row] for row in boundary.compute().hd.tolist()]
     with open(out, "w") as f:
         json.dump({"matrix": cm.matrix.tolist(), "ids": list(r.ids),
-                   "per_image": r.per_image.tolist()}, f)
+                   "per_image": r.per_image.tolist(), "hd": hd}, f)
     dist.destroy_process_group()
     """
 )
@@ -66,6 +70,10 @@ def test_all_reduce_sums_confusion_and_gathers_per_image(tmp_path):
         # img1: class 0 FP1 -> 0, class 2 TP1 FN1 -> 2/3, class 1 absent -> left out
         assert got["per_image"][0] == pytest.approx((2 / 3 + 4 / 5) / 2)
         assert got["per_image"][1] == pytest.approx((0 + 2 / 3) / 2)
+        # boundary metrics gathered in rank order; one-row images: every pixel is boundary.
+        # img0 class 0: target cols {0, 1}, pred {0} -> HD 1; class 1: {2, 3} vs {1, 2, 3} -> 1
+        # img1 class 0: predicted, absent from the target -> inf; class 2: {0, 1} vs {0} -> 1
+        assert got["hd"] == [["1.0", "1.0", "nan"], ["inf", "nan", "1.0"]]
 
 
 def test_all_reduce_wiring_with_a_simulated_two_rank_group(monkeypatch):
