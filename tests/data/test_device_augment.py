@@ -162,8 +162,9 @@ def test_colour_jitter_on_the_device_keeps_range_and_greys(kernels):
     x, _ = aug(grey, torch.zeros(4, 16, 16, dtype=torch.int64))
     unit = _unit(x)
     assert unit.min() >= -1e-6 and unit.max() <= 1 + 1e-6
-    assert torch.allclose(unit[:, 0], unit[:, 1], atol=1e-5)
-    assert torch.allclose(unit[:, 1], unit[:, 2], atol=1e-5)
+    tol = 1e-5 if kernels == "torch" else 1.01 / 255  # 8 bits: a channel may round apart
+    assert torch.allclose(unit[:, 0], unit[:, 1], atol=tol)
+    assert torch.allclose(unit[:, 1], unit[:, 2], atol=tol)
 
 
 def test_resident_batches_and_the_loader_path_give_augmented_batches(tmp_path):

@@ -65,20 +65,17 @@ def sample_affine(n: int, ranges: AffineRanges, *, generator: torch.Generator | 
                   device: torch.device | str = "cpu") -> AffineParams:
     """Draw ``n`` items' geometric parameters from torch's RNG (``generator`` or the global one).
 
-    Draws in one fixed order (scale, angle, flips, offset) so that a seed fixes the result.
+    One ``torch.rand(n, 6)`` call (columns: scale, angle, h/v flip, y/x offset), so that a
+    seed fixes the result and per-item draws cost one RNG call.
     """
-    kw: dict[str, Any] = {"generator": generator, "device": device}
+    u = torch.rand(n, 6, dtype=torch.float64, generator=generator, device=device)
     lo, hi = math.log(ranges.scale[0]), math.log(ranges.scale[1])
-    scale = torch.exp(lo + (hi - lo) * torch.rand(n, dtype=torch.float64, **kw))
-    angle = (torch.rand(n, dtype=torch.float64, **kw) * 2 - 1) * float(ranges.rotation)
-    flips = torch.rand(n, 2, **kw) < 0.5
-    offset = torch.rand(n, 2, dtype=torch.float64, **kw)
     return AffineParams(
-        scale=scale,
-        angle=angle,
-        hflip=flips[:, 0] & ranges.hflip,
-        vflip=flips[:, 1] & ranges.vflip,
-        offset=offset,
+        scale=torch.exp(lo + (hi - lo) * u[:, 0]),
+        angle=(u[:, 1] * 2 - 1) * float(ranges.rotation),
+        hflip=(u[:, 2] < 0.5) & ranges.hflip,
+        vflip=(u[:, 3] < 0.5) & ranges.vflip,
+        offset=u[:, 4:6],
     )
 
 
