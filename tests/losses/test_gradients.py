@@ -185,3 +185,11 @@ def test_focal_gradient_is_finite_when_the_target_probability_saturates():
     t = torch.zeros(1, 1, 1, dtype=torch.long)
     focal_loss(x, t, task="multiclass", gamma=0.5).backward()
     assert torch.isfinite(x.grad).all()
+
+
+def test_gradcheck_weighted_sum():
+    x = torch.randn(2, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    t = _target("multiclass", "index")
+    loss = create_loss("dice+focal+lovasz", task="multiclass", num_classes=3, ignore_index=255,
+                       weights=[1.0, 0.5, 0.25])  # fmt: skip
+    assert torch.autograd.gradcheck(lambda z: loss(z, t), (x,), fast_mode=True)

@@ -191,3 +191,14 @@ def test_soft_labels_monai_soft_label_and_smp_use_our_l1_form():
     assert float(product) == pytest.approx(1 - 1.46 / 2.2, abs=1e-9)
     smp = smp_losses.DiceLoss("binary", from_logits=False, smooth=0.0, eps=1e-12)(p, p)
     assert float(smp) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_monai_dicece_matches_only_with_softmax_true():
+    # docs/dice.md §7: MONAI's default DiceCELoss (softmax=False) runs its Dice on raw logits
+    x = torch.randn(N, C, H, W, dtype=torch.float64)
+    t = _index_target()
+    ours = LF.dice_ce_loss(x, t, task="multiclass", eps=EPS)
+    kw = dict(to_onehot_y=True, batch=True, smooth_nr=0.0, smooth_dr=EPS)
+    _close(ours, monai_losses.DiceCELoss(softmax=True, **kw)(x, t.unsqueeze(1)))
+    default = monai_losses.DiceCELoss(**kw)(x, t.unsqueeze(1))
+    assert abs(float(default) - float(ours)) > 1e-3

@@ -226,3 +226,28 @@ def test_against_torchmetrics_hausdorff():
         ours = hausdorff_distance(pred, target, num_classes=3, percentile=None,
                                   spacing=(0.7, 1.3), directed=directed)  # fmt: skip
         torch.testing.assert_close(ours.float(), ref.float(), rtol=1e-5, atol=1e-5)
+
+
+def test_streaming_against_monai_metric_classes():
+    mm = pytest.importorskip("monai.metrics")
+    batches = [(_blobs(2, 3, 32, 4), _blobs(2, 3, 32, 5)),
+               (_blobs(1, 3, 32, 6), _blobs(1, 3, 32, 7))]
+
+    def one_hot(x):
+        return torch.nn.functional.one_hot(x, 3).permute(0, 3, 1, 2).float()
+
+    ours = BoundaryMetrics(3, spacing=(0.5, 0.5), tolerance=1.0)
+    hd = mm.HausdorffDistanceMetric(include_background=True, percentile=95, reduction="none")
+    asd = mm.SurfaceDistanceMetric(include_background=True, symmetric=True, reduction="none")
+    nsd = mm.SurfaceDiceMetric([1.0] * 3, include_background=True, reduction="none")
+    for pred, target in batches:
+        ours.update(pred, target)
+        for metric in (hd, asd, nsd):
+            metric(one_hot(pred), one_hot(target), spacing=(0.5, 0.5))
+    s = ours.compute()
+    for mine, theirs in ((s.hd_percentile, hd), (s.assd, asd), (s.nsd, nsd)):
+        torch.testing.assert_close(mine.float(), theirs.aggregate(), rtol=1e-5, atol=1e-5)
+    mean = mm.HausdorffDistanceMetric(include_background=True, percentile=95)
+    for pred, target in batches:
+        mean(one_hot(pred), one_hot(target), spacing=(0.5, 0.5))
+    assert s.mean["hd_percentile"] == pytest.approx(float(mean.aggregate()), rel=1e-5)
