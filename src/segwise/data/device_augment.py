@@ -303,7 +303,10 @@ class ResidentBatches:
                 "allowed (half the free memory)"
             )
         self.nbytes = need
-        self.images = torch.zeros((n, c, hmax, wmax), dtype=dtype, device=device)
+        # channels-last, as collated 8-bit batches are: items gathered from it stay
+        # channels-last, and each image's (H, W, C) memory is a plain block for OpenCV
+        self.images = torch.zeros((n, c, hmax, wmax), dtype=dtype, device=device).contiguous(
+            memory_format=torch.channels_last)
         self.masks = torch.zeros((n, hmax, wmax), dtype=mdtype, device=device)
         self.sizes = torch.zeros((n, 2), dtype=torch.int64)
         for i, it in enumerate(items):
