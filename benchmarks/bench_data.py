@@ -320,10 +320,11 @@ def train_rates(index, name: str, args) -> dict:
         cpu_ds[i], raw_ds[i]
     aug = DeviceAugment(info, crop_size=crop, **preset)
     resident = ResidentBatches(raw_ds, batch_size=batch, device=device)
+    outputs = 1 if info.task.value == "binary" else info.num_classes  # as the engine
     model = create_model(args.train_model, encoder=None, in_channels=info.in_channels,
-                         num_classes=info.num_classes, **json.loads(args.train_model_options))
+                         num_classes=outputs, **json.loads(args.train_model_options))
     model = model.to(device)
-    loss_fn = create_loss("dicece", task=info.task, num_classes=info.num_classes,
+    loss_fn = create_loss("dicece", task=info.task, num_classes=outputs,
                           ignore_index=info.pad_value)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
@@ -351,17 +352,25 @@ def train_rates(index, name: str, args) -> dict:
              "augment on device (per batch)": batches("device"),
              "augment on device, data resident": batches("resident")}
     times: dict[str, list[float]] = {k: [] for k in modes}
+    data_s: dict[str, float] = dict.fromkeys(modes, 0.0)  # getting + augmenting batches
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
     for it in modes.values():
         step(next(it))  # warm-up
     for _ in range(args.rounds_train):
         for mode, it in modes.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            sync()
             t = time.perf_counter()
             for _ in range(args.train_steps):
-                step(next(it))
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+                t_data = time.perf_counter()
+                b = next(it)
+                sync()
+                data_s[mode] += time.perf_counter() - t_data
+                step(b)
+            sync()
             times[mode].append(time.perf_counter() - t)
     first = next(iter(modes))
     out: dict = {"device": str(device), "model": args.train_model,
@@ -372,7 +381,10 @@ def train_rates(index, name: str, args) -> dict:
     for mode, ts in times.items():
         ratio = sorted(a / b for a, b in zip(times[first], ts, strict=True))[len(ts) // 2]
         out[mode] = {"images_per_s": round(batch * args.train_steps / float(np.median(ts)), 2),
-                     "vs_cpu": round(float(ratio), 2)}
+                     "vs_cpu": round(float(ratio), 2),
+                     "data_ms_per_batch": round(1000 * data_s[mode] / (len(ts)
+                                                                     * args.train_steps), 1),
+                     "data_share_of_step_time": round(data_s[mode] / sum(ts), 3)}
     print(name, "train", json.dumps(out), flush=True)
     return out
 
