@@ -122,7 +122,7 @@ def _resident_batches(train_ds: Any, data_cfg: Any, device: torch.device, seed: 
     except MemoryError as err:
         _say(ctx, quiet, f"resident  not used: {err}; batches come from the loader")
         return None
-    _say(ctx, quiet, f"resident  the decoded train set ({batches.nbytes / 2**20:.0f} MiB) "
+    _say(ctx, quiet, f"resident  the decoded train set ({batches.nbytes / 2**20:.1f} MiB) "
                      f"stays on {device}; no loader processes")
     return batches
 
