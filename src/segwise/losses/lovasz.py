@@ -38,18 +38,25 @@ Weights = Sequence[float] | Tensor | None
 
 
 def _lovasz_units(errors: Tensor, g: Tensor, valid: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Lovasz extension per row. errors, g, valid: (R, M). Returns (loss, G, n_valid), (R,)."""
-    keys = torch.where(valid, errors.detach(), torch.full_like(errors, -torch.inf))
-    order = torch.sort(keys, dim=1, descending=True).indices
-    v = valid.gather(1, order).to(errors.dtype)
-    e = errors.gather(1, order) * v
-    gs = g.gather(1, order) * v
-    total = gs.sum(1, keepdim=True)
-    inter = total - gs.cumsum(1)
-    union = total + ((1.0 - gs) * v).cumsum(1)
-    jac = 1.0 - safe_ratio(inter, union)
-    grad = torch.diff(jac, dim=1, prepend=torch.zeros_like(jac[:, :1]))
-    return (e * grad).sum(1), total.squeeze(1), v.sum(1)
+    """Lovasz extension per row. errors, g, valid: (R, M). Returns (loss, G, n_valid), (R,).
+
+    The extension is linear in the errors for a fixed order: ``loss = sum_i e_i w_i`` with
+    ``w_i`` the Jaccard increment at pixel i's rank. ``w`` is formed without autograd and
+    scattered back to the pixels, so backward keeps one (R, M) tensor and no sort indices.
+    """
+    with torch.no_grad():
+        keys = torch.where(valid, errors, torch.full_like(errors, -torch.inf))
+        order = torch.sort(keys, dim=1, descending=True).indices
+        del keys
+        v = valid.gather(1, order).to(errors.dtype)
+        gs = g.gather(1, order).to(errors.dtype) * v
+        total = gs.sum(1, keepdim=True)
+        inter = total - gs.cumsum(1)
+        union = total + ((1.0 - gs) * v).cumsum(1)
+        jac = 1.0 - safe_ratio(inter, union)
+        grad = torch.diff(jac, dim=1, prepend=torch.zeros_like(jac[:, :1]))
+        weights = torch.zeros_like(errors).scatter_(1, order, grad * v)
+    return (errors * weights).sum(1), total.squeeze(1), valid.sum(1).to(errors.dtype)
 
 
 def lovasz_loss(
@@ -121,7 +128,11 @@ def lovasz_loss(
     else:  # one row per (image, class)
         rows = [t.reshape(n * c, length) for t in (errors, g, valid)]
         units = n
-    loss, gsum, count = (t.view(units, c) for t in _lovasz_units(*rows))
+    # rows in chunks of ~4M elements: the sort's temporaries stay small (one unit per row)
+    step = max(1, (1 << 22) // max(rows[0].shape[1], 1))
+    parts = [_lovasz_units(*(r[i:i + step] for r in rows)) for i in range(0, rows[0].shape[0],
+                                                                           step)]
+    loss, gsum, count = (torch.cat([p[k] for p in parts]).view(units, c) for k in range(3))
     if not include_background:
         loss, gsum, count = loss[:, 1:], gsum[:, 1:], count[:, 1:]
         weights = None if weights is None else weights[1:]
