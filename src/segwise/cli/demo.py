@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         ("curves", run_dir / "curves.png"),
         ("val overlays", run_dir / "overlays.png"),
         ("evaluation", out / "evaluation"),
+        ("report", out / "evaluation" / "report.html"),
         ("masks", out / "predictions"),
     ):
         print(f"  {label:<13}{path}")

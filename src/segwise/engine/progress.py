@@ -63,10 +63,12 @@ def fit_epochs_to_budget(
 
 
 class ProgressDataset:
-    """A dataset that calls ``report(done, total, seconds)`` as its items are read.
+    """A dataset that calls ``report(done, total, seconds)`` as a pass over it goes on.
 
-    ``report`` is called after every ``every``-th item of a pass and after the last one;
-    ``total`` is the number of items the pass will read (``len(dataset)`` unless given).
+    When item ``k`` is read, the ``k - 1`` items before it have been processed by the
+    caller; ``report`` is then called with ``done = k - 1`` whenever that is a multiple of
+    ``every`` (``total // parts``), and ``seconds`` counted from the first read. ``total`` is
+    the number of items the pass will read (``len(dataset)`` unless given).
 
     Args:
         dataset: any object with ``__getitem__`` and ``__len__``.
@@ -97,13 +99,15 @@ class ProgressDataset:
         return getattr(self.dataset, name)
 
     def __getitem__(self, i: int) -> Any:
+        # reading item k means items 1..k-1 have been processed (read, then used by the
+        # caller): report those, so the rate counts the caller's work, not just the reads
+        now = time.perf_counter()
         if self.done == 0:
-            self.start = time.perf_counter()
-        item = self.dataset[i]
+            self.start = now
+        elif self.done % self.every == 0:
+            self.report(self.done, self.total, now - self.start)
         self.done += 1
-        if self.done % self.every == 0 or self.done == self.total:
-            self.report(self.done, self.total, time.perf_counter() - self.start)
-        return item
+        return self.dataset[i]
 
 
 def progress_line(label: str, done: int, total: int, seconds: float) -> str:
