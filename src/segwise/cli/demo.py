@@ -67,15 +67,16 @@ def worked_examples() -> list[tuple[str, str, float, float]]:
 
 
 def _print_examples() -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from segwise.cli._common import console
 
     table = Table(title="Dice, worked examples (segwise vs by hand)")
     for col in ("example", "by hand", "hand value", "segwise"):
         table.add_column(col)
     for text, formula, ours, hand in worked_examples():
         table.add_row(text, formula, f"{hand:.4f}", f"{ours:.4f}")
-    Console().print(table)
+    console().print(table)
 
 
 def run(args: argparse.Namespace) -> int:
