@@ -242,7 +242,9 @@ class DeviceAugment:
         xs, ms = [], []
         for k in range(images.shape[0]):
             h, w = (int(v) for v in sizes[k])
-            hwc = np.ascontiguousarray(images[k, :, :h, :w].permute(1, 2, 0).numpy())
+            hwc = images[k, :, :h, :w].permute(1, 2, 0).numpy()
+            if hwc.strides[1:] != (hwc.shape[2] * hwc.itemsize, hwc.itemsize):
+                hwc = np.ascontiguousarray(hwc)  # OpenCV takes padded rows, not strided pixels
             out = warp(hwc, inverse[k], crop, nearest=False, fill=fill)
             x = torch.from_numpy(out).permute(2, 0, 1)
             if colour is not None and "order" in colour:
