@@ -37,26 +37,42 @@ __all__ = ["LovaszLoss", "lovasz_loss"]
 Weights = Sequence[float] | Tensor | None
 
 
-def _lovasz_units(errors: Tensor, g: Tensor, valid: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Lovasz extension per row. errors, g, valid: (R, M). Returns (loss, G, n_valid), (R,).
+def _lovasz_units(
+    errors: Tensor, g: Tensor, valid: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Lovasz extension per row. errors (R, M); g (R, M) float, or bool for hard targets;
+    valid (R, M) bool or None (all valid). Returns (loss, G, n_valid), each (R,).
 
     The extension is linear in the errors for a fixed order: ``loss = sum_i e_i w_i`` with
     ``w_i`` the Jaccard increment at pixel i's rank. ``w`` is formed without autograd and
     scattered back to the pixels, so backward keeps one (R, M) tensor and no sort indices.
     """
+    dtype = errors.dtype
     with torch.no_grad():
-        keys = torch.where(valid, errors, torch.full_like(errors, -torch.inf))
-        order = torch.sort(keys, dim=1, descending=True).indices
-        del keys
-        v = valid.gather(1, order).to(errors.dtype)
-        gs = g.gather(1, order).to(errors.dtype) * v
-        total = gs.sum(1, keepdim=True)
-        inter = total - gs.cumsum(1)
-        union = total + ((1.0 - gs) * v).cumsum(1)
+        if valid is None:
+            order = torch.sort(errors, dim=1, descending=True).indices
+            gs = g.gather(1, order).to(dtype)  # a 1-byte gather for hard targets
+            total = gs.sum(1, keepdim=True)
+            inter = total - gs.cumsum(1)
+            union = total + (1.0 - gs).cumsum(1)
+            count = errors.new_full((errors.shape[0],), float(errors.shape[1]))
+        else:
+            keys = torch.where(valid, errors, torch.full_like(errors, -torch.inf))
+            order = torch.sort(keys, dim=1, descending=True).indices
+            del keys
+            v = valid.gather(1, order).to(dtype)
+            gs = g.gather(1, order).to(dtype) * v
+            total = gs.sum(1, keepdim=True)
+            inter = total - gs.cumsum(1)
+            union = total + ((1.0 - gs) * v).cumsum(1)
+            count = valid.sum(1).to(dtype)
         jac = 1.0 - safe_ratio(inter, union)
+        del inter, union, gs
         grad = torch.diff(jac, dim=1, prepend=torch.zeros_like(jac[:, :1]))
-        weights = torch.zeros_like(errors).scatter_(1, order, grad * v)
-    return (errors * weights).sum(1), total.squeeze(1), valid.sum(1).to(errors.dtype)
+        if valid is not None:  # increments are 0 after the last valid pixel; keep it exact
+            grad = grad * v
+        weights = torch.zeros_like(errors).scatter_(1, order, grad)
+    return (errors * weights).sum(1), total.squeeze(1), count
 
 
 def lovasz_loss(
@@ -110,28 +126,35 @@ def lovasz_loss(
     p = prep.probs  # (N, C, L)
     check_finite(p.sum(2))
     n, c, length = p.shape
-    if prep.labels is not None:
-        g = F.one_hot(prep.labels, c + 1)[..., :c].permute(0, 2, 1).to(p.dtype)
+    if prep.labels is not None:  # hard targets as bool: cheap to gather
+        g = F.one_hot(prep.labels, c + 1)[..., :c].permute(0, 2, 1).bool()
     else:
         g = prep.dense
-    if prep.valid is None:
-        valid = torch.ones_like(g, dtype=torch.bool)
-    else:
-        valid = (prep.valid.unsqueeze(1) if prep.valid.ndim == 2 else prep.valid).expand_as(g)
+    valid = None
+    if prep.valid is not None:
+        valid = (prep.valid.unsqueeze(1) if prep.valid.ndim == 2 else prep.valid).expand(
+            n, c, length)
+    gf = g.to(p.dtype)
     if task is Task.MULTICLASS:
-        errors = (g - p).abs()
+        errors = (gf - p).abs()
     else:
-        errors = F.relu(1.0 - prep.logits * (2.0 * g - 1.0))
+        errors = F.relu(1.0 - prep.logits * (2.0 * gf - 1.0))
+    del gf
     if scope is DiceScope.BATCH:  # one row per class: (C, N * L)
-        rows = [t.transpose(0, 1).reshape(c, n * length) for t in (errors, g, valid)]
+        def to_rows(t):
+            return None if t is None else t.transpose(0, 1).reshape(c, n * length)
         units = 1
     else:  # one row per (image, class)
-        rows = [t.reshape(n * c, length) for t in (errors, g, valid)]
+        def to_rows(t):
+            return None if t is None else t.reshape(n * c, length)
         units = n
+    rows = [to_rows(t) for t in (errors, g, valid)]
     # rows in chunks of ~4M elements: the sort's temporaries stay small (one unit per row)
     step = max(1, (1 << 22) // max(rows[0].shape[1], 1))
-    parts = [_lovasz_units(*(r[i:i + step] for r in rows)) for i in range(0, rows[0].shape[0],
-                                                                           step)]
+    parts = [
+        _lovasz_units(*(None if r is None else r[i:i + step] for r in rows))
+        for i in range(0, rows[0].shape[0], step)
+    ]
     loss, gsum, count = (torch.cat([p[k] for p in parts]).view(units, c) for k in range(3))
     if not include_background:
         loss, gsum, count = loss[:, 1:], gsum[:, 1:], count[:, 1:]
