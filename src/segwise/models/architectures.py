@@ -21,6 +21,7 @@ from segwise.models.decoders.fcn import FCNDecoder, FCNSkipDecoder, FCNVariant
 from segwise.models.decoders.unet import UNetDecoder
 from segwise.models.encoders import UNetTextbookEncoder, build_encoder
 from segwise.models.heads import FCNHead, ResizeHead, SegmentationHead
+from segwise.models.init import Distribution, init_relu_convs
 from segwise.models.registry import Registry
 from segwise.models.segmentation_model import SegmentationModel
 
@@ -51,6 +52,11 @@ class ModelSpec:
     description: str
 
 
+def _check_head_kernel(size: int) -> None:
+    if isinstance(size, bool) or size not in (1, 3):
+        raise ValueError(f"head_kernel_size={size!r} is not valid; expected 1 or 3")
+
+
 def _aux_head(encoder, num_classes: int, norm: Norm | str, aux: bool) -> FCNHead | None:
     # torchvision's aux_loss head reads layer3, the second-deepest feature
     return FCNHead(encoder.out_channels[-2], num_classes, norm=norm) if aux else None
@@ -66,6 +72,7 @@ def build_unet(
     upsampling: Upsampling | str = Upsampling.NEAREST,
     norm: Norm | str = Norm.BATCH,
     output_stride: int = 32,
+    head_kernel_size: int = 3,
 ) -> SegmentationModel:
     """U-Net decoder on any encoder (skips concatenated at every encoder stage).
 
@@ -75,7 +82,11 @@ def build_unet(
         upsampling: ``"nearest"`` (default, as smp), ``"bilinear"`` or ``"transposed"``.
         norm: ``"batch"``, ``"group"`` or ``"none"``.
         output_stride: encoder output stride (32; 16 or 8 dilate the last stages).
+        head_kernel_size: 3 (default, as smp) or 1. The last decoder block has only 16
+            channels; a 3x3 classifier on it learned much faster than a 1x1 one in the
+            issue-17 ablation (docs/benchmarks.md, "Initialisation").
     """
+    _check_head_kernel(head_kernel_size)
     enc = build_encoder(
         encoder, in_channels=in_channels, output_stride=output_stride, pretrained=pretrained
     )
@@ -86,7 +97,8 @@ def build_unet(
         upsampling=upsampling,
         norm=norm,
     )
-    return SegmentationModel(enc, dec, SegmentationHead(dec.out_channels, num_classes))
+    head = SegmentationHead(dec.out_channels, num_classes, kernel_size=head_kernel_size)
+    return SegmentationModel(enc, dec, head)
 
 
 def build_unet_textbook(
@@ -99,6 +111,7 @@ def build_unet_textbook(
     depth: int = 4,
     upsampling: Upsampling | str = Upsampling.TRANSPOSED,
     norm: Norm | str = Norm.BATCH,
+    head_kernel_size: int = 1,
 ) -> SegmentationModel:
     """The U-Net of Ronneberger et al. (2015), padded convs, batch norm by default.
 
@@ -112,7 +125,12 @@ def build_unet_textbook(
         upsampling: ``"transposed"`` (default, the paper's up-convolution), ``"bilinear"``
             or ``"nearest"``.
         norm: ``"batch"`` (default), ``"group"`` or ``"none"`` (the paper; convs get biases).
+        head_kernel_size: 1 (default, the paper's classifier) or 3.
+
+    Init: the paper's Gaussian ``N(0, 2 / fan_in)`` for every conv (section 3), Glorot for
+    the classifier (:mod:`segwise.models.init`).
     """
+    _check_head_kernel(head_kernel_size)
     if encoder != "unet_textbook":
         raise ValueError(
             f"encoder={encoder!r} is not valid for 'unet_textbook'; expected 'unet_textbook' "
@@ -132,7 +150,9 @@ def build_unet_textbook(
         upsampling=upsampling,
         norm=norm,
     )
-    return SegmentationModel(enc, dec, SegmentationHead(dec.out_channels, num_classes))
+    init_relu_convs(dec, distribution=Distribution.NORMAL)  # the paper's Gaussian, as encoder
+    head = SegmentationHead(dec.out_channels, num_classes, kernel_size=head_kernel_size)
+    return SegmentationModel(enc, dec, head)
 
 
 def build_fcn(

@@ -9,6 +9,7 @@ from torch import nn
 
 from segwise._validation import as_enum
 from segwise.models.blocks import Norm, conv_norm_act, norm_layer, resize
+from segwise.models.init import init_relu_convs
 
 __all__ = ["ASPP", "DeepLabV3Decoder", "DeepLabV3PlusDecoder", "default_atrous_rates"]
 
@@ -106,6 +107,7 @@ class DeepLabV3Decoder(nn.Module):
         )
         self.block = conv_norm_act(channels, channels, 3, norm=norm, separable=separable)
         self.out_channels = channels
+        init_relu_convs(self)  # He et al. 2015 (fan-in, uniform): every conv here feeds a ReLU
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         """-> ``(N, channels, H / os, W / os)`` from the deepest feature."""
@@ -161,6 +163,7 @@ class DeepLabV3PlusDecoder(nn.Module):
             conv_norm_act(channels, channels, 3, norm=norm, separable=separable),
         )
         self.out_channels = channels
+        init_relu_convs(self)  # He et al. 2015 (fan-in, uniform): every conv here feeds a ReLU
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         """-> ``(N, channels, H / 4, W / 4)``."""

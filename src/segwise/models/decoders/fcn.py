@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from segwise.models.blocks import Norm, conv_norm_act
+from segwise.models.init import init_classifier, init_relu_convs, init_zero
 
 __all__ = ["FCNDecoder", "FCNSkipDecoder", "FCNVariant", "bilinear_kernel"]
 
@@ -49,8 +50,7 @@ def _upscore(num_classes: int, factor: int) -> nn.ConvTranspose2d:
 def _score(in_channels: int, num_classes: int) -> nn.Conv2d:
     """Score layer for a skip, zero-initialised as in the paper (the net starts as FCN-32s)."""
     score = nn.Conv2d(in_channels, num_classes, 1)
-    nn.init.zeros_(score.weight)
-    nn.init.zeros_(score.bias)
+    init_zero(score)
     return score
 
 
@@ -61,7 +61,10 @@ class FCNSkipDecoder(nn.Module):
     -> score_fr (1x1 to classes); then, for 16s/8s, x2 upsampling fused by summation with
     score_pool4 (and x2 again with score_pool3 for 8s), and a final learned upsampling (x32,
     x16 or x8) back to stride 1. Upsampling layers start bilinear, skip score layers start at
-    zero. Differences from the Caffe original: fc6 uses padding 3 instead of the 100-pixel input
+    zero (the net starts as FCN-32s), fc6/fc7 get He init (fan-in) and score_fr Glorot (the
+    paper zero-initialises it too, section 4.1, which with random fc layers would keep
+    gradients from fc7 and the encoder for the first step).
+    Differences from the Caffe original: fc6 uses padding 3 instead of the 100-pixel input
     padding and crops (the model pads to a multiple of 32 instead), fc6/fc7 are not initialised
     from VGG's classifier, and there is no pool3/pool4 scaling (that was the "at-once" variant).
 
@@ -104,6 +107,8 @@ class FCNSkipDecoder(nn.Module):
         )
         self.score_fr = nn.Conv2d(fc_channels, num_classes, 1)
         self.out_channels = num_classes
+        init_relu_convs(self.fc)  # He et al. 2015 (fan-in): fc6/fc7 feed ReLUs
+        init_classifier(self.score_fr)  # Glorot, like every classifier (segwise.models.init)
         if variant is FCNVariant.FCN32S:
             self.upscore = _upscore(num_classes, 32)
             return
@@ -146,6 +151,7 @@ class FCNDecoder(nn.Module):
             conv_norm_act(in_channels, in_channels // 4, 3, norm=norm), nn.Dropout(dropout)
         )
         self.out_channels = in_channels // 4
+        init_relu_convs(self)  # He et al. 2015 (fan-in, uniform)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         """-> ``(N, in_channels // 4, H / os, W / os)``."""

@@ -10,6 +10,7 @@ from torch import nn
 
 from segwise._validation import as_enum
 from segwise.models.blocks import Norm, Upsampling, double_conv
+from segwise.models.init import init_relu_convs
 
 __all__ = ["UNetBlock", "UNetDecoder"]
 
@@ -73,7 +74,9 @@ class UNetDecoder(nn.Module):
         upsampling: :class:`Upsampling` (``"transposed"``, ``"bilinear"``, ``"nearest"``).
         norm: :class:`Norm` inside each block.
 
-    ``forward(features) -> (N, decoder_channels[-1], H, W)`` at stride 1.
+    ``forward(features) -> (N, decoder_channels[-1], H, W)`` at stride 1. Init: He et al. 2015
+    (fan-in, uniform, as smp's ``initialize_decoder``) for the convs, ``N(0, 1/fan_in)`` for
+    transposed convs (:mod:`segwise.models.init`).
     """
 
     def __init__(
@@ -111,6 +114,7 @@ class UNetDecoder(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self._skips = tuple(skip for skip, _ in plan)
         self.out_channels = decoder_channels[-1]
+        init_relu_convs(self)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         """``features``: the encoder's list, high to low resolution."""

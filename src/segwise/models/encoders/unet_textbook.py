@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from segwise.models.blocks import Norm, double_conv
+from segwise.models.init import Distribution, init_relu_convs
 
 __all__ = ["UNetTextbookEncoder"]
 
@@ -24,6 +25,8 @@ class UNetTextbookEncoder(nn.Module):
         base_width: channels of the first level (64 in the paper).
         depth: number of max-pools (4 in the paper); ``divisor = 2 ** depth``.
         norm: normalisation after each conv (the paper had none; BATCH is the common choice).
+
+    Init: He et al. 2015 Gaussian, ``N(0, 2 / fan_in)``, as the paper prescribes (section 3).
     """
 
     native_prefix = ""
@@ -50,6 +53,8 @@ class UNetTextbookEncoder(nn.Module):
         self.out_channels: tuple[int, ...] = tuple(widths)
         self.reductions: tuple[int, ...] = tuple(2**i for i in range(depth + 1))
         self.divisor = 2**depth
+        # the paper's init (section 3): Gaussian with std sqrt(2 / N), N = inputs of a unit
+        init_relu_convs(self, distribution=Distribution.NORMAL)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``x: (N, in_channels, H, W)`` -> ``depth + 1`` maps, from ``(N, 64, H, W)`` down."""

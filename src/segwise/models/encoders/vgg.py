@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from segwise.models.encoders.base import OUTPUT_STRIDES, check_output_stride
+from segwise.models.init import Distribution, init_relu_convs
 
 __all__ = ["VGG_NAMES", "VGGEncoder"]
 
@@ -64,6 +65,9 @@ class VGGEncoder(nn.Module):
         self.features = _make_layers(
             VGG_CONFIGS[name], in_channels, batch_norm=name.endswith("_bn")
         )
+        # He et al. 2015, N(0, 2 / fan_in), biases 0: keeps the forward scale through 13 convs
+        # without norm (torchvision's fan_out shrinks it by sqrt(3 / 512) from RGB to conv5)
+        init_relu_convs(self.features, distribution=Distribution.NORMAL)
         if pretrained:
             self._load_imagenet(name)
         pools = [i for i, m in enumerate(self.features) if isinstance(m, nn.MaxPool2d)]

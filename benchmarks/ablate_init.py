@@ -1,0 +1,194 @@
+"""Ablation: why segwise's U-Net/ResNet-34 learned slower than smp's Unet (issue 17).
+
+One change at a time on top of a baseline, trained by the hand-written loop of
+``bench_convergence.py`` (same crops in the same order, same loss, AdamW lr 1e-3 + cosine,
+no warmup, same torch seed for the weights). Each arm also records the std of the logits at
+initialisation on an N(0, 1) batch (train-mode BatchNorm).
+
+Arms (``--arms``; ``legacy`` is segwise's U-Net as built before the fix: 1x1 head and
+PyTorch's default ``kaiming_uniform_(a=sqrt(5))`` everywhere outside the encoder):
+
+- ``legacy``            the baseline
+- ``head3x3``           3x3 head (PyTorch default init), like smp's head size
+- ``head_xavier``       1x1 head, xavier-uniform weight + zero bias (smp ``initialize_head``)
+- ``head_kaiming``      1x1 head, ``kaiming_normal_(fan_in, linear)`` weight + zero bias
+- ``head3x3_xavier``    3x3 head, xavier-uniform + zero bias (smp's head exactly)
+- ``head_bias0``        1x1 head, default weight, zero bias
+- ``decoder_kaiming``   decoder convs ``kaiming_uniform_(fan_in, relu)``, zero bias (smp
+                        ``initialize_decoder``)
+- ``decoder_kaiming_out`` decoder convs ``kaiming_normal_(fan_out, relu)`` (torchvision/timm)
+- ``no_zero_init_last`` encoder residual blocks' last BN gamma = 1 instead of 0
+- ``bilinear``          bilinear instead of nearest upsampling in the decoder
+- ``bn_momentum``       BN momentum 0.01 / eps 1e-3 in the decoder (Keras-style)
+- ``smp_like``          head3x3_xavier + decoder_kaiming + no_zero_init_last
+- ``current``           ``create_model("unet", encoder="resnet34")`` as the library builds it now
+- ``smp``               ``smp.Unet("resnet34", encoder_weights=None)``
+
+Usage:
+    .venv/bin/python benchmarks/ablate_init.py --steps 60 --crop 64 --batch 8 --seeds 0 \\
+        --out ablate_init.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_convergence as bc
+
+
+def _legacy(model: nn.Module) -> None:
+    """Decoder and a 1x1 head with PyTorch's default init (segwise before issue 17)."""
+    for module in model.decoder.modules():
+        if isinstance(module, (nn.Conv2d, nn.BatchNorm2d, nn.ConvTranspose2d)):
+            module.reset_parameters()
+    old = model.head.classifier
+    model.head.classifier = nn.Conv2d(old.in_channels, old.out_channels, 1)
+
+
+def _head(model: nn.Module, kernel: int, init: str) -> None:
+    old = model.head.classifier
+    conv = nn.Conv2d(old.in_channels, old.out_channels, kernel, padding=kernel // 2)
+    if init == "xavier":
+        nn.init.xavier_uniform_(conv.weight)
+        nn.init.zeros_(conv.bias)
+    elif init == "kaiming":
+        nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="linear")
+        nn.init.zeros_(conv.bias)
+    elif init == "bias0":
+        nn.init.zeros_(conv.bias)
+    model.head.classifier = conv
+
+
+def _decoder(model: nn.Module, mode: str) -> None:
+    for module in model.decoder.modules():
+        if isinstance(module, nn.Conv2d):
+            if mode == "fan_in":
+                nn.init.kaiming_uniform_(module.weight, mode="fan_in", nonlinearity="relu")
+            else:
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+def _no_zero_init_last(model: nn.Module) -> None:
+    for module in model.encoder.modules():
+        last = getattr(module, "bn3", None) or getattr(module, "bn2", None)
+        if hasattr(module, "conv1") and hasattr(module, "downsample") and last is not None:
+            nn.init.ones_(last.weight)
+
+
+def build_arm(arm: str, seed: int) -> tuple[nn.Module, object]:
+    """Build the U-Net/ResNet-34 variant ``arm`` from torch seed ``seed``."""
+    from segwise.models import create_model
+
+    torch.manual_seed(seed)
+    if arm == "smp":
+        return bc.build("smp.Unet-resnet34", 1)
+    options = {"upsampling": "bilinear"} if arm == "bilinear" else {}
+    model = create_model("unet", encoder="resnet34", num_classes=1, **options)
+    if arm == "current":
+        return model, lambda out: out
+    _legacy(model)
+    torch.manual_seed(seed + 1000)  # replaced layers draw from their own stream
+    if arm == "head3x3":
+        _head(model, 3, "default")
+    elif arm == "head_xavier":
+        _head(model, 1, "xavier")
+    elif arm == "head_kaiming":
+        _head(model, 1, "kaiming")
+    elif arm == "head3x3_xavier":
+        _head(model, 3, "xavier")
+    elif arm == "head_bias0":
+        _head(model, 1, "bias0")
+    elif arm == "decoder_kaiming":
+        _decoder(model, "fan_in")
+    elif arm == "decoder_kaiming_out":
+        _decoder(model, "fan_out")
+    elif arm == "no_zero_init_last":
+        _no_zero_init_last(model)
+    elif arm == "bn_momentum":
+        for module in model.decoder.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum, module.eps = 0.01, 1e-3
+    elif arm == "smp_like":
+        _head(model, 3, "xavier")
+        _decoder(model, "fan_in")
+        _no_zero_init_last(model)
+    elif arm not in ("legacy", "bilinear"):
+        raise ValueError(f"arm={arm!r} is not valid")
+    return model, lambda out: out
+
+
+ARMS = [
+    "legacy",
+    "head3x3",
+    "head_xavier",
+    "head_kaiming",
+    "head3x3_xavier",
+    "head_bias0",
+    "decoder_kaiming",
+    "decoder_kaiming_out",
+    "no_zero_init_last",
+    "bilinear",
+    "bn_momentum",
+    "smp_like",
+    "current",
+    "smp",
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--arms", nargs="+", default=ARMS, choices=ARMS)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--crop", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--n-train", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--std-only", action="store_true", help="init statistics only")
+    parser.add_argument("--data", type=Path, default=bc.DATA)
+    parser.add_argument("--out", type=Path, default=Path("ablate_init.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    task = (
+        None if args.std_only else bc.load_task("dsb2018", args.data, n_train=args.n_train, n_val=0)
+    )
+    at = [args.steps // 3, 2 * args.steps // 3, args.steps]
+    rows = []
+    for seed in args.seeds:
+        plan = (
+            None
+            if task is None
+            else bc.crop_plan(task, steps=args.steps, batch=args.batch, crop=args.crop, seed=seed)
+        )
+        for arm in args.arms:
+            model, to_logits = build_arm(arm, seed)
+            std = bc.init_logit_std(model, to_logits, batch=args.batch, crop=args.crop)
+            row = {"arm": arm, "seed": seed, "init_logit_std": std}
+            if task is not None:
+                torch.manual_seed(seed)
+                start = time.perf_counter()
+                losses = bc.train(model, to_logits, task, plan, crop=args.crop)
+                row |= bc.summarise(losses, at) | {
+                    "seconds": time.perf_counter() - start,
+                    "losses": losses,
+                }
+            rows.append(row)
+            shown = {k: v for k, v in row.items() if k != "losses"}
+            print(json.dumps(shown, default=lambda v: round(v, 4)), flush=True)
+            config = vars(args) | {"out": str(args.out), "data": str(args.data)}
+            args.out.write_text(json.dumps({"config": config, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
