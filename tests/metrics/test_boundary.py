@@ -251,3 +251,31 @@ def test_streaming_against_monai_metric_classes():
     for pred, target in batches:
         mean(one_hot(pred), one_hot(target), spacing=(0.5, 0.5))
     assert s.mean["hd_percentile"] == pytest.approx(float(mean.aggregate()), rel=1e-5)
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_real_camvid_annotations_against_monai(shared_data):
+    # two consecutive CamVid frames' annotations as prediction and target: real boundaries,
+    # 11 classes, void (11) ignored by setting it to class 0 in both (MONAI has no pixel ignore)
+    mm = pytest.importorskip("monai.metrics")
+    import numpy as np
+    from PIL import Image
+
+    folder = shared_data / "camvid" / "valannot"
+    names = sorted(p.name for p in folder.glob("*.png"))[:2]
+    a, b = (torch.from_numpy(np.array(Image.open(folder / n))).long() for n in names)
+    a, b = (torch.where(x == 11, 0, x)[None, :180, :240] for x in (a, b))  # a quarter: fast
+
+    def one_hot(x):
+        return torch.nn.functional.one_hot(x, 11).permute(0, 3, 1, 2).float()
+
+    ours = BoundaryMetrics(11, spacing=(1.0, 1.0), tolerance=2.0)
+    ours.update(a, b)
+    s = ours.compute()
+    kw = dict(include_background=True, spacing=(1.0, 1.0))
+    ref_hd = mm.compute_hausdorff_distance(one_hot(a), one_hot(b), percentile=95, **kw)
+    ref_nsd = mm.compute_surface_dice(one_hot(a), one_hot(b), class_thresholds=[2.0] * 11, **kw)
+    torch.testing.assert_close(s.hd_percentile.float(), ref_hd, rtol=1e-5, atol=1e-4,
+                               equal_nan=True)  # fmt: skip
+    torch.testing.assert_close(s.nsd.float(), ref_nsd, rtol=1e-6, atol=1e-6, equal_nan=True)
