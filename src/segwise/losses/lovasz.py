@@ -155,7 +155,7 @@ def lovasz_loss(
         _lovasz_units(*(None if r is None else r[i:i + step] for r in rows))
         for i in range(0, rows[0].shape[0], step)
     ]
-    loss, gsum, count = (torch.cat([p[k] for p in parts]).view(units, c) for k in range(3))
+    loss, gsum, count = (torch.cat([part[k] for part in parts]).view(units, c) for k in range(3))
     if not include_background:
         loss, gsum, count = loss[:, 1:], gsum[:, 1:], count[:, 1:]
         weights = None if weights is None else weights[1:]
