@@ -123,6 +123,9 @@ def output_to_source(params: AffineParams, sizes: np.ndarray, crop_size: tuple[i
     return m
 
 
+_MAX_CHANNELS = 128  # the most channels OpenCV's Python binding takes in one array (5.0)
+
+
 def _cv2() -> Any:
     """OpenCV on one thread: per-item work is parallelised by loader processes instead."""
     import cv2
@@ -151,12 +154,18 @@ def warp(array: np.ndarray, inverse: np.ndarray, crop_size: tuple[int, int], *,
     size = (int(crop_size[1]), int(crop_size[0]))
     fills = tuple(float(f) for f in fill) if isinstance(fill, tuple | list) else None
     channels = 1 if array.ndim == 2 else array.shape[2]
-    if fills is None or channels <= 4 or len(set(fills)) == 1:
-        value = fills[:4] if fills is not None else (float(fill),) * 4
+    uniform = fills is None or len(set(fills)) == 1
+    if channels <= (_MAX_CHANNELS if uniform else 4):
+        value = (fills[0],) * 4 if fills is not None and uniform else (
+            fills[:4] if fills is not None else (float(fill),) * 4)
         out = cv2.warpAffine(array, inverse, size, flags=flags,
                              borderMode=cv2.BORDER_CONSTANT, borderValue=value)
         return out[..., None] if array.ndim == 3 and out.ndim == 2 else out
-    # OpenCV repeats a 4-value border beyond 4 channels: warp groups of 4 with their own fill
-    parts = [warp(np.ascontiguousarray(array[..., i:i + 4]), inverse, crop_size,
-                  nearest=nearest, fill=fills[i:i + 4]) for i in range(0, channels, 4)]
+    # OpenCV repeats a 4-value border beyond 4 channels (warp groups of 4 with their own fill)
+    # and refuses arrays of more than 128 channels (e.g. instance masks of crowded images)
+    step = _MAX_CHANNELS if uniform else 4
+    per = fills if fills is not None else (float(fill),) * channels
+    parts = [warp(np.ascontiguousarray(array[..., i:i + step]), inverse, crop_size,
+                  nearest=nearest, fill=tuple(per[i:i + step]))
+             for i in range(0, channels, step)]
     return np.concatenate(parts, axis=-1)
