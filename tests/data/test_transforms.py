@@ -354,3 +354,26 @@ def test_padding_of_many_channels_uses_each_channels_mean():
     assert padded.sum() == 14 * 16 - 10 * 12
     for k in range(c):
         assert torch.allclose(out["image"][k][padded], torch.tensor(0.1 * (k + 1)))
+
+
+def test_crowded_images_with_hundreds_of_instances():
+    """OpenCV's Python binding refuses arrays of more than 128 channels: instance masks of
+    crowded images (dsb2018 has images with hundreds of nuclei) are warped in groups."""
+    from segwise.data.transforms import InstanceMasks
+
+    torch.manual_seed(0)
+    k = 200
+    labels = torch.randint(0, k, (40, 50))  # every pixel belongs to one of 200 instances
+    stack = (labels[None] == torch.arange(k)[:, None, None]).to(torch.uint8)
+    item = {"image": tv_tensors.Image(torch.zeros(3, 40, 50, dtype=torch.uint8)),
+            "mask": tv_tensors.Mask(labels), "id": "x",
+            "instances": {"masks": InstanceMasks(stack)}}
+    info = DataInfo(task="multiclass", num_classes=k, class_names=tuple(map(str, range(k))),
+                    class_colors=((0, 0, 0),) * k, in_channels=3, ignore_index=None,
+                    mask_kind="index", mean=(0.5,) * 3, std=(0.25,) * 3)
+    out = train_transforms(info, crop_size=(32, 32), scale=(0.8, 1.2), rotation=20)(item)
+    masks, mask = out["instances"]["masks"], out["mask"]
+    assert masks.shape == (k, 32, 32)
+    inside = mask != info.pad_value
+    assert torch.equal(masks.argmax(0)[inside], mask[inside])  # the same nearest pixels
+    assert (masks.sum(0)[~inside] == 0).all()

@@ -128,18 +128,23 @@ class RandomAffineCrop(v2.Transform):
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         h, w = v2.query_size(flat_inputs)
         params = sample_affine(1, self.ranges)
-        return {"inverse": output_to_source(params, np.array([[h, w]]), self.ranges.crop_size)[0]}
+        inverse = output_to_source(params, np.array([[h, w]]), self.ranges.crop_size)[0]
+        # OpenCV's nearest rounds differently for other dtypes and channel counts (a few
+        # pixels): with several masks, all are gathered from ONE map of source pixels
+        masks = sum(isinstance(x, tv_tensors.Mask) for x in flat_inputs)
+        index = nearest_source(h, w, inverse, self.ranges.crop_size) if masks > 1 else None
+        return {"inverse": inverse, "index": index}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        inverse, size = params["inverse"], self.ranges.crop_size
+        inverse, size, index = params["inverse"], self.ranges.crop_size, params["index"]
         if isinstance(inpt, tv_tensors.Image):
             return _warp_image(inpt, inverse, size, image_fill(self.mean, inpt.dtype))
-        if isinstance(inpt, InstanceMasks):
-            return _warp_labels(inpt, inverse, size, 0)
         if isinstance(inpt, tv_tensors.Mask):
-            if inpt.is_floating_point():
-                return _warp_labels(inpt, inverse, size, 0)
-            return _warp_labels(inpt, inverse, size, self.pad_value, known=self.label_range)
+            fill = 0 if isinstance(inpt, InstanceMasks) or inpt.is_floating_point() else (
+                self.pad_value)
+            if index is not None:
+                return _gather_labels(inpt, index, fill)
+            return _warp_labels(inpt, inverse, size, fill, known=self.label_range)
         if isinstance(inpt, tv_tensors.BoundingBoxes):
             return _warp_boxes(inpt, inverse, size)
         return inpt
@@ -154,6 +159,25 @@ def _warp_image(image: torch.Tensor, inverse: np.ndarray, size: tuple[int, int],
     hwc = np.ascontiguousarray(plain.permute(1, 2, 0).numpy())
     out = warp(hwc, inverse, size, nearest=False, fill=tuple(fill))
     return tv_tensors.wrap(torch.from_numpy(out).permute(2, 0, 1), like=image)
+
+
+def nearest_source(height: int, width: int, inverse: np.ndarray, crop_size: tuple[int, int]
+                   ) -> torch.Tensor:
+    """``(crop_h, crop_w)`` int64: the flat index of each output pixel's nearest source pixel
+    (``y * width + x``), -1 outside the source: one resampling that every mask shares."""
+    dtype = np.float32 if height * width <= 2**24 else np.float64  # exact integers
+    source = np.arange(height * width, dtype=dtype).reshape(height, width)
+    return torch.from_numpy(warp(source, inverse, crop_size, nearest=True, fill=-1.0)
+                            ).to(torch.int64)
+
+
+def _gather_labels(mask: torch.Tensor, index: torch.Tensor, fill: float) -> torch.Tensor:
+    """``(H, W)`` or ``(K, H, W)`` labels at :func:`nearest_source` pixels; ``fill`` outside."""
+    plain = mask.as_subclass(torch.Tensor)
+    flat = plain.reshape(*plain.shape[:-2], -1)
+    out = flat[..., index.clamp(min=0)]
+    out = torch.where(index >= 0, out, torch.tensor(fill, dtype=plain.dtype))
+    return tv_tensors.wrap(out, like=mask)
 
 
 def _label_dtype(mask: torch.Tensor, fill: int, known: tuple[int, int] | None) -> torch.dtype:
