@@ -221,9 +221,9 @@ def _write_files(out: Path, result, report: dict, class_names: list[str]) -> Non
             writer.writerow([row[k] for k in keys])
     with (out / "per_image.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["id", "dice"])
+        writer.writerow(["id", "dice", "iou"])
         for row in report["per_image"]["images"]:
-            writer.writerow([row["id"], row["dice"]])
+            writer.writerow([row["id"], row["dice"], row["iou"]])
     with (out / "confusion.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["ground_truth\\prediction", *class_names])

@@ -60,7 +60,8 @@ class EvalResult:
 
         ``mean_dice`` / ``mean_iou``: for a binary task the foreground class's Dice / IoU (the
         background class would inflate them); otherwise the mean over classes with a defined
-        value (docs/metrics.md). ``per_image_dice``: mean of the per-image Dice distribution.
+        value (docs/metrics.md). ``per_image_dice`` / ``per_image_iou``: mean of the per-image
+        Dice / IoU distribution.
         With boundary metrics, also ``mean_hd``, ``mean_hd95``, ``mean_assd``, ``mean_nsd``:
         the foreground class's mean over images (binary) or the mean over classes of the
         per-class means over images (inf if any image missed a class entirely).
@@ -77,6 +78,7 @@ class EvalResult:
             "pixel_accuracy": float(s.pixel_accuracy),
             "mean_accuracy": float(s.mean_accuracy),
             "per_image_dice": float(self.per_image.mean),
+            "per_image_iou": float(self.per_image.mean_iou),
             **self._boundary_summary(),
         }
 
@@ -120,8 +122,9 @@ class EvalResult:
                                                        strict=True)},
                 "worst": [{"id": i, "dice": _none_if_nan(d)} for i, d in pi.worst(worst)],
                 "images": [
-                    {"id": i, "dice": _none_if_nan(float(d))}
-                    for i, d in zip(pi.ids, pi.per_image.tolist(), strict=True)
+                    {"id": i, "dice": _none_if_nan(float(d)), "iou": _none_if_nan(float(j))}
+                    for i, d, j in zip(pi.ids, pi.per_image.tolist(), pi.per_image_iou.tolist(),
+                                       strict=True)
                 ],
             },
             "confusion_matrix": self.matrix.tolist(),
