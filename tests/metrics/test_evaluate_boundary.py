@@ -46,6 +46,9 @@ def test_evaluate_model_reports_the_boundary_metrics_of_its_predictions():
     assert summary["mean_nsd"] == pytest.approx(expected.mean["nsd"])
     report = result.report()
     assert report["per_class"][1]["assd"] == pytest.approx(13 / 16)
+    # per-image IoU: class 0 TP 36 - 12 = 24, FP 3, FN 3 -> 24/30; class 1 TP 6, FP 3, FN 3 -> 6/12
+    assert report["per_image"]["images"][0]["iou"] == pytest.approx((24 / 30 + 6 / 12) / 2)
+    assert summary["per_image_iou"] == pytest.approx((24 / 30 + 6 / 12) / 2)
     assert report["boundary"]["mean"]["hd95"] == pytest.approx(summary["mean_hd95"])
     assert "mean_hd95" not in evaluate_model(
         _FixedPrediction(pred, 2), dataset, task=Task.MULTICLASS, num_classes=2,
