@@ -279,3 +279,23 @@ def test_real_camvid_annotations_against_monai(shared_data):
     torch.testing.assert_close(s.hd_percentile.float(), ref_hd, rtol=1e-5, atol=1e-4,
                                equal_nan=True)  # fmt: skip
     torch.testing.assert_close(s.nsd.float(), ref_nsd, rtol=1e-6, atol=1e-6, equal_nan=True)
+
+
+def test_properties_identity_symmetry_and_scaling():
+    pred, target = _blobs(2, 3, 24, 8), _blobs(2, 3, 24, 9)
+    same = scores_from_statistics(surface_statistics(target, target, num_classes=3))
+    present = ~same["hd"].isnan()
+    assert bool(present.any())
+    assert bool((same["hd"][present] == 0).all()) and bool((same["nsd"][present] == 1).all())
+    kw = dict(num_classes=3, spacing=(0.7, 1.3))
+    ab = scores_from_statistics(surface_statistics(pred, target, **kw))
+    ba = scores_from_statistics(surface_statistics(target, pred, **kw))
+    for name in ("hd", "hd_percentile", "assd", "nsd"):  # symmetric metrics are symmetric
+        torch.testing.assert_close(ab[name], ba[name], equal_nan=True)
+    # isotropic spacing s scales every distance by s; NSD at tolerance s * tau is unchanged
+    one = scores_from_statistics(surface_statistics(pred, target, num_classes=3, tolerance=1.5))
+    two = scores_from_statistics(surface_statistics(pred, target, num_classes=3, spacing=2.0,
+                                                    tolerance=3.0))  # fmt: skip
+    torch.testing.assert_close(two["hd"], 2 * one["hd"], equal_nan=True)
+    torch.testing.assert_close(two["assd"], 2 * one["assd"], equal_nan=True)
+    torch.testing.assert_close(two["nsd"], one["nsd"], equal_nan=True)
