@@ -46,7 +46,7 @@ def test_train_transforms_keep_image_and_mask_aligned(seed):
     img, mask = out["image"], out["mask"]
     assert img.shape == (3, 32, 32) and mask.shape == (32, 32) and out["id"] == "m"
     assert mask.dtype == torch.int64
-    assert set(mask.unique().tolist()) <= {0, 1, 2, 255}  # nearest: no blended labels
+    assert set(mask.unique().tolist()) <= {0, 1, 2, 3}  # nearest: no blended labels; 3 = pad
     # where the mask says 1 (2), the image's marker channel is bright, and vice versa
     inside1, inside2 = mask == 1, mask == 2
     if inside1.any():
@@ -69,11 +69,12 @@ def test_padding_uses_ignore_index_and_image_mean():
     assert torch.allclose(img[:, padded], torch.tensor(0.5))  # mean -> 0 after normalising
 
 
-def test_padding_without_ignore_index_uses_255():
+def test_padding_without_ignore_index_uses_the_first_value_after_the_classes():
     info = _info(ignore_index=None)
-    assert info.pad_value == 255
+    assert info.pad_value == info.num_classes  # never a real class, even above 255 classes
     out = eval_transforms(info, crop_size=(48, 56))(_marker_item(40, 50))
-    assert out["mask"].shape == (48, 56) and (out["mask"] == 255).sum() == 48 * 56 - 40 * 50
+    pad = info.num_classes
+    assert out["mask"].shape == (48, 56) and (out["mask"] == pad).sum() == 48 * 56 - 40 * 50
 
 
 @pytest.mark.parametrize("rotation", [0, 40])
@@ -350,7 +351,7 @@ def test_padding_of_many_channels_uses_each_channels_mean():
     item = {"image": tv_tensors.Image(torch.zeros(c, 10, 12)),
             "mask": tv_tensors.Mask(torch.zeros(10, 12, dtype=torch.int64)), "id": "x"}
     out = train_transforms(info, crop_size=(14, 16), scale=(1, 1), hflip=False)(item)
-    padded = out["mask"] == 255
+    padded = out["mask"] == info.pad_value  # 3: the first value after the classes
     assert padded.sum() == 14 * 16 - 10 * 12
     for k in range(c):
         assert torch.allclose(out["image"][k][padded], torch.tensor(0.1 * (k + 1)))

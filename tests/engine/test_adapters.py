@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from segwise.engine.adapters import AUX_LOSS_WEIGHT, make_adapter
+from segwise.engine.adapters import AUX_LOSS_WEIGHT
+from segwise.engine.registry import make_adapter
 from segwise.models.segmentation_model import SegmentationOutput
 
 
@@ -22,7 +23,8 @@ def test_aux_heads_add_weighted_losses(tiny_multiclass, fast_config):
     logits, aux1, aux2 = (torch.randn(2, c, 8, 8) for _ in range(3))
     batch = {"image": torch.zeros(2, 3, 8, 8), "mask": torch.randint(0, c, (2, 8, 8))}
 
-    def model(_images):
+    def model(_images, *, with_aux=False):
+        assert with_aux  # the adapter asks for the aux outputs; it never probes the type
         return SegmentationOutput(logits=logits, aux=(aux1, aux2))
 
     loss = adapter.training_loss(model, batch)

@@ -96,3 +96,11 @@ def test_importance_map_hand_values():
     assert importance_map((64, 64), sigma_scale=0.125).min().item() == pytest.approx(1e-3)
     with pytest.raises(ValueError, match="sigma_scale"):
         importance_map((4, 4), sigma_scale=0.0)
+
+
+def test_default_tile_size_is_twice_the_crop_at_least_512():
+    from segwise.inference.tiling import default_tile_size
+
+    assert default_tile_size(None) == 512
+    assert default_tile_size(48) == 512 and default_tile_size(384) == 768
+    assert default_tile_size((300, 200)) == 600  # the larger side counts

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from segwise.engine.adapters import make_adapter
+from segwise.engine.registry import make_adapter
 from segwise.losses import DiceLoss, FocalLoss, WeightedSumLoss
 
 

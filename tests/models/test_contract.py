@@ -141,7 +141,10 @@ def test_padding_does_not_leak_into_the_image():
 @pytest.mark.parametrize("name", ["fcn", "deeplabv3", "deeplabv3plus"])
 def test_aux_output(name):
     model = create_model(name, encoder="resnet18", num_classes=5, aux=True)
-    out = model(torch.randn(2, 3, 17, 23))
+    x = torch.randn(2, 3, 17, 23)
+    plain = model(x)  # the one output type: a tensor, aux heads or not
+    assert isinstance(plain, torch.Tensor) and plain.shape == (2, 5, 17, 23)
+    out = model(x, with_aux=True)
     assert isinstance(out, SegmentationOutput)
     assert out.logits.shape == (2, 5, 17, 23)
     assert len(out.aux) == 1 and out.aux[0].shape == (2, 5, 17, 23)
@@ -154,3 +157,16 @@ def test_batch_one_trains(name, norm):
     """ASPP image pooling sees a 1x1 map: BatchNorm there would raise with batch 1."""
     model = create_model(name, encoder="resnet18", num_classes=2, norm=norm).train()
     model(torch.randn(1, 3, 32, 32)).mean().backward()
+
+
+@pytest.mark.parametrize("name", ["unet", "fcn"])
+def test_with_aux_is_a_segmentation_output_without_aux_heads_too(name):
+    """Callers ask for the type they want; they never probe (``hasattr(out, "logits")``)."""
+    model = create_model(name, encoder="resnet18", num_classes=3).eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        out = model(x, with_aux=True)
+        plain = model(x)
+    assert isinstance(out, SegmentationOutput) and out.aux == ()
+    assert isinstance(plain, torch.Tensor) and torch.equal(out.logits, plain)
+    assert plain.shape == (1, 3, 32, 32)

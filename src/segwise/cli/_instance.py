@@ -71,9 +71,10 @@ def _remove_small(pred: Any, min_size: int) -> Any:
 
 def predict(args: argparse.Namespace) -> int:
     """``segwise predict`` for an instance checkpoint (outputs: see predict.py's help)."""
-    from segwise.cli.predict import expand_inputs, predict_all, refuse_clashes
+    from segwise.cli._batch import expand_inputs, predict_all, refuse_clashes
     from segwise.engine.checkpoint import load_run
     from segwise.engine.instance_adapter import predict_image
+    from segwise.inference.tiling import default_tile_size
     from segwise.instance import save_prediction, write_coco_results_json
 
     for attr, flag, why in _SEMANTIC_ONLY:
@@ -87,8 +88,7 @@ def predict(args: argparse.Namespace) -> int:
         paths = [out / f"{p.stem}{suffix}" for p in images for suffix in names]
         refuse_clashes(paths + ([out / "coco_results.json"] if coco else []))
     loaded = load_run(args.checkpoint, device=args.device)
-    crop = loaded.config.get("data", {}).get("crop_size") or 256
-    tile = args.tile_size or max(512, 2 * crop)
+    tile = args.tile_size or default_tile_size(loaded.config.get("data", {}).get("crop_size"))
     predictions: dict[int, Any] = {}
     image_ids = {path: i + 1 for i, path in enumerate(images)}  # COCO image_id: input order
 
@@ -136,12 +136,13 @@ def _nan_to_none(value: Any) -> Any:
 
 def evaluate(args: argparse.Namespace) -> int:
     """``segwise evaluate`` for an instance checkpoint."""
+    from segwise.cli._batch import progress_reporter
     from segwise.cli._common import evaluation_inputs
-    from segwise.cli.evaluate import progress_reporter
     from segwise.data import InstanceDataset, eval_transforms
     from segwise.engine.hints import degenerate_prediction_hint
     from segwise.engine.instance_adapter import clean_instances, predict_image
     from segwise.engine.progress import ProgressDataset
+    from segwise.inference.tiling import default_tile_size
     from segwise.instance import InstancePrediction
     from segwise.metrics.instance import InstanceMetrics, dsb_score
 
@@ -149,14 +150,14 @@ def evaluate(args: argparse.Namespace) -> int:
     info = loaded.info
     dataset = ProgressDataset(InstanceDataset(samples, info, transform=eval_transforms(info)),
                               progress_reporter(), parts=10)
-    crop = loaded.config.get("data", {}).get("crop_size") or 256
+    tile = args.tile_size or default_tile_size(loaded.config.get("data", {}).get("crop_size"))
     metrics = InstanceMetrics(coco=True, coco_max_detections=COCO_MAX_DETECTIONS)
     per_image = []
     for i in range(len(dataset)):
         item = dataset[i]
         pred = predict_image(
             loaded.model, item["image"], model_args=loaded.model_args, device=loaded.device,
-            tile_size=args.tile_size or max(512, 2 * crop),
+            tile_size=tile,
         )
         target = InstancePrediction.from_target(clean_instances(item["instances"]))
         metrics.update(pred, target)

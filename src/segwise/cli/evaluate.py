@@ -100,24 +100,14 @@ def run(args: argparse.Namespace) -> int:
         return _run_semantic(args)
 
 
-def progress_reporter():
-    """Progress lines on stderr (stdout stays clean for --json)."""
-    import sys
-
-    from segwise.engine.progress import progress_line
-
-    def report(done: int, total: int, seconds: float) -> None:
-        print(progress_line("evaluated", done, total, seconds), file=sys.stderr, flush=True)
-
-    return report
-
-
 def _run_semantic(args: argparse.Namespace) -> int:
+    from segwise.cli._batch import progress_reporter
     from segwise.cli._common import evaluation_inputs
     from segwise.data import SegmentationDataset, eval_transforms
     from segwise.engine.evaluation import BoundarySettings, evaluate_model
     from segwise.engine.hints import degenerate_prediction_hint
     from segwise.engine.progress import ProgressDataset
+    from segwise.inference.tiling import default_tile_size
 
     loaded, samples, out = evaluation_inputs(args)
     info = loaded.info
@@ -126,14 +116,14 @@ def _run_semantic(args: argparse.Namespace) -> int:
         progress_reporter(),
         parts=10,
     )
-    ignore = info.pad_value  # the data's ignore label, else the padding label
-    crop = loaded.config.get("data", {}).get("crop_size") or 512
+    ignore = info.labels.left_out  # ignored and padded pixels: one label, never a class
     options = {
         "task": info.task,
         "num_classes": loaded.model_args["num_classes"],
         "ignore_index": ignore,
         "device": loaded.device,
-        "tile_size": args.tile_size or max(2 * crop, 512),
+        "tile_size": args.tile_size or default_tile_size(loaded.config.get("data", {})
+                                                           .get("crop_size")),
         "class_names": list(info.class_names),
     }
     wanted = getattr(args, "metrics", ("dice", "iou"))
@@ -164,7 +154,7 @@ def _run_semantic(args: argparse.Namespace) -> int:
 def _write_html(out: Path, report: dict, loaded, dataset, samples, options: dict) -> None:
     """report.html: the tables, confusion matrix, per-image Dice histogram, worst images."""
     from segwise.engine.evaluation import evaluate_model
-    from segwise.viz import default_palette, plot_distribution, save_overlay_grid
+    from segwise.viz import plot_distribution, save_overlay_grid
     from segwise.viz.report import write_html_report
 
     info = loaded.info
@@ -178,9 +168,9 @@ def _write_html(out: Path, report: dict, loaded, dataset, samples, options: dict
         again = evaluate_model(loaded.model, dataset, **options, indices=worst,
                                keep_overlays=len(worst), mean=tuple(info.mean),
                                std=tuple(info.std))
-        palette = list(info.class_colors) or default_palette(len(info.class_names))
         worst_png = save_overlay_grid(
-            out / "worst.png", again.overlays, palette, ignore_index=options["ignore_index"],
+            out / "worst.png", again.overlays, list(info.labels.colors),
+            ignore_index=options["ignore_index"],
             title="worst images (lowest per-image Dice)", class_names=list(info.class_names),
         )
     write_html_report(

@@ -12,7 +12,8 @@ DESCRIPTION = """\
 Export RUN/best.pt for deployment. By default the input normalisation and the softmax (sigmoid
 for binary) are baked into the graph, so a deployment feeds raw pixels scaled to [0, 1] and
 needs only the runtime. The ONNX file also carries the classes, colours and normalisation in
-its metadata (`segwise predict --onnx` uses them).
+its metadata, and the label space (`segwise.label_space`: classes, colours, ignore and pad
+labels, output channels); `segwise predict --onnx` uses them.
 
 The export is verified: the artefact runs at two sizes, the trace size (64x64) and one not
 divisible by 32 (97x131), and is compared with PyTorch; the max abs difference is printed and
@@ -83,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.format == "onnx":
             export_onnx(loaded.model, partial, opset=args.opset, **common)
-            _add_onnx_metadata(partial, {"segwise.data_info": json.dumps(info.to_dict())})
+            _add_onnx_metadata(partial, {"segwise.data_info": json.dumps(info.to_dict()),
+                                         "segwise.label_space": json.dumps(info.labels.to_dict())})
         elif args.format == "torchscript":
             export_torchscript(loaded.model, partial, **common)
         else:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import glob
-import json
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +35,6 @@ examples:
   segwise predict --onnx model.onnx img.png --out masks     # needs only onnxruntime
 """
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
@@ -70,38 +66,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files, folders and globs -> an ordered list of image files without repeats."""
-    found: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
-        elif path.is_file():
-            found.append(path)
-        elif any(ch in item for ch in "*?["):
-            matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
-            if not matches:
-                raise FileNotFoundError(f"the pattern {item!r} matches no file")
-            found.extend(p for p in matches if p.is_file())
-        else:
-            raise FileNotFoundError(f"input {item} does not exist")
-    unique = list(dict.fromkeys(p.resolve() for p in found))
-    if not unique:
-        raise FileNotFoundError(
-            f"no images found in {inputs} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
-        )
-    stems: dict[str, Path] = {}
-    for p in unique:
-        if p.stem in stems:
-            raise ValueError(
-                f"two inputs share the name {p.stem!r} ({stems[p.stem]} and {p}); their outputs "
-                "would collide: predict them into different --out folders"
-            )
-        stems[p.stem] = p
-    return unique
-
-
 def _outputs(path: Path, out: Path, args: argparse.Namespace) -> list[Path]:
     paths = [out / f"{path.stem}.png"]
     if args.overlay:
@@ -109,45 +73,6 @@ def _outputs(path: Path, out: Path, args: argparse.Namespace) -> list[Path]:
     if args.probabilities:
         paths.append(out / f"{path.stem}_prob.npy")
     return paths
-
-
-def refuse_clashes(paths: list[Path]) -> None:
-    """Raise ``FileExistsError`` naming the outputs that already exist (``--overwrite`` off)."""
-    clashes = [p for p in paths if p.exists()]
-    if clashes:
-        more = f" and {len(clashes) - 3} more" if len(clashes) > 3 else ""
-        raise FileExistsError(
-            f"outputs already exist: {', '.join(map(str, clashes[:3]))}{more}; "
-            "pass --overwrite to replace them, or choose another --out"
-        )
-
-
-def predict_all(images: list[Path], out: Path, predict_one: Any) -> int:
-    """Run ``predict_one(path) -> result dict`` on every image, write summary.json, report.
-
-    A failing image does not stop the batch; the exit code is 1 when any image failed.
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    results: list[dict[str, Any]] = []
-    for path in images:
-        try:
-            results.append(predict_one(path))
-        except Exception as err:  # one bad file must not stop the batch
-            results.append({"input": str(path), "ok": False, "error": f"{err}"})
-            print(f"failed: {path}: {err}")
-    failures = [r for r in results if not r["ok"]]
-    (out / "summary.json").write_text(
-        json.dumps(
-            {"inputs": len(results), "failed": len(failures), "results": results}, indent=2
-        )
-    )
-    print(f"{len(results) - len(failures)}/{len(results)} images written to {out}")
-    if failures:
-        print(f"{len(failures)} failed (see {out / 'summary.json'}):")
-        for f in failures:
-            print(f"  {f['input']}: {f['error']}")
-        return 1
-    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from segwise.cli import _instance
+    from segwise.cli._batch import expand_inputs, predict_all, refuse_clashes
     from segwise.engine.predictor import build_predictor
 
     if args.checkpoint and _instance.is_instance_checkpoint(args.checkpoint):

@@ -20,7 +20,6 @@ from segwise.data.datasets import (
 from segwise.data.discover import discover_dataset
 from segwise.data.formats import MaskKind, read_image
 from segwise.data.info import (
-    DEFAULT_IGNORE_INDEX,
     DataError,
     DataInfo,
     DatasetIndex,
@@ -33,7 +32,6 @@ from segwise.data.loaders import make_loader, pad_collate
 from segwise.data.transforms import eval_transforms, train_transforms
 
 __all__ = [
-    "DEFAULT_IGNORE_INDEX",
     "DataError",
     "DataInfo",
     "DatasetIndex",

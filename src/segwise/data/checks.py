@@ -6,42 +6,77 @@ say what was done.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from segwise.data.classes import ClassTable
 from segwise.data.formats import BINARY_SNAP_RULE, LOSSY_SUFFIXES, MaskKind
-from segwise.data.info import Problem, Severity
+from segwise.data.info import Problem, Sample, Severity
 
-if TYPE_CHECKING:
-    from segwise.data.discover import Analysis
-
-__all__ = ["IMBALANCE_RATIO", "check_files", "imbalance_problems"]
+__all__ = ["IMBALANCE_RATIO", "FileFindings", "check_files", "imbalance_problems"]
 
 #: Most / least frequent class pixel ratio above which the data is called heavily imbalanced.
 IMBALANCE_RATIO = 50.0
 
 
+@dataclass(frozen=True)
+class FileFindings:
+    """What :func:`check_files` found (a new value; nothing passed in is changed).
+
+    Attributes:
+        counts: ``int64 (C,)`` pixels per class over the readable masks.
+        problems: one :class:`Problem` per finding, naming its file.
+        instance_counts: objects per sample id (instance and COCO masks).
+        ignored_pixels: mask pixels labelled ``ignore_index`` (in no class).
+    """
+
+    counts: np.ndarray
+    problems: list[Problem] = field(default_factory=list)
+    instance_counts: dict[str, int] = field(default_factory=dict)
+    ignored_pixels: int = 0
+
+
 def check_files(
-    analysis: Analysis, *, kind: MaskKind, table: ClassTable, ignore_index: int | None
-) -> tuple[np.ndarray, list[Problem]]:
-    """Check each pair; returns pixel counts per class and the problems found."""
+    samples: Sequence[Sample],
+    *,
+    image_scans: Mapping[str, Any],
+    mask_scans: Mapping[str, Any],
+    root: Path,
+    kind: MaskKind,
+    table: ClassTable,
+    ignore_index: int | None,
+) -> FileFindings:
+    """Check each pair (a pure pass: it returns its findings and changes none of its inputs).
+
+    Args:
+        samples: the pairs to check.
+        image_scans: ``ImageScan`` per sample id (unreadable images are missing).
+        mask_scans: ``MaskScan`` per sample id (unreadable masks are missing).
+        root: the dataset root (named by dataset-wide findings).
+        kind: how the masks encode labels.
+        table: the class table (names, colours, ignore colour).
+        ignore_index: the ignore label, or ``None``.
+    """
     n = len(table.names)
     counts = np.zeros(n, dtype=np.int64)
     problems: list[Problem] = []
-    index = analysis.index
+    instance_counts: dict[str, int] = {}
+    ignored = 0
     coco = None
     if kind == MaskKind.COCO:
         from segwise.data.instances import load_coco
 
-        coco = load_coco(index.samples[0].mask_path)
+        coco = load_coco(samples[0].mask_path)
     color_codes = {(r << 16) | (g << 8) | b: i for i, (r, g, b) in enumerate(table.colors)}
     if table.ignore_color is not None:
         r, g, b = table.ignore_color
         color_codes.setdefault((r << 16) | (g << 8) | b, -1)
-    for s in index.samples:
-        img = analysis.image_scans.get(s.id)
+    for s in samples:
+        img = image_scans.get(s.id)
         if img is not None and img.alpha:
             problems.append(Problem(Severity.INFO, "alpha_dropped", str(s.image_path),
                                     "image has an alpha channel; it is dropped"))
@@ -70,7 +105,7 @@ def check_files(
                 problems.append(Problem(Severity.ERROR, "bad_annotation", str(s.mask_path),
                                         str(err)))
                 continue
-            analysis.instance_counts[s.id] = len(inst["ids"])
+            instance_counts[s.id] = len(inst["ids"])
             counts += np.bincount(semantic.ravel(), minlength=n)[:n]
             if overlap:
                 problems.append(Problem(Severity.INFO, "coco_overlap", str(s.image_path),
@@ -79,7 +114,7 @@ def check_files(
             if img is not None and img.size != semantic.shape:
                 problems.append(_size_problem(s, img.size, semantic.shape))
             continue
-        m = analysis.mask_scans.get(s.id)
+        m = mask_scans.get(s.id)
         if m is None:
             continue  # unreadable: already reported
         if img is not None and img.size != tuple(m.size):
@@ -114,7 +149,7 @@ def check_files(
             np.add.at(counts, mapped[ok], cnts[ok])
             continue
         if kind == MaskKind.INSTANCE:
-            _check_instances(s, vals, cnts, n, counts, problems, analysis)
+            instance_counts[s.id] = _check_instances(s, vals, cnts, n, counts, problems)
             continue
         allowed = set(range(n)) if kind != MaskKind.BINARY else {0, 1, 255, 65535}
         if ignore_index is not None:
@@ -135,7 +170,7 @@ def check_files(
                 + (f" or {ignore_index} (ignore)" if ignore_index is not None else "")))
         for v, c in zip(vals.tolist(), cnts.tolist(), strict=True):
             if v == ignore_index:
-                analysis.ignored_pixels += c
+                ignored += c
                 continue
             if snapped:
                 v = int(v >= 128)
@@ -143,15 +178,16 @@ def check_files(
                 v = 1
             if 0 <= v < n:
                 counts[v] += c
-    problems += imbalance_problems(counts, table, where=str(index.root))
-    return counts, problems
+    problems += imbalance_problems(counts, table, where=str(root))
+    return FileFindings(counts, problems, instance_counts, ignored)
 
 
-def _check_instances(s, vals, cnts, n, counts, problems, analysis) -> None:
+def _check_instances(s, vals, cnts, n, counts, problems) -> int:
+    """Add one instance mask's class pixels to ``counts`` (a local of :func:`check_files`) and
+    its findings to ``problems``; returns its number of objects."""
     from segwise.data.instances import read_instance_classes
 
     ids = [int(v) for v in vals.tolist() if v > 0]
-    analysis.instance_counts[s.id] = len(ids)
     if ids and ids != list(range(1, len(ids) + 1)):
         problems.append(Problem(Severity.INFO, "noncontiguous_ids", str(s.mask_path),
                                 f"instance ids are not 1..{len(ids)} (e.g. {ids[:6]}); "
@@ -160,7 +196,7 @@ def _check_instances(s, vals, cnts, n, counts, problems, analysis) -> None:
         classes = read_instance_classes(s.mask_path)
     except ValueError as err:
         problems.append(_label_problem(s, str(err)))
-        return
+        return len(ids)
     for v, c in zip(vals.tolist(), cnts.tolist(), strict=True):
         cls = 0 if v == 0 else (1 if classes is None else classes.get(int(v), -1))
         if not 0 <= cls < n:
@@ -168,6 +204,7 @@ def _check_instances(s, vals, cnts, n, counts, problems, analysis) -> None:
                 s, f"instance {v} has class {cls}, not in 1..{n - 1} (sidecar .json)"))
             continue
         counts[cls] += c
+    return len(ids)
 
 
 _TURNS = {1: "as stored", 2: "mirrored", 3: "rotated 180 degrees", 4: "flipped",

@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from segwise.labels import palette
+
 __all__ = [
     "CAMVID_CLASSES",
     "ClassTable",
@@ -48,18 +50,8 @@ CAMVID_CLASSES = ClassTable(
 
 
 def default_colors(n: int) -> tuple[Color, ...]:
-    """The PASCAL VOC colour map: distinct, deterministic colours for ``n`` classes."""
-    colors = []
-    for i in range(n):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        colors.append((r, g, b))
-    return tuple(colors)
+    """The default class colours: :func:`segwise.labels.palette` (the one palette policy)."""
+    return palette(n)
 
 
 def _color(value: object, where: str) -> Color:

@@ -238,7 +238,7 @@ class DeviceAugment:
 
         crop, info = self.ranges.crop_size, self.info
         fill = tuple(image_fill(info.mean, torch.uint8))
-        label = torch.uint8 if 0 <= info.pad_value < 256 and int(masks.max()) < 256 else None
+        label = torch.uint8 if info.labels.fits_uint8 and int(masks.max()) < 256 else None
         xs, ms = [], []
         for k in range(images.shape[0]):
             h, w = (int(v) for v in sizes[k])

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from segwise._validation import as_enum
+from segwise.data.checks import check_files
 from segwise.data.classes import CAMVID_CLASSES, ClassTable, default_colors, load_classes_file
 from segwise.data.formats import (
     BINARY_SNAP_RULE,
@@ -25,6 +26,7 @@ from segwise.data.info import DataInfo, DatasetIndex, Problem, Sample, Severity,
 from segwise.data.pairing import find_layout, split_samples
 from segwise.data.scan import ImageScan, MaskScan, scan_image, scan_mask
 from segwise.enums import Task
+from segwise.labels import check_ignore_label
 
 __all__ = ["Analysis", "analyse", "discover_dataset"]
 
@@ -139,14 +141,15 @@ def analyse(
         samples=samples, num_classes=num_classes, class_names=class_names,
         ignore_index=ignore_index)
     problems += notes
+    found = check_files(samples, image_scans=image_scans, mask_scans=mask_scans, root=root,
+                        kind=kind, table=table, ignore_index=ignore)
     analysis = Analysis(DatasetIndex(root, train, val, info=None, layout=layout.name,  # type: ignore[arg-type]
                                      split_source=split_source, unpaired=layout.unpaired,
                                      test=test),
-                        image_scans, mask_scans)
-    from segwise.data.checks import check_files  # local: checks imports this module's types
-
-    counts, file_problems = check_files(analysis, kind=kind, table=table, ignore_index=ignore)
-    problems += file_problems
+                        image_scans, mask_scans, instance_counts=found.instance_counts,
+                        ignored_pixels=found.ignored_pixels)
+    counts = found.counts
+    problems += found.problems
     in_channels = _channels(image_scans, samples, problems)
     mean, std = _mean_std(train or val or test, image_scans, in_channels, seed)
     sizes = [image_scans[s.id].size for s in (train or val or test) if s.id in image_scans]
@@ -156,6 +159,12 @@ def analyse(
         class_colors=table.colors, in_channels=in_channels, ignore_index=ignore,
         mask_kind=kind, mean=mean, std=std, class_pixel_counts=tuple(int(c) for c in counts),
         median_size=median, ignore_color=table.ignore_color, classes_source=table.source)
+    try:  # the label space's one validity rule, checked before anything is trained
+        check_ignore_label(ignore, len(table.names))
+    except ValueError as err:
+        given = "--ignore-index / ignore_index=" if ignore_index is not None else table.source
+        problems.append(Problem(Severity.ERROR, "ignore_in_class_range", str(root),
+                                f"{err} (the ignore label came from {given})"))
     analysis.index.problems = problems
     return analysis
 

@@ -15,9 +15,9 @@ from typing import Any
 from segwise._validation import as_enum
 from segwise.data.formats import MaskKind
 from segwise.enums import Task
+from segwise.labels import LabelSpace
 
 __all__ = [
-    "DEFAULT_IGNORE_INDEX",
     "DataError",
     "DataInfo",
     "DatasetIndex",
@@ -26,11 +26,6 @@ __all__ = [
     "Severity",
     "raise_or_warn",
 ]
-
-#: The label value the transforms pad masks with (and the engine ignores in the loss) when a
-#: dataset defines no ``ignore_index`` of its own.
-DEFAULT_IGNORE_INDEX = 255
-
 
 class DataError(ValueError):
     """The data cannot be used as it is; the message lists each problem with its file."""
@@ -112,9 +107,20 @@ class DataInfo:
             raise ValueError(f"DataInfo: std={self.std} must be > 0 for every channel")
 
     @property
+    def labels(self) -> LabelSpace:
+        """The label space (classes, colours, ignore and pad labels, output channels).
+
+        Raises:
+            ValueError: if ``ignore_index`` lies inside the class range (the one validity rule,
+                :func:`segwise.labels.check_ignore_label`).
+        """
+        return LabelSpace.from_info(self)
+
+    @property
     def pad_value(self) -> int:
-        """The mask value used for padding: ``ignore_index``, else :data:`DEFAULT_IGNORE_INDEX`."""
-        return DEFAULT_IGNORE_INDEX if self.ignore_index is None else self.ignore_index
+        """Label of padded pixels, left out of loss and metrics: :attr:`LabelSpace.pad_value`
+        (``ignore_index``, else ``num_classes``; never a real class)."""
+        return self.labels.pad_value
 
     def to_dict(self) -> dict[str, Any]:
         """Plain builtins only (str, int, float, list, dict, None), for checkpoints and JSON."""

@@ -139,7 +139,8 @@ def one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def pad_collate(batch: list[dict[str, Any]], *, mask_pad_value: int = 255) -> dict[str, Any]:
+def pad_collate(batch: list[dict[str, Any]], *, mask_pad_value: int | None = None
+                ) -> dict[str, Any]:
     """Collate Dataset items; images/masks of different sizes are padded bottom/right.
 
     Runs on one torch thread (:func:`one_torch_thread`); see :func:`_pad_collate`.
@@ -148,12 +149,18 @@ def pad_collate(batch: list[dict[str, Any]], *, mask_pad_value: int = 255) -> di
         return _pad_collate(batch, mask_pad_value=mask_pad_value)
 
 
-def _pad_collate(batch: list[dict[str, Any]], *, mask_pad_value: int = 255) -> dict[str, Any]:
+def _pad_collate(batch: list[dict[str, Any]], *, mask_pad_value: int | None = None
+                 ) -> dict[str, Any]:
     """Collate Dataset items; images/masks of different sizes are padded bottom/right.
 
     Args:
         batch: items with ``image (C, H, W)``, ``mask (H, W)`` or ``(K, H, W)``, ``id``.
-        mask_pad_value: label for padded pixels of class-index masks (soft masks get 0).
+        mask_pad_value: label for padded pixels of class-index masks (soft masks get 0):
+            :attr:`segwise.labels.LabelSpace.pad_value`. Needed only when such masks of
+            different sizes meet in one batch.
+
+    Raises:
+        ValueError: class-index masks need padding but ``mask_pad_value`` is ``None``.
 
     Returns:
         ``{"image": (N, C, Hmax, Wmax), "mask": (N, Hmax, Wmax) or (N, K, Hmax, Wmax),
@@ -170,6 +177,11 @@ def _pad_collate(batch: list[dict[str, Any]], *, mask_pad_value: int = 255) -> d
         if ph or pw:
             img = torch.nn.functional.pad(img, (0, pw, 0, ph), value=0.0)
             fill = mask_pad_value if mask.dtype == torch.int64 else 0.0
+            if fill is None:
+                raise ValueError(
+                    f"item {item.get('id')!r}: its class-index mask needs padding to "
+                    f"{hmax}x{wmax} but no mask_pad_value was given; pass "
+                    "mask_pad_value=info.labels.pad_value (a label that is no class)")
             mask = torch.nn.functional.pad(mask, (0, pw, 0, ph), value=fill)
         images.append(img)
         masks.append(mask)
@@ -225,7 +237,7 @@ def make_loader(
         raise ValueError(f"workers={workers} contradicts settings.workers={settings.workers}; "
                          "give one of them")
     info = getattr(dataset, "info", None)
-    pad_value = info.pad_value if info is not None else 255
+    pad_value = info.pad_value if info is not None else None  # the label space's pad label
     generator = torch.Generator()
     generator.manual_seed(seed)
     sampler = None

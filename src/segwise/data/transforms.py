@@ -9,9 +9,10 @@ resamples masks with nearest neighbour. Images keep their stored form through th
 checkpoints).
 
 Padding: images are padded with ``info.mean`` (which is 0 after normalisation; ``mean * 255``
-for ``uint8`` images), class-index masks with ``info.pad_value`` (``ignore_index``, or 255 =
-:data:`segwise.data.info.DEFAULT_IGNORE_INDEX` when the data defines none: the engine ignores
-that value in loss and metrics), instance masks and soft masks with 0.
+for ``uint8`` images), class-index masks with ``info.pad_value``
+(:attr:`segwise.labels.LabelSpace.pad_value`: ``ignore_index``, or ``num_classes`` when the
+data defines none, never a real class; the engine leaves that value out of loss and metrics),
+instance masks and soft masks with 0.
 
 The training preset warps each item ONCE: scale, crop, flips and rotation are composed into one
 affine map (:mod:`segwise.data.affine`) and applied with OpenCV's ``warpAffine`` (bilinear for
@@ -281,7 +282,7 @@ def train_transforms(
         raise ValueError(f"color_jitter={color_jitter!r} is not valid; expected [0, 1]")
     ranges = AffineRanges(crop_size=size, scale=_scale_range(tuple(scale)),
                           rotation=float(rotation), hflip=bool(hflip), vflip=bool(vflip))
-    labels = (min(0, info.pad_value), max(info.num_classes - 1, info.pad_value))
+    labels = info.labels.label_range  # every value a class-index mask can hold
     steps: list[v2.Transform] = [RandomAffineCrop(ranges, mean=info.mean,
                                                   pad_value=info.pad_value, label_range=labels)]
     if elastic:

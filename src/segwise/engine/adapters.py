@@ -16,8 +16,10 @@ rest, behind this contract:
 - ``validation_loss`` (optional, set by ``validate``): the training loss over the validation
   images (semantic runs; lower is better, so it is not part of ``summary``).
 
-:func:`make_adapter` picks the adapter for a run; :func:`build_model_from_args` rebuilds a
-model from stored ``model_args`` for any task.
+:func:`segwise.engine.registry.make_adapter` picks the adapter for a run and
+:func:`segwise.engine.registry.build_model_from_args` rebuilds a model from stored
+``model_args`` for any task (the tables of adapters and model kinds live there, so that this
+module and :mod:`segwise.engine.instance_adapter` do not import each other).
 """
 
 from __future__ import annotations
@@ -28,17 +30,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from segwise.engine.config import DataConfig, Monitor, RunConfig, RunTask
-from segwise.enums import Task
+from segwise.engine.config import DataConfig, Monitor, RunConfig
 
-__all__ = [
-    "ADAPTERS",
-    "MODEL_KINDS",
-    "SemanticAdapter",
-    "TaskAdapter",
-    "build_model_from_args",
-    "make_adapter",
-]
+__all__ = ["AUX_LOSS_WEIGHT", "SemanticAdapter", "TaskAdapter"]
 
 AUX_LOSS_WEIGHT = 0.4  # weight of auxiliary-head losses (as in PSPNet / torchvision)
 
@@ -56,8 +50,9 @@ class TaskAdapter:
 
     @property
     def ignore_index(self) -> int:
-        """The data's ignore label, else the label used for padding."""
-        return self.info.pad_value
+        """The label loss and metrics leave out (:attr:`segwise.labels.LabelSpace.left_out`:
+        the data's ignore label, else the padding label; never a real class)."""
+        return self.info.labels.left_out
 
     @property
     def loss_description(self) -> str:
@@ -119,39 +114,12 @@ def _semantic_model(args: dict[str, Any], weights: str | None) -> nn.Module:
     )
 
 
-def _resolve(target: str) -> Any:
-    """``"package.module:name"`` -> the object (imported on first use)."""
-    import importlib
-
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-# model kind (stored in checkpoints as model_args["kind"]) -> builder(model_args, weights).
-# An explicit table of import paths: nothing registers itself by being imported.
-MODEL_KINDS: dict[str, str] = {
-    "semantic": "segwise.engine.adapters:_semantic_model",
-    "maskrcnn": "segwise.engine.instance_adapter:build_maskrcnn_from_args",
-    "unet_watershed": "segwise.engine.instance_adapter:build_unet_watershed_from_args",
-}
-
-
-def build_model_from_args(args: dict[str, Any], *, weights: str | None = None) -> nn.Module:
-    """Rebuild a model from the ``model_args`` stored in a checkpoint."""
-    kind = args.get("kind", "semantic")
-    if kind not in MODEL_KINDS:
-        raise ValueError(
-            f"model kind {kind!r} is unknown; known: {', '.join(sorted(MODEL_KINDS))}"
-        )
-    return _resolve(MODEL_KINDS[kind])(args, weights)
-
-
 class SemanticAdapter(TaskAdapter):
     """One class per pixel; models from :func:`segwise.create_model`."""
 
     @property
     def model_args(self) -> dict[str, Any]:
-        out = 1 if self.info.task is Task.BINARY else self.info.num_classes
+        out = self.info.labels.out_channels  # 1 for binary (the label space's rule)
         m = self.config.model
         return {
             "kind": "semantic",
@@ -195,14 +163,13 @@ class SemanticAdapter(TaskAdapter):
         return train, val
 
     def training_loss(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
-        output = model(self.to_device(batch["image"]))
+        # with_aux=True: always a SegmentationOutput (aux is () without auxiliary heads)
+        output = model(self.to_device(batch["image"]), with_aux=True)
         target = batch["mask"].to(self.device, non_blocking=True)
-        if hasattr(output, "logits"):  # auxiliary heads were asked for
-            loss = self.loss_fn(output.logits.float(), target)
-            for aux in output.aux:  # a tuple, one tensor per auxiliary head
-                loss = loss + AUX_LOSS_WEIGHT * self.loss_fn(aux.float(), target)
-            return loss
-        return self.loss_fn(output.float(), target)
+        loss = self.loss_fn(output.logits.float(), target)
+        for aux in output.aux:  # one tensor per auxiliary head
+            loss = loss + AUX_LOSS_WEIGHT * self.loss_fn(aux.float(), target)
+        return loss
 
     def validate(
         self,
@@ -214,8 +181,8 @@ class SemanticAdapter(TaskAdapter):
         keep_overlays: int,
     ) -> tuple[dict[str, float], list]:
         from segwise.engine.evaluation import evaluate_model
+        from segwise.inference.tiling import default_tile_size
 
-        crop = self.config.data.crop_size or 256
         result = evaluate_model(
             model,
             val_ds,
@@ -225,7 +192,7 @@ class SemanticAdapter(TaskAdapter):
             device=self.device,
             amp_dtype=self.amp_dtype,
             channels_last=self.channels_last,
-            tile_size=max(crop * 2, 512),
+            tile_size=default_tile_size(self.config.data.crop_size),
             class_names=list(self.info.class_names),
             keep_overlays=keep_overlays,
             mean=tuple(self.info.mean),
@@ -241,26 +208,3 @@ class SemanticAdapter(TaskAdapter):
             "true_pixels_per_class": result.matrix.sum(axis=1).tolist(),
         }
         return result.summary(), result.overlays
-
-
-# run task -> adapter class, as import paths (resolved on use)
-ADAPTERS: dict[RunTask, str] = {
-    RunTask.SEMANTIC: "segwise.engine.adapters:SemanticAdapter",
-    RunTask.INSTANCE: "segwise.engine.instance_adapter:InstanceAdapter",
-}
-
-
-def make_adapter(
-    config: RunConfig,
-    info: Any,
-    *,
-    device: torch.device,
-    amp_dtype: torch.dtype | None,
-    channels_last: bool,
-) -> TaskAdapter:
-    """The adapter for ``config.train.task``."""
-    task = config.train.task
-    if task not in ADAPTERS:
-        raise ValueError(f"train.task={task.value!r} has no training adapter in this install")
-    cls = _resolve(ADAPTERS[task])
-    return cls(config, info, device, amp_dtype, channels_last)

@@ -149,7 +149,7 @@ def build_model_from_checkpoint(ckpt: dict[str, Any], *, use_ema: bool = True) -
         ckpt: a dict returned by :func:`load_checkpoint`.
         use_ema: load the EMA weights when the checkpoint has them.
     """
-    from segwise.engine.adapters import build_model_from_args
+    from segwise.engine.registry import build_model_from_args
 
     model = build_model_from_args(dict(ckpt["model_args"]))
     state = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]

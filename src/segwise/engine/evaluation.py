@@ -143,10 +143,6 @@ def _json_number(value: float) -> float | str | None:
     return "inf" if math.isinf(value) and value > 0 else _none_if_nan(value)
 
 
-def _logits_of(output: Any) -> torch.Tensor:
-    return output.logits if hasattr(output, "logits") else output
-
-
 def forward_logits(
     model: nn.Module,
     images: torch.Tensor,
@@ -180,10 +176,10 @@ def forward_logits(
             from segwise.inference import sliding_window_inference
 
             logits = sliding_window_inference(
-                lambda x: _logits_of(model(x)), images, tile_size=tile_size, overlap=0.25
+                model, images, tile_size=tile_size, overlap=0.25
             )
         else:
-            logits = _logits_of(model(images))
+            logits = model(images)  # always a tensor: the one model output type
     return logits.float()
 
 

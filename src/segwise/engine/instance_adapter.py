@@ -370,8 +370,7 @@ class InstanceAdapter(TaskAdapter):
                 targets.append({k: v.to(self.device, non_blocking=True) for k, v in tgt.items()})
             losses = model(images, targets)
             return sum(v.float() for v in losses.values())
-        output = model(self.to_device(batch["image"]))
-        logits = output.logits if hasattr(output, "logits") else output
+        logits = model(self.to_device(batch["image"]))  # always a tensor
         target = batch["mask"].to(self.device, non_blocking=True)
         weights = torch.stack(list(batch["pixel_weights"])).to(self.device, non_blocking=True)
         return self.loss_fn(logits.float(), target, pixel_weights=weights)
@@ -385,6 +384,7 @@ class InstanceAdapter(TaskAdapter):
         distributed: bool,
         keep_overlays: int,
     ) -> tuple[dict[str, float], list]:
+        from segwise.inference.tiling import default_tile_size
         from segwise.instance import InstancePrediction
         from segwise.metrics.instance import InstanceMetrics
         from segwise.viz import denormalize
@@ -392,13 +392,13 @@ class InstanceAdapter(TaskAdapter):
         metrics = InstanceMetrics()
         overlays: list = []
         counts: list[tuple[int, int]] = []  # (predicted, true) objects per image
-        crop = self.config.data.crop_size or 256
+        tile = default_tile_size(self.config.data.crop_size)
         was_training = model.training
         for i in indices:
             item = val_ds[i]
             pred = predict_image(
                 model, item["image"], model_args=self._args, device=self.device,
-                amp_dtype=self.amp_dtype, tile_size=max(2 * crop, 512),
+                amp_dtype=self.amp_dtype, tile_size=tile,
             )
             target = InstancePrediction.from_target(clean_instances(item["instances"]))
             metrics.update(pred, target)

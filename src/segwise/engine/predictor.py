@@ -54,13 +54,11 @@ class Predictor:
     def __init__(
         self, forward: Callable[[np.ndarray], np.ndarray], info: Any, *, normalize: bool = True
     ) -> None:
-        from segwise.viz import default_palette
-
         self._forward = forward
         self.info = info
         self.normalize = normalize
         self.class_names = list(info.class_names)
-        self.palette = list(info.class_colors) or default_palette(len(self.class_names))
+        self.palette = list(info.labels.colors)  # the label space's colours (one policy)
 
     def load_raw(self, path: Path) -> np.ndarray:
         """Read one image -> ``(C, H, W)`` float32 in [0, 1], channels matched to the model
@@ -133,8 +131,7 @@ def _torch_forward(
     from segwise.inference.options import Activation, Flip
 
     def logits_fn(x: torch.Tensor) -> torch.Tensor:
-        out = model(x)
-        return out.logits if hasattr(out, "logits") else out
+        return model(x)  # always logits (N, K, H, W): the one model output type
 
     def to_probs(logits: torch.Tensor) -> torch.Tensor:
         if task is Task.BINARY:
@@ -180,7 +177,8 @@ def build_predictor(
         checkpoint: ``RUN/best.pt``.
         onnx: an ONNX model written by ``segwise export`` (probabilities head).
         device: for checkpoints: auto, cpu or cuda.
-        tile_size: sliding-window tile; default twice the training crop (at least 512).
+        tile_size: sliding-window tile; default
+            :func:`segwise.inference.tiling.default_tile_size` of the training crop.
         overlap: tile overlap fraction.
         tta: average the probabilities over horizontal and vertical flips (4 passes).
     """
@@ -203,14 +201,14 @@ def build_predictor(
         forward = _onnx_forward(session, info.task)
         return Predictor(forward, info, normalize=session.mean is None)
     from segwise.engine.checkpoint import load_run
+    from segwise.inference.tiling import default_tile_size
 
     loaded = load_run(checkpoint, device=device)
-    crop = loaded.config.get("data", {}).get("crop_size") or 256
     forward = _torch_forward(
         loaded.model,
         loaded.info.task,
         loaded.device,
-        tile_size=tile_size or max(512, 2 * crop),
+        tile_size=tile_size or default_tile_size(loaded.config.get("data", {}).get("crop_size")),
         overlap=overlap,
         tta=tta,
     )

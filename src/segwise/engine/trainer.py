@@ -21,7 +21,6 @@ import torch
 from torch import nn
 
 from segwise.engine import distributed as dist_utils
-from segwise.engine.adapters import make_adapter
 from segwise.engine.banner import describe_run
 from segwise.engine.checkpoint import load_checkpoint, save_checkpoint, weights_only_payload
 from segwise.engine.config import OptimizerName, RunConfig
@@ -34,6 +33,7 @@ from segwise.engine.progress import (
     progress_line,
     step_line,
 )
+from segwise.engine.registry import make_adapter
 from segwise.engine.run_folder import (
     RunFolderLock,
     check_new_run_folder,
@@ -541,13 +541,12 @@ def _val_reporter(talk: bool):
 
 
 def _save_overlays(run_dir, overlays, info, adapter, epoch, monitor, score) -> None:
-    from segwise.viz import default_palette, save_overlay_grid
+    from segwise.viz import save_overlay_grid
 
-    palette = list(info.class_colors) or default_palette(len(info.class_names))
     save_overlay_grid(
         run_dir / "overlays.png",
         overlays,
-        palette,
+        list(info.labels.colors),
         ignore_index=adapter.ignore_index,
         title=f"best.pt: epoch {epoch}, validation {monitor} {score:.4f}",
         class_names=list(info.class_names),

@@ -24,7 +24,39 @@ import torch
 
 from segwise.inference.options import Blend
 
-__all__ = ["TileGrid", "importance_map", "pad_amounts", "tile_grid", "tile_starts"]
+__all__ = [
+    "MIN_DEFAULT_TILE",
+    "TileGrid",
+    "default_tile_size",
+    "importance_map",
+    "pad_amounts",
+    "tile_grid",
+    "tile_starts",
+]
+
+#: Smallest default sliding-window tile, pixels per side.
+MIN_DEFAULT_TILE = 512
+
+
+def default_tile_size(crop_size: int | tuple[int, ...] | list[int] | None) -> int:
+    """The one default sliding-window tile: twice the training crop, at least 512.
+
+    Validation, ``evaluate`` and ``predict`` (semantic and instance) all use it, so a model is
+    scored and used on the same tiles. Twice the crop keeps the context the model was trained
+    with while halving the number of tile borders; 512 keeps small-crop models from running
+    on many tiny tiles.
+
+    Args:
+        crop_size: the training crop (an int, or ``(H, W)`` whose larger side counts), or
+            ``None`` when unknown.
+
+    Returns:
+        The tile side in pixels.
+    """
+    if crop_size is None:
+        return MIN_DEFAULT_TILE
+    side = max(crop_size) if isinstance(crop_size, tuple | list) else int(crop_size)
+    return max(2 * side, MIN_DEFAULT_TILE)
 
 
 def tile_starts(size: int, tile: int, overlap: float) -> list[int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from segwise.inference.export import (
+from segwise.inference.deploy import (
     ExportError,
     ExportFormat,
     _deploy,

@@ -175,6 +175,5 @@ def predict_instances(
         )
     if not isinstance(images, torch.Tensor):
         images = torch.stack(list(images))
-    out = model(images)
-    logits = out.logits if hasattr(out, "logits") else out
+    logits = model(images)  # always a tensor (N, 3, H, W)
     return decode_unet_logits(logits, config=config)

@@ -17,6 +17,7 @@ import numpy as np
 
 from segwise.instance._arrays import paint
 from segwise.instance.representation import InstancePrediction
+from segwise.labels import palette
 
 __all__ = [
     "read_instance_png",
@@ -79,14 +80,10 @@ def write_coco_results_json(
     return path
 
 
-def _palette(n: int, *, seed: int = 0) -> np.ndarray:
-    """``uint8 (n, 3)`` distinct-ish bright colours (golden-ratio hues), reproducible."""
-    import colorsys
-
-    hues = (np.arange(n) * 0.618033988749895 + 0.1 * seed) % 1.0
-    return np.array(
-        [[int(255 * c) for c in colorsys.hsv_to_rgb(h, 0.75, 1.0)] for h in hues], dtype=np.int64
-    ).reshape(n, 3)
+def _palette(n: int) -> np.ndarray:
+    """``int64 (n, 3)`` colours of instances 1..n: :func:`segwise.labels.palette` without
+    its black (the one palette policy)."""
+    return np.array(palette(n + 1)[1:], dtype=np.int64).reshape(n, 3)
 
 
 def render_overlay(

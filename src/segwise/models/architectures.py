@@ -174,7 +174,7 @@ def build_fcn(
         output_stride: 8 (default, as torchvision), 16 or 32.
         norm: ``"batch"``, ``"group"`` or ``"none"``.
         aux: add torchvision's auxiliary ``FCNHead`` on the second-deepest feature (layer3);
-            the model then returns ``SegmentationOutput``.
+            read by ``model(x, with_aux=True).aux`` (training); ``model(x)`` stays a tensor.
     """
     enc = build_encoder(
         encoder, in_channels=in_channels, output_stride=output_stride, pretrained=pretrained
@@ -243,7 +243,7 @@ def build_deeplabv3(
         atrous_rates: default (6, 12, 18) at output stride 16, doubled at 8.
         separable: depthwise-separable 3x3 convs in ASPP and after it.
         norm: ``"batch"``, ``"group"`` (GroupNorm everywhere, incl. image pooling) or ``"none"``.
-        aux: torchvision's auxiliary ``FCNHead`` on layer3; returns ``SegmentationOutput``.
+        aux: torchvision's auxiliary ``FCNHead`` on layer3 (``model(x, with_aux=True).aux``).
     """
     enc = build_encoder(
         encoder, in_channels=in_channels, output_stride=output_stride, pretrained=pretrained
@@ -279,7 +279,8 @@ def build_deeplabv3plus(
         separable: depthwise-separable 3x3 convs in ASPP and decoder (the paper with Xception).
         low_level_channels: width of the reduced low-level feature (48).
         norm: ``"batch"``, ``"group"`` or ``"none"``.
-        aux: auxiliary ``FCNHead`` on the second-deepest feature; returns ``SegmentationOutput``.
+        aux: auxiliary ``FCNHead`` on the second-deepest feature
+            (``model(x, with_aux=True).aux``).
     """
     enc = build_encoder(
         encoder, in_channels=in_channels, output_stride=output_stride, pretrained=pretrained

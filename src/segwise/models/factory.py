@@ -47,7 +47,8 @@ def create_model(
 
     Returns:
         A :class:`~segwise.models.SegmentationModel`; ``forward(x (N, in_channels, H, W))``
-        returns logits ``(N, num_classes, H, W)`` (a ``SegmentationOutput`` with ``aux=True``).
+        returns logits ``(N, num_classes, H, W)``, always a tensor; ``forward(x,
+        with_aux=True)`` returns a ``SegmentationOutput`` (``aux`` filled with ``aux=True``).
 
     Raises:
         ValueError: unknown name, encoder or option, or a bad value (the message names it).

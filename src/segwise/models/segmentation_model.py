@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import torch
 import torch.nn.functional as F
@@ -13,12 +14,13 @@ __all__ = ["SegmentationModel", "SegmentationOutput"]
 
 @dataclass(frozen=True)
 class SegmentationOutput:
-    """What a model built with ``aux=True`` returns.
+    """What ``model(x, with_aux=True)`` returns, for every model (with or without aux heads).
 
     Attributes:
         logits: ``(N, num_classes, H, W)`` main output, unnormalised, at input resolution.
         aux: auxiliary logits, each ``(N, num_classes, H, W)`` at input resolution (one per
-            auxiliary head; for FCN/DeepLab one, read from the encoder's stride-16 stage).
+            auxiliary head; for FCN/DeepLab built with ``aux=True`` one, read from the
+            encoder's stride-16 stage); ``()`` for a model without auxiliary heads.
     """
 
     logits: torch.Tensor
@@ -58,17 +60,29 @@ class SegmentationModel(nn.Module):
         self.aux_head = aux_head
         self.aux_index = aux_index
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | SegmentationOutput:
-        """``x: (N, in_channels, H, W)`` -> logits ``(N, num_classes, H, W)``.
+    @overload
+    def forward(self, x: torch.Tensor, *, with_aux: Literal[False] = ...) -> torch.Tensor: ...
 
-        Returns a :class:`SegmentationOutput` instead when the model has an auxiliary head.
+    @overload
+    def forward(self, x: torch.Tensor, *, with_aux: Literal[True]) -> SegmentationOutput: ...
+
+    def forward(self, x: torch.Tensor, *, with_aux: bool = False
+                ) -> torch.Tensor | SegmentationOutput:
+        """``x: (N, in_channels, H, W)`` -> logits ``(N, num_classes, H, W)``, always a tensor.
+
+        The return type depends on the call only, never on how the model was built:
+        ``with_aux=True`` returns a :class:`SegmentationOutput` for every model (``aux`` is
+        ``()`` without auxiliary heads), so callers never probe what they got. Auxiliary heads
+        are only run when asked for (training); plain calls (inference, export) skip them.
         """
         height, width = x.shape[-2:]
         padded = _pad_to_multiple(x, self.encoder.divisor)  # (N, C, H', W'), H', W' % divisor == 0
         features = self.encoder(padded)
         logits = self.head(self.decoder(features), padded.shape[-2:])[..., :height, :width]
-        if self.aux_head is None:
+        if not with_aux:
             return logits
+        if self.aux_head is None:
+            return SegmentationOutput(logits, ())
         aux = self.aux_head(features[self.aux_index], padded.shape[-2:])[..., :height, :width]
         return SegmentationOutput(logits, (aux,))
 

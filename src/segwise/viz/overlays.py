@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from segwise.labels import palette
+
 __all__ = [
     "ERROR_COLOURS",
     "boundaries",
@@ -19,22 +21,10 @@ __all__ = [
     "short_name",
 ]
 
-# 20 well-separated colours (class 0, background, is black); extended by a seeded generator.
-_BASE = [
-    (0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
-    (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0),
-    (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128),
-]
-
-
 def default_palette(num_classes: int) -> list[tuple[int, int, int]]:
-    """``num_classes`` RGB colours; class 0 is black, the rest are distinct and stable."""
-    colours = list(_BASE[:num_classes])
-    rng = np.random.default_rng(0)
-    while len(colours) < num_classes:
-        colours.append(tuple(int(v) for v in rng.integers(40, 256, size=3)))
-    return colours
+    """``num_classes`` RGB colours: :func:`segwise.labels.palette` (the one palette policy;
+    class 0 is black, colours are deterministic and distinct)."""
+    return list(palette(num_classes))
 
 
 def denormalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:

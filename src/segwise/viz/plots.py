@@ -112,10 +112,16 @@ def _best_point(history: Sequence[Mapping[str, float | None]], monitor: str | No
     return next(p for p in points if p[1] == best)  # the first epoch reaching it, as best.pt
 
 
+#: Above this many classes the confusion picture keeps a fixed size and drops the class names.
+MAX_NAMED_CLASSES = 40
+
+
 def plot_confusion(
     matrix: np.ndarray, class_names: Sequence[str], path: str | Path, *, normalize: bool = True
 ) -> Path:
     """Heatmap of a confusion matrix (rows: ground truth, columns: prediction).
+
+    Above :data:`MAX_NAMED_CLASSES` classes the picture keeps that size and shows no names.
 
     Args:
         matrix: ``(C, C)`` pixel counts.
@@ -129,11 +135,15 @@ def plot_confusion(
         totals = m.sum(axis=1, keepdims=True)
         m = np.divide(m, totals, out=np.zeros_like(m), where=totals > 0)
     c = len(class_names)
-    size = max(4.0, 0.5 * c + 2)
+    # half an inch per class up to MAX_NAMED_CLASSES; beyond that a fixed size without names
+    # (300 classes made a 13680-pixel-wide picture that took over a minute to draw)
+    size = max(4.0, 0.5 * min(c, MAX_NAMED_CLASSES) + 2)
     fig, ax = plt.subplots(figsize=(size, size))
-    im = ax.imshow(m, cmap="Blues", vmin=0, vmax=1 if normalize else None)
-    ax.set_xticks(range(c), class_names, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(c), class_names, fontsize=8)
+    im = ax.imshow(m, cmap="Blues", vmin=0, vmax=1 if normalize else None,
+                   interpolation="nearest")
+    if c <= MAX_NAMED_CLASSES:
+        ax.set_xticks(range(c), class_names, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(c), class_names, fontsize=8)
     ax.set_xlabel("prediction")
     ax.set_ylabel("ground truth")
     if c <= 20:

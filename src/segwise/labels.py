@@ -1,0 +1,214 @@
+"""The label space: one value that owns what a label means, for every layer of segwise.
+
+Data, transforms, collate, losses, metrics, the predictor, export metadata, pictures and
+checkpoints all read these values from :class:`LabelSpace` instead of re-deriving them
+(nnU-Net's ``LabelManager`` is the model):
+
+- ``num_classes``: classes of the semantic target, background included (2 for binary);
+- ``out_channels``: channels of the model output (1 for binary, else ``num_classes``);
+- ``ignore_index``: the label value of "do not score" pixels in the mask files, or ``None``;
+- ``pad_value``: the label that padded pixels get and that loss and metrics leave out; it is
+  never a real class (``ignore_index`` when the data has one, else ``num_classes``);
+- ``colors``: one RGB colour per class, from :func:`palette` when the data gives none;
+- :meth:`LabelSpace.logits_to_labels`: the one rule from model output to class indices.
+
+The validity rule for ``ignore_index`` (:func:`check_ignore_label`): ``None`` or an integer
+outside ``[0, num_classes)``. An ignore label inside the class range (e.g. "void" stored as 0)
+would make one value both a class the model predicts and a label nobody scores, so it is
+refused when the label space is built, i.e. before a run writes anything; the message says
+what to pass instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from segwise._validation import as_enum
+from segwise.enums import Task
+
+__all__ = ["Color", "LabelSpace", "check_ignore_label", "palette"]
+
+Color = tuple[int, int, int]
+
+#: Largest 8-bit value: the colour scale of RGB pictures (not a label).
+_MAX_8BIT = 255
+
+
+def palette(n: int) -> tuple[Color, ...]:
+    """The one default palette: the PASCAL VOC colour map for ``n`` classes.
+
+    Class ``i``'s colour interleaves the bits of ``i`` into R, G and B from the most
+    significant bit down (Everingham et al., PASCAL VOC development kit, ``labelcolormap.m``),
+    so class 0 is black, colours are deterministic, and they stay distinct for up to 2**24
+    classes (data with more than 255 classes included).
+
+    Args:
+        n: number of colours (>= 0).
+
+    Returns:
+        ``n`` ``(r, g, b)`` tuples with integers in ``[0, 255]``.
+    """
+    colors = []
+    for i in range(n):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        colors.append((r, g, b))
+    return tuple(colors)
+
+
+def check_ignore_label(ignore_index: int | None, num_classes: int, *, where: str = "") -> None:
+    """The one validity rule for an ignore label: ``None`` or an int outside ``[0, C)``.
+
+    Args:
+        ignore_index: the label value left out of loss and metrics, or ``None``.
+        num_classes: classes of the semantic target C, background included.
+        where: what the value came from (a file or a flag), for the message.
+
+    Raises:
+        ValueError: naming the value, why it cannot work and what to pass instead.
+    """
+    if ignore_index is None:
+        return
+    src = f"{where}: " if where else ""
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise ValueError(f"{src}ignore_index={ignore_index!r} is not valid; expected an int or "
+                         "None")
+    if 0 <= ignore_index < num_classes:
+        raise ValueError(
+            f"{src}ignore_index={ignore_index} lies inside the {num_classes} classes "
+            f"[0, {num_classes}): the model would predict a label that nobody scores. Either "
+            f"leave the ignore label unset (--ignore-index / classes.json) to learn value "
+            f"{ignore_index} as a class of its own, or re-save the masks with the ignored "
+            f"pixels at a value outside [0, {num_classes}) (e.g. {max(num_classes, 255)}) and "
+            "pass that value"
+        )
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """What the labels of a dataset are, in one frozen value (see the module docstring).
+
+    Attributes:
+        task: BINARY (1 output channel), MULTICLASS or MULTILABEL.
+        names: one name per class, index = class (2 names for binary).
+        colors: one ``(r, g, b)`` per class; empty: :func:`palette`.
+        ignore_index: label value of pixels left out of loss and metrics, or ``None``.
+        ignore_color: colour of ignored pixels in pictures (``None``: drawn as the image).
+    """
+
+    task: Task
+    names: tuple[str, ...]
+    colors: tuple[Color, ...] = ()
+    ignore_index: int | None = None
+    ignore_color: Color | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", as_enum(self.task, Task, "task"))
+        object.__setattr__(self, "names", tuple(str(n) for n in self.names))
+        if not self.names:
+            raise ValueError("LabelSpace: names is empty; give one name per class")
+        if self.task is Task.BINARY and len(self.names) != 2:
+            raise ValueError(f"LabelSpace: a binary task has 2 classes (background, foreground);"
+                             f" got names={list(self.names)}")
+        colors = tuple(tuple(int(v) for v in c) for c in self.colors) or palette(len(self.names))
+        if len(colors) != len(self.names):
+            raise ValueError(f"LabelSpace: {len(colors)} colours for {len(self.names)} classes;"
+                             " give one colour per class or none")
+        object.__setattr__(self, "colors", colors)
+        if self.ignore_color is not None:
+            object.__setattr__(self, "ignore_color", tuple(int(v) for v in self.ignore_color))
+        check_ignore_label(self.ignore_index, len(self.names))
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of the semantic target, background included (2 for binary)."""
+        return len(self.names)
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of the model output: 1 for binary, else ``num_classes``."""
+        return 1 if self.task is Task.BINARY else self.num_classes
+
+    @property
+    def pad_value(self) -> int:
+        """Label of padded pixels, left out of loss and metrics; never a real class.
+
+        ``ignore_index`` when the data has one (padded and ignored pixels are then one value),
+        else ``num_classes`` (the first value after the classes; fits in 8 bits up to 255
+        classes and stays distinct from every class above that).
+        """
+        return self.num_classes if self.ignore_index is None else self.ignore_index
+
+    @property
+    def left_out(self) -> int:
+        """The target value that loss and metrics skip (the same as :attr:`pad_value`)."""
+        return self.pad_value
+
+    @property
+    def label_range(self) -> tuple[int, int]:
+        """``(lowest, highest)`` value a class-index mask can hold (classes and padding)."""
+        return min(0, self.pad_value), max(self.num_classes - 1, self.pad_value)
+
+    @property
+    def fits_uint8(self) -> bool:
+        """Whether every mask value (classes and padding) fits in ``uint8``."""
+        lo, hi = self.label_range
+        return lo >= 0 and hi <= _MAX_8BIT
+
+    def logits_to_labels(self, logits: Any) -> Any:
+        """The one rule from model output to class indices.
+
+        Args:
+            logits: ``(N, out_channels, H, W)`` torch tensor of unnormalised scores.
+
+        Returns:
+            ``(N, H, W)`` int64 class indices: binary ``logit > 0`` (sigmoid > 0.5), multiclass
+            the argmax over channels (ties to the lowest class). Multilabel is refused (no
+            single label per pixel).
+        """
+        from segwise.metrics.functional import labels_from_logits
+
+        return labels_from_logits(logits, self.task)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain builtins (for checkpoints, configs and export metadata)."""
+        return {
+            "task": self.task.value,
+            "names": list(self.names),
+            "colors": [list(c) for c in self.colors],
+            "ignore_index": self.ignore_index,
+            "ignore_color": None if self.ignore_color is None else list(self.ignore_color),
+            "pad_value": self.pad_value,
+            "out_channels": self.out_channels,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LabelSpace:
+        """Inverse of :meth:`to_dict` (derived keys ``pad_value``/``out_channels`` are checked).
+
+        Raises:
+            ValueError: on unknown keys, or derived values that disagree with the rule here.
+        """
+        derived = {"pad_value", "out_channels"}
+        unknown = set(d) - set(cls.__dataclass_fields__) - derived
+        if unknown:
+            raise ValueError(f"LabelSpace.from_dict: unknown keys {sorted(unknown)}")
+        space = cls(**{k: v for k, v in d.items() if k not in derived})
+        for key in derived & set(d):
+            if d[key] != getattr(space, key):
+                raise ValueError(f"LabelSpace.from_dict: {key}={d[key]} was stored but the "
+                                 f"label space gives {getattr(space, key)}")
+        return space
+
+    @classmethod
+    def from_info(cls, info: Any) -> LabelSpace:
+        """The label space of a :class:`segwise.data.DataInfo` (or any object with its fields)."""
+        return cls(task=info.task, names=tuple(info.class_names),
+                   colors=tuple(info.class_colors), ignore_index=info.ignore_index,
+                   ignore_color=info.ignore_color)

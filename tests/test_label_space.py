@@ -1,0 +1,84 @@
+"""LabelSpace: the one owner of classes, colours, ignore and pad labels, output channels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from segwise.data import DataInfo
+from segwise.labels import LabelSpace, check_ignore_label, palette
+from segwise.metrics import ConfusionMatrix
+
+
+def test_palette_is_the_voc_colour_map_by_hand():
+    # class i: bits (b2 b1 b0) of i go to (B G R) at bit 7; 8 = 0b1000 goes to bit 6 of R
+    assert palette(9) == ((0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 128),
+                          (128, 0, 128), (0, 128, 128), (128, 128, 128), (64, 0, 0))
+    assert len(set(palette(300))) == 300  # distinct beyond 8 bits of classes
+
+
+@pytest.mark.parametrize(("task", "names", "ignore", "pad", "channels"), [
+    ("binary", ("bg", "fg"), None, 2, 1),
+    ("multiclass", ("a", "b", "c", "d"), None, 4, 4),
+    ("multiclass", ("a", "b", "c"), 255, 255, 3),
+    ("multiclass", tuple(f"c{i}" for i in range(300)), None, 300, 300),
+])
+def test_pad_value_is_never_a_class_and_out_channels(task, names, ignore, pad, channels):
+    space = LabelSpace(task=task, names=names, ignore_index=ignore)
+    assert space.pad_value == space.left_out == pad
+    assert not 0 <= space.pad_value < space.num_classes
+    assert space.out_channels == channels
+    assert space.colors == palette(len(names))
+
+
+def test_ignore_label_inside_the_class_range_is_refused_with_what_to_do():
+    with pytest.raises(ValueError, match=r"ignore_index=0 lies inside the 4 classes \[0, 4\)"
+                                         r".*leave the ignore label unset.*re-save the masks"):
+        LabelSpace(task="multiclass", names=("void", "a", "b", "c"), ignore_index=0)
+    with pytest.raises(ValueError, match="expected an int or None"):
+        check_ignore_label(True, 3)
+    check_ignore_label(-1, 3)  # outside the range: fine
+    check_ignore_label(3, 3)
+
+
+def test_round_trip_and_stored_derived_values_are_checked():
+    space = LabelSpace(task="multiclass", names=("a", "b"), colors=((1, 2, 3), (4, 5, 6)),
+                       ignore_index=9, ignore_color=(7, 8, 9))
+    d = space.to_dict()
+    assert d["pad_value"] == 9 and d["out_channels"] == 2
+    assert LabelSpace.from_dict(d) == space
+    with pytest.raises(ValueError, match="pad_value=255 was stored"):
+        LabelSpace.from_dict({**d, "pad_value": 255})
+    with pytest.raises(ValueError, match="unknown keys"):
+        LabelSpace.from_dict({**d, "extra": 1})
+
+
+def test_data_info_takes_its_labels_from_the_label_space():
+    info = DataInfo(task="multiclass", num_classes=3, class_names=("a", "b", "c"),
+                    class_colors=(), in_channels=1, ignore_index=None, mask_kind="index",
+                    mean=(0.5,), std=(0.2,))
+    assert info.pad_value == 3 and info.labels.colors == palette(3)
+    void0 = DataInfo(task="multiclass", num_classes=4, class_names=("v", "a", "b", "c"),
+                     class_colors=(), in_channels=1, ignore_index=0, mask_kind="index",
+                     mean=(0.5,), std=(0.2,))
+    with pytest.raises(ValueError, match="inside the 4 classes"):
+        void0.pad_value  # noqa: B018
+
+
+def test_logits_to_labels_rule():
+    binary = LabelSpace(task="binary", names=("bg", "fg"))
+    z = torch.tensor([-1.0, 0.0, 2.0]).view(1, 1, 1, 3)
+    assert binary.logits_to_labels(z).tolist() == [[[0, 0, 1]]]  # logit 0 is background
+    multi = LabelSpace(task="multiclass", names=("a", "b", "c"))
+    z = torch.tensor([[1.0, 3.0, 3.0], [0.0, 0.0, 5.0]]).T.reshape(1, 3, 1, 2)
+    assert multi.logits_to_labels(z).tolist() == [[[1, 2]]]  # tie 1 vs 2 in pixel 0 -> 1
+
+
+def test_confusion_matrix_above_255_classes_with_the_pad_label():
+    space = LabelSpace(task="multiclass", names=tuple(f"c{i}" for i in range(300)))
+    cm = ConfusionMatrix(space.num_classes, ignore_index=space.left_out)
+    target = torch.tensor([[[255, 299, space.pad_value]]])
+    pred = torch.tensor([[[255, 0, 7]]])
+    cm.update(pred, target)
+    m = cm.matrix
+    assert int(m.sum()) == 2 and m[255, 255] == 1 and m[299, 0] == 1  # 255 is a real class
