@@ -378,3 +378,21 @@ def test_crowded_images_with_hundreds_of_instances():
     inside = mask != info.pad_value
     assert torch.equal(masks.argmax(0)[inside], mask[inside])  # the same nearest pixels
     assert (masks.sum(0)[~inside] == 0).all()
+
+
+def test_instance_planes_outside_the_crop_come_out_empty():
+    """Only planes inside the sampled region are gathered; the result equals a plain gather."""
+    from segwise.data.transforms import InstanceMasks, _gather_labels
+
+    stack = torch.zeros(3, 40, 50, dtype=torch.uint8)
+    stack[0, 2:6, 2:6] = 1  # top left: outside the window below
+    stack[1, 20:30, 30:45] = 1  # inside
+    stack[2, 35:40, 0:5] = 1  # bottom left: outside
+    rows = torch.arange(15, 35)[:, None].expand(20, 24)
+    cols = torch.arange(25, 49)[None, :].expand(20, 24)
+    index = rows * 50 + cols
+    index[0, 0] = -1  # one output pixel outside the source
+    out = _gather_labels(InstanceMasks(stack), index, 0)
+    naive = stack.flatten(1)[:, index.clamp(min=0)] * (index >= 0)
+    assert torch.equal(out.as_subclass(torch.Tensor), naive)
+    assert out[0].sum() == 0 and out[2].sum() == 0 and out[1].sum() > 0

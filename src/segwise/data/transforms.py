@@ -173,11 +173,27 @@ def nearest_source(height: int, width: int, inverse: np.ndarray, crop_size: tupl
 
 
 def _gather_labels(mask: torch.Tensor, index: torch.Tensor, fill: float) -> torch.Tensor:
-    """``(H, W)`` or ``(K, H, W)`` labels at :func:`nearest_source` pixels; ``fill`` outside."""
+    """``(H, W)`` or ``(K, H, W)`` labels at :func:`nearest_source` pixels; ``fill`` outside.
+
+    For a stack (instance masks), only the planes with a pixel inside the box of sampled
+    source pixels are gathered; the others come out as ``fill`` (empty instances).
+    """
     plain = mask.as_subclass(torch.Tensor)
-    flat = plain.reshape(*plain.shape[:-2], -1)
-    out = flat[..., index.clamp(min=0)]
-    out = torch.where(index >= 0, out, torch.tensor(fill, dtype=plain.dtype))
+    valid = index >= 0
+    flat_index = index.clamp(min=0).flatten()
+    lead = plain.shape[:-2]
+    if plain.ndim == 3 and plain.shape[0] > 1 and bool(valid.any()):
+        source = index[valid]
+        rows, cols = source // plain.shape[-1], source % plain.shape[-1]
+        box = plain[:, int(rows.min()):int(rows.max()) + 1, int(cols.min()):int(cols.max()) + 1]
+        hit = box.flatten(1).any(1).nonzero()[:, 0]
+        out = plain.new_full((plain.shape[0], flat_index.numel()), fill)
+        if len(hit):
+            out[hit] = plain[hit].flatten(1).index_select(1, flat_index)
+    else:
+        out = plain.reshape(*lead, -1).index_select(-1, flat_index)
+    out = out.reshape(*lead, *index.shape)
+    out = torch.where(valid, out, torch.tensor(fill, dtype=plain.dtype))
     return tv_tensors.wrap(out, like=mask)
 
 
