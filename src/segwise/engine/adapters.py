@@ -58,7 +58,13 @@ class TaskAdapter:
     def loss_description(self) -> str:
         """One line for the start-of-run summary."""
         t = self.config.train
-        return f"{t.loss} (dice x{t.dice_weight}, ce x{t.ce_weight})"
+        if "+" in t.loss:
+            weights = t.loss_weights or [1.0] * (t.loss.count("+") + 1)
+            return " + ".join(f"{w:g} x {n}" for w, n in zip(weights, t.loss.split("+"),
+                                                             strict=True))
+        if t.loss == "dicece":
+            return f"{t.loss} (dice x{t.dice_weight}, ce x{t.ce_weight})"
+        return t.loss
 
     def train_transform(self, data_cfg: DataConfig) -> Any:
         """The training augmentation the data config asks for (``segwise.data`` preset)."""
@@ -131,7 +137,7 @@ class SemanticAdapter(TaskAdapter):
         }
 
     def build_model(self, weights: str | None) -> nn.Module:
-        from segwise.losses import create_loss
+        from segwise.losses import create_loss, loss_options
 
         t = self.config.train
         self.loss_fn = create_loss(
@@ -139,8 +145,9 @@ class SemanticAdapter(TaskAdapter):
             task=self.info.task,
             num_classes=self.model_args["num_classes"],
             ignore_index=self.ignore_index,
-            dice_weight=t.dice_weight,
-            ce_weight=t.ce_weight,
+            weights=t.loss_weights,
+            # Dice+CE's own term weights, for the losses that have them
+            **{k: getattr(t, k) for k in ("dice_weight", "ce_weight") if k in loss_options(t.loss)},
         )
         return _semantic_model(self.model_args, weights)
 
