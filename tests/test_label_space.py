@@ -82,3 +82,12 @@ def test_confusion_matrix_above_255_classes_with_the_pad_label():
     cm.update(pred, target)
     m = cm.matrix
     assert int(m.sum()) == 2 and m[255, 255] == 1 and m[299, 0] == 1  # 255 is a real class
+
+
+def test_the_two_empty_rules_have_distinct_names_and_the_old_ones_still_import():
+    from segwise import losses, metrics
+
+    assert losses.LossEmptyRule is losses.EmptyRule and metrics.MetricEmptyRule is metrics.EmptyRule
+    assert losses.LossEmptyRule is not metrics.MetricEmptyRule
+    assert losses.LossEmptyRule.__name__ == "LossEmptyRule"
+    assert metrics.MetricEmptyRule.__name__ == "MetricEmptyRule"

@@ -33,6 +33,7 @@ PUBLIC = {
     "surface_statistics",
     "ConfusionMatrix",
     "EmptyRule",
+    "MetricEmptyRule",
     "PerImageDice",
     "PerImageScores",
     "SegmentationScores",

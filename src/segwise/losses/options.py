@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["DiceScope", "EmptyRule", "GDiceWeight", "Reduction"]
+__all__ = ["DiceScope", "EmptyRule", "GDiceWeight", "LossEmptyRule", "Reduction"]
 
 
 class DiceScope(str, Enum):
@@ -21,7 +21,7 @@ class DiceScope(str, Enum):
     IMAGE = "image"
 
 
-class EmptyRule(str, Enum):
+class LossEmptyRule(str, Enum):
     """What a unit (class, or (image, class)) whose target is empty (``sum(g) == 0``) scores.
 
     - ``SKIP``: the unit is left out of the average: an empty/empty class is never a failure.
@@ -35,6 +35,11 @@ class EmptyRule(str, Enum):
 
     SKIP = "skip"
     FP_RATE = "fp_rate"
+
+
+#: The earlier name, kept so that existing code keeps working. Prefer ``LossEmptyRule``;
+#: ``segwise.metrics.MetricEmptyRule`` is a different choice (what a metric reports).
+EmptyRule = LossEmptyRule
 
 
 class GDiceWeight(str, Enum):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["Average", "EmptyRule"]
+__all__ = ["Average", "EmptyRule", "MetricEmptyRule"]
 
 
-class EmptyRule(str, Enum):
+class MetricEmptyRule(str, Enum):
     """Per-image Dice of a class that is absent from both an image's target and prediction.
 
     - ``EXCLUDE``: undefined (NaN) and left out of every mean (the default; the same rule as the
@@ -23,6 +23,11 @@ class EmptyRule(str, Enum):
     EXCLUDE = "exclude"
     ONE = "one"
     ZERO = "zero"
+
+
+#: The earlier name, kept so that existing code keeps working. Prefer ``MetricEmptyRule``;
+#: ``segwise.losses.LossEmptyRule`` is a different choice (what a loss optimises).
+EmptyRule = MetricEmptyRule
 
 
 class Average(str, Enum):
