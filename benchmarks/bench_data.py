@@ -164,8 +164,9 @@ def _albumentations(info, crop, jitter: float, *, single_warp: bool):
 
 def _interleaved(pipelines: dict, rounds: int, n_items: int) -> dict:
     """images/s per pipeline: ``rounds`` rounds, each running every pipeline over the same
-    items in turn (load changes hit all of them alike); median over rounds, and the median
-    per-round ratio to the first pipeline."""
+    items in turn (load changes hit all of them alike); median over rounds, the median
+    per-round ratio to the first pipeline, the ratio of the medians, and every round's time
+    (the two ratios disagree when the load swings within rounds)."""
     times: dict[str, list[float]] = {k: [] for k in pipelines}
     for fn in pipelines.values():
         fn()  # warm-up: imports, caches, first-call costs
@@ -179,7 +180,10 @@ def _interleaved(pipelines: dict, rounds: int, n_items: int) -> dict:
     for name, ts in times.items():
         ratios = sorted(a / b for a, b in zip(times[first], ts, strict=True))
         out[name] = {"images_per_s": round(n_items / float(np.median(ts)), 1),
-                     f"vs_{first}": round(float(ratios[len(ratios) // 2]), 2)}
+                     f"vs_{first}": round(float(ratios[len(ratios) // 2]), 2),
+                     "vs_first_ratio_of_medians": round(float(np.median(times[first])
+                                                              / np.median(ts)), 2),
+                     "seconds_per_round": [round(t, 4) for t in ts]}
     return out
 
 
