@@ -11,6 +11,8 @@ rest, behind this contract:
 - ``validate(model, val_ds, *, indices, distributed, keep_overlays)``: ``(summary, overlays)``,
   where ``summary`` maps metric names (higher is better) to floats;
 - ``default_monitor``: the summary key that selects ``best.pt`` by default;
+- ``MONITORS`` (class attribute): every summary key a run may monitor (checked before the run
+  writes anything, :mod:`segwise.engine.preflight`);
 - ``prediction_census`` (optional, set by ``validate``): what the model predicted, read by
   :func:`segwise.engine.hints.degenerate_prediction_hint`;
 - ``validation_loss`` (optional, set by ``validate``): the training loss over the validation
@@ -25,7 +27,7 @@ module and :mod:`segwise.engine.instance_adapter` do not import each other).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -122,6 +124,10 @@ def _semantic_model(args: dict[str, Any], weights: str | None) -> nn.Module:
 
 class SemanticAdapter(TaskAdapter):
     """One class per pixel; models from :func:`segwise.create_model`."""
+
+    #: the validation metrics this adapter reports (``train.monitor`` must be one of them)
+    MONITORS: ClassVar[tuple[Monitor, ...]] = (Monitor.MEAN_DICE, Monitor.MEAN_IOU,
+                                               Monitor.PIXEL_ACCURACY, Monitor.PER_IMAGE_DICE)
 
     @property
     def model_args(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -238,6 +238,9 @@ def _cut_edges(p: Any) -> np.ndarray:
 
 class InstanceAdapter(TaskAdapter):
     """Instance segmentation with Mask R-CNN or U-Net + watershed (module docstring)."""
+
+    #: the validation metrics this adapter reports (``train.monitor`` must be one of them)
+    MONITORS: ClassVar[tuple[Monitor, ...]] = (Monitor.DSB_SCORE, Monitor.AP50, Monitor.PQ)
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)  # the TaskAdapter fields, positionally (see make_adapter)
