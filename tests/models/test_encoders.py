@@ -77,3 +77,16 @@ def test_registry_refuses_duplicates():
         registry.register("a", 2)
     with pytest.raises(ValueError, match="resnet18"):
         ENCODERS.register("resnet18", ENCODERS.get("resnet18"))
+
+
+_HEAVY = {"resnet101", "xception65", "vgg19", "vgg19_bn"}  # seconds each on a CPU: slow tier
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.slow) if n in _HEAVY else n for n in ENCODERS.names()
+])
+def test_every_registered_encoder_keeps_the_contract_at_its_default_stride(name):
+    """The sweep reads the registry, so the default ``resnet34`` and any new encoder are in it."""
+    encoder = build_encoder(name).eval()
+    with torch.no_grad():
+        _check_contract(encoder)
