@@ -80,3 +80,33 @@ def test_300_classes_in_16_bit_masks_without_ignore_label(tmp_path, capsys):
     space = json.loads(props["segwise.label_space"])
     assert space["pad_value"] == 300 and space["out_channels"] == 300
     assert space["ignore_index"] is None
+
+
+def test_binary_task_evaluate_predict_export_use_the_label_space(tiny_binary, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_binary), "--out", str(run), *FAST]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--data", str(tiny_binary),
+                 "--out", str(tmp_path / "eval"), "--json", "--device", "cpu"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [c["class"] for c in report["per_class"]] == ["background", "foreground"]
+    matrix = np.loadtxt(tmp_path / "eval" / "confusion.csv", delimiter=",", skiprows=1,
+                        usecols=(1, 2))
+    assert matrix.shape == (2, 2)
+
+    image = sorted((tiny_binary / "images").iterdir())[0]
+    assert main(["predict", "--checkpoint", str(run / "best.pt"), str(image),
+                 "--out", str(tmp_path / "pred"), "--device", "cpu"]) == 0
+    with Image.open(tmp_path / "pred" / f"{image.stem}.png") as mask:
+        assert mask.mode == "P"
+        colours = json.loads((run / "data_info.json").read_text())["class_colors"]
+        assert mask.getpalette()[:6] == [v for c in colours for v in c]  # the label space's
+        assert set(np.unique(np.asarray(mask)).tolist()) <= {0, 1}
+
+    model = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(run / "best.pt"), "--out", str(model)]) == 0
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(model)).metadata_props}
+    space = json.loads(props["segwise.label_space"])
+    assert space["task"] == "binary" and space["out_channels"] == 1 and space["pad_value"] == 2
