@@ -116,15 +116,21 @@ class RandomAffineCrop(v2.Transform):
         pad_value: label of padded class-index mask pixels.
         label_range: ``(min, max)`` of the class-index labels when known (e.g. from
             :class:`DataInfo`): picks the 8- or 16-bit working type without scanning the mask.
+        colour: a colour transform applied to the warped image within the same call
+            (:class:`segwise.data.photometric.ColorJitter` or ``BrightnessContrast``): the
+            same result as a separate step after this one, without a second pass of
+            ``torchvision``'s per-call machinery (~0.45 ms per item, docs/benchmarks.md).
     """
 
     def __init__(self, ranges: AffineRanges, *, mean: tuple[float, ...], pad_value: int,
-                 label_range: tuple[int, int] | None = None) -> None:
+                 label_range: tuple[int, int] | None = None,
+                 colour: v2.Transform | None = None) -> None:
         super().__init__()
         self.ranges = ranges
         self.mean = tuple(mean)
         self.pad_value = int(pad_value)
         self.label_range = label_range
+        self.colour = colour
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         h, w = v2.query_size(flat_inputs)
@@ -134,12 +140,16 @@ class RandomAffineCrop(v2.Transform):
         # pixels): with several masks, all are gathered from ONE map of source pixels
         masks = sum(isinstance(x, tv_tensors.Mask) for x in flat_inputs)
         index = nearest_source(h, w, inverse, self.ranges.crop_size) if masks > 1 else None
-        return {"inverse": inverse, "index": index}
+        colour = self.colour.make_params(flat_inputs) if self.colour is not None else None
+        return {"inverse": inverse, "index": index, "colour": colour}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         inverse, size, index = params["inverse"], self.ranges.crop_size, params["index"]
         if isinstance(inpt, tv_tensors.Image):
-            return _warp_image(inpt, inverse, size, image_fill(self.mean, inpt.dtype))
+            out = _warp_image(inpt, inverse, size, image_fill(self.mean, inpt.dtype))
+            if self.colour is not None:
+                out = self.colour.transform(out, params["colour"])
+            return out
         if isinstance(inpt, tv_tensors.Mask):
             fill = 0 if isinstance(inpt, InstanceMasks) or inpt.is_floating_point() else (
                 self.pad_value)
@@ -299,22 +309,25 @@ def train_transforms(
     ranges = AffineRanges(crop_size=size, scale=_scale_range(tuple(scale)),
                           rotation=float(rotation), hflip=bool(hflip), vflip=bool(vflip))
     labels = info.labels.label_range  # every value a class-index mask can hold
-    steps: list[v2.Transform] = [RandomAffineCrop(ranges, mean=info.mean,
-                                                  pad_value=info.pad_value, label_range=labels)]
+    colour: v2.Transform | None = None
+    if color_jitter:
+        from segwise.data.photometric import BrightnessContrast, ColorJitter
+
+        j = float(color_jitter)
+        colour = (ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(j, 0.5) / 5)
+                  if info.in_channels == 3 else BrightnessContrast(j))
+    # colour rides with the warp (one call) unless the elastic step comes between them
+    geometry = RandomAffineCrop(ranges, mean=info.mean, pad_value=info.pad_value,
+                                label_range=labels, colour=None if elastic else colour)
+    steps: list[v2.Transform] = [geometry]
     if elastic:
         fill = {tv_tensors.Image: list(info.mean), InstanceMasks: 0,
                 tv_tensors.Mask: info.pad_value}  # InstanceMasks first: isinstance order
         steps.append(v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True))
         steps.append(v2.RandomApply([v2.ElasticTransform(alpha=30.0, sigma=5.0, fill=fill)],
                                     p=0.5))
-    if color_jitter:
-        from segwise.data.photometric import BrightnessContrast, ColorJitter
-
-        j = float(color_jitter)
-        if info.in_channels == 3:
-            steps.append(ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(j, 0.5) / 5))
-        else:
-            steps.append(BrightnessContrast(j))
+        if colour is not None:
+            steps.append(colour)
     return v2.Compose(steps)
 
 
