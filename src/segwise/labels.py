@@ -27,9 +27,13 @@ from typing import Any
 from segwise._validation import as_enum
 from segwise.enums import Task
 
-__all__ = ["Color", "LabelSpace", "check_ignore_label", "palette"]
+__all__ = ["VOC_VOID_LABEL", "Color", "LabelSpace", "check_ignore_label", "palette"]
 
 Color = tuple[int, int, int]
+
+#: The PASCAL VOC "void" value: a mask file convention that discovery reads as the ignore label
+#: when class-index masks hold 255 next to small class indices (a data format, not a pad value).
+VOC_VOID_LABEL = 255
 
 #: Largest 8-bit value: the colour scale of RGB pictures (not a label).
 _MAX_8BIT = 255

@@ -26,7 +26,7 @@ from segwise.data.info import DataInfo, DatasetIndex, Problem, Sample, Severity,
 from segwise.data.pairing import find_layout, split_samples
 from segwise.data.scan import ImageScan, MaskScan, scan_image, scan_mask
 from segwise.enums import Task
-from segwise.labels import check_ignore_label
+from segwise.labels import VOC_VOID_LABEL, check_ignore_label
 
 __all__ = ["Analysis", "analyse", "discover_dataset"]
 
@@ -259,8 +259,9 @@ def _resolve_classes(
         table = table or ClassTable(("background", "foreground"), ((0, 0, 0), (255, 255, 255)),
                                     None, None, "binary masks")
     elif kind in (MaskKind.INDEX, MaskKind.PALETTE) and table is None:
-        if ignore is None and 255 in values and max(set(values) - {255}, default=0) < 255 - 1:
-            ignore = 255
+        void = VOC_VOID_LABEL
+        if ignore is None and void in values and max(set(values) - {void}, default=0) < void - 1:
+            ignore = void
             notes.append(Problem(Severity.WARNING, "ignore_255", where,
                                  "label value 255 is read as 'ignore' (PASCAL VOC convention); "
                                  "pass ignore_index to change this"))
