@@ -17,7 +17,7 @@ instance masks and soft masks with 0.
 The training preset warps each item ONCE: scale, crop, flips and rotation are composed into one
 affine map (:mod:`segwise.data.affine`) and applied with OpenCV's ``warpAffine`` (bilinear for
 the image, nearest for masks). OpenCV was chosen by measurement: it warps ``uint8`` images
-2.5-3.3x faster than ``torch.grid_sample`` on float and 5-10x faster than ``torchvision``'s
+2.5-3.4x faster than ``torch.grid_sample`` on float and 4-11x faster than ``torchvision``'s
 ``F.affine`` on ``uint8`` (CamVid and dsb2018, one thread each; docs/benchmarks.md, "Data").
 """
 
