@@ -44,3 +44,17 @@ def test_new_data_options_are_checked():
     cfg = config_from_dict({"data": {"augment_on": "device", "pin_memory": False}})
     assert cfg.data.augment_on is AugmentOn.DEVICE and cfg.to_dict()["data"]["augment_on"] == \
         "device"
+
+
+@pytest.mark.slow
+def test_resume_with_device_augmentation_is_exact(tiny_multiclass, tmp_path, fast_config):
+    """The augmenter is re-seeded from (seed, epoch) every epoch, as the loader is."""
+    base = fast_config(tiny_multiclass, epochs=2, max_steps_per_epoch=2)
+    config = dataclasses.replace(base, data=dataclasses.replace(
+        base.data, augment_on=AugmentOn.DEVICE, resident=True, rotation=10.0,
+        color_jitter=0.2))
+    straight = fit(config, tmp_path / "straight", quiet=True)
+    fit(config, tmp_path / "split", quiet=True, stop_after_epoch=1)
+    resumed = fit(None, tmp_path / "split", resume=True, quiet=True)
+    assert [h["train_loss"] for h in resumed.history] == \
+        [h["train_loss"] for h in straight.history]
