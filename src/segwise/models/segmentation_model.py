@@ -61,12 +61,12 @@ class SegmentationModel(nn.Module):
         self.aux_index = aux_index
 
     @overload
-    def forward(self, x: torch.Tensor, *, with_aux: Literal[False] = ...) -> torch.Tensor: ...
+    def forward(self, x: torch.Tensor, with_aux: Literal[False] = ...) -> torch.Tensor: ...
 
     @overload
-    def forward(self, x: torch.Tensor, *, with_aux: Literal[True]) -> SegmentationOutput: ...
+    def forward(self, x: torch.Tensor, with_aux: Literal[True]) -> SegmentationOutput: ...
 
-    def forward(self, x: torch.Tensor, *, with_aux: bool = False
+    def forward(self, x: torch.Tensor, with_aux: bool = False
                 ) -> torch.Tensor | SegmentationOutput:
         """``x: (N, in_channels, H, W)`` -> logits ``(N, num_classes, H, W)``, always a tensor.
 
@@ -74,6 +74,8 @@ class SegmentationModel(nn.Module):
         ``with_aux=True`` returns a :class:`SegmentationOutput` for every model (``aux`` is
         ``()`` without auxiliary heads), so callers never probe what they got. Auxiliary heads
         are only run when asked for (training); plain calls (inference, export) skip them.
+        ``with_aux`` may also be passed by position: PyTorch's tracers (``torch.onnx.export``,
+        ``torch.jit.trace``) fill every parameter of ``forward`` positionally.
         """
         height, width = x.shape[-2:]
         padded = _pad_to_multiple(x, self.encoder.divisor)  # (N, C, H', W'), H', W' % divisor == 0
