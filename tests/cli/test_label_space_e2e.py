@@ -110,3 +110,17 @@ def test_binary_task_evaluate_predict_export_use_the_label_space(tiny_binary, tm
     props = {p.key: p.value for p in onnx.load(str(model)).metadata_props}
     space = json.loads(props["segwise.label_space"])
     assert space["task"] == "binary" and space["out_channels"] == 1 and space["pad_value"] == 2
+
+
+def test_void_stored_as_0_is_refused_before_anything_is_written(tmp_path, capsys):
+    data = _write(tmp_path / "data", 4, ignore_index=0)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), *FAST]) != 0
+    err = capsys.readouterr().err
+    assert "ignore_index=0 lies inside the 4 classes" in err
+    assert "leave the ignore label unset" in err
+    assert not run.exists()
+    run2 = tmp_path / "run2"
+    assert main(["train", "--data", str(data), "--out", str(run2), "--ignore-index", "2",
+                 *FAST]) != 0
+    assert "--ignore-index" in capsys.readouterr().err and not run2.exists()

@@ -47,11 +47,13 @@ class CheckedRun:
     decode_seconds: float
 
 
-def check_run(config: RunConfig) -> CheckedRun:
+def check_run(config: RunConfig, *, check_weights: bool = True) -> CheckedRun:
     """Check a new run completely, writing nothing (see the module docstring).
 
     Args:
         config: the run configuration.
+        check_weights: check that a ``--weights`` file exists (False when resuming: the
+            checkpoint holds the weights, the start file may be gone).
 
     Returns:
         The :class:`CheckedRun` (the dataset index and the decode check's figures).
@@ -67,7 +69,7 @@ def check_run(config: RunConfig) -> CheckedRun:
 
     config.validate()
     weights = config.model.weights
-    if weights not in (None, "imagenet") and not Path(str(weights)).is_file():
+    if check_weights and weights not in (None, "imagenet") and not Path(str(weights)).is_file():
         raise FileNotFoundError(f"--weights {weights} does not exist; pass an existing .pth / "
                                 ".safetensors file, 'imagenet', or nothing")
     index = discover_dataset(

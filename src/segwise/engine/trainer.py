@@ -24,8 +24,8 @@ from segwise.engine import distributed as dist_utils
 from segwise.engine.banner import describe_run
 from segwise.engine.checkpoint import load_checkpoint, save_checkpoint, weights_only_payload
 from segwise.engine.config import OptimizerName, RunConfig
-from segwise.engine.data_check import decode_every_image
 from segwise.engine.hints import degenerate_prediction_hint
+from segwise.engine.preflight import CheckedRun, check_run
 from segwise.engine.progress import (
     ProgressDataset,
     RunPlan,
@@ -150,7 +150,9 @@ def fit(
 ) -> FitResult:
     """Train a model as ``config`` says, writing everything into ``run_dir``.
 
-    The run folder is printed first, so ``curves.png`` can be opened while the run trains.
+    Everything is checked before the run folder is written (:func:`check_run`: options, data,
+    model), so a refused run leaves nothing on disk. The run folder is the first line printed,
+    so ``curves.png`` can be opened while the run trains.
     ``train.time_limit`` fits the epochs (and so the learning-rate schedule) to the budget
     after the first epoch, and stops the run cleanly (validated, ``best.pt``/``last.pt``
     written) if the budget runs out anyway; ``train.max_steps`` caps the optimizer steps.
@@ -177,17 +179,20 @@ def fit(
     """
     run_dir = Path(run_dir)
     is_main = int(os.environ.get("RANK", "0")) == 0
+    checked = None
     if resume:
         check_resumable(run_dir)
     elif config is None:
         raise ValueError("fit() needs a config unless resume=True")
     else:
         check_new_run_folder(run_dir, clear=is_main)
+        # every name and option, the data and the model, before the folder is written
+        checked = check_run(config)
     box: list[_State] = []
     with RunFolderLock(run_dir, enabled=is_main):
         try:
             return _fit(config, run_dir, resume=resume, stop_after_epoch=stop_after_epoch,
-                        quiet=quiet, box=box)
+                        quiet=quiet, box=box, checked=checked)
         except KeyboardInterrupt:
             if is_main and not quiet:
                 print(interrupted_message(run_dir, box[0] if box else None), flush=True)
@@ -195,10 +200,11 @@ def fit(
 
 
 def _fit(config, run_dir: Path, *, resume: bool, stop_after_epoch, quiet: bool,
-         box: list) -> FitResult:
+         box: list, checked: CheckedRun | None = None) -> FitResult:
     """:func:`fit` inside the run-folder lock; ``box`` receives the training state (for the
-    Ctrl-C message) as soon as it exists."""
-    from segwise.data import discover_dataset, make_loader
+    Ctrl-C message) as soon as it exists; ``checked`` is :func:`check_run`'s result for a new
+    run (a resumed run checks the config stored in its checkpoint here)."""
+    from segwise.data import make_loader
     from segwise.data.loaders import LoaderSettings
 
     started = time.monotonic()
@@ -223,22 +229,11 @@ def _fit(config, run_dir: Path, *, resume: bool, stop_after_epoch, quiet: bool,
         device.type == "cuda"
     )
 
-    index = discover_dataset(
-        config.data.root,
-        mask_kind=config.data.mask_kind,
-        ignore_index=config.data.ignore_index,
-        val_fraction=config.data.val_fraction,
-        seed=t_cfg.seed,
-    )
+    # a resumed run checks the config stored in its checkpoint (the weights are in it)
+    checked = checked or check_run(config, check_weights=False)
+    index = checked.index
     info = index.info
-    if not index.train:
-        raise ValueError(f"no training images found in {config.data.root}")
-    if not index.val:
-        raise ValueError(
-            f"no validation images in {config.data.root}: add a split file or raise "
-            "--val-fraction (at least one image must be held out)"
-        )
-    decoded, decode_s = decode_every_image(index.samples, config.data.root)
+    decoded, decode_s = checked.decoded, checked.decode_seconds
     _say(ctx, quiet, f"checked   decoded all {decoded} images in {decode_s:.1f} s (as "
                      "`segwise data inspect` does)")
     user_data = config.data
