@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from segwise.models import SegmentationOutput, create_model, list_models
+from segwise.models.blocks import conv_norm_act
 from segwise.models.decoders.fcn import bilinear_kernel
-from segwise.models.init import init_upconv
+from segwise.models.init import init_upconv, norm_followed_convs
 
 SMALL_FCN = {"fc_channels": 32}
 CASES = [
@@ -40,9 +41,14 @@ def _build(name, encoder, options):
     return _MODELS[name]
 
 
-def _he_std(weight: torch.Tensor, fan: str = "fan_in") -> float:
-    fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(weight)
-    return math.sqrt(2 / (fan_in if fan == "fan_in" else fan_out))
+def _he_std(weight: torch.Tensor) -> float:
+    """He et al. 2015: variance 2 / fan_in."""
+    return math.sqrt(2 / nn.init._calculate_fan_in_and_fan_out(weight)[0])
+
+
+def _default_std(weight: torch.Tensor) -> float:
+    """PyTorch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)): variance 1 / (3 fan_in)."""
+    return math.sqrt(1 / (3 * nn.init._calculate_fan_in_and_fan_out(weight)[0]))
 
 
 def _relu_convs(module: nn.Module) -> list[nn.Conv2d]:
@@ -59,8 +65,9 @@ def test_every_architecture_is_covered():
 
 
 @pytest.mark.parametrize(("name", "encoder", "options"), CASES, ids=IDS)
-def test_decoder_convs_are_he_fan_in_with_zero_bias(name, encoder, options):
+def test_decoder_convs_are_default_before_a_norm_else_he(name, encoder, options):
     model = _build(name, encoder, options)
+    normed = norm_followed_convs(model)
     convs = _relu_convs(model.decoder) + (
         _relu_convs(model.aux_head) if model.aux_head is not None else []
     )
@@ -69,8 +76,8 @@ def test_decoder_convs_are_he_fan_in_with_zero_bias(name, encoder, options):
         if conv.bias is not None:
             assert torch.count_nonzero(conv.bias) == 0
         if conv.weight.numel() >= 2000:  # enough samples for a 10 % std check
-            std = float(conv.weight.detach().std())
-            assert std == pytest.approx(_he_std(conv.weight), rel=0.1), conv
+            expected = _default_std(conv.weight) if conv in normed else _he_std(conv.weight)
+            assert float(conv.weight.detach().std()) == pytest.approx(expected, rel=0.1), conv
     for norm in model.decoder.modules():
         if isinstance(norm, (nn.BatchNorm2d, nn.GroupNorm)):
             assert torch.all(norm.weight == 1) and torch.all(norm.bias == 0)
@@ -103,9 +110,9 @@ def test_fcn_skip_scores_start_at_zero_and_upsamplers_bilinear(name):
             assert torch.equal(m.weight, bilinear_kernel(21, m.kernel_size[0])), n
 
 
-def test_textbook_unet_is_the_papers_gaussian():
+def test_textbook_unet_without_norm_is_the_papers_gaussian():
     """Ronneberger et al. 2015, section 3: N(0, 2 / N), N = inputs of one unit."""
-    model = _build("unet_textbook", None, {"base_width": 8})
+    model = create_model("unet_textbook", num_classes=2, base_width=8, norm="none")
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     big = [c for c in convs if c.weight.numel() > 100_000]  # widths 128: 147,456 weights
     assert big
@@ -113,6 +120,14 @@ def test_textbook_unet_is_the_papers_gaussian():
         weight = conv.weight.detach()
         assert float(weight.std()) == pytest.approx(_he_std(weight), rel=0.02)
         assert float(weight.abs().max()) > math.sqrt(3) * _he_std(weight)  # Gaussian, not uniform
+
+
+def test_norm_followed_convs_reads_sequential_order():
+    plain = conv_norm_act(8, 8, 3, norm="none")
+    assert norm_followed_convs(plain) == set()
+    separable = conv_norm_act(8, 16, 3, norm="batch", separable=True)
+    depthwise, pointwise = separable[0]
+    assert norm_followed_convs(separable) == {depthwise, pointwise}
 
 
 def test_upconv_uses_the_inputs_each_output_pixel_sums():

@@ -83,8 +83,7 @@ def build_unet(
         norm: ``"batch"``, ``"group"`` or ``"none"``.
         output_stride: encoder output stride (32; 16 or 8 dilate the last stages).
         head_kernel_size: 3 (default, as smp) or 1. The last decoder block has only 16
-            channels; a 3x3 classifier on it learned much faster than a 1x1 one in the
-            issue-17 ablation (docs/benchmarks.md, "Initialisation").
+            channels; see docs/models.md, "Initialisation", for the measurement.
     """
     _check_head_kernel(head_kernel_size)
     enc = build_encoder(
@@ -127,8 +126,8 @@ def build_unet_textbook(
         norm: ``"batch"`` (default), ``"group"`` or ``"none"`` (the paper; convs get biases).
         head_kernel_size: 1 (default, the paper's classifier) or 3.
 
-    Init: the paper's Gaussian ``N(0, 2 / fan_in)`` for every conv (section 3), Glorot for
-    the classifier (:mod:`segwise.models.init`).
+    Init (:mod:`segwise.models.init`): the paper's Gaussian ``N(0, 2 / fan_in)`` (section 3)
+    for convs without a following norm, PyTorch's default before a norm, Glorot classifier.
     """
     _check_head_kernel(head_kernel_size)
     if encoder != "unet_textbook":
@@ -150,7 +149,7 @@ def build_unet_textbook(
         upsampling=upsampling,
         norm=norm,
     )
-    init_relu_convs(dec, distribution=Distribution.NORMAL)  # the paper's Gaussian, as encoder
+    init_relu_convs(dec, distribution=Distribution.NORMAL)  # as the encoder
     head = SegmentationHead(dec.out_channels, num_classes, kernel_size=head_kernel_size)
     return SegmentationModel(enc, dec, head)
 

@@ -47,8 +47,8 @@ class FCNHead(nn.Module):
     """torchvision's ``FCNHead``: 3x3 conv to ``in/4`` -> norm -> ReLU -> dropout -> 1x1 conv.
 
     Used as the auxiliary head (on ResNet's layer3, stride 16 or 8) of FCN and DeepLab, exactly
-    as torchvision's ``aux_loss=True`` builders do. Init: He (fan-in, uniform) for the 3x3
-    conv, Glorot for the classifier (:mod:`segwise.models.init`).
+    as torchvision's ``aux_loss=True`` builders do. Init (:mod:`segwise.models.init`): the 3x3
+    conv as every conv that feeds a ReLU, Glorot for the classifier.
 
     Args:
         in_channels: channels of the feature map it reads.
@@ -70,7 +70,7 @@ class FCNHead(nn.Module):
             conv_norm_act(in_channels, in_channels // 4, 3, norm=norm), nn.Dropout(dropout)
         )
         self.classifier = nn.Conv2d(in_channels // 4, num_classes, 1)
-        init_relu_convs(self.block)  # He et al. 2015, see segwise.models.init
+        init_relu_convs(self.block)
         init_classifier(self.classifier)
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -107,7 +107,7 @@ class DeepLabV3Decoder(nn.Module):
         )
         self.block = conv_norm_act(channels, channels, 3, norm=norm, separable=separable)
         self.out_channels = channels
-        init_relu_convs(self)  # He et al. 2015 (fan-in, uniform): every conv here feeds a ReLU
+        init_relu_convs(self)  # every conv feeds a ReLU: see segwise.models.init
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         """-> ``(N, channels, H / os, W / os)`` from the deepest feature."""
@@ -163,7 +163,7 @@ class DeepLabV3PlusDecoder(nn.Module):
             conv_norm_act(channels, channels, 3, norm=norm, separable=separable),
         )
         self.out_channels = channels
-        init_relu_convs(self)  # He et al. 2015 (fan-in, uniform): every conv here feeds a ReLU
+        init_relu_convs(self)  # every conv feeds a ReLU: see segwise.models.init
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         """-> ``(N, channels, H / 4, W / 4)``."""

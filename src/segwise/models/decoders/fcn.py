@@ -151,7 +151,7 @@ class FCNDecoder(nn.Module):
             conv_norm_act(in_channels, in_channels // 4, 3, norm=norm), nn.Dropout(dropout)
         )
         self.out_channels = in_channels // 4
-        init_relu_convs(self)  # He et al. 2015 (fan-in, uniform)
+        init_relu_convs(self)  # see segwise.models.init
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         """-> ``(N, in_channels // 4, H / os, W / os)``."""

@@ -74,9 +74,9 @@ class UNetDecoder(nn.Module):
         upsampling: :class:`Upsampling` (``"transposed"``, ``"bilinear"``, ``"nearest"``).
         norm: :class:`Norm` inside each block.
 
-    ``forward(features) -> (N, decoder_channels[-1], H, W)`` at stride 1. Init: He et al. 2015
-    (fan-in, uniform, as smp's ``initialize_decoder``) for the convs, ``N(0, 1/fan_in)`` for
-    transposed convs (:mod:`segwise.models.init`).
+    ``forward(features) -> (N, decoder_channels[-1], H, W)`` at stride 1. Init
+    (:mod:`segwise.models.init`): PyTorch's default for convs before a norm, He (fan-in,
+    uniform) without norm, ``N(0, 1/fan_in)`` for transposed convs.
     """
 
     def __init__(

@@ -26,7 +26,8 @@ class UNetTextbookEncoder(nn.Module):
         depth: number of max-pools (4 in the paper); ``divisor = 2 ** depth``.
         norm: normalisation after each conv (the paper had none; BATCH is the common choice).
 
-    Init: He et al. 2015 Gaussian, ``N(0, 2 / fan_in)``, as the paper prescribes (section 3).
+    Init (:mod:`segwise.models.init`): with ``norm="none"`` the paper's He Gaussian
+    ``N(0, 2 / fan_in)`` (section 3); convs followed by a norm get PyTorch's default.
     """
 
     native_prefix = ""
@@ -53,7 +54,8 @@ class UNetTextbookEncoder(nn.Module):
         self.out_channels: tuple[int, ...] = tuple(widths)
         self.reductions: tuple[int, ...] = tuple(2**i for i in range(depth + 1))
         self.divisor = 2**depth
-        # the paper's init (section 3): Gaussian with std sqrt(2 / N), N = inputs of a unit
+        # the paper's Gaussian N(0, 2 / N) (section 3) where no norm follows (norm="none");
+        # PyTorch's default before a norm (segwise.models.init explains why)
         init_relu_convs(self, distribution=Distribution.NORMAL)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -66,7 +66,8 @@ class VGGEncoder(nn.Module):
             VGG_CONFIGS[name], in_channels, batch_norm=name.endswith("_bn")
         )
         # He et al. 2015, N(0, 2 / fan_in), biases 0: keeps the forward scale through 13 convs
-        # without norm (torchvision's fan_out shrinks it by sqrt(3 / 512) from RGB to conv5)
+        # without norm (torchvision's fan_out shrinks it by sqrt(3 / 512) from RGB to conv5);
+        # the _bn variants get PyTorch's default before each BN (segwise.models.init)
         init_relu_convs(self.features, distribution=Distribution.NORMAL)
         if pretrained:
             self._load_imagenet(name)
