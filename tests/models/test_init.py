@@ -173,3 +173,14 @@ def test_logit_std_at_init_is_in_the_documented_range(name, encoder, options):
     low = 0.1 if name in FCN_SKIP else 0.4
     for value in logits:
         assert low <= float(value.std()) <= 1.5
+
+
+def test_unet_head_is_3x3_like_smp_and_textbook_keeps_the_papers_1x1():
+    assert _build("unet", "resnet18", {}).head.classifier.kernel_size == (3, 3)
+    assert _build("unet_textbook", None, {"base_width": 8}).head.classifier.kernel_size == (1, 1)
+
+
+@pytest.mark.parametrize("size", [0, 2, True])
+def test_head_kernel_size_names_the_bad_value(size):
+    with pytest.raises(ValueError, match=rf"head_kernel_size={size!r} is not valid"):
+        create_model("unet", encoder="resnet18", num_classes=2, head_kernel_size=size)
