@@ -39,6 +39,18 @@ __all__ = ["AUX_LOSS_WEIGHT", "SemanticAdapter", "TaskAdapter"]
 AUX_LOSS_WEIGHT = 0.4  # weight of auxiliary-head losses (as in PSPNet / torchvision)
 
 
+def _augmentation_preset(data_cfg: DataConfig) -> dict[str, Any]:
+    """The preset's options, one set for the CPU pipeline and the on-device augmentation."""
+    return {
+        "crop_size": data_cfg.crop_size,
+        "scale": data_cfg.scale,
+        "hflip": data_cfg.hflip,
+        "vflip": data_cfg.vflip,
+        "rotation": data_cfg.rotation,
+        "color_jitter": data_cfg.color_jitter,
+    }
+
+
 @dataclass
 class TaskAdapter:
     """Shared state of every adapter (subclasses fill in the methods of the contract)."""
@@ -72,15 +84,7 @@ class TaskAdapter:
         """The training augmentation the data config asks for (``segwise.data`` preset)."""
         from segwise.data import train_transforms
 
-        return train_transforms(
-            self.info,
-            crop_size=data_cfg.crop_size,
-            scale=data_cfg.scale,
-            hflip=data_cfg.hflip,
-            vflip=data_cfg.vflip,
-            rotation=data_cfg.rotation,
-            color_jitter=data_cfg.color_jitter,
-        )
+        return train_transforms(self.info, **_augmentation_preset(data_cfg))
 
     def device_augment(self, data_cfg: DataConfig) -> Any:
         """The per-batch augmentation on the device (``augment_on='device'``), else None."""
@@ -90,16 +94,8 @@ class TaskAdapter:
             return None
         from segwise.data.device_augment import DeviceAugment
 
-        return DeviceAugment(
-            self.info,
-            crop_size=data_cfg.crop_size,
-            scale=data_cfg.scale,
-            hflip=data_cfg.hflip,
-            vflip=data_cfg.vflip,
-            rotation=data_cfg.rotation,
-            color_jitter=data_cfg.color_jitter,
-            seed=self.config.train.seed,
-        )
+        return DeviceAugment(self.info, **_augmentation_preset(data_cfg),
+                             seed=self.config.train.seed)
 
     def to_device(self, images: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True)
