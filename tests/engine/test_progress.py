@@ -99,3 +99,14 @@ def test_epoch_line_marks_best_and_the_hint():
     line = _epoch_line(record, plan, True, "predicts background everywhere", 125.0)
     assert line == ("epoch 2/5 | loss 0.5000 | 3.0 img/s | val loss 0.4000 | mean_dice 0.0000 | "
                     "* best | note: predicts background everywhere | 2 min elapsed")
+
+
+def test_warmup_line_gives_steps_share_and_a_hint_for_short_runs():
+    from segwise.engine.progress import describe_warmup
+
+    # 40 epochs x 10 steps, 1 warmup epoch: 10 of 400 steps = 2.5 %, no hint
+    assert describe_warmup(10, 400, 10) == "warmup    10 steps = 2.5 % of the run's 400"
+    # the run: 248 steps, 62 per epoch, 1 warmup epoch = 25 %; 5 % is 12.4 steps = 0.2 ep
+    line = describe_warmup(62, 248, 62)
+    assert line.startswith("warmup    62 steps = 25.0 % of the run's 248")
+    assert "--warmup-epochs 0.2 would warm up over 5 %" in line

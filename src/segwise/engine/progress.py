@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "WARMUP_SHARE_NOTICE",
     "ProgressDataset",
     "RunPlan",
+    "describe_warmup",
     "fit_epochs_to_budget",
     "format_duration",
     "progress_line",
@@ -165,6 +167,24 @@ class RunPlan:
             text += (f", time limit {format_duration(time_limit)} (the epochs are fitted to it "
                      "after the first one)")
         return text
+
+
+WARMUP_SHARE_NOTICE = 0.10  # warmup above this share of the run's steps gets a hint
+
+
+def describe_warmup(warmup_steps: int, total_steps: int, steps_per_epoch: int) -> str:
+    """The banner's warmup line: steps and share of the run, with a hint when it is large.
+
+    A default of one warmup epoch is 2.5 % of a 40-epoch run but a quarter of a 4-epoch one,
+    where the learning rate spends much of the run near zero (issue 17); the line says so
+    rather than changing the user's schedule.
+    """
+    share = warmup_steps / max(1, total_steps)
+    text = f"warmup    {warmup_steps} steps = {100 * share:.1f} % of the run's {total_steps}"
+    if share > WARMUP_SHARE_NOTICE:
+        epochs = 0.05 * total_steps / max(1, steps_per_epoch)
+        text += f"; a short run: --warmup-epochs {epochs:.2g} would warm up over 5 %"
+    return text
 
 
 def remaining_validations(epoch: int, plan: RunPlan, val_every: int) -> int:

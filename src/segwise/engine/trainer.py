@@ -29,6 +29,7 @@ from segwise.engine.preflight import CheckedRun, check_run
 from segwise.engine.progress import (
     ProgressDataset,
     RunPlan,
+    describe_warmup,
     format_duration,
     progress_line,
     step_line,
@@ -293,6 +294,7 @@ def _fit(config, run_dir: Path, *, resume: bool, stop_after_epoch, quiet: bool,
     plan = RunPlan(steps_per_epoch, t_cfg.epochs, t_cfg.max_steps, state.planned_epochs)
     warmup_steps = round(config.optim.warmup_epochs * steps_per_epoch)
     _say(ctx, quiet, plan.describe(t_cfg.time_limit))
+    _say(ctx, quiet, describe_warmup(warmup_steps, plan.total_steps, steps_per_epoch))
 
     train_model: nn.Module = model
     if ctx.enabled:
