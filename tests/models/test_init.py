@@ -184,3 +184,14 @@ def test_unet_head_is_3x3_like_smp_and_textbook_keeps_the_papers_1x1():
 def test_head_kernel_size_names_the_bad_value(size):
     with pytest.raises(ValueError, match=rf"head_kernel_size={size!r} is not valid"):
         create_model("unet", encoder="resnet18", num_classes=2, head_kernel_size=size)
+
+
+def test_resolved_options_fill_the_builders_defaults_and_keep_the_users():
+    from segwise.models.factory import resolved_options
+
+    unet = resolved_options("unet")
+    assert unet["head_kernel_size"] == 3 and unet["output_stride"] == 32
+    assert resolved_options("unet_textbook")["head_kernel_size"] == 1  # the paper's 1x1 head
+    assert resolved_options("deeplabv3plus", {"output_stride": 8})["output_stride"] == 8
+    with pytest.raises(ValueError, match="nope"):
+        resolved_options("nope")

@@ -20,6 +20,18 @@ def _resolved_encoder(model_args: dict[str, Any]) -> str:
         return "the model's default"
 
 
+def _resolved_options(model_args: dict[str, Any]) -> dict[str, Any]:
+    """The architecture's options with its defaults filled in (the user's win)."""
+    options = dict(model_args.get("options", {}))
+    try:
+        from segwise.models.factory import resolved_options
+
+        options = resolved_options(model_args["name"], options)
+    except Exception:  # instance models: their builders live elsewhere; show what was given
+        pass
+    return {key: getattr(value, "value", value) for key, value in options.items()}  # enums
+
+
 def _loader(user_data, device) -> str:
     """The loader settings: the user's, the rest from ``loader_settings`` (as the run uses)."""
     from segwise.data.loaders import loader_settings
@@ -47,7 +59,7 @@ def describe_run(config, user_data, info, adapter, device, amp_dtype, channels_l
         f"mask kind={info.mask_kind.value}",
         f"model     {model_args['name']} encoder={_resolved_encoder(model_args)} "
         f"weights={weights} out_channels={model_args['num_classes']} "
-        f"options={model_args.get('options', {})}",
+        f"options={_resolved_options(model_args)} (init: docs/models.md, Initialisation)",
         f"loss      {adapter.loss_description}",
         f"optimizer {o.optimizer.value} lr={o.lr} wd={o.weight_decay} "
         f"schedule={o.schedule.value} warmup={o.warmup_epochs} ep, "

@@ -12,7 +12,7 @@ from segwise.models.architectures import MODELS
 from segwise.models.encoders import ENCODERS
 from segwise.models.weights import load_weights_file
 
-__all__ = ["create_model", "list_encoders", "list_models"]
+__all__ = ["create_model", "list_encoders", "list_models", "resolved_options"]
 
 _BASE_ARGS = {"encoder", "in_channels", "num_classes", "pretrained"}
 
@@ -20,6 +20,22 @@ _BASE_ARGS = {"encoder", "in_channels", "num_classes", "pretrained"}
 def _check_int(value: Any, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name}={value!r} is not valid; expected an integer >= 1")
+
+
+def resolved_options(name: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every option of architecture ``name`` as a build would use it: its builder's defaults,
+    overridden by ``options`` (for printing what a run applies; nothing is validated here).
+
+    Raises:
+        ValueError: unknown architecture name (the message lists the known ones).
+    """
+    params = inspect.signature(MODELS.get(name).build).parameters
+    resolved = {
+        key: p.default for key, p in params.items()
+        if key not in _BASE_ARGS and p.default is not inspect.Parameter.empty
+    }
+    resolved.update(options or {})
+    return resolved
 
 
 def create_model(
