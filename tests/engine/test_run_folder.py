@@ -42,6 +42,17 @@ def test_folder_with_a_checkpoint_or_foreign_files_is_refused(tmp_path):
     assert (run / "notes.txt").read_text() == "mine"
 
 
+def test_users_own_config_alone_is_never_cleared(tmp_path):
+    """`--config my_run/config.yaml --out my_run`: a config.yaml with no file that only a run
+    writes may be the user's own; refused by name, never deleted."""
+    run = tmp_path / "my_run"
+    run.mkdir()
+    (run / "config.yaml").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"not a segwise run \(config.yaml\)"):
+        check_new_run_folder(run)
+    assert (run / "config.yaml").read_text() == "mine"
+
+
 def test_resume_without_last_pt_says_to_start_again(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such run folder"):
         check_resumable(tmp_path / "missing")

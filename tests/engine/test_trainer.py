@@ -87,6 +87,7 @@ def test_max_steps_reused_folder_slim_best_and_run_folder_first(tiny_binary, tmp
     run = tmp_path / "run"
     (run / "tensorboard").mkdir(parents=True)  # what a run that failed at start-up leaves
     (run / "config.yaml").write_text("stale")
+    (run / "data_info.json").write_text("{}")  # written with config.yaml at every start
     # 8 train images / batch 4 = 2 steps per epoch; max_steps 3 -> 2 epochs, 3 steps
     result = fit(fast_config(tiny_binary, epochs=5, max_steps=3), run)
     out = capsys.readouterr().out.splitlines()

@@ -33,6 +33,11 @@ RUN_FILES = frozenset({
 })
 
 
+#: Files only a segwise run writes: a folder is cleared for reuse only if it holds one of them.
+_RUN_MARKS = frozenset({"data_info.json", "model_args.json", "metrics.jsonl", "last.pt", "best.pt",
+                        LOCK_NAME})
+
+
 def check_new_run_folder(run_dir: Path, *, clear: bool = True) -> None:
     """Make ``run_dir`` ready for a new run, or refuse with what to do instead.
 
@@ -49,6 +54,8 @@ def check_new_run_folder(run_dir: Path, *, clear: bool = True) -> None:
         return
     names = {p.name for p in run_dir.iterdir()}
     foreign = sorted(n for n in names if n not in RUN_FILES and not n.endswith(".tmp"))
+    if not foreign and not names & _RUN_MARKS:
+        foreign = sorted(names)  # e.g. the user's own config.yaml: nothing proves segwise wrote it
     if foreign:
         raise FileExistsError(
             f"run folder {run_dir} already holds files that are not a segwise run "
