@@ -61,8 +61,7 @@ def _binary_counts(
 
 
 def _empty_fill(empty: EmptyRule | str) -> float:
-    rule = as_enum(empty, EmptyRule, "empty")
-    return {EmptyRule.EXCLUDE: math.nan, EmptyRule.ONE: 1.0, EmptyRule.ZERO: 0.0}[rule]
+    return as_enum(empty, EmptyRule, "empty").score
 
 
 def dice_score(

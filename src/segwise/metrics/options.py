@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 
 __all__ = ["Average", "EmptyRule", "MetricEmptyRule"]
@@ -23,6 +24,11 @@ class MetricEmptyRule(str, Enum):
     EXCLUDE = "exclude"
     ONE = "one"
     ZERO = "zero"
+
+    @property
+    def score(self) -> float:
+        """The overlap score (Dice, IoU) of two empty masks under this rule: NaN, 1.0 or 0.0."""
+        return {"exclude": math.nan, "one": 1.0, "zero": 0.0}[self.value]
 
 
 #: The earlier name, kept so that existing code keeps working. Prefer ``MetricEmptyRule``;

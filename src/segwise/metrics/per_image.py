@@ -212,7 +212,7 @@ class PerImageDice:
         )
         tp, fp, fn = counts.double().unbind(dim=-1)
         denom = 2 * tp + fp + fn
-        fill = {EmptyRule.EXCLUDE: math.nan, EmptyRule.ONE: 1.0, EmptyRule.ZERO: 0.0}[self.empty]
+        fill = self.empty.score
         dice = torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.full_like(denom, fill))
         union = tp + fp + fn
         iou = torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(union, fill))

@@ -191,7 +191,7 @@ def scores_from_confusion(
     dice = _ratio(2 * tp, 2 * tp + fp + fn)
     iou = _ratio(tp, tp + fp + fn)
     if empty is not EmptyRule.EXCLUDE:  # absent from both: the rule's value instead of NaN
-        fill = 1.0 if empty is EmptyRule.ONE else 0.0
+        fill = empty.score
         dice = torch.where(dice.isnan(), torch.full_like(dice, fill), dice)
         iou = torch.where(iou.isnan(), torch.full_like(iou, fill), iou)
     precision = _ratio(tp, predicted)
