@@ -16,7 +16,14 @@ from torch import Tensor
 
 from segwise.enums import Task
 
-__all__ = ["Prepared", "check_class_weights", "check_pixel_weights", "compute_dtype", "prepare"]
+__all__ = [
+    "Prepared",
+    "check_class_weights",
+    "check_pixel_weights",
+    "compute_dtype",
+    "input_channels",
+    "prepare",
+]
 
 
 @dataclass(frozen=True)
@@ -222,6 +229,11 @@ def prepare(
                     "expects probabilities; pass logits with from_logits=True"
                 )
     return Prepared(probs=probs, logits=logits, logp=logp, labels=labels, dense=dense, valid=valid)
+
+
+def input_channels(input: Tensor) -> int | None:
+    """Channels C of an (N, C, H, W) ``input``; None for anything else (checked later)."""
+    return input.shape[1] if isinstance(input, Tensor) and input.ndim == 4 else None
 
 
 def check_class_weights(

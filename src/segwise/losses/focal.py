@@ -24,7 +24,7 @@ from torch import Tensor
 
 from segwise._validation import as_enum
 from segwise.enums import Task
-from segwise.losses._inputs import check_class_weights, prepare
+from segwise.losses._inputs import check_class_weights, input_channels, prepare
 from segwise.losses._module import LossModule
 from segwise.losses._reduce import reduce_pixels
 from segwise.losses._stats import check_finite
@@ -108,7 +108,7 @@ def focal_loss(
     task = as_enum(task, Task, "task")
     reduction = as_enum(reduction, Reduction, "reduction")
     _check_focal(task, alpha, gamma, include_background)
-    n_ch = input.shape[1] if isinstance(input, Tensor) and input.ndim == 4 else None
+    n_ch = input_channels(input)
     cw = check_class_weights(class_weights, 2 if task is Task.BINARY else n_ch)
     prep = prepare(input, target, task=task, from_logits=from_logits, ignore_index=ignore_index,
                    need_logp=True)

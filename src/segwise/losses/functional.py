@@ -30,6 +30,7 @@ from segwise.losses._inputs import (
     Prepared,
     check_class_weights,
     check_pixel_weights,
+    input_channels,
     prepare,
 )
 from segwise.losses._reduce import reduce_units, safe_ratio
@@ -167,7 +168,7 @@ def _overlap(input, target, *, jaccard, task, from_logits, ignore_index, scope, 
              include_background, squared, empty, eps, reduction) -> Tensor:
     reduction = as_enum(reduction, Reduction, "reduction")
     task, scope, empty, weights = _check_common(
-        task, scope, eps, include_background, class_weights, _channels(input), empty
+        task, scope, eps, include_background, class_weights, input_channels(input), empty
     )
     prep = prepare(input, target, task=task, from_logits=from_logits, ignore_index=ignore_index,
                    fused=not squared)
@@ -175,10 +176,6 @@ def _overlap(input, target, *, jaccard, task, from_logits, ignore_index, scope, 
     return _overlap_loss(stats, jaccard=jaccard, scope=scope, weights=weights,
                          include_background=include_background, empty=empty, eps=eps,
                          reduction=reduction)
-
-
-def _channels(input: Tensor) -> int | None:
-    return input.shape[1] if isinstance(input, Tensor) and input.ndim == 4 else None
 
 
 def soft_dice_loss(
@@ -283,7 +280,7 @@ def generalized_dice_loss(
         Scalar loss in [0, 1].
     """
     task, scope, _, cw = _check_common(
-        task, scope, eps, include_background, class_weights, _channels(input)
+        task, scope, eps, include_background, class_weights, input_channels(input)
     )
     weight_type = as_enum(weight_type, GDiceWeight, "weight_type")
     prep = prepare(input, target, task=task, from_logits=from_logits, ignore_index=ignore_index,
@@ -400,7 +397,7 @@ def cross_entropy_loss(
         Scalar loss >= 0.
     """
     task = as_enum(task, Task, "task")
-    cw = _ce_weights(task, class_weights, _channels(logits))
+    cw = _ce_weights(task, class_weights, input_channels(logits))
     prep = prepare(logits, target, task=task, from_logits=True, ignore_index=ignore_index,
                    need_logp=True, fused=True)
     pw = check_pixel_weights(pixel_weights, logits)
@@ -438,10 +435,10 @@ def dice_ce_loss(
     check_positive(dice_weight, "dice_weight", allow_zero=True)
     check_positive(ce_weight, "ce_weight", allow_zero=True)
     task = as_enum(task, Task, "task")
-    cw_ce = _ce_weights(task, class_weights, _channels(logits))
+    cw_ce = _ce_weights(task, class_weights, input_channels(logits))
     dice_cw = None if task is Task.BINARY else class_weights
     task, scope, empty, cw_dice = _check_common(
-        task, scope, eps, include_background, dice_cw, _channels(logits), empty
+        task, scope, eps, include_background, dice_cw, input_channels(logits), empty
     )
     prep = prepare(logits, target, task=task, from_logits=True, ignore_index=ignore_index,
                    need_logp=True, fused=not squared)

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from segwise._validation import as_enum
 from segwise.enums import Task
-from segwise.losses._inputs import check_class_weights, prepare
+from segwise.losses._inputs import check_class_weights, input_channels, prepare
 from segwise.losses._module import LossModule
 from segwise.losses._reduce import reduce_units, safe_ratio
 from segwise.losses._stats import check_finite
@@ -75,6 +75,21 @@ def _lovasz_units(
     return (errors * weights).sum(1), total.squeeze(1), count
 
 
+def _check_lovasz_options(task: Task, include_background: bool, class_weights: Weights,
+                          from_logits: bool) -> None:
+    """Dice's option rules, and logits for the hinge (binary, multilabel).
+
+    Raises:
+        ValueError: an option combination that is not valid, naming it.
+    """
+    _check_overlap_options(task, include_background, class_weights)
+    if task is not Task.MULTICLASS and not from_logits:
+        raise ValueError(
+            f"from_logits=False is not valid for the Lovasz hinge (task='{task.value}'): the "
+            "hinge margin is defined on logits; pass logits"
+        )
+
+
 def lovasz_loss(
     input: Tensor,
     target: Tensor,
@@ -114,13 +129,8 @@ def lovasz_loss(
     scope = as_enum(scope, DiceScope, "scope")
     empty = as_enum(empty, EmptyRule, "empty")
     reduction = as_enum(reduction, Reduction, "reduction")
-    _check_overlap_options(task, include_background, class_weights)
-    if task is not Task.MULTICLASS and not from_logits:
-        raise ValueError(
-            f"from_logits=False is not valid for the Lovasz hinge (task='{task.value}'): the "
-            "hinge margin is defined on logits; pass logits"
-        )
-    n_ch = input.shape[1] if isinstance(input, Tensor) and input.ndim == 4 else None
+    _check_lovasz_options(task, include_background, class_weights, from_logits)
+    n_ch = input_channels(input)
     weights = check_class_weights(class_weights, n_ch)
     prep = prepare(input, target, task=task, from_logits=from_logits, ignore_index=ignore_index)
     p = prep.probs  # (N, C, L)
@@ -194,12 +204,7 @@ class LovaszLoss(LossModule):
         reduction: Reduction | str = Reduction.MEAN,
     ) -> None:
         task = as_enum(task, Task, "task")
-        _check_overlap_options(task, include_background, class_weights)
-        if task is not Task.MULTICLASS and not from_logits:
-            raise ValueError(
-                f"from_logits=False is not valid for the Lovasz hinge (task='{task.value}'): "
-                "the hinge margin is defined on logits; pass logits"
-            )
+        _check_lovasz_options(task, include_background, class_weights, from_logits)
         super().__init__(task=task, num_classes=num_classes, class_weights=class_weights,
                          n_weights=num_classes)
         self.from_logits = bool(from_logits)

@@ -23,7 +23,7 @@ from torch import Tensor
 from segwise._validation import as_enum, check_positive
 from segwise.enums import Task
 from segwise.losses import functional as LF
-from segwise.losses._inputs import prepare
+from segwise.losses._inputs import input_channels, prepare
 from segwise.losses._module import LossModule
 from segwise.losses._stats import statistics
 from segwise.losses.dice import _check_overlap_options
@@ -88,7 +88,7 @@ def focal_tversky_loss(
     reduction = as_enum(reduction, Reduction, "reduction")
     _check_costs(alpha, beta, gamma)
     _check_overlap_options(task, include_background, class_weights)
-    n_ch = input.shape[1] if isinstance(input, Tensor) and input.ndim == 4 else None
+    n_ch = input_channels(input)
     task, scope, empty, weights = LF._check_common(
         task, scope, eps, include_background, class_weights, n_ch, empty
     )
