@@ -57,3 +57,17 @@ def test_out_naming_a_file_is_refused_and_the_file_is_kept(tiny_multiclass, tmp_
     target.write_text("mine")
     assert main(["train", "--data", str(tiny_multiclass), "--out", str(target), *FAST]) != 0
     assert str(target) in capsys.readouterr().err and target.read_text() == "mine"
+
+
+def test_a_refused_retry_leaves_a_failed_starts_folder_as_it_was(tiny_multiclass, tmp_path,
+                                                                  capsys):
+    """The leftovers of a failed start are cleared only once the new run passed its checks."""
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("config.yaml", "data_info.json", "model_args.json"):
+        (out / name).write_text("left by a failed start")
+    code = main(["train", "--data", str(tiny_multiclass), "--out", str(out),
+                 *_replace(FAST, "--model", "unett")])
+    assert code != 0 and "unett" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.yaml", "data_info.json", "model_args.json"]

@@ -186,9 +186,10 @@ def fit(
     elif config is None:
         raise ValueError("fit() needs a config unless resume=True")
     else:
-        check_new_run_folder(run_dir, clear=is_main)
-        # every name and option, the data and the model, before the folder is written
+        check_new_run_folder(run_dir, clear=False)  # a refused folder fails before the checks
+        # every name and option, the data and the model, before the folder is touched
         checked = check_run(config)
+        check_new_run_folder(run_dir, clear=is_main)  # only now: a failed start's leftovers
     box: list[_State] = []
     with RunFolderLock(run_dir, enabled=is_main):
         try:
