@@ -1,0 +1,140 @@
+"""The instance-method seam: the protocol every instance-segmentation method implements.
+
+An instance method (Mask R-CNN, U-Net + watershed, YOLACT, SOLOv2, ...) is ONE module under
+``segwise.instance.methods`` holding one object that satisfies `InstanceMethodSpec`, listed
+in the explicit registry ``segwise.instance.methods.INSTANCE_METHODS`` (no registration by
+import side effect). The engine (one generic training adapter), the predictor, ``evaluate``,
+``predict`` and ``export`` only ever talk to a method through this protocol, so a new method is
+a new module plus one registry line, and nothing else.
+
+Conventions shared by every method:
+
+- Images are ``float32 (N, C, H, W)`` normalised as in training (the dataset item's
+  ``"image"``), any ``H, W >= 1`` (methods pad internally to their stride and crop back).
+- Targets are the dataset item's ``"instances"`` after augmentation and
+  `segwise.instance.targets.clean_instances`: ``{"masks": uint8 (K, H, W), "labels": int64 (K,)
+  in [1, num_classes], "boxes": float32 (K, 4) pixel-edge xyxy, "ids": int64 (K,)}``, plus
+  ``"crowd": bool (K,)`` when the source marks crowd regions (never trained as instances).
+- ``num_classes`` counts FOREGROUND classes (class labels ``1..num_classes``); background is
+  implicit.
+- Every method has its own options value: a frozen dataclass (``spec.options_type``) whose
+  fields all have defaults, validated in ``__post_init__`` with a ValueError naming the bad
+  value. Options hold build, target and decoding settings alike; they are stored in the
+  checkpoint (``dataclasses.asdict``), so prediction decodes exactly as validation did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+from segwise.instance.representation import InstancePrediction
+
+__all__ = ["InstanceMethodSpec", "ObjectStats"]
+
+
+@dataclass(frozen=True)
+class ObjectStats:
+    """Object sizes of the training data, measured at the training scale (after resizing).
+
+    Methods derive data-dependent defaults from it (anchor sizes and aspect ratios, FPN scale
+    ranges); the engine prints what was derived at the start of a run.
+
+    Attributes:
+        sizes: ``float64 (K,)`` ``sqrt(box width * box height)`` of every training instance, px.
+        aspect_ratios: ``float64 (K,)`` box ``height / width`` of every training instance.
+        image_size: ``(H, W)`` of the training crops (px).
+        objects_per_image: ``int64 (M,)`` instances in each training image.
+    """
+
+    sizes: np.ndarray
+    aspect_ratios: np.ndarray
+    image_size: tuple[int, int]
+    objects_per_image: np.ndarray
+
+
+@runtime_checkable
+class InstanceMethodSpec(Protocol):
+    """What one instance method provides (see the module docstring for the conventions).
+
+    Attributes:
+        name: the registry name (``--model NAME`` with ``--task instance``).
+        description: one line for ``segwise models`` and the run banner.
+        options_type: the method's frozen options dataclass.
+        exportable: whether `export_module` is implemented (single-stage methods).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    options_type: ClassVar[type]
+    exportable: ClassVar[bool]
+
+    def resolve_options(self, options: Any, stats: ObjectStats | None) -> Any:
+        """``options`` with its data-derived defaults filled in (e.g. anchors from
+        ``stats.sizes``); ``stats`` is None when no training data is at hand (rebuilding from a
+        checkpoint, whose options are already resolved). Pure: returns a new value."""
+        ...
+
+    def build(
+        self,
+        *,
+        encoder: str,
+        in_channels: int,
+        num_classes: int,
+        options: Any,
+        weights: str | None,
+    ) -> nn.Module:
+        """The model, on any registered segwise encoder (or a ValueError naming an encoder
+        the method cannot use, never a silent substitute).
+
+        ``weights``: None, ``"imagenet"`` (encoder weights from local files), a method-specific
+        documented alias (e.g. ``"coco"`` for torchvision's Mask R-CNN checkpoint), or a path
+        to a local state_dict. Must not touch the disk when ``weights`` is None (preflight
+        builds the model on the ``meta`` device)."""
+        ...
+
+    def prepare_item(self, item: dict[str, Any], *, options: Any, pad_value: int) -> dict[str, Any]:
+        """Add the method's per-item training targets (runs in loader workers, after
+        augmentation and ``clean_instances``); e.g. U-Net + watershed turns ``"mask"`` into the
+        3-class target. Most methods return ``item`` unchanged."""
+        ...
+
+    def loss(
+        self,
+        model: nn.Module,
+        images: torch.Tensor,
+        targets: Sequence[Mapping[str, torch.Tensor]],
+        *,
+        options: Any,
+        batch: Mapping[str, Any],
+    ) -> dict[str, torch.Tensor]:
+        """Named scalar loss terms for one training batch (the engine minimises their sum and
+        logs each). ``images``: ``(N, C, H, W)`` on the model's device; ``targets``: one dict
+        per image on the same device; ``batch``: the collated batch (for method targets made
+        by `prepare_item`)."""
+        ...
+
+    def predict(
+        self,
+        model: nn.Module,
+        images: torch.Tensor,
+        *,
+        options: Any,
+        tile_size: int | None = None,
+    ) -> list[InstancePrediction]:
+        """Instances of each image, ``(H, W)`` each; deterministic; the caller has put the model
+        in eval mode and set autocast. ``tile_size``: methods that can tile (dense per-pixel
+        outputs) use sliding-window inference for images larger than this."""
+        ...
+
+    def export_module(self, model: nn.Module, *, options: Any, max_instances: int) -> nn.Module:
+        """A traceable module ``images (N, C, H, W) -> (scores (N, k), labels (N, k), masks
+        (N, k, H, W))`` with decoding included up to fixed-size outputs (k = max_instances,
+        zero-padded). Raises `segwise.inference.deploy.ExportError` naming the part that cannot
+        be exported, and why, for methods that cannot."""
+        ...
