@@ -181,3 +181,58 @@ def test_new_losses_check_their_inputs_like_dice():
             fn(x, torch.zeros(2, 5, 4, dtype=torch.long), task="multiclass")
         with pytest.raises(ValueError, match="class_weights has shape"):
             fn(x, torch.zeros(2, 4, 4, dtype=torch.long), task="multiclass", class_weights=[1.0])
+
+
+# --- ignore label inside the class range: the one rule of segwise.labels ----------------------
+_CALLED_DIRECTLY = [
+    LF.soft_dice_loss,
+    LF.soft_jaccard_loss,
+    LF.generalized_dice_loss,
+    LF.dice_ce_loss,
+    LF.cross_entropy_loss,
+    SL.focal_loss,
+    SL.tversky_loss,
+    SL.focal_tversky_loss,
+    SL.lovasz_loss,
+]
+
+
+@pytest.mark.parametrize("fn", _CALLED_DIRECTLY, ids=lambda f: f.__name__)
+def test_ignore_label_inside_class_range_refused_when_called_directly(fn):
+    # C = 3 channels: 0, 1 and 2 are classes; a pixel labelled 1 would be both predicted and
+    # left out of the loss, so the value is refused before any maths (was silently accepted)
+    with pytest.raises(ValueError, match=r"ignore_index=1 lies inside the 3 classes \[0, 3\)"):
+        fn(X, T, task="multiclass", ignore_index=1)
+    fn(X, T, task="multiclass", ignore_index=3)  # the first value after the classes is fine
+
+
+def test_ignore_label_rule_is_check_ignore_label():
+    from segwise.labels import check_ignore_label
+
+    for value in (-1, 0, 1, 2, 3, 255):
+        try:
+            check_ignore_label(value, 3)
+            expected = None
+        except ValueError as err:
+            expected = str(err)
+        if expected is None:
+            DiceLoss(task="multiclass", num_classes=3, ignore_index=value)(X, T)
+        else:
+            with pytest.raises(ValueError) as got:
+                DiceLoss(task="multiclass", num_classes=3, ignore_index=value)(X, T)
+            assert str(got.value) == f"loss: {expected}"
+    # binary: classes {0, 1}; 2 (the binary pad label) and 255 are outside
+    xb, tb = torch.randn(2, 1, 4, 4), torch.randint(0, 2, (2, 4, 4))
+    for value in (0, 1):
+        with pytest.raises(ValueError, match=rf"ignore_index={value} lies inside the 2 classes"):
+            LF.soft_dice_loss(xb, tb, task="binary", ignore_index=value)
+    for value in (2, 255):
+        LF.soft_dice_loss(xb, tb, task="binary", ignore_index=value)
+
+
+def test_create_loss_refuses_ignore_label_inside_class_range_at_build():
+    with pytest.raises(ValueError, match=r"loss 'dicece': ignore_index=0 lies inside the 3"):
+        create_loss("dicece", task="multiclass", num_classes=3, ignore_index=0)
+    with pytest.raises(ValueError, match=r"ignore_index=1 lies inside the 2 classes"):
+        create_loss("dice", task="binary", num_classes=1, ignore_index=1)
+    create_loss("dice+focal", task="multiclass", num_classes=3, ignore_index=255)

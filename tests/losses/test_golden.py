@@ -173,11 +173,10 @@ def test_ignore_index_removes_pixels_from_numerator_and_denominator():
     assert torch.equal(s.count, torch.full((1, 3), 3.0))
 
 
-def test_ignore_index_inside_class_range():
-    # ignore_index = 2 (a real class value) removes the pixel labelled 2 (pixel 1)
-    s = LF.dice_statistics(P_MC, G_MC, task="multiclass", from_logits=False, ignore_index=2)
-    assert torch.allclose(s.pred_sum, torch.tensor([[0.9, 0.7, 0.4]]))
-    assert torch.allclose(s.intersection, torch.tensor([[0.7, 0.5, 0.0]]))
+def test_ignore_index_inside_class_range_is_refused():
+    # ignore_index = 2 is a real class value: refused (segwise.labels.check_ignore_label)
+    with pytest.raises(ValueError, match=r"ignore_index=2 lies inside the 3 classes"):
+        LF.dice_statistics(P_MC, G_MC, task="multiclass", from_logits=False, ignore_index=2)
 
 
 def test_ignore_index_binary_and_soft_targets():

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from segwise.enums import Task
+from segwise.labels import check_ignore_label
 
 __all__ = [
     "Prepared",
@@ -82,18 +83,11 @@ def _check_input(input: Tensor, task: Task) -> None:
         )
 
 
-def _check_ignore(ignore_index: int | None) -> None:
-    if ignore_index is not None and (
-        isinstance(ignore_index, bool) or not isinstance(ignore_index, int)
-    ):
-        raise ValueError(f"ignore_index={ignore_index!r} is not valid; expected an int or None")
-
-
 def _index_target(target: Tensor, n_cls: int, ignore_index: int | None) -> tuple:
     """Return (labels (N, L) with ignored -> n_cls, valid (N, L) bool or None if none ignored)."""
     t = target.reshape(target.shape[0], -1).long()
     lo, hi = torch.aminmax(t) if t.numel() else (torch.tensor(0), torch.tensor(0))
-    if int(lo) >= 0 and int(hi) < n_cls and (ignore_index is None or not 0 <= ignore_index < n_cls):
+    if int(lo) >= 0 and int(hi) < n_cls:  # ignore_index lies outside [0, n_cls): none ignored
         return t, None
     valid = t != ignore_index if ignore_index is not None else torch.ones_like(t, dtype=torch.bool)
     bad = valid & ((t < 0) | (t >= n_cls))
@@ -147,7 +141,9 @@ def prepare(
             one-hot / soft labels in [0, 1]; entries equal to ``ignore_index`` are ignored.
         task: binary, multiclass or multilabel.
         from_logits: whether ``input`` holds logits (sigmoid/softmax applied here).
-        ignore_index: target value marking pixels to ignore, or None.
+        ignore_index: target value marking pixels to ignore, or None; never a class, i.e.
+            outside ``[0, C)`` (C = 2 for binary, else the input's channels), the one rule of
+            :func:`segwise.labels.check_ignore_label`.
         need_logp: also return the log-softmax (multiclass cross-entropy).
         fused: leave ``probs`` as None for multiclass logits with index targets: the caller
             computes them in :mod:`segwise.losses._fused`.
@@ -156,7 +152,8 @@ def prepare(
         ValueError: naming the argument, the bad value and the expected form.
     """
     _check_input(input, task)
-    _check_ignore(ignore_index)
+    check_ignore_label(ignore_index, 2 if task is Task.BINARY else input.shape[1],
+                       where="loss")
     if not isinstance(target, Tensor):
         raise ValueError(f"target must be a torch.Tensor; got {type(target).__name__}")
     n, c, h, w = input.shape

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from segwise._validation import as_enum
 from segwise.enums import Task
+from segwise.labels import check_ignore_label
 from segwise.losses.combined import CrossEntropyLoss, DiceCELoss
 from segwise.losses.dice import DiceLoss, GeneralizedDiceLoss, JaccardLoss
 from segwise.losses.focal import FocalLoss
@@ -104,7 +105,8 @@ def create_loss(
             :class:`~segwise.losses.WeightedSumLoss`.
         task: binary, multiclass or multilabel.
         num_classes: number of logit channels (binary: 1).
-        ignore_index: target value of ignored pixels, or None.
+        ignore_index: target value of ignored pixels, or None; outside ``[0, C)`` (C = 2 for
+            binary), the rule of :func:`segwise.labels.check_ignore_label`.
         class_weights: per-class weights (C,), given to every term; for binary
             ``ce``/``dicece``/``focal`` (2,) = (background, foreground); not valid for a binary
             region loss (``dice``, ``jaccard``, ``gdice``, ``tversky``, ``lovasz``, ...).
@@ -131,6 +133,8 @@ def create_loss(
         )
     if num_classes is None:
         raise ValueError("num_classes=None is not valid; expected the number of logit channels")
+    binary = as_enum(task, Task, "task") is Task.BINARY
+    check_ignore_label(ignore_index, 2 if binary else num_classes, where=f"loss {label!r}")
     terms = [
         _CLASSES[m](task=task, num_classes=num_classes, ignore_index=ignore_index,
                     class_weights=class_weights,
