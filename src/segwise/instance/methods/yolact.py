@@ -1,0 +1,274 @@
+"""YOLACT (Bolya et al., "YOLACT: Real-time Instance Segmentation", ICCV 2019) on the seam.
+
+A single-stage detector whose masks are linear combinations of ``k`` shared prototypes:
+
+- model (`segwise.instance.yolact.model.YOLACTNet`): any segwise encoder with output stride 32
+  -> FPN P3-P7 (`segwise.models.necks`) -> protonet on P3 (``k = 32`` prototypes at stride 4),
+  one prediction head shared by all levels (class scores, SSD box deltas, ``k`` tanh mask
+  coefficients per anchor), a semantic head on P3 for the auxiliary loss;
+- anchors: one size per level, derived from the training data's object sizes by default
+  (`segwise.instance.anchors.anchor_sizes_from_stats`), aspect ratios 1, 1/2, 2;
+- losses (`segwise.instance.yolact.loss`): OHEM 3:1 cross-entropy (or focal), smooth-L1 box,
+  box-cropped box-area-normalised mask BCE, semantic BCE;
+- decoding (`segwise.instance.yolact.decode`): Fast NMS (`segwise.instance.nms`), masks
+  assembled as ``sigmoid(prototypes x coefficients)`` and cropped to the box; exportable to ONNX
+  with fixed-size outputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from segwise._validation import as_enum, check_probability
+from segwise.instance.methods.base import ObjectStats
+from segwise.instance.representation import InstancePrediction
+
+__all__ = ["PAPER_ANCHOR_SIZES", "YOLACT", "ClassLoss", "YOLACTOptions"]
+
+#: anchor sizes of the paper's 550 px model on P3-P7 (used when no training data is at hand)
+PAPER_ANCHOR_SIZES = (24.0, 48.0, 96.0, 192.0, 384.0)
+#: encoder used when ``--encoder`` is not given (the paper's YOLACT-550 with ResNet-50 variant)
+DEFAULT_ENCODER = "resnet50"
+
+
+class ClassLoss(str, Enum):
+    """YOLACT's class loss: ``OHEM`` softmax cross-entropy with 3:1 hard negatives (the paper's)
+    or sigmoid ``FOCAL`` loss (RetinaNet; the head then has no background column)."""
+
+    OHEM = "ohem"
+    FOCAL = "focal"
+
+
+def _floats(value: Any, name: str) -> tuple[float, ...]:
+    if isinstance(value, (int, float)) or not isinstance(value, Sequence) or isinstance(value, str):
+        raise ValueError(f"{name}={value!r}; expected a list of positive numbers, e.g. [1, 0.5, 2]")
+    out = tuple(float(v) for v in value)
+    if not out or min(out) <= 0:
+        raise ValueError(f"{name}={value!r}; expected a non-empty list of positive numbers")
+    return out
+
+
+@dataclass(frozen=True)
+class YOLACTOptions:
+    """Options of ``yolact`` (``--model-option KEY=VALUE``; stored in checkpoints).
+
+    Attributes:
+        num_prototypes: ``k``, prototypes and coefficients per anchor (paper: 32).
+        fpn_channels: channels of the FPN, protonet and head (paper: 256).
+        anchor_sizes: one anchor size per level P3-P7 in px; None = derived from the training
+            objects' sizes (`anchor_sizes_from_stats`), or the paper's 24 ... 384 without data.
+        aspect_ratios: anchor ``height / width`` ratios, on every level (paper: 1, 1/2, 2).
+        class_loss: `ClassLoss` (paper: OHEM).
+        negative_ratio: hard negatives per positive of the OHEM loss (paper: 3).
+        positive_iou: anchor-box IoU at or above which an anchor is positive (paper: 0.5).
+        negative_iou: IoU below which an anchor is background (paper: 0.4).
+        masks_to_train: at most this many positives per image get a mask loss (reference: 100).
+        class_weight: weight of the class loss (reference: 1).
+        box_weight: weight of the box loss (reference: 1.5).
+        mask_weight: weight of the mask loss (reference: 6.125).
+        semantic_weight: weight of the auxiliary semantic loss (reference: 1; 0 disables it).
+        score_threshold: decoding: class scores below it are dropped (reference: 0.05).
+        top_k: decoding: candidates per class entering Fast NMS (reference: 200).
+        nms_iou: decoding: Fast NMS IoU threshold (reference: 0.5).
+        max_detections: decoding: detections kept per image (reference: 100).
+        mask_threshold: decoding: mask probability above which a pixel is in the instance.
+    """
+
+    num_prototypes: int = 32
+    fpn_channels: int = 256
+    anchor_sizes: tuple[float, ...] | None = None
+    aspect_ratios: tuple[float, ...] = (1.0, 0.5, 2.0)
+    class_loss: ClassLoss = ClassLoss.OHEM
+    negative_ratio: float = 3.0
+    positive_iou: float = 0.5
+    negative_iou: float = 0.4
+    masks_to_train: int = 100
+    class_weight: float = 1.0
+    box_weight: float = 1.5
+    mask_weight: float = 6.125
+    semantic_weight: float = 1.0
+    score_threshold: float = 0.05
+    top_k: int = 200
+    nms_iou: float = 0.5
+    max_detections: int = 100
+    mask_threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "class_loss", as_enum(self.class_loss, ClassLoss, "class_loss"))
+        object.__setattr__(self, "aspect_ratios", _floats(self.aspect_ratios, "aspect_ratios"))
+        if self.anchor_sizes is not None:
+            sizes = _floats(self.anchor_sizes, "anchor_sizes")
+            if len(sizes) != 5:
+                raise ValueError(
+                    f"anchor_sizes={self.anchor_sizes!r}; expected 5 sizes in px, one per FPN "
+                    "level P3-P7 (or leave it unset to derive them from the data)"
+                )
+            object.__setattr__(self, "anchor_sizes", sizes)
+        for name in ("num_prototypes", "fpn_channels", "masks_to_train", "top_k", "max_detections"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r}; expected an integer >= 1")
+        for name in (
+            "score_threshold", "nms_iou", "mask_threshold", "positive_iou", "negative_iou"
+        ):
+            check_probability(getattr(self, name), name)
+        if self.negative_iou > self.positive_iou:
+            raise ValueError(
+                f"negative_iou={self.negative_iou!r} > positive_iou={self.positive_iou!r}; "
+                "expected negative_iou <= positive_iou"
+            )
+        for name in ("negative_ratio", "class_weight", "box_weight", "mask_weight",
+                     "semantic_weight"):  # fmt: skip
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)!r}; expected a value >= 0")
+
+
+class YOLACT:
+    """The ``yolact`` instance method (protocol: `segwise.instance.methods.base`)."""
+
+    name: ClassVar[str] = "yolact"
+    description: ClassVar[str] = (
+        "YOLACT (Bolya et al. 2019): single-stage, masks from 32 prototypes x per-anchor "
+        "coefficients, Fast NMS; any --encoder with stride 32 (default resnet50), exportable"
+    )
+    options_type: ClassVar[type] = YOLACTOptions
+    exportable: ClassVar[bool] = True
+
+    def resolve_options(self, options: YOLACTOptions, stats: ObjectStats | None) -> YOLACTOptions:
+        """Fill ``anchor_sizes`` from ``stats.sizes`` when unset (kept unset without data or
+        objects: `build` then uses `PAPER_ANCHOR_SIZES`)."""
+        from segwise.instance.anchors import anchor_sizes_from_stats
+
+        if options.anchor_sizes is not None or stats is None or len(stats.sizes) == 0:
+            return options
+        sizes = anchor_sizes_from_stats(stats.sizes, num_levels=5)
+        return dataclasses.replace(options, anchor_sizes=sizes)
+
+    def derived_summary(self, options: YOLACTOptions) -> str:
+        """One line for the run banner: the anchors."""
+        sizes = options.anchor_sizes or PAPER_ANCHOR_SIZES
+        source = "" if options.anchor_sizes else " (paper defaults: no training objects measured)"
+        return (
+            f"anchor sizes P3-P7 {', '.join(f'{s:g}' for s in sizes)} px{source}, aspect "
+            f"ratios (h/w) {', '.join(f'{r:g}' for r in options.aspect_ratios)}"
+        )
+
+    def build(
+        self,
+        *,
+        encoder: str | None,
+        in_channels: int,
+        num_classes: int,
+        options: YOLACTOptions,
+        weights: str | None,
+    ) -> nn.Module:
+        """`YOLACTNet` on ``encoder`` (default resnet50). ``weights``: None, ``"imagenet"``
+        (the encoder's ImageNet weights, local files) or a path to a YOLACT state_dict."""
+        from segwise.instance.yolact.model import LEVELS, YOLACTNet
+        from segwise.models.necks import build_encoder_fpn
+
+        name = encoder or DEFAULT_ENCODER
+        path = None
+        if weights is not None and weights != "imagenet":
+            path = Path(weights)
+            if not path.is_file():
+                raise ValueError(
+                    f"weights={weights!r} is neither 'imagenet' nor an existing file; expected "
+                    "None, 'imagenet' (encoder weights) or a path to a yolact state_dict"
+                )
+        backbone = build_encoder_fpn(
+            name, in_channels=in_channels, levels=LEVELS, out_channels=options.fpn_channels,
+            extra="conv", pretrained=weights == "imagenet",
+        )  # fmt: skip
+        model = YOLACTNet(
+            backbone,
+            num_classes=num_classes,
+            num_prototypes=options.num_prototypes,
+            anchor_sizes=options.anchor_sizes or PAPER_ANCHOR_SIZES,
+            aspect_ratios=options.aspect_ratios,
+            background_class=options.class_loss is ClassLoss.OHEM,
+        )
+        if path is not None:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            try:
+                model.load_state_dict(state)
+            except (RuntimeError, TypeError) as err:
+                raise ValueError(
+                    f"{path} is not a yolact state_dict for encoder {name!r}, {num_classes} "
+                    f"classes and these options ({err}); expected one saved from the same setup"
+                ) from err
+        return model
+
+    def prepare_item(
+        self, item: dict[str, Any], *, options: YOLACTOptions, pad_value: int
+    ) -> dict[str, Any]:
+        """Unchanged: targets are matched to anchors in `loss` (anchors depend on the size)."""
+        return item
+
+    def loss(
+        self,
+        model: nn.Module,
+        images: torch.Tensor,
+        targets: Sequence[Mapping[str, torch.Tensor]],
+        *,
+        options: YOLACTOptions,
+        batch: Mapping[str, Any],
+    ) -> dict[str, torch.Tensor]:
+        """``{"loss_class", "loss_box", "loss_mask", "loss_semantic"}``
+        (`segwise.instance.yolact.loss.yolact_loss`)."""
+        from segwise.instance.yolact.loss import yolact_loss
+
+        return yolact_loss(model(images), targets, options=options)
+
+    @torch.no_grad()
+    def predict(
+        self,
+        model: nn.Module,
+        images: torch.Tensor,
+        *,
+        options: YOLACTOptions,
+        tile_size: int | None = None,
+    ) -> list[InstancePrediction]:
+        """`segwise.instance.yolact.decode.detect`, then overlapping masks resolved by score
+        (`InstancePrediction.from_masks`). ``tile_size`` is not used (whole images)."""
+        from segwise.instance.yolact.decode import detect
+
+        scores, labels, masks = detect(
+            model(images),
+            height=images.shape[-2],
+            width=images.shape[-1],
+            options=options,
+            background_class=model.head.class_outputs == model.num_classes + 1,
+        )
+        out = []
+        for s, lab, m in zip(scores.cpu(), labels.cpu(), masks.cpu(), strict=True):
+            present = s > 0
+            out.append(
+                InstancePrediction.from_masks(
+                    m[present].numpy(),
+                    labels=lab[present].numpy(),
+                    scores=s[present].clamp(max=1).numpy(),
+                    mask_threshold=options.mask_threshold,
+                )
+            )
+        return out
+
+    def export_module(
+        self, model: nn.Module, *, options: YOLACTOptions, max_instances: int
+    ) -> nn.Module:
+        """`segwise.instance.yolact.decode.YOLACTExport` with ``max_instances`` slots: ``images
+        (N, C, H, W) -> scores (N, k), labels (N, k), masks (N, k, H, W)`` (mask
+        probabilities; zero in empty slots)."""
+        from segwise.instance.yolact.decode import YOLACTExport
+
+        return YOLACTExport(
+            model, options=dataclasses.replace(options, max_detections=int(max_instances))
+        )
