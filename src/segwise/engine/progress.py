@@ -18,6 +18,7 @@ __all__ = [
     "ProgressDataset",
     "RunPlan",
     "describe_warmup",
+    "epoch_line",
     "fit_epochs_to_budget",
     "format_duration",
     "progress_line",
@@ -209,3 +210,26 @@ def step_line(epoch, done, plan, global_step, loss, images_per_s, step_seconds,
         run = f"run {format_duration(eta_run)} + {validations} validation(s)"
     return (f"  epoch {epoch} step {done}/{epoch_steps} loss {loss:.4f} "
             f"{images_per_s:.1f} img/s eta epoch {format_duration(eta_epoch)}, {run}")
+
+
+def epoch_line(record: dict[str, Any], plan: RunPlan, improved: bool, hint: str | None,
+               elapsed: float) -> str:
+    """``epoch 2/5 | loss 0.5000 | 3.0 img/s | val loss 0.4000 | mean_dice 0.8 | * best | ...``.
+
+    The validation values (accuracies left out), ``* best`` when ``best.pt`` was written, the
+    last validation's hint in epochs that validated, and the time since the run started.
+    """
+    parts = [
+        f"epoch {record['epoch']}/{plan.epochs}",
+        f"loss {record['train_loss']:.4f}",
+        f"{record['train_images_per_s']:.1f} img/s",
+    ]
+    for key, value in record.items():
+        if key.startswith("val_") and value is not None and not key.endswith("accuracy"):
+            parts.append(f"{'val loss' if key == 'val_loss' else key[4:]} {value:.4f}")
+    if improved:
+        parts.append("* best")
+    if hint is not None and any(k.startswith("val_") for k in record):
+        parts.append(f"note: {hint}")
+    parts.append(f"{format_duration(elapsed)} elapsed")
+    return " | ".join(parts)

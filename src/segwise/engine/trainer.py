@@ -1,4 +1,9 @@
-"""The training loop: one function, :func:`fit`, over small explicit pieces.
+"""The training loop: :func:`fit`, a short loop over small explicit pieces and callbacks.
+
+The loop does what every run must do the same way (seeding, the optimizer step, the
+learning-rate schedule, validation, the time limit and step caps); everything around it
+(checkpoints, early stopping, logs, pictures, console lines, hints) is a callback from
+:mod:`segwise.engine.callbacks`, and users can add their own.
 
 Epoch ``e`` draws all its randomness (shuffling, augmentation, dropout) from a generator
 seeded by ``(seed, e)``, and the learning rate is a pure function of the global step; with the
@@ -8,11 +13,9 @@ where the run stopped (bit-identical on CPU with ``workers=0``).
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,40 +24,32 @@ import torch
 from torch import nn
 
 from segwise.engine import distributed as dist_utils
-from segwise.engine.banner import describe_run
-from segwise.engine.checkpoint import load_checkpoint, save_checkpoint, weights_only_payload
-from segwise.engine.config import OptimizerName, RunConfig
-from segwise.engine.hints import degenerate_prediction_hint
-from segwise.engine.preflight import CheckedRun, check_run
-from segwise.engine.progress import (
-    ProgressDataset,
-    RunPlan,
-    describe_warmup,
-    format_duration,
-    progress_line,
-    step_line,
+from segwise.engine.callbacks import (
+    CallbackList,
+    StepReport,
+    TrainingRun,
+    TrainingState,
+    ValidationReport,
+    default_callbacks,
+    mean_across,
 )
-from segwise.engine.registry import make_adapter
+from segwise.engine.config import RunConfig
+from segwise.engine.preflight import CheckedRun, check_run
+from segwise.engine.progress import ProgressDataset, epoch_line, format_duration
 from segwise.engine.run_folder import (
     RunFolderLock,
     check_new_run_folder,
     check_resumable,
     interrupted_message,
 )
-from segwise.engine.run_log import RunLog
+from segwise.engine.run_start import LoopParts, start_run
 from segwise.engine.schedule import lr_at_step
-from segwise.engine.setup import (
-    check_batch_statistics,
-    derive_data_defaults,
-    resolve_amp,
-    resolve_device,
-    seed_everything,
-)
+from segwise.engine.setup import seed_everything
 
 __all__ = ["FitResult", "TrainingDivergedError", "fit"]
 
-VAL_PROGRESS_AFTER_S = 5.0  # validation progress lines only once a pass has taken this long
-STEP_LINE_EVERY_S = 60.0  # progress lines: step 1, every fifth of an epoch, and at least this often
+_epoch_line = epoch_line  # the name tests and older callers import from here
+
 
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; ``last.pt`` holds the last good state."""
@@ -70,64 +65,6 @@ class FitResult:
     hint: str | None = None  # the last validation's degenerate-prediction hint, if any
 
 
-@dataclass
-class _State:
-    epoch: int = 0  # epochs completed
-    step: int = 0  # optimizer steps taken
-    best_score: float | None = None
-    best_epoch: int | None = None
-    bad_epochs: int = 0  # validations without improvement (early stopping)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    planned_epochs: int | None = None  # epochs fitted to train.time_limit (None: not fitted)
-
-
-def _say(ctx: dist_utils.DistContext, quiet: bool, text: str) -> None:
-    if ctx.is_main and not quiet:
-        print(text, flush=True)
-
-
-def _build_optimizer(config: RunConfig, model: nn.Module, device: torch.device):
-    o = config.optim
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
-    groups = [
-        {"params": decay, "weight_decay": o.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    # fused kernels on CUDA; the multi-tensor (foreach) path elsewhere: on CPU it is several
-    # times faster than the per-parameter loop torch picks by default there
-    speed = {"fused": True} if device.type == "cuda" else {"foreach": True}
-    if o.optimizer is OptimizerName.SGD:
-        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=True, **speed)
-    return torch.optim.AdamW(groups, lr=o.lr, **speed)
-
-
-def _resident_batches(train_ds: Any, data_cfg: Any, device: torch.device, seed: int,
-                      ctx: dist_utils.DistContext, quiet: bool) -> Any:
-    """``data.resident``: the train set kept on the device when it fits, else None (the
-    loader is used, and the start-of-run output says why)."""
-    if not data_cfg.resident:
-        return None
-    from segwise.data.device_augment import ResidentBatches
-
-    if ctx.enabled:
-        _say(ctx, quiet, "resident  not used: resident data is not sharded across processes; "
-                         "batches come from the loader")
-        return None
-    try:
-        batches = ResidentBatches(train_ds, batch_size=data_cfg.batch_size, device=device,
-                                  drop_last=len(train_ds) > data_cfg.batch_size, seed=seed,
-                                  max_bytes=ResidentBatches.budget(device))
-    except MemoryError as err:
-        _say(ctx, quiet, f"resident  not used: {err}; batches come from the loader")
-        return None
-    _say(ctx, quiet, f"resident  the decoded train set ({batches.nbytes / 2**20:.1f} MiB) "
-                     f"stays on {device}; no loader processes")
-    return batches
-
-
 def _set_epoch(loader: Any, epoch: int, seed: int) -> None:
     sampler = getattr(loader, "sampler", None)
     if hasattr(sampler, "set_epoch"):
@@ -137,10 +74,6 @@ def _set_epoch(loader: Any, epoch: int, seed: int) -> None:
         generator.manual_seed(seed * 100_003 + epoch)
 
 
-def _improved(score: float, best: float | None) -> bool:
-    return best is None or (math.isfinite(score) and score > best)
-
-
 def fit(
     config: RunConfig | None,
     run_dir: str | Path,
@@ -148,6 +81,7 @@ def fit(
     resume: bool = False,
     stop_after_epoch: int | None = None,
     quiet: bool = False,
+    callbacks: Sequence[Any] = (),
 ) -> FitResult:
     """Train a model as ``config`` says, writing everything into ``run_dir``.
 
@@ -167,6 +101,14 @@ def fit(
         stop_after_epoch: stop (as if interrupted) once this many epochs are complete; the
             run can then be continued with ``resume=True``.
         quiet: print nothing.
+        callbacks: extra callback objects (see :mod:`segwise.engine.callbacks`: any object
+            with some of the hooks ``on_fit_start(run)``, ``on_epoch_start(run, epoch)``,
+            ``on_step_end(run, step)``, ``on_train_end(run, record)``,
+            ``on_validation_progress(run, done, total, seconds)``,
+            ``on_validation_end(run, report)``, ``on_epoch_end(run, record, improved)``,
+            ``on_fit_end(run)``). They run after the built-in ones (checkpoints, logs,
+            pictures, console lines, hints, early stopping), on every process, and may end
+            the run with ``run.request_stop(reason)``.
 
     Returns:
         The best validation score, its epoch and the per-epoch history.
@@ -176,9 +118,12 @@ def fit(
             another process is writing it.
         FileNotFoundError: ``resume`` and ``run_dir`` has no ``last.pt``.
         TrainingDivergedError: the loss became NaN/Inf (the message names the step).
+        TypeError: an entry of ``callbacks`` is a class or has none of the hooks (checked
+            before anything is written).
         KeyboardInterrupt: after saying what was saved and how to resume.
     """
     run_dir = Path(run_dir)
+    extra = CallbackList(callbacks).callbacks  # refused before the folder is touched
     is_main = int(os.environ.get("RANK", "0")) == 0
     checked = None
     if resume:
@@ -190,11 +135,11 @@ def fit(
         # every name and option, the data and the model, before the folder is touched
         checked = check_run(config)
         check_new_run_folder(run_dir, clear=is_main)  # only now: a failed start's leftovers
-    box: list[_State] = []
+    box: list[TrainingState] = []
     with RunFolderLock(run_dir, enabled=is_main):
         try:
             return _fit(config, run_dir, resume=resume, stop_after_epoch=stop_after_epoch,
-                        quiet=quiet, box=box, checked=checked)
+                        quiet=quiet, box=box, checked=checked, extra=extra)
         except KeyboardInterrupt:
             if is_main and not quiet:
                 print(interrupted_message(run_dir, box[0] if box else None), flush=True)
@@ -202,368 +147,190 @@ def fit(
 
 
 def _fit(config, run_dir: Path, *, resume: bool, stop_after_epoch, quiet: bool,
-         box: list, checked: CheckedRun | None = None) -> FitResult:
+         box: list, checked: CheckedRun | None = None, extra: Sequence[Any] = ()) -> FitResult:
     """:func:`fit` inside the run-folder lock; ``box`` receives the training state (for the
     Ctrl-C message) as soon as it exists; ``checked`` is :func:`check_run`'s result for a new
     run (a resumed run checks the config stored in its checkpoint here)."""
-    from segwise.data import make_loader
-    from segwise.data.loaders import LoaderSettings
-
-    started = time.monotonic()
-    ckpt = None
-    if resume:
-        ckpt = load_checkpoint(run_dir / "last.pt")
-        config = _config_from_checkpoint(ckpt)
-        for stale in run_dir.glob(".*.pt.*.tmp"):  # a write cut short by a crash or kill
-            stale.unlink()
-    t_cfg = config.train
-    deadline = None if t_cfg.time_limit is None else started + t_cfg.time_limit
-    if t_cfg.threads is not None:
-        torch.set_num_threads(t_cfg.threads)
-    device = resolve_device(t_cfg.device)
-    ctx = dist_utils.init_distributed(device.type)
-    if ctx.enabled and device.type == "cuda":
-        device = torch.device("cuda", ctx.local_rank)
-    _say(ctx, quiet, f"run folder {run_dir} (curves.png and overlays.png appear there as it "
-                     "trains)")
-    amp_dtype, use_scaler = resolve_amp(t_cfg.amp, device)
-    channels_last = t_cfg.channels_last if t_cfg.channels_last is not None else (
-        device.type == "cuda"
-    )
-
-    # a resumed run checks the config stored in its checkpoint (the weights are in it)
-    checked = checked or check_run(config, check_weights=False)
-    index = checked.index
-    info = index.info
-    decoded, decode_s = checked.decoded, checked.decode_seconds
-    _say(ctx, quiet, f"checked   decoded all {decoded} images in {decode_s:.1f} s (as "
-                     "`segwise data inspect` does)")
-    user_data = config.data
-    data_cfg = derive_data_defaults(config.data, info, device)
-    config = dataclasses.replace(config, data=data_cfg)
-    adapter = make_adapter(
-        config, info, device=device, amp_dtype=amp_dtype, channels_last=channels_last
-    )
-    monitor = (t_cfg.monitor or adapter.default_monitor).value
-    model_args = adapter.model_args
-
-    if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_resolved(run_dir, config, info, model_args)
-    _say(ctx, quiet, describe_run(config, user_data, info, adapter, device, amp_dtype,
-                                  channels_last, ctx))
-
-    seed_everything(t_cfg.seed)
-    model = adapter.build_model(config.model.weights if ckpt is None else None).to(device)
-    check_batch_statistics(model, batch_size=min(data_cfg.batch_size, len(index.train)),
-                           crop_size=data_cfg.crop_size, in_channels=info.in_channels)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = _build_optimizer(config, model, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-    ema = None
-    if config.optim.ema_decay is not None:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-        ema = AveragedModel(
-            model, multi_avg_fn=get_ema_multi_avg_fn(config.optim.ema_decay), use_buffers=True
-        )
-    state = _State()
-    if ckpt is not None:
-        state = _restore(ckpt, model, optimizer, scaler, ema)
-        _say(ctx, quiet, f"resumed {run_dir} after epoch {state.epoch} (step {state.step})")
-    box.append(state)
-
-    train_ds, val_ds = adapter.datasets(index, data_cfg)
-    device_aug = adapter.device_augment(data_cfg)  # None: the loader's items are augmented
-    loader = _resident_batches(train_ds, data_cfg, device, t_cfg.seed, ctx, quiet)
-    if loader is None:
-        loader = make_loader(
-            train_ds,
-            batch_size=data_cfg.batch_size,
-            shuffle=True,
-            settings=LoaderSettings(workers=data_cfg.workers, pin_memory=data_cfg.pin_memory,
-                                    persistent_workers=data_cfg.persistent_workers,
-                                    prefetch_factor=data_cfg.prefetch_factor),
-            drop_last=len(train_ds) > data_cfg.batch_size,
-            seed=t_cfg.seed,
-            distributed=ctx.enabled,
-        )
-    steps_per_epoch = len(loader)
-    if t_cfg.max_steps_per_epoch is not None:
-        steps_per_epoch = min(steps_per_epoch, t_cfg.max_steps_per_epoch)
-    plan = RunPlan(steps_per_epoch, t_cfg.epochs, t_cfg.max_steps, state.planned_epochs)
-    warmup_steps = round(config.optim.warmup_epochs * steps_per_epoch)
-    _say(ctx, quiet, plan.describe(t_cfg.time_limit))
-    _say(ctx, quiet, describe_warmup(warmup_steps, plan.total_steps, steps_per_epoch))
-
-    train_model: nn.Module = model
-    if ctx.enabled:
-        train_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[ctx.local_rank] if device.type == "cuda" else None
-        )
-    if t_cfg.compile:
-        train_model = torch.compile(train_model)
-
-    log = RunLog(run_dir, enabled=ctx.is_main, monitor=monitor)
-    talk = ctx.is_main and not quiet
+    run, loop = start_run(config, run_dir, resume=resume, quiet=quiet, box=box,
+                          checked=checked, clock=time.monotonic)
+    callbacks = CallbackList([*default_callbacks(run.config), *extra])
+    state, plan, t_cfg = run.state, run.plan, run.config.train
     stopped_early = False
-    val_seconds: float | None = None  # cost of the last validation
-    hint: str | None = None
     try:
+        callbacks.fire("on_fit_start", run)
         while state.epoch < plan.epochs:
             epoch = state.epoch + 1
-            seed_everything(t_cfg.seed * 100_003 + epoch)
-            _set_epoch(loader, epoch, t_cfg.seed)
-            if device_aug is not None:
-                device_aug.seed(t_cfg.seed * 100_003 + epoch)
-            train_model.train()
-            t0 = last_line = time.perf_counter()
-            loss_sum, seen, out_of_time = 0.0, 0, False
-            lr = optimizer.param_groups[0]["lr"]
-            for i, batch in enumerate(loader):
-                if i >= steps_per_epoch or state.step >= plan.total_steps:
-                    break
-                if deadline is not None and time.monotonic() > deadline:
-                    out_of_time = True
-                    break
-                if device_aug is not None:
-                    batch = device_aug.batch(batch, device)
-                lr = lr_at_step(
-                    state.step,
-                    total_steps=plan.total_steps,
-                    warmup_steps=warmup_steps,
-                    base_lr=config.optim.lr,
-                    min_lr=config.optim.min_lr,
-                    schedule=config.optim.schedule,
-                    poly_power=config.optim.poly_power,
-                )
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    loss = adapter.training_loss(train_model, batch)
-                batch_size = len(batch["image"])
-                if not torch.isfinite(loss):
-                    raise TrainingDivergedError(
-                        f"loss is {loss.item()} at epoch {epoch}, step {state.step + 1} "
-                        f"(lr {lr:.3g}); {run_dir / 'last.pt'} keeps the last good state. "
-                        "Lower --lr, enable gradient clipping, or check the data."
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if config.optim.grad_clip is not None:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                if ema is not None:
-                    ema.update_parameters(model)
-                state.step += 1
-                loss_sum += float(loss.detach()) * batch_size
-                seen += batch_size
-                now = time.perf_counter()
-                if talk and (i == 0 or (i + 1) % max(1, steps_per_epoch // 5) == 0
-                             or now - last_line >= STEP_LINE_EVERY_S):
-                    spent, last_line = now - t0, now
-                    print(step_line(epoch, i + 1, plan, state.step, loss_sum / seen,
-                                     seen * ctx.world_size / max(spent, 1e-9), spent / (i + 1),
-                                     val_seconds, t_cfg.val_every), flush=True)
-            elapsed = time.perf_counter() - t0
-            record: dict[str, Any] = {
-                "epoch": epoch,
-                "step": state.step,
-                "lr": lr,
-                "train_loss": _mean_across(loss_sum, seen, ctx, device),
-                "train_images_per_s": seen * ctx.world_size / max(elapsed, 1e-9),
-                "epoch_seconds": elapsed,
-            }
+            record, out_of_time = _train_epoch(run, loop, callbacks, epoch)
+            callbacks.fire("on_train_end", run, record)
             last_epoch = out_of_time or state.step >= plan.total_steps
-
-            def validate(epoch: int = epoch, record: dict = record) -> bool:
-                nonlocal val_seconds, hint
-                tv = time.perf_counter()
-                eval_model = ema.module if ema is not None else model
-                indices = list(range(ctx.rank, len(val_ds), ctx.world_size))
-                watched = ProgressDataset(val_ds, _val_reporter(talk), total=len(indices))
-                summary, overlays = adapter.validate(
-                    eval_model,
-                    watched,
-                    indices=indices,
-                    distributed=ctx.enabled,
-                    keep_overlays=t_cfg.overlays if ctx.is_main else 0,
-                )
-                val_seconds = time.perf_counter() - tv
-                if getattr(adapter, "validation_loss", None) is not None:
-                    record["val_loss"] = _mean_across(adapter.validation_loss, 1, ctx, device)
-                record.update({f"val_{k}": v for k, v in summary.items()})
-                if monitor not in summary:
-                    raise ValueError(
-                        f"train.monitor={monitor!r} is not reported by a {t_cfg.task.value}"
-                        f" run; choose one of: {', '.join(summary)}"
-                    )
-                score = summary[monitor]
-                better = _improved(score, state.best_score)
-                if better:
-                    state.best_score, state.best_epoch, state.bad_epochs = score, epoch, 0
-                else:
-                    state.bad_epochs += 1
-                hint = degenerate_prediction_hint(
-                    getattr(adapter, "prediction_census", None), info.class_names
-                )
-                if ctx.is_main and overlays and better:
-                    _save_overlays(run_dir, overlays, info, adapter, epoch, monitor, score)
-                return better
-
             validated = epoch % t_cfg.val_every == 0 or epoch >= plan.epochs or last_epoch
-            improved = validate() if validated else False
-            if deadline is not None and state.planned_epochs is None and not last_epoch:
-                val_cost = val_seconds if val_seconds is not None else (
-                    elapsed * len(val_ds) / max(1, len(train_ds))
-                )
-                fitted = plan.fit_to_budget(
-                    done=epoch,
-                    seconds_left=deadline - time.monotonic(),
-                    seconds_per_epoch=elapsed + val_cost / t_cfg.val_every,
-                )
-                if fitted is not None:
-                    state.planned_epochs = fitted
-                    _say(ctx, quiet, f"time limit {format_duration(t_cfg.time_limit)}: "
-                                     f"{fitted} epoch(s) fit, so the run ends after epoch "
-                                     f"{fitted} (step {plan.total_steps}) and its learning-rate "
-                                     "schedule is fitted to that")
-                    if not validated and epoch >= plan.epochs:
-                        improved = validate()
+            improved = _validate(run, loop, callbacks, epoch, record) if validated else False
+            if loop.deadline is not None and state.planned_epochs is None and not last_epoch:
+                fitted = _fit_to_time_limit(run, loop, epoch, record["epoch_seconds"])
+                if fitted and not validated and epoch >= plan.epochs:
+                    improved = _validate(run, loop, callbacks, epoch, record)
             state.epoch = epoch
             state.history.append(record)
-            if ctx.is_main:
-                payload = _payload(config, info, model_args, model, ema, optimizer, scaler, state)
-                save_checkpoint(run_dir / "last.pt", payload)
-                if improved:
-                    save_checkpoint(run_dir / "best.pt", weights_only_payload(payload))
-                log.write(state.history)
-            _say(ctx, quiet, _epoch_line(record, plan, improved, hint, time.monotonic() - started))
-            dist_utils.barrier(ctx)
+            callbacks.fire("on_epoch_end", run, record, improved)
+            dist_utils.barrier(run.ctx)
             if out_of_time:
-                _say(ctx, quiet, f"time limit {format_duration(t_cfg.time_limit)} reached in "
-                                 f"epoch {epoch}: stopped; best.pt is epoch {state.best_epoch}")
+                run.say(f"time limit {format_duration(t_cfg.time_limit)} reached in epoch "
+                        f"{epoch}: stopped; best.pt is epoch {state.best_epoch}")
                 break
-            patience = t_cfg.patience
-            if patience is not None and state.bad_epochs >= patience:
-                _say(ctx, quiet, f"early stopping: no improvement for {patience} validations")
-                stopped_early = True
+            if run.stop is not None:
+                run.say(run.stop.reason)
+                stopped_early = run.stop.early
                 break
             if stop_after_epoch is not None and state.epoch >= stop_after_epoch:
                 break
             if state.step >= plan.total_steps:
                 break
     finally:
-        log.close()
-        dist_utils.cleanup(ctx)
+        callbacks.fire("on_fit_end", run)
+        dist_utils.cleanup(run.ctx)
     return FitResult(run_dir, state.best_score, state.best_epoch, state.history, stopped_early,
-                     hint)
+                     run.hint)
 
 
-def _mean_across(total: float, count: int, ctx: dist_utils.DistContext, device) -> float:
-    if ctx.enabled:
-        t = torch.tensor([total, float(count)], dtype=torch.float64, device=device)
-        torch.distributed.all_reduce(t)
-        total, count = float(t[0]), int(t[1])
-    return total / max(count, 1)
-
-
-def _payload(config, info, model_args, model, ema, optimizer, scaler, state: _State) -> dict:
-    return {
-        "config": config.to_dict(),
-        "data_info": info.to_dict(),
-        "model_args": model_args,
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "ema": (
-            {k: v.detach().cpu() for k, v in ema.module.state_dict().items()}
-            if ema is not None
-            else None
-        ),
-        "training": {
-            "epoch": state.epoch,
-            "step": state.step,
-            "best_score": state.best_score,
-            "best_epoch": state.best_epoch,
-            "bad_epochs": state.bad_epochs,
-            "history": state.history,
-            "planned_epochs": state.planned_epochs,
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(),
-            "ema_n_averaged": (int(ema.n_averaged) if ema is not None else None),
-        },
+def _train_epoch(run: TrainingRun, loop: LoopParts, callbacks: CallbackList,
+                 epoch: int) -> tuple[dict[str, Any], bool]:
+    """One epoch's optimizer steps; its record and whether the time limit cut it short."""
+    config, state, plan, ctx = run.config, run.state, run.plan, run.ctx
+    seed = config.train.seed
+    seed_everything(seed * 100_003 + epoch)
+    _set_epoch(loop.loader, epoch, seed)
+    if loop.device_aug is not None:
+        loop.device_aug.seed(seed * 100_003 + epoch)
+    loop.train_model.train()
+    callbacks.fire("on_epoch_start", run, epoch)
+    report_steps = callbacks.has("on_step_end")
+    t0 = time.perf_counter()
+    loss_sum, seen, out_of_time = 0.0, 0, False
+    lr = run.optimizer.param_groups[0]["lr"]
+    for i, batch in enumerate(loop.loader):
+        if i >= plan.steps_per_epoch or state.step >= plan.total_steps:
+            break
+        if loop.deadline is not None and run.clock() > loop.deadline:
+            out_of_time = True
+            break
+        if loop.device_aug is not None:
+            batch = loop.device_aug.batch(batch, run.device)
+        lr = _set_lr(run, loop)
+        loss = _step(run, loop, batch, epoch, lr)
+        batch_size = len(batch["image"])
+        state.step += 1
+        loss_value = float(loss.detach())
+        loss_sum += loss_value * batch_size
+        seen += batch_size
+        if report_steps:
+            callbacks.fire("on_step_end", run, StepReport(epoch, i + 1, loss_value, batch_size,
+                                                          loss_sum / seen, seen))
+    elapsed = time.perf_counter() - t0
+    record: dict[str, Any] = {
+        "epoch": epoch,
+        "step": state.step,
+        "lr": lr,
+        "train_loss": mean_across(loss_sum, seen, ctx, run.device),
+        "train_images_per_s": seen * ctx.world_size / max(elapsed, 1e-9),
+        "epoch_seconds": elapsed,
     }
+    return record, out_of_time
 
 
-def _restore(ckpt, model, optimizer, scaler, ema) -> _State:
-    model.load_state_dict(ckpt["model"])
-    training = ckpt["training"]
-    optimizer.load_state_dict(training["optimizer"])
-    scaler.load_state_dict(training["scaler"])
-    if ema is not None and ckpt.get("ema") is not None:
-        ema.module.load_state_dict(ckpt["ema"])
-        ema.n_averaged.fill_(training["ema_n_averaged"] or 0)
-    return _State(
-        epoch=training["epoch"],
-        step=training["step"],
-        best_score=training["best_score"],
-        best_epoch=training["best_epoch"],
-        bad_epochs=training["bad_epochs"],
-        history=list(training["history"]),
-        planned_epochs=training.get("planned_epochs"),
+def _set_lr(run: TrainingRun, loop: LoopParts) -> float:
+    """The schedule's learning rate for the next step, set on every parameter group."""
+    o = run.config.optim
+    lr = lr_at_step(
+        run.state.step,
+        total_steps=run.plan.total_steps,
+        warmup_steps=loop.warmup_steps,
+        base_lr=o.lr,
+        min_lr=o.min_lr,
+        schedule=o.schedule,
+        poly_power=o.poly_power,
     )
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    return lr
 
 
-def _config_from_checkpoint(ckpt: dict[str, Any]) -> RunConfig:
-    from segwise.engine.config import config_from_dict
+def _step(run: TrainingRun, loop: LoopParts, batch: dict[str, Any], epoch: int,
+          lr: float) -> torch.Tensor:
+    """Forward, backward (scaled under AMP), clipping, optimizer and EMA update; the loss."""
+    amp_dtype, optimizer, scaler = loop.amp_dtype, run.optimizer, run.scaler
+    with torch.autocast(run.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        loss = run.adapter.training_loss(loop.train_model, batch)
+    if not torch.isfinite(loss):
+        raise TrainingDivergedError(
+            f"loss is {loss.item()} at epoch {epoch}, step {run.state.step + 1} "
+            f"(lr {lr:.3g}); {run.run_dir / 'last.pt'} keeps the last good state. "
+            "Lower --lr, enable gradient clipping, or check the data."
+        )
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    grad_clip = run.config.optim.grad_clip
+    if grad_clip is not None:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(run.model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    if run.ema is not None:
+        run.ema.update_parameters(run.model)
+    return loss
 
-    return config_from_dict(ckpt["config"])
 
+def _validate(run: TrainingRun, loop: LoopParts, callbacks: CallbackList, epoch: int,
+              record: dict[str, Any]) -> bool:
+    """Validate the model (the EMA model when there is one), add ``val_*`` to ``record`` and
+    note the monitored score; whether it is the run's new best."""
+    ctx, adapter, monitor = run.ctx, run.adapter, run.monitor
+    tv = time.perf_counter()
+    eval_model = run.ema.module if run.ema is not None else run.model
+    indices = list(range(ctx.rank, len(loop.val_ds), ctx.world_size))
 
-def _write_resolved(run_dir: Path, config: RunConfig, info: Any, model_args: dict) -> None:
-    import yaml
-
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    (run_dir / "data_info.json").write_text(json.dumps(info.to_dict(), indent=2))
-    (run_dir / "model_args.json").write_text(json.dumps(model_args, indent=2))
-
-
-def _val_reporter(talk: bool):
     def report(done: int, total: int, seconds: float) -> None:
-        if talk and seconds >= VAL_PROGRESS_AFTER_S:
-            print(progress_line("validating", done, total, seconds), flush=True)
+        callbacks.fire("on_validation_progress", run, done, total, seconds)
 
-    return report
-
-
-def _save_overlays(run_dir, overlays, info, adapter, epoch, monitor, score) -> None:
-    from segwise.viz import save_overlay_grid
-
-    save_overlay_grid(
-        run_dir / "overlays.png",
-        overlays,
-        list(info.labels.colors),
-        ignore_index=adapter.ignore_index,
-        title=f"best.pt: epoch {epoch}, validation {monitor} {score:.4f}",
-        class_names=list(info.class_names),
+    summary, overlays = adapter.validate(
+        eval_model,
+        ProgressDataset(loop.val_ds, report, total=len(indices)),
+        indices=indices,
+        distributed=ctx.enabled,
+        keep_overlays=run.config.train.overlays if ctx.is_main else 0,
     )
+    run.val_seconds = time.perf_counter() - tv
+    if getattr(adapter, "validation_loss", None) is not None:
+        record["val_loss"] = mean_across(adapter.validation_loss, 1, ctx, run.device)
+    record.update({f"val_{k}": v for k, v in summary.items()})
+    if monitor not in summary:
+        raise ValueError(
+            f"train.monitor={monitor!r} is not reported by a {run.config.train.task.value}"
+            f" run; choose one of: {', '.join(summary)}"
+        )
+    score = summary[monitor]
+    improved = run.state.record_score(score, epoch)
+    callbacks.fire("on_validation_end", run, ValidationReport(
+        epoch, summary, score, improved, run.val_seconds, overlays or []))
+    return improved
 
 
-def _epoch_line(record: dict[str, Any], plan: RunPlan, improved: bool, hint: str | None,
-                elapsed: float) -> str:
-    parts = [
-        f"epoch {record['epoch']}/{plan.epochs}",
-        f"loss {record['train_loss']:.4f}",
-        f"{record['train_images_per_s']:.1f} img/s",
-    ]
-    for key, value in record.items():
-        if key.startswith("val_") and value is not None and not key.endswith("accuracy"):
-            parts.append(f"{'val loss' if key == 'val_loss' else key[4:]} {value:.4f}")
-    if improved:
-        parts.append("* best")
-    if hint is not None and any(k.startswith("val_") for k in record):
-        parts.append(f"note: {hint}")
-    parts.append(f"{format_duration(elapsed)} elapsed")
-    return " | ".join(parts)
+def _fit_to_time_limit(run: TrainingRun, loop: LoopParts, epoch: int, train_seconds: float) -> bool:
+    """After the first epoch: shorten the plan (and the schedule) to what the time limit
+    allows, at this epoch's measured cost; whether it was shortened."""
+    t_cfg = run.config.train
+    val_cost = run.val_seconds if run.val_seconds is not None else (
+        train_seconds * len(loop.val_ds) / max(1, loop.train_size)
+    )
+    fitted = run.plan.fit_to_budget(
+        done=epoch,
+        seconds_left=loop.deadline - run.clock(),
+        seconds_per_epoch=train_seconds + val_cost / t_cfg.val_every,
+    )
+    if fitted is None:
+        return False
+    run.state.planned_epochs = fitted
+    run.say(f"time limit {format_duration(t_cfg.time_limit)}: {fitted} epoch(s) fit, so the run "
+            f"ends after epoch {fitted} (step {run.plan.total_steps}) and its learning-rate "
+            "schedule is fitted to that")
+    return True
+
