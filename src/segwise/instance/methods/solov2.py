@@ -1,0 +1,243 @@
+"""SOLOv2 (Wang et al., "SOLOv2: Dynamic and Fast Instance Segmentation", NeurIPS 2020).
+
+Instances are segmented by location: each cell of an ``S x S`` grid on each FPN level predicts
+whether an instance's centre falls in it (category branch) and a dynamic 1x1 kernel that turns
+the unified mask feature map into that instance's mask (kernel branch). Network:
+`segwise.instance.solov2_head`; targets: `segwise.instance.solov2_targets`; decoding: Matrix
+NMS (`segwise.instance.matrix_nms`).
+
+Loss (paper eq. 1 of SOLO, kept by SOLOv2): ``L = L_cate + lambda * L_mask`` with
+
+- ``L_cate``: sigmoid focal loss (Lin et al. 2017, eq. 5; ``alpha = 0.25``, ``gamma = 2``,
+  ``torchvision.ops.sigmoid_focal_loss``) summed over every cell and class and divided by
+  ``(number of positive cells + 1)``, as the authors' code;
+- ``L_mask = mean over positive cells of (1 - D(p, q))`` (SOLO eq. 2-3) with
+  ``D = 2 sum(p q) / (sum p**2 + sum q**2)``, the squared-denominator soft Dice of
+  ``segwise.losses.soft_dice_loss(task="binary", scope="image", squared=True)``;
+  ``lambda = 3``.
+
+Scale ranges: the paper's ``((1, 96), (48, 192), (96, 384), (192, 768), (384, 2048))`` px of
+``sqrt(box area)`` were set for images resized to a short side of 800 px. Since the grid is
+relative to the image, segwise scales them by ``(short side of the training crops) / 800`` when
+``scale_ranges`` is left unset and the training data is known (`ObjectStats`), so that small
+images (and their small objects: 10 px nuclei in 256 px crops) keep the paper's object-to-cell
+ratio; the first range starts at 0 and the last is stretched to the largest object. Without data
+(rebuilding from a checkpoint stores the resolved ranges) the paper's ranges are used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from segwise._validation import as_enum, check_probability
+from segwise.instance.matrix_nms import MatrixNMSKernel
+from segwise.instance.methods.base import ObjectStats
+from segwise.instance.representation import InstancePrediction
+
+__all__ = ["PAPER_SCALE_RANGES", "SOLOv2", "SOLOv2Options"]
+
+#: the paper's scale ranges (px of sqrt(box area), images of short side 800) per level P2..P6
+PAPER_SCALE_RANGES = ((1.0, 96.0), (48.0, 192.0), (96.0, 384.0), (192.0, 768.0), (384.0, 2048.0))
+#: the short image side the paper's scale ranges were set for
+PAPER_SHORT_SIDE = 800
+#: FPN levels SOLOv2 uses (P2..P6; the mask feature branch fuses P2..P5)
+LEVELS = (2, 3, 4, 5, 6)
+#: the encoder of the paper's main results
+DEFAULT_ENCODER = "resnet50"
+
+
+@dataclass(frozen=True)
+class SOLOv2Options:
+    """Options of ``solov2`` (``--model-option KEY=VALUE``; stored in checkpoints).
+
+    Attributes:
+        grids: ``S`` of each level P2..P6 (paper: 40, 36, 24, 16, 12).
+        scale_ranges: ``(lo, hi)`` px of ``sqrt(box area)`` per level, or None to derive them
+            from the data (module docstring).
+        center_sampling: ``epsilon``, the share of the box that is the centre region (0.2).
+        fpn_channels: FPN channels (256).
+        head_channels: channels of the category/kernel branch convs (paper: 512).
+        stacked_convs: 3x3 conv-GN-ReLU blocks per branch (paper: 4).
+        mask_channels: channels inside the mask feature branch (authors' code: 128).
+        kernel_dims: ``E``, mask feature channels = weights of a dynamic 1x1 kernel (256).
+        focal_alpha: focal-loss ``alpha`` (0.25).
+        focal_gamma: focal-loss ``gamma`` (2).
+        mask_loss_weight: ``lambda`` of the Dice mask loss (paper: 3).
+        score_threshold: decoding: cells whose class probability is below are dropped (0.1).
+        mask_threshold: decoding: mask probability above which a pixel is inside (0.5).
+        pre_nms_top_k: decoding: at most this many (cell, class) candidates enter Matrix NMS.
+        nms_kernel: `MatrixNMSKernel` (``gaussian`` or ``linear``).
+        nms_sigma: the Gaussian kernel's ``sigma`` (authors' code: 2).
+        update_threshold: decoding: instances whose decayed score is below are dropped (0.05).
+        max_instances: decoding: at most this many instances per image (100).
+    """
+
+    grids: tuple[int, ...] = (40, 36, 24, 16, 12)
+    scale_ranges: tuple[tuple[float, float], ...] | None = None
+    center_sampling: float = 0.2
+    fpn_channels: int = 256
+    head_channels: int = 512
+    stacked_convs: int = 4
+    mask_channels: int = 128
+    kernel_dims: int = 256
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    mask_loss_weight: float = 3.0
+    score_threshold: float = 0.1
+    mask_threshold: float = 0.5
+    pre_nms_top_k: int = 500
+    nms_kernel: MatrixNMSKernel = MatrixNMSKernel.GAUSSIAN
+    nms_sigma: float = 2.0
+    update_threshold: float = 0.05
+    max_instances: int = 100
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nms_kernel", as_enum(self.nms_kernel, MatrixNMSKernel,
+                                                       "nms_kernel"))
+        grids = tuple(int(s) for s in self.grids)
+        if len(grids) != len(LEVELS) or min(grids) < 1:
+            raise ValueError(f"grids={self.grids!r}; expected {len(LEVELS)} positive grid sizes, "
+                             "one per level P2..P6, e.g. grids=[40,36,24,16,12]")
+        object.__setattr__(self, "grids", grids)
+        if self.scale_ranges is not None:
+            ranges = tuple((float(lo), float(hi)) for lo, hi in self.scale_ranges)
+            if len(ranges) != len(LEVELS) or any(not 0 <= lo <= hi for lo, hi in ranges):
+                raise ValueError(
+                    f"scale_ranges={self.scale_ranges!r}; expected {len(LEVELS)} pairs (lo, hi) "
+                    "with 0 <= lo <= hi, one per level P2..P6, or None to derive them")
+            object.__setattr__(self, "scale_ranges", ranges)
+        for name in ("fpn_channels", "head_channels", "mask_channels", "kernel_dims",
+                     "pre_nms_top_k", "max_instances"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name}={getattr(self, name)!r}; expected an integer >= 1")
+        if self.stacked_convs < 0:
+            raise ValueError(f"stacked_convs={self.stacked_convs!r}; expected >= 0")
+        for name in ("center_sampling", "focal_alpha", "score_threshold", "mask_threshold",
+                     "update_threshold"):
+            check_probability(getattr(self, name), name)
+        for name in ("focal_gamma", "mask_loss_weight", "nms_sigma"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name}={getattr(self, name)!r}; expected a value >= 0")
+        if not self.nms_sigma > 0:
+            raise ValueError(f"nms_sigma={self.nms_sigma!r}; expected a value > 0")
+
+
+def derive_scale_ranges(stats: ObjectStats) -> tuple[tuple[float, float], ...]:
+    """The paper's ranges scaled to the training crops (module docstring).
+
+    ``factor = min(stats.image_size) / 800``; the first range starts at 0 and the last ends at
+    least at the largest object, so that every object belongs to some level.
+    """
+    factor = min(stats.image_size) / PAPER_SHORT_SIDE
+    ranges = [[round(lo * factor, 2), round(hi * factor, 2)] for lo, hi in PAPER_SCALE_RANGES]
+    ranges[0][0] = 0.0
+    if len(stats.sizes):
+        ranges[-1][1] = max(ranges[-1][1], float(stats.sizes.max()))
+    return tuple((lo, hi) for lo, hi in ranges)
+
+
+class SOLOv2:
+    """The ``solov2`` instance method (protocol: `segwise.instance.methods.base`)."""
+
+    name: ClassVar[str] = "solov2"
+    description: ClassVar[str] = (
+        "SOLOv2 (Wang et al. 2020): per-grid-cell categories and dynamic mask kernels on any "
+        "encoder + FPN, Matrix NMS; exportable"
+    )
+    options_type: ClassVar[type] = SOLOv2Options
+    exportable: ClassVar[bool] = True
+
+    # ------------------------------------------------------------------ options
+    def resolve_options(self, options: SOLOv2Options, stats: ObjectStats | None) -> SOLOv2Options:
+        """Fill ``scale_ranges`` (module docstring); other options have no data default."""
+        if options.scale_ranges is not None:
+            return options
+        ranges = derive_scale_ranges(stats) if stats is not None else PAPER_SCALE_RANGES
+        return replace(options, scale_ranges=ranges)
+
+    def derived_summary(self, options: SOLOv2Options) -> str:
+        """One line for the run banner: the scale ranges in use."""
+        ranges = ", ".join(f"P{lv} S={s}: {lo:g}-{hi:g}" for lv, s, (lo, hi) in zip(
+            LEVELS, options.grids, options.scale_ranges or PAPER_SCALE_RANGES, strict=True))
+        return (f"scale ranges (px of sqrt(box area)) {ranges} (the paper's, scaled to the "
+                f"training crops' short side / {PAPER_SHORT_SIDE}; override with "
+                "--model-option scale_ranges=...)")
+
+    # ------------------------------------------------------------------ model
+    def build(self, *, encoder: str | None, in_channels: int, num_classes: int,
+              options: SOLOv2Options, weights: str | None) -> nn.Module:
+        """Encoder + FPN (P2..P6, P6 by max-pool) + `SOLOv2Head` + `SOLOv2MaskBranch`.
+
+        ``weights``: None, ``"imagenet"`` (the encoder's, local files), or a path to a
+        state_dict of the whole model.
+        """
+        from segwise.instance.solov2_head import SOLOv2Head, SOLOv2MaskBranch, SOLOv2Model
+        from segwise.models.necks import build_encoder_fpn
+
+        if weights not in (None, "imagenet") and not isinstance(weights, str):
+            raise ValueError(f"weights={weights!r}; expected None, 'imagenet' or a file path")
+        backbone = build_encoder_fpn(encoder or DEFAULT_ENCODER, in_channels=in_channels,
+                                     levels=LEVELS, out_channels=options.fpn_channels,
+                                     extra="maxpool", pretrained=weights == "imagenet")
+        head = SOLOv2Head(options.fpn_channels, num_classes, grids=options.grids,
+                          kernel_dims=options.kernel_dims, channels=options.head_channels,
+                          stacked_convs=options.stacked_convs)
+        branch = SOLOv2MaskBranch(options.fpn_channels, channels=options.mask_channels,
+                                  kernel_dims=options.kernel_dims)
+        model = SOLOv2Model(backbone, head, branch)
+        if weights not in (None, "imagenet"):
+            from pathlib import Path
+
+            path = Path(weights)
+            if not path.is_file():
+                raise ValueError(f"weights={weights!r}: no such file; expected None, 'imagenet' "
+                                 "or the path of a SOLOv2 state_dict saved by segwise")
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model
+
+    def prepare_item(self, item: dict[str, Any], *, options: SOLOv2Options,
+                     pad_value: int) -> dict[str, Any]:
+        """Unchanged: grid targets depend on the padded batch size, so `loss` makes them."""
+        return item
+
+    # ------------------------------------------------------------------ training
+    def loss(self, model: nn.Module, images: Tensor, targets: Sequence[Mapping[str, Tensor]], *,
+             options: SOLOv2Options, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        """``{"category": L_cate, "mask": lambda * L_mask}`` (module docstring).
+
+        ``images (N, C, H, W)``; each target holds ``masks (K, H, W)``, ``labels (K,)`` and
+        optionally ``crowd (K,)``: crowd regions are no instance, and the grid cells they would
+        own are left out of the focal loss (neither positive nor negative).
+        """
+        from segwise.instance.solov2_loss import solov2_loss
+
+        return solov2_loss(model, images, targets, options=self.resolve_options(options, None))
+
+    # ------------------------------------------------------------------ decoding
+    def predict(self, model: nn.Module, images: Tensor, *, options: SOLOv2Options,
+                tile_size: int | None = None) -> list[InstancePrediction]:
+        """Fixed-size decoding (`SOLOv2Decoder`), then one `InstancePrediction` per image
+        (overlaps resolved by score). ``tile_size`` is not used (the grid is image-relative)."""
+        from segwise.instance.solov2_decode import SOLOv2Decoder
+
+        scores, labels, masks = SOLOv2Decoder(model, options)(images)
+        out = []
+        for s, lab, m in zip(scores.cpu(), labels.cpu(), masks.cpu(), strict=True):
+            keep = s > 0
+            out.append(InstancePrediction.from_masks(m[keep].bool(), labels=lab[keep],
+                                                     scores=s[keep].clamp(0, 1)))
+        return out
+
+    def export_module(self, model: nn.Module, *, options: SOLOv2Options,
+                      max_instances: int) -> nn.Module:
+        """`SOLOv2Decoder` with ``max_instances`` outputs: ``images (N, C, H, W) -> scores
+        (N, k) float32, labels (N, k) int64, masks (N, k, H, W) float32 in {0, 1}`` (zero rows
+        past the instances found)."""
+        from segwise.instance.solov2_decode import SOLOv2Decoder
+
+        return SOLOv2Decoder(model, replace(options, max_instances=int(max_instances)))

@@ -1,0 +1,108 @@
+"""SOLOv2 decoding to fixed-size outputs (the authors' ``get_seg_single``, as tensor algebra).
+
+For each image (all steps batched, no data-dependent shapes, so the module traces and exports):
+
+1. Category probabilities ``sigmoid`` per level, "point NMS": a cell is kept only where it is the
+   maximum of its 2 x 2 neighbourhood (max-pool, stride 1), as the authors' code.
+2. The ``pre_nms_top_k`` best (cell, class) pairs over all levels; their kernels give mask
+   probabilities ``sigmoid(G * F)`` at 1/4 scale, binarised at ``mask_threshold``.
+3. Candidates below ``score_threshold`` or whose mask has at most ``min_area`` pixels (1/4 scale)
+   are dropped. ``min_area`` is the authors' per-level filter ``(8, 8, 16, 32, 32)`` scaled by
+   ``(r / 96) ** 2``, ``r`` the upper end of the first scale range (so it is the paper's for the
+   paper's ranges and shrinks with derived ranges: 10 px nuclei have ~6 pixels at 1/4 scale).
+4. Score = class probability x "maskness" (mean mask probability inside the binary mask), then
+   Matrix NMS (`segwise.instance.matrix_nms`); decayed scores below ``update_threshold`` drop.
+5. The ``max_instances`` best are upsampled 4x (bilinear), cropped to the input size and
+   binarised. Unused rows have score 0, label 0 and an empty mask.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from segwise.instance.matrix_nms import matrix_nms
+from segwise.instance.solov2_head import SOLOv2Model, flatten_levels, pad_to_divisor
+
+if TYPE_CHECKING:
+    from segwise.instance.methods.solov2 import SOLOv2Options
+
+__all__ = ["PAPER_MIN_AREAS", "SOLOv2Decoder", "point_nms"]
+
+#: the authors' per-level minimum mask area (pixels at 1/4 scale) for the paper's ranges
+PAPER_MIN_AREAS = (8.0, 8.0, 16.0, 32.0, 32.0)
+#: upper end of the paper's first scale range
+_PAPER_FIRST_HI = 96.0
+
+
+def point_nms(heat: Tensor) -> Tensor:
+    """``heat (N, C, S, S)`` with every cell that is not the max of its 2 x 2 window (the cell,
+    its left, upper and upper-left neighbours) set to 0."""
+    hmax = F.max_pool2d(heat, kernel_size=2, stride=1, padding=1)[..., :-1, :-1]
+    return heat * (hmax == heat).to(heat.dtype)
+
+
+class SOLOv2Decoder(nn.Module):
+    """``images -> (scores, labels, masks)`` with SOLOv2 decoding (module docstring).
+
+    Args:
+        model: a `SOLOv2Model`.
+        options: `SOLOv2Options` (scale ranges resolved or None for the paper's).
+
+    ``forward(images (N, C, H, W))`` returns ``scores (N, k) float32`` (descending, 0 = unused),
+    ``labels (N, k) int64`` (0 = unused) and ``masks (N, k, H, W) float32`` in {0, 1}, with
+    ``k = options.max_instances``.
+    """
+
+    def __init__(self, model: SOLOv2Model, options: SOLOv2Options) -> None:
+        super().__init__()
+        from segwise.instance.methods.solov2 import PAPER_SCALE_RANGES
+
+        self.model = model
+        self.options = options
+        ranges = options.scale_ranges or PAPER_SCALE_RANGES
+        factor = (ranges[0][1] / _PAPER_FIRST_HI) ** 2
+        per_cell = [torch.full((s * s,), a * factor) for s, a in zip(
+            options.grids, PAPER_MIN_AREAS, strict=True)]
+        self.register_buffer("min_area", torch.cat(per_cell), persistent=False)  # (T,)
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """See the class docstring."""
+        opt = self.options
+        h, w = images.shape[-2:]
+        out = self.model(pad_to_divisor(images, self.model.divisor))
+        cate = flatten_levels([point_nms(torch.sigmoid(c.float())) for c in out.categories])
+        t, c = cate.shape[1:]  # (N, T, C)
+        k1 = min(opt.pre_nms_top_k, t * c)
+        top, index = cate.flatten(1).topk(k1, dim=1)  # (N, k1), descending
+        cells = torch.div(index, c, rounding_mode="floor")
+        labels = index - cells * c + 1
+        kernels = flatten_levels(out.kernels)  # (N, T, E)
+        chosen = torch.gather(kernels, 1, cells[..., None].expand(-1, -1, kernels.shape[-1]))
+        probs = torch.sigmoid(SOLOv2Model.masks_for(chosen, out.mask_features).float())
+        seg = probs > opt.mask_threshold  # (N, k1, H'/4, W'/4)
+        area = seg.flatten(2).sum(-1).float()  # (N, k1)
+        maskness = (probs * seg).flatten(2).sum(-1) / area.clamp(min=1.0)
+        keep = (top > opt.score_threshold) & (area > self.min_area[cells])
+        scores = torch.where(keep, top * maskness, torch.zeros_like(top))
+        decayed = matrix_nms(seg, labels, scores, kernel=opt.nms_kernel, sigma=opt.nms_sigma,
+                             areas=area)
+        decayed = torch.where(keep & (decayed >= opt.update_threshold), decayed,
+                              torch.zeros_like(decayed))
+        k = min(opt.max_instances, k1)
+        final, order = decayed.topk(k, dim=1)  # (N, k)
+        labels = torch.gather(labels, 1, order)
+        picked = torch.gather(probs, 1, order[..., None, None].expand(-1, -1, *probs.shape[-2:]))
+        up = F.interpolate(picked, scale_factor=4.0, mode="bilinear", align_corners=False)
+        used = final > 0
+        masks = ((up[..., :h, :w] > opt.mask_threshold) & used[..., None, None]).float()
+        labels = torch.where(used, labels, torch.zeros_like(labels))
+        if k < opt.max_instances:  # fewer candidates than outputs: zero rows
+            extra = opt.max_instances - k
+            final = F.pad(final, (0, extra))
+            labels = F.pad(labels, (0, extra))
+            masks = F.pad(masks, (0, 0, 0, 0, 0, extra))
+        return final, labels, masks
