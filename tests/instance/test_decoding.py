@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from segwise.instance.methods import (
-    InstanceDecodeConfig,
-    InstanceMethod,
+from segwise.instance.methods import predict_instances
+from segwise.instance.methods.maskrcnn import MaskRCNNOptions
+from segwise.instance.methods.unet_watershed import (
+    UNetWatershedOptions,
     decode_unet_logits,
     instance_map_from_item,
-    predict_instances,
     unet_targets_from_item,
 )
 from segwise.instance.representation import InstancePrediction
@@ -87,9 +87,9 @@ def test_decode_unet_logits_and_predict_instances():
     logits = 10.0 * nn.functional.one_hot(onehot, 3).permute(2, 0, 1)[None].float()
     preds = decode_unet_logits(logits.repeat(2, 1, 1, 1))
     assert len(preds) == 2 and all(dsb_score(p, INST) == 1.0 for p in preds)
-    cfg = InstanceDecodeConfig(decoding="connected_components")
+    cfg = UNetWatershedOptions(decoding="connected_components")
     assert cfg.decoding is Decoding.CONNECTED_COMPONENTS
-    assert dsb_score(decode_unet_logits(logits, config=cfg)[0], INST) == 1.0
+    assert dsb_score(decode_unet_logits(logits, options=cfg)[0], INST) == 1.0
     with pytest.raises(ValueError, match=r"expected \(N, 3, H, W\)"):
         decode_unet_logits(logits[:, :2])
 
@@ -99,8 +99,12 @@ def test_decode_unet_logits_and_predict_instances():
 
     preds = predict_instances(Fixed(), torch.rand(1, 3, *INST.shape), method="unet_watershed")
     assert dsb_score(preds[0], INST) == 1.0
-    with pytest.raises(ValueError, match="method='solo'.*'maskrcnn', 'unet_watershed'"):
-        predict_instances(Fixed(), torch.rand(1, 3, 4, 4), method="solo")
-    assert InstanceMethod("maskrcnn") is InstanceMethod.MASKRCNN
+    preds = predict_instances(Fixed(), torch.rand(1, 3, *INST.shape), method="unet_watershed",
+                              options={"decoding": "connected_components"})
+    assert dsb_score(preds[0], INST) == 1.0
+    with pytest.raises(ValueError, match="method='nope'.*'maskrcnn', 'unet_watershed'"):
+        predict_instances(Fixed(), torch.rand(1, 3, 4, 4), method="nope")
     with pytest.raises(ValueError, match="score_threshold=1.5"):
-        InstanceDecodeConfig(score_threshold=1.5)
+        MaskRCNNOptions(score_threshold=1.5)
+    with pytest.raises(ValueError, match="min_area=-1"):
+        UNetWatershedOptions(min_area=-1)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from segwise.engine.config import config_from_dict
+from segwise.instance.methods.unet_watershed import UNET_IGNORE
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +37,9 @@ def _adapter(root, model, **options):
     from segwise.engine.registry import make_adapter
 
     config = _config(root, model, **options)
-    info = discover_dataset(root).info
-    return make_adapter(config, info, device=torch.device("cpu"), amp_dtype=None,
-                        channels_last=False), config
+    index = discover_dataset(root)
+    return make_adapter(config, index.info, device=torch.device("cpu"), amp_dtype=None,
+                        channels_last=False, index=index), config
 
 
 def test_items_exclude_padding_from_instances_and_carry_unet_targets(tiny_instance):
@@ -48,7 +49,7 @@ def test_items_exclude_padding_from_instances_and_carry_unet_targets(tiny_instan
     train, _ = adapter.datasets(discover_dataset(tiny_instance), config.data)
     torch.manual_seed(0)
     item = train[0]  # 48x48 image padded to a 64x64 crop
-    pad = item["mask"] == adapter.ignore_index
+    pad = item["mask"] == UNET_IGNORE
     assert pad.any()
     inst = item["instances"]
     assert set(inst["masks"].unique().tolist()) <= {0, 1}
@@ -65,8 +66,13 @@ def test_items_exclude_padding_from_instances_and_carry_unet_targets(tiny_instan
 def test_configuration_errors_name_the_fix(tiny_instance, tiny_semantic_root):
     with pytest.raises(ValueError, match="--model maskrcnn or --model unet_watershed"):
         _adapter(tiny_instance, "unet")
-    with pytest.raises(ValueError, match="not a maskrcnn option"):
+    with pytest.raises(ValueError, match="output_stride is not a maskrcnn option; allowed: "
+                       "anchor_sizes, aspect_ratios"):
         _adapter(tiny_instance, "maskrcnn", output_stride=8)
+    with pytest.raises(ValueError, match="w0 is not a maskrcnn option"):
+        _adapter(tiny_instance, "maskrcnn", w0=3)
+    with pytest.raises(ValueError, match="anchor_sizes=.*expected 5 sizes"):
+        _adapter(tiny_instance, "maskrcnn", anchor_sizes=[8, 16])
     with pytest.raises(ValueError, match="min_area"):
         _adapter(tiny_instance, "unet_watershed", min_area=-1)
     with pytest.raises(ValueError, match="instance masks"):
@@ -82,18 +88,34 @@ def tiny_semantic_root(tmp_path_factory):
 
 
 def test_maskrcnn_model_args_rebuild_the_model(tiny_instance):
+    from segwise.data import discover_dataset
+    from segwise.engine.instance_adapter import measure_object_stats
     from segwise.engine.registry import build_model_from_args
+    from segwise.instance.maskrcnn import derive_anchors
 
     adapter, _ = _adapter(tiny_instance, "maskrcnn", score_threshold=0.3,
-                          rpn_post_nms_top_n=[20, 20])
+                          rpn_post_nms_top_n=[20, 20], fpn_channels=32)
     args = json.loads(json.dumps(adapter.model_args))  # builtins only: checkpoint-safe
-    assert args["kind"] == "maskrcnn" and args["num_classes"] == 3  # disc, square, triangle
-    assert args["decode"] == {"score_threshold": 0.3}
-    assert args["options"]["image_mean"] == [0.0, 0.0, 0.0]
+    assert args["kind"] == "instance" and args["method"] == "maskrcnn"
+    assert args["num_classes"] == 3  # disc, square, triangle
+    assert args["options"]["score_threshold"] == 0.3
+    # anchors come from the training objects, and the banner line says so
+    index = discover_dataset(tiny_instance)
+    stats = measure_object_stats(index.train, index.info, image_size=(64, 64))
+    assert len(stats.sizes) == int(stats.objects_per_image.sum()) > 0
+    sizes, ratios = derive_anchors(stats.sizes, stats.aspect_ratios)
+    assert args["options"]["anchor_sizes"] == list(sizes)
+    assert args["options"]["aspect_ratios"] == list(ratios)
+    assert adapter.data_derived.startswith(f"anchors: sizes [{sizes[0]:g}, ")
     model = adapter.build_model(None)
     rebuilt = build_model_from_args(args)
     rebuilt.load_state_dict(model.state_dict())  # same architecture, strict
     assert rebuilt.rpn._post_nms_top_n["testing"] == 20
+    assert rebuilt.rpn.anchor_generator.sizes == tuple((s,) for s in sizes)
+    # user anchors win over the derived ones
+    mine, _ = _adapter(tiny_instance, "maskrcnn", anchor_sizes=[4, 8, 16, 32, 64])
+    assert mine.model_args["options"]["anchor_sizes"] == [4.0, 8.0, 16.0, 32.0, 64.0]
+    assert mine.model_args["options"]["aspect_ratios"] == list(ratios)
 
 
 @pytest.mark.slow
@@ -109,7 +131,7 @@ def test_unet_watershed_run_resumes_and_rebuilds(tiny_instance, tmp_path):
     assert [r["epoch"] for r in resumed.history] == [1, 2]
     assert {"val_dsb_score", "val_ap50", "val_pq"} <= set(resumed.history[-1])
     loaded = load_run(run / "last.pt", device="cpu")
-    assert loaded.model_args["kind"] == "unet_watershed"
-    assert loaded.model_args["decode"] == {"min_area": 2}
+    assert loaded.model_args["method"] == "unet_watershed"
+    assert loaded.model_args["options"]["min_area"] == 2
     assert loaded.config["train"]["task"] == "instance"
     assert loaded.model(torch.zeros(1, 3, 48, 48)).shape == (1, 3, 48, 48)

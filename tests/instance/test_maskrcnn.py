@@ -10,7 +10,7 @@ from segwise.instance.maskrcnn import (
     collate_maskrcnn,
     maskrcnn_targets_from_item,
 )
-from segwise.instance.methods import InstanceDecodeConfig, predict_instances
+from segwise.instance.methods import predict_instances
 from segwise.instance.representation import InstancePrediction
 
 # small enough for a shared 2-core CPU: 64x64 input, few proposals and sampled RoIs
@@ -93,8 +93,8 @@ def test_train_step_and_eval(model):
     grad = model.roi_heads.mask_predictor.mask_fcn_logits.weight.grad
     assert grad is not None and torch.isfinite(grad).all()
     # eval through the method layer (calls predict_maskrcnn); any image size
-    config = InstanceDecodeConfig(score_threshold=0.0)
-    preds = predict_instances(model, [torch.rand(3, 64, 48)], method="maskrcnn", config=config)
+    preds = predict_instances(model, [torch.rand(3, 64, 48)], method="maskrcnn",
+                              options={"score_threshold": 0.0})
     assert isinstance(preds[0], InstancePrediction) and preds[0].shape == (64, 48)
     assert not model.training
 

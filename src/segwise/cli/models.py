@@ -20,14 +20,6 @@ Examples:
 """
 
 
-# what each instance model kind is, for the listing (kinds: engine.instance_adapter)
-INSTANCE_DESCRIPTIONS = {
-    "maskrcnn": "Mask R-CNN (torchvision, ResNet-50-FPN v2): a box, class and mask per object; "
-                "3-channel images",
-    "unet_watershed": "a semantic model (default unet; --model-option arch=NAME, --encoder) "
-                      "predicting interior and border, objects split by watershed",
-}
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoders", action="store_true", help="list encoders instead")
@@ -73,9 +65,9 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"{name:<15} {spec.description} (default encoder: {spec.default_encoder})")
         print(f"{'':<15} options: {options or '-'}")
-    from segwise.engine.instance_adapter import INSTANCE_KINDS
+    from segwise.instance.methods import INSTANCE_METHODS, get_method
 
     print("\ninstance models (segwise train --task instance --model NAME):")
-    for name in INSTANCE_KINDS:
-        print(f"{name:<15} {INSTANCE_DESCRIPTIONS.get(name, '')}")
+    for name in INSTANCE_METHODS:
+        print(f"{name:<15} {get_method(name).description}")
     return 0

@@ -80,6 +80,15 @@ class TaskAdapter:
             return f"{t.loss} (dice x{t.dice_weight}, ce x{t.ce_weight})"
         return t.loss
 
+    def resolve(self, index: Any) -> None:
+        """Learn data-derived settings from the dataset index (``segwise.data.DatasetIndex``)
+        before ``model_args`` is read; called by ``make_adapter``. Default: nothing."""
+
+    @property
+    def data_derived(self) -> str | None:
+        """One line on what the data decided (e.g. anchor sizes) for the banner, or None."""
+        return None
+
     def train_transform(self, data_cfg: DataConfig) -> Any:
         """The training augmentation the data config asks for (``segwise.data`` preset)."""
         from segwise.data import train_transforms

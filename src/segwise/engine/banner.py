@@ -61,6 +61,8 @@ def describe_run(config, user_data, info, adapter, device, amp_dtype, channels_l
         f"weights={weights} out_channels={model_args['num_classes']} "
         f"options={_resolved_options(model_args)} (init: docs/models.md, Initialisation)",
         f"loss      {adapter.loss_description}",
+        *([f"derived   {adapter.data_derived} (from the training data)"]
+          if adapter.data_derived else []),
         f"optimizer {o.optimizer.value} lr={o.lr} wd={o.weight_decay} "
         f"schedule={o.schedule.value} warmup={o.warmup_epochs} ep, "
         f"clip={o.grad_clip if o.grad_clip is not None else 'off'}, ema={o.ema_decay}",

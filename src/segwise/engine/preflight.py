@@ -88,7 +88,7 @@ def check_run(config: RunConfig, *, check_weights: bool = True) -> CheckedRun:
         )
     decoded, seconds = decode_every_image(index.samples, config.data.root)
     adapter = make_adapter(config, index.info, device=torch.device("cpu"), amp_dtype=None,
-                           channels_last=False)
+                           channels_last=False, index=index)
     monitor = config.train.monitor
     allowed = type(adapter).MONITORS
     if monitor is not None and monitor not in allowed:

@@ -32,8 +32,7 @@ def _resolve(target: str) -> Any:
 # An explicit table of import paths: nothing registers itself by being imported.
 MODEL_KINDS: dict[str, str] = {
     "semantic": "segwise.engine.adapters:_semantic_model",
-    "maskrcnn": "segwise.engine.instance_adapter:build_maskrcnn_from_args",
-    "unet_watershed": "segwise.engine.instance_adapter:build_unet_watershed_from_args",
+    "instance": "segwise.engine.instance_adapter:build_instance_model",
 }
 
 
@@ -61,10 +60,15 @@ def make_adapter(
     device: torch.device,
     amp_dtype: torch.dtype | None,
     channels_last: bool,
+    index: Any = None,
 ) -> TaskAdapter:
-    """The adapter for ``config.train.task``."""
+    """The adapter for ``config.train.task``; with ``index`` (the discovered dataset) it has
+    resolved its data-derived settings (:meth:`TaskAdapter.resolve`)."""
     task = config.train.task
     if task not in ADAPTERS:
         raise ValueError(f"train.task={task.value!r} has no training adapter in this install")
     cls = _resolve(ADAPTERS[task])
-    return cls(config, info, device, amp_dtype, channels_last)
+    adapter = cls(config, info, device, amp_dtype, channels_last)
+    if index is not None:
+        adapter.resolve(index)
+    return adapter

@@ -149,7 +149,8 @@ def start_run(config: RunConfig | None, run_dir: Path, *, resume: bool, quiet: b
     data_cfg = derive_data_defaults(config.data, info, device)
     config = dataclasses.replace(config, data=data_cfg)
     adapter = make_adapter(
-        config, info, device=device, amp_dtype=amp_dtype, channels_last=channels_last
+        config, info, device=device, amp_dtype=amp_dtype, channels_last=channels_last,
+        index=index,
     )
     monitor = (t_cfg.monitor or adapter.default_monitor).value
     model_args = adapter.model_args

@@ -1,4 +1,5 @@
-"""Instance segmentation: one output type (`InstancePrediction`), two methods, shared metrics.
+"""Instance segmentation: one output type (`InstancePrediction`), methods as plug-ins
+(`segwise.instance.methods.INSTANCE_METHODS`), shared metrics.
 
 Names resolve lazily (PEP 562), so ``import segwise.instance`` imports neither torch,
 torchvision, scikit-image nor pycocotools; each is imported by the function that needs it.
@@ -16,14 +17,20 @@ from segwise._lazy import lazy_exports
 _LAZY = {
     "InstancePrediction": "segwise.instance.representation",
     "InstanceRecord": "segwise.instance.representation",
-    "InstanceMethod": "segwise.instance.methods",
-    "InstanceDecodeConfig": "segwise.instance.methods",
-    "UNET_NUM_CLASSES": "segwise.instance.methods",
+    "INSTANCE_METHODS": "segwise.instance.methods",
+    "ObjectStats": "segwise.instance.methods",
+    "get_method": "segwise.instance.methods",
     "predict_instances": "segwise.instance.methods",
-    "decode_unet_logits": "segwise.instance.methods",
-    "unet_targets_from_item": "segwise.instance.methods",
-    "instance_map_from_item": "segwise.instance.methods",
+    "MaskRCNNOptions": "segwise.instance.methods.maskrcnn",
+    "UNetWatershedOptions": "segwise.instance.methods.unet_watershed",
+    "UNET_NUM_CLASSES": "segwise.instance.methods.unet_watershed",
+    "decode_unet_logits": "segwise.instance.methods.unet_watershed",
+    "unet_targets_from_item": "segwise.instance.methods.unet_watershed",
+    "instance_map_from_item": "segwise.instance.methods.unet_watershed",
     "build_maskrcnn": "segwise.instance.maskrcnn",
+    "build_maskrcnn_on_encoder": "segwise.instance.maskrcnn",
+    "derive_anchors": "segwise.instance.maskrcnn",
+    "clean_instances": "segwise.instance.targets",
     "maskrcnn_targets_from_item": "segwise.instance.maskrcnn",
     "collate_maskrcnn": "segwise.instance.maskrcnn",
     "predict_maskrcnn": "segwise.instance.maskrcnn",

@@ -1,4 +1,14 @@
-"""Mask R-CNN (torchvision ``maskrcnn_resnet50_fpn_v2``): builder, targets adapter, prediction.
+"""Mask R-CNN builders, targets adapter, prediction (He et al., ICCV 2017; torchvision's heads).
+
+Two layouts:
+
+- `build_maskrcnn_on_encoder`: any segwise encoder -> `segwise.models.necks.FPN` (P2..P6) ->
+  torchvision's RPN, ``MultiScaleRoIAlign`` (P2..P5) and Mask R-CNN box and mask heads;
+- `build_maskrcnn`: torchvision's ``maskrcnn_resnet50_fpn_v2`` itself (the layout of its COCO
+  checkpoint, encoder name ``tv_resnet50_fpn_v2`` in ``segwise train``).
+
+Anchors: `derive_anchors` picks one size per pyramid level and three aspect ratios from the
+training objects (`segwise.instance.methods.ObjectStats`).
 
 No network access at run time: weights come from a local file. ``weights="coco"`` looks for
 torchvision's COCO checkpoint in the torch hub cache only and otherwise fails at once, saying
@@ -7,10 +17,13 @@ where to download it and how to pass the file.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -19,14 +32,173 @@ from segwise.instance.representation import InstancePrediction
 
 __all__ = [
     "COCO_NUM_CLASSES",
+    "DEFAULT_ANCHOR_SIZES",
+    "DEFAULT_ASPECT_RATIOS",
     "build_maskrcnn",
+    "build_maskrcnn_on_encoder",
     "collate_maskrcnn",
+    "derive_anchors",
     "maskrcnn_targets_from_item",
+    "native_size",
     "predict_maskrcnn",
+    "set_anchors",
 ]
 
 #: classes of torchvision's COCO checkpoint, background included (91 = 90 category slots + 1)
 COCO_NUM_CLASSES = 91
+#: torchvision's anchors (one size per level P2..P6, three ratios height / width), used when
+#: the training data has no objects to measure
+DEFAULT_ANCHOR_SIZES = (32.0, 64.0, 128.0, 256.0, 512.0)
+DEFAULT_ASPECT_RATIOS = (0.5, 1.0, 2.0)
+#: pyramid levels of the segwise-encoder layout: RPN on P2..P6, RoIAlign on P2..P5
+_LEVELS = (2, 3, 4, 5, 6)
+_ROI_LEVELS = ("p2", "p3", "p4", "p5")
+
+
+def derive_anchors(
+    sizes: np.ndarray, aspect_ratios: np.ndarray, *, levels: int = len(_LEVELS)
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Anchor sizes (one per pyramid level) and three aspect ratios from the training objects.
+
+    Sizes: `segwise.instance.anchors.anchor_sizes_from_stats` (shared with YOLACT): ``levels``
+    values spaced geometrically from the 5th to the 95th percentile of the object sizes (at
+    least 2 px; smallest level first, so small objects meet the finest stride), i.e. the
+    anchors span the objects the data has rather than torchvision's COCO range of 32-512 px.
+    Ratios (height / width): the 10th, 50th and 90th percentiles of the object aspect
+    ratios, widened to at least x1.25 around the median so the three differ.
+    No objects: torchvision's defaults (`DEFAULT_ANCHOR_SIZES`, `DEFAULT_ASPECT_RATIOS`).
+
+    Args:
+        sizes: ``(K,)`` object sizes ``sqrt(w * h)`` in px.
+        aspect_ratios: ``(K,)`` object ``h / w``.
+        levels: pyramid levels with anchors.
+
+    Returns:
+        ``(sizes, ratios)``, rounded to 0.1 px and 0.01.
+    """
+    from segwise.instance.anchors import anchor_sizes_from_stats
+
+    sizes = np.asarray(sizes, dtype=np.float64)
+    ratios = np.asarray(aspect_ratios, dtype=np.float64)
+    if sizes.size == 0:
+        return DEFAULT_ANCHOR_SIZES[:levels], DEFAULT_ASPECT_RATIOS
+    r10, r50, r90 = (float(v) for v in np.quantile(ratios, [0.1, 0.5, 0.9]))
+    r10, r90 = min(r10, r50 / 1.25), max(r90, r50 * 1.25)
+    return (
+        anchor_sizes_from_stats(sizes, num_levels=levels),
+        tuple(round(v, 2) for v in (r10, r50, r90)),
+    )
+
+
+def set_anchors(model: nn.Module, sizes: Sequence[float], ratios: Sequence[float]) -> None:
+    """Give a torchvision Mask R-CNN the anchor generator ``sizes`` (one per level) x
+    ``ratios``; the RPN head must predict ``len(ratios)`` anchors per location."""
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+    n_head = model.rpn.head.cls_logits.out_channels
+    if n_head != len(ratios):
+        raise ValueError(
+            f"aspect_ratios={list(ratios)} gives {len(ratios)} anchors per location, but this "
+            f"model's RPN head predicts {n_head} (e.g. the COCO checkpoint); pass {n_head} ratios"
+        )
+    model.rpn.anchor_generator = AnchorGenerator(
+        tuple((float(s),) for s in sizes), (tuple(float(r) for r in ratios),) * len(sizes)
+    )
+
+
+@contextmanager
+def native_size(model: nn.Module, height: int, width: int) -> Iterator[None]:
+    """Let Mask R-CNN see an image at its own resolution (no internal resize; the transform
+    still pads the batch to ``size_divisible``)."""
+    transform = model.transform
+    saved = transform.min_size, transform.max_size
+    transform.min_size, transform.max_size = (min(height, width),), max(height, width)
+    try:
+        yield
+    finally:
+        transform.min_size, transform.max_size = saved
+
+
+def build_maskrcnn_on_encoder(
+    *,
+    encoder: str,
+    in_channels: int,
+    num_classes: int,
+    anchor_sizes: Sequence[float],
+    aspect_ratios: Sequence[float],
+    fpn_channels: int = 256,
+    pretrained_encoder: bool = False,
+    box_score_thresh: float = 0.05,
+    box_detections_per_img: int = 100,
+    rpn_pre_nms_top_n: tuple[int, int] = (2000, 1000),
+    rpn_post_nms_top_n: tuple[int, int] = (2000, 1000),
+    box_batch_size_per_image: int = 512,
+) -> nn.Module:
+    """Mask R-CNN on a segwise encoder: encoder -> FPN P2..P6 -> torchvision's heads.
+
+    The RPN (``RPNHead``, one 3x3 conv) runs on P2..P6 with anchors ``anchor_sizes[l]`` x
+    ``aspect_ratios`` per level; box and mask RoIs are pooled from P2..P5 by
+    ``MultiScaleRoIAlign`` (7x7 and 14x14, level by box size, FPN paper eq. 1) and go through
+    torchvision's ``TwoMLPHead`` + ``FastRCNNPredictor`` and ``MaskRCNNHeads`` (4 convs) +
+    ``MaskRCNNPredictor``, i.e. the Mask R-CNN paper's FPN heads. Images are expected
+    normalised already (the model's own normalisation is the identity).
+
+    Args:
+        encoder: a segwise encoder name (``segwise models --encoders``) with a stride-32
+            feature; others are refused by name.
+        in_channels: image channels.
+        num_classes: foreground classes (outputs ``num_classes + 1``, 0 = background).
+        anchor_sizes: five sizes (px), one per level P2..P6.
+        aspect_ratios: anchor ratios height / width, the same on every level.
+        fpn_channels: channels of every pyramid level.
+        pretrained_encoder: load the encoder's ImageNet weights (local files only).
+        box_score_thresh, box_detections_per_img, rpn_pre_nms_top_n, rpn_post_nms_top_n,
+            box_batch_size_per_image: see `build_maskrcnn`.
+
+    Returns:
+        A ``torchvision.models.detection.MaskRCNN`` whose ``backbone`` is a
+        `segwise.models.necks.EncoderFPN`.
+    """
+    from torchvision.models.detection import MaskRCNN
+    from torchvision.ops import MultiScaleRoIAlign
+
+    from segwise.models.necks import build_encoder_fpn
+
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes={num_classes!r} is not valid; expected an int >= 1")
+    if len(anchor_sizes) != len(_LEVELS):
+        raise ValueError(
+            f"anchor_sizes={list(anchor_sizes)}; expected {len(_LEVELS)} sizes, one per level "
+            "P2..P6"
+        )
+    backbone = build_encoder_fpn(
+        encoder, in_channels=in_channels, levels=_LEVELS, out_channels=fpn_channels,
+        extra="maxpool", pretrained=pretrained_encoder,
+    )
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+    model = MaskRCNN(
+        backbone,
+        num_classes=num_classes + 1,
+        rpn_anchor_generator=AnchorGenerator(
+            tuple((float(s),) for s in anchor_sizes),
+            (tuple(float(r) for r in aspect_ratios),) * len(anchor_sizes),
+        ),
+        box_roi_pool=MultiScaleRoIAlign(list(_ROI_LEVELS), output_size=7, sampling_ratio=2),
+        mask_roi_pool=MultiScaleRoIAlign(list(_ROI_LEVELS), output_size=14, sampling_ratio=2),
+        image_mean=[0.0] * in_channels,
+        image_std=[1.0] * in_channels,
+        box_score_thresh=box_score_thresh,
+        box_detections_per_img=box_detections_per_img,
+        rpn_pre_nms_top_n_train=rpn_pre_nms_top_n[0],
+        rpn_pre_nms_top_n_test=rpn_pre_nms_top_n[1],
+        rpn_post_nms_top_n_train=rpn_post_nms_top_n[0],
+        rpn_post_nms_top_n_test=rpn_post_nms_top_n[1],
+        box_batch_size_per_image=box_batch_size_per_image,
+    )
+    # pad batches to a multiple of both the top FPN stride (32) and the encoder's divisor
+    model.transform.size_divisible = math.lcm(32, backbone.divisor)
+    return model
 
 
 def _hub_file(url: str) -> Path:

@@ -20,13 +20,20 @@ Conventions shared by every method:
 - Every method has its own options value: a frozen dataclass (``spec.options_type``) whose
   fields all have defaults, validated in ``__post_init__`` with a ValueError naming the bad
   value. Options hold build, target and decoding settings alike; they are stored in the
-  checkpoint (``dataclasses.asdict``), so prediction decodes exactly as validation did.
+  checkpoint (`options_to_dict`: plain values, enums as their names), so prediction decodes
+  exactly as validation did; `options_from_mapping` turns ``--model-option`` values (or the
+  stored dict) back into the options value and refuses unknown keys, naming the allowed ones.
+- ``build(encoder=None)`` means the method's own default encoder.
+- Added after the first draft (additions only): ``derived_summary(options)``, the banner's
+  one line on what was derived from the data.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -35,7 +42,7 @@ from torch import nn
 
 from segwise.instance.representation import InstancePrediction
 
-__all__ = ["InstanceMethodSpec", "ObjectStats"]
+__all__ = ["InstanceMethodSpec", "ObjectStats", "options_from_mapping", "options_to_dict"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,11 @@ class InstanceMethodSpec(Protocol):
         """``options`` with its data-derived defaults filled in (e.g. anchors from
         ``stats.sizes``); ``stats`` is None when no training data is at hand (rebuilding from a
         checkpoint, whose options are already resolved). Pure: returns a new value."""
+        ...
+
+    def derived_summary(self, options: Any) -> str:
+        """One line saying what `resolve_options` derived from the data (e.g. the anchors),
+        printed in the run banner and stored with the run."""
         ...
 
     def build(
@@ -138,3 +150,37 @@ class InstanceMethodSpec(Protocol):
         zero-padded). Raises `segwise.inference.deploy.ExportError` naming the part that cannot
         be exported, and why, for methods that cannot."""
         ...
+
+
+def options_from_mapping(options_type: type, raw: Mapping[str, Any] | None, *, method: str) -> Any:
+    """The options value of ``method`` from ``--model-option`` values or a stored dict.
+
+    Raises:
+        ValueError: a key that is not a field of ``options_type`` (naming the allowed keys), or
+            a bad value (from the dataclass's own validation).
+    """
+    raw = dict(raw or {})
+    allowed = [f.name for f in dataclasses.fields(options_type)]
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"--model-option {', '.join(unknown)} is not a {method} option; allowed: "
+            f"{', '.join(allowed)}"
+        )
+    return options_type(**raw)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def options_to_dict(options: Any) -> dict[str, Any]:
+    """``options`` as plain values (lists, str, numbers, None; enums as their names), the form
+    stored in checkpoints (``torch.load(weights_only=True)`` reads it)."""
+    return {f.name: _plain(getattr(options, f.name)) for f in dataclasses.fields(options)}
