@@ -53,7 +53,7 @@ def test_train_writes_an_instance_run(instance_run):
     for name in ("best.pt", "last.pt", "config.yaml", "metrics.jsonl", "overlays.png"):
         assert (run / name).is_file()
     args = json.loads((run / "model_args.json").read_text())
-    assert args["kind"] == method
+    assert args["kind"] == "instance" and args["method"] == method
     record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     for key in ("val_dsb_score", "val_ap50", "val_pq"):
         assert 0.0 <= record[key] <= 1.0
