@@ -91,7 +91,10 @@ def _render(report) -> None:
     if "instances" in s:
         i = s["instances"]
         console.print(f"instances: {i['total']} (per image min {i['min']}, median "
-                      f"{i['median']}, max {i['max']})")
+                      f"{i['median']}, max {i['max']})"
+                      + (f"  |  crowd regions (iscrowd): {i['crowd']} in "
+                         f"{i['images_with_crowd']} images, ignored in training, scored as "
+                         "crowd" if i.get("crowd") else ""))
     table = Table(title="classes")
     for col in ("#", "name", "colour", "pixels", "share"):
         table.add_column(col, justify="right" if col in ("#", "pixels", "share") else "left")

@@ -30,14 +30,18 @@ class FileFindings:
     Attributes:
         counts: ``int64 (C,)`` pixels per class over the readable masks.
         problems: one :class:`Problem` per finding, naming its file.
-        instance_counts: objects per sample id (instance and COCO masks).
+        instance_counts: objects per sample id (instance and COCO masks; COCO crowd regions
+            not included).
         ignored_pixels: mask pixels labelled ``ignore_index`` (in no class).
+        crowd_counts: COCO crowd regions (``iscrowd: 1``) per sample id, for images that have
+            any.
     """
 
     counts: np.ndarray
     problems: list[Problem] = field(default_factory=list)
     instance_counts: dict[str, int] = field(default_factory=dict)
     ignored_pixels: int = 0
+    crowd_counts: dict[str, int] = field(default_factory=dict)
 
 
 def check_files(
@@ -65,6 +69,7 @@ def check_files(
     counts = np.zeros(n, dtype=np.int64)
     problems: list[Problem] = []
     instance_counts: dict[str, int] = {}
+    crowd_counts: dict[str, int] = {}
     ignored = 0
     coco = None
     if kind == MaskKind.COCO:
@@ -100,19 +105,22 @@ def check_files(
             continue
         if coco is not None:
             try:
-                inst, semantic, overlap = coco.targets(s.image_path.name)
+                found = coco.targets(s.image_path.name)
             except ValueError as err:
                 problems.append(Problem(Severity.ERROR, "bad_annotation", str(s.mask_path),
                                         str(err)))
                 continue
-            instance_counts[s.id] = len(inst["ids"])
-            counts += np.bincount(semantic.ravel(), minlength=n)[:n]
-            if overlap:
+            instance_counts[s.id] = len(found.instances["ids"]) - found.num_crowd
+            if found.num_crowd:
+                crowd_counts[s.id] = found.num_crowd
+            counts += np.bincount(found.semantic[~found.crowd_pixels], minlength=n)[:n]
+            if found.overlap:
                 problems.append(Problem(Severity.INFO, "coco_overlap", str(s.image_path),
-                                        f"{overlap} pixels are covered by several instances; "
-                                        "the semantic mask gives them the smallest one's class"))
-            if img is not None and img.size != semantic.shape:
-                problems.append(_size_problem(s, img.size, semantic.shape))
+                                        f"{found.overlap} pixels are covered by several "
+                                        "instances; the semantic mask gives them the smallest "
+                                        "one's class"))
+            if img is not None and img.size != found.semantic.shape:
+                problems.append(_size_problem(s, img.size, found.semantic.shape))
             continue
         m = mask_scans.get(s.id)
         if m is None:
@@ -178,8 +186,14 @@ def check_files(
                 v = 1
             if 0 <= v < n:
                 counts[v] += c
+    if crowd_counts:
+        problems.append(Problem(
+            Severity.INFO, "coco_crowd", str(coco.path),
+            f"{sum(crowd_counts.values())} crowd regions (iscrowd: 1) in {len(crowd_counts)} "
+            "images: left out of the training instances, their pixels ignored in the semantic "
+            "mask (not background), scored as crowd by evaluation (pycocotools' rule)"))
     problems += imbalance_problems(counts, table, where=str(root))
-    return FileFindings(counts, problems, instance_counts, ignored)
+    return FileFindings(counts, problems, instance_counts, ignored, crowd_counts)
 
 
 def _check_instances(s, vals, cnts, n, counts, problems) -> int:

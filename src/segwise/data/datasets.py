@@ -100,8 +100,8 @@ def read_mask(path: str | Path, info: DataInfo, *, image_name: str | None = None
         image_name: the image's file name, for COCO only.
 
     Returns:
-        ``int64 (H, W)`` class indices in ``[0, num_classes)`` or ``ignore_index``; for soft
-        masks ``float32 (K, H, W)`` in [0, 1].
+        ``int64 (H, W)`` class indices in ``[0, num_classes)`` or ``ignore_index`` (COCO crowd
+        regions: ``info.pad_value``, ignored); for soft masks ``float32 (K, H, W)`` in [0, 1].
 
     Raises:
         ValueError: naming the file and the bad values.
@@ -113,7 +113,7 @@ def read_mask(path: str | Path, info: DataInfo, *, image_name: str | None = None
 
         if image_name is None:
             raise ValueError(f"reading COCO annotations from {path} needs image_name")
-        return load_coco(path).targets(image_name)[1]
+        return load_coco(path).targets(image_name).mask(info.pad_value)  # crowd: ignored
     raw = read_mask_raw(path).array
     if kind == MaskKind.SOFT:
         return _soft(raw, path)
@@ -152,7 +152,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
             convention); conversion to float and normalisation happen after it.
         cache: keep decoded images and masks in memory (for small datasets; each worker
             process holds its own copy).
-        instances: also yield the Instance item ``"instances"`` (masks, labels, boxes, ids).
+        instances: also yield the Instance item ``"instances"`` (masks, labels, boxes, ids;
+            for COCO data also ``"crowd": bool (K,)``, ``iscrowd``: crowd regions are in the
+            item flagged, and their pixels are ``info.pad_value`` in ``"mask"``).
         normalize: False leaves the image as the transform returns it (``uint8`` for 8-bit
             files), for augmentation on the training device
             (:class:`segwise.data.device_augment.DeviceAugment` normalises).
@@ -239,6 +241,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
                                                   format="XYXY", canvas_size=(h, w)),
                 "ids": torch.from_numpy(inst["ids"].copy()),
             }
+            if "crowd" in inst:
+                item["instances"]["crowd"] = torch.from_numpy(inst["crowd"].copy())
         if self.transform is not None:
             item = self.transform(item)
         item["image"] = item["image"].as_subclass(torch.Tensor)
@@ -259,8 +263,8 @@ def _instance_targets(s: Sample, info: DataInfo) -> tuple[dict, np.ndarray]:
     )
 
     if info.mask_kind == MaskKind.COCO:
-        inst, semantic, _ = load_coco(s.mask_path).targets(s.image_path.name)
-        return inst, semantic
+        coco = load_coco(s.mask_path).targets(s.image_path.name)
+        return coco.instances, coco.mask(info.pad_value)
     raw = read_mask_raw(s.mask_path).array
     classes = read_instance_classes(s.mask_path)
     return (instances_from_label(raw, classes),
@@ -268,7 +272,8 @@ def _instance_targets(s: Sample, info: DataInfo) -> tuple[dict, np.ndarray]:
 
 
 def _finish_instances(inst: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Plain tensors; drop instances that a crop removed entirely (boxes recomputed)."""
+    """Plain tensors; drop instances that a crop removed entirely (boxes recomputed); the
+    ``"crowd"`` flags (COCO) follow the instances kept."""
     masks = inst["masks"].as_subclass(torch.Tensor).to(torch.uint8)
     keep = masks.flatten(1).bool().any(dim=1) if masks.numel() else torch.zeros(0, dtype=torch.bool)
     masks = masks[keep]
@@ -278,8 +283,11 @@ def _finish_instances(inst: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
         boxes = masks_to_boxes(masks)
         boxes[:, 2:] += 1  # exclusive right/bottom edge, as in instances_from_label
-    return {"masks": masks, "labels": inst["labels"][keep], "boxes": boxes,
-            "ids": inst["ids"][keep]}
+    out = {"masks": masks, "labels": inst["labels"][keep], "boxes": boxes,
+           "ids": inst["ids"][keep]}
+    if "crowd" in inst:
+        out["crowd"] = inst["crowd"].as_subclass(torch.Tensor).to(torch.bool)[keep]
+    return out
 
 
 class InstanceDataset(SegmentationDataset):

@@ -42,6 +42,7 @@ class Analysis:
     mask_scans: dict[str, MaskScan] = field(default_factory=dict)  # by sample id
     instance_counts: dict[str, int] = field(default_factory=dict)  # objects per sample
     ignored_pixels: int = 0  # mask pixels labelled ignore_index (not in class_pixel_counts)
+    crowd_counts: dict[str, int] = field(default_factory=dict)  # COCO crowd regions per sample
 
 
 def discover_dataset(
@@ -147,7 +148,7 @@ def analyse(
                                      split_source=split_source, unpaired=layout.unpaired,
                                      test=test),
                         image_scans, mask_scans, instance_counts=found.instance_counts,
-                        ignored_pixels=found.ignored_pixels)
+                        ignored_pixels=found.ignored_pixels, crowd_counts=found.crowd_counts)
     counts = found.counts
     problems += found.problems
     in_channels = _channels(image_scans, samples, problems)

@@ -33,6 +33,7 @@ class InspectionReport:
         dtypes: image dtypes -> number of images.
         instances_per_image: object counts per sample id (instance data only).
         ignored_pixels: mask pixels labelled ``ignore_index`` (not counted in any class).
+        crowd_per_image: COCO crowd regions (``iscrowd: 1``) per sample id, images with any.
     """
 
     index: DatasetIndex
@@ -42,6 +43,7 @@ class InspectionReport:
     dtypes: dict[str, int] = field(default_factory=dict)
     instances_per_image: dict[str, int] = field(default_factory=dict)
     ignored_pixels: int = 0
+    crowd_per_image: dict[str, int] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Problem]:
@@ -91,7 +93,9 @@ class InspectionReport:
         if self.instances_per_image:
             counts = np.array(list(self.instances_per_image.values()))
             out["instances"] = {"total": int(counts.sum()), "min": int(counts.min()),
-                                "median": float(np.median(counts)), "max": int(counts.max())}
+                                "median": float(np.median(counts)), "max": int(counts.max()),
+                                "crowd": sum(self.crowd_per_image.values()),
+                                "images_with_crowd": len(self.crowd_per_image)}
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,4 +164,5 @@ def inspect_dataset(
         dtypes=dict(Counter(v.dtype for v in scans.values())),
         instances_per_image=dict(analysis.instance_counts),
         ignored_pixels=analysis.ignored_pixels,
+        crowd_per_image=dict(analysis.crowd_counts),
     )

@@ -5,6 +5,12 @@ sidecar ``instances/<id>.json`` (``{"<instance id>": <class index>, ...}``); wit
 instance is class 1 (binary). In the semantic map of a COCO image, overlapping pixels take the
 class of the smallest instance covering them (instances are painted largest first); the
 instance masks themselves keep the overlap.
+
+COCO crowd regions (``iscrowd: 1``, one RLE over a group of objects) are read too: they are in
+the Instance item with ``"crowd": True`` (training leaves them out, evaluation scores them as
+pycocotools does, `segwise.metrics.instance`), and their pixels that no ordinary instance
+covers are *ignored* in the semantic map (the pad label, :attr:`CocoTargets.mask`), not
+background: a crowd is objects nobody outlined one by one.
 """
 
 from __future__ import annotations
@@ -12,12 +18,14 @@ from __future__ import annotations
 import functools
 import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 __all__ = [
     "CocoFile",
+    "CocoTargets",
     "instances_from_label",
     "load_coco",
     "read_instance_classes",
@@ -90,6 +98,41 @@ def _boxes(masks: np.ndarray) -> np.ndarray:
     return boxes
 
 
+@dataclass(frozen=True, eq=False)
+class CocoTargets:
+    """The targets of one image of a COCO file (:meth:`CocoFile.targets`).
+
+    Attributes:
+        instances: the Instance item as numpy arrays: ``masks uint8 (K, H, W)``, ``labels int64
+            (K,)``, ``boxes float32 (K, 4)``, ``ids int64 (K,)`` (annotation ids) and ``crowd
+            bool (K,)`` (``iscrowd``), in the file's annotation order, crowd regions included.
+        semantic: ``int64 (H, W)`` classes of the ordinary (non-crowd) instances, 0 elsewhere.
+        crowd_pixels: ``bool (H, W)``: pixels inside a crowd region and in no ordinary instance.
+        overlap: pixels covered by several ordinary instances.
+    """
+
+    instances: dict[str, np.ndarray]
+    semantic: np.ndarray
+    crowd_pixels: np.ndarray
+    overlap: int
+
+    @property
+    def num_crowd(self) -> int:
+        """Crowd regions (``iscrowd: 1``) of the image."""
+        return int(self.instances["crowd"].sum())
+
+    def mask(self, pad_value: int) -> np.ndarray:
+        """The item's semantic ``"mask"``: ``int64 (H, W)``, crowd pixels set to ``pad_value``.
+
+        Args:
+            pad_value: the label left out of loss and metrics
+                (:attr:`segwise.labels.LabelSpace.pad_value`, e.g. ``info.pad_value``).
+        """
+        if not self.crowd_pixels.any():
+            return self.semantic
+        return np.where(self.crowd_pixels, np.int64(pad_value), self.semantic)
+
+
 class CocoFile:
     """A COCO JSON file: categories mapped to contiguous classes 1..N (sorted by category id)."""
 
@@ -114,8 +157,8 @@ class CocoFile:
         self.image_of_file = {Path(im["file_name"]).name: im for im in
                               self.coco.loadImgs(self.coco.getImgIds())}
 
-    def targets(self, file_name: str) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
-        """Instances, semantic map ``int64 (H, W)`` and the number of overlapping pixels."""
+    def targets(self, file_name: str) -> CocoTargets:
+        """Instances (crowd regions flagged), semantic map and crowd pixels of one image."""
         im = self.image_of_file.get(file_name)
         if im is None:
             raise ValueError(f"{file_name} is not listed in {self.path}")
@@ -134,13 +177,19 @@ class CocoFile:
                 ) from err
         labels = np.array([self.class_of_category[a["category_id"]] for a in anns], np.int64)
         ids = np.array([int(a["id"]) for a in anns], dtype=np.int64)
+        crowd = np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool)
         semantic = np.zeros((h, w), dtype=np.int64)
         areas = masks.reshape(len(anns), -1).sum(axis=1)
         for k in np.argsort(-areas, kind="stable"):
-            semantic[masks[k] > 0] = labels[k]
-        overlap = int((masks.sum(axis=0) > 1).sum()) if len(anns) else 0
-        inst = {"masks": masks, "labels": labels, "boxes": _boxes(masks), "ids": ids}
-        return inst, semantic, overlap
+            if not crowd[k]:
+                semantic[masks[k] > 0] = labels[k]
+        plain = masks[~crowd]
+        covered = plain.any(axis=0) if len(plain) else np.zeros((h, w), dtype=bool)
+        in_crowd = masks[crowd].any(axis=0) if crowd.any() else np.zeros((h, w), dtype=bool)
+        overlap = int((plain.sum(axis=0) > 1).sum()) if len(plain) else 0
+        inst = {"masks": masks, "labels": labels, "boxes": _boxes(masks), "ids": ids,
+                "crowd": crowd}
+        return CocoTargets(inst, semantic, in_crowd & ~covered, overlap)
 
 
 @functools.lru_cache(maxsize=8)

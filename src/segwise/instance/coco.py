@@ -87,7 +87,9 @@ def coco_mask_ap(
 
     Args:
         gt: per image, the ground-truth instances as dicts ``{"segmentation": rle,
-            "category_id": int}``.
+            "category_id": int}``, with ``"iscrowd": True`` for a crowd region (COCO
+            ``iscrowd: 1``: never a FN, and a detection matched to it, by intersection over
+            the detection's area, is neither TP nor FP; COCOeval's own rule).
         dt: per image, the detections as dicts ``{"segmentation": rle, "category_id": int,
             "score": float}``.
         shapes: per image, ``(H, W)``.
@@ -123,7 +125,7 @@ def coco_mask_ap(
                     "segmentation": rle,
                     "area": float(mask_utils.area(rle)),
                     "bbox": [float(v) for v in mask_utils.toBbox(rle)],
-                    "iscrowd": 0,
+                    "iscrowd": int(bool(ann.get("iscrowd", False))),
                 }
             )
     detections = []
@@ -199,8 +201,10 @@ def _bytes_rle(rle: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _zero_where_defined(coco_gt: Any) -> dict[str, float]:
-    areas = [a["area"] for a in coco_gt.dataset["annotations"]]
+    areas = [a["area"] for a in coco_gt.dataset["annotations"] if not a["iscrowd"]]
     ranges = {"ap_small": (0, 32**2), "ap_medium": (32**2, 96**2), "ap_large": (96**2, 1e10)}
+    if not areas:  # crowd regions only: nothing COCO can score
+        return dict.fromkeys(COCO_AP_KEYS, float("nan"))
     out = {"ap": 0.0, "ap50": 0.0, "ap75": 0.0}
     for key, (lo, hi) in ranges.items():
         out[key] = 0.0 if any(lo <= a <= hi for a in areas) else float("nan")

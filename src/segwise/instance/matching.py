@@ -8,6 +8,10 @@ only the non-zero pairs (``nnz``, at most ``H*W``) are kept. Matching at IoU thr
   instance has at most one partner with IoU > 0.5; the matching is unique, no assignment needed.
 - ``t < 0.5``: the one-to-one matching with the most pairs of ``IoU > t`` (ties broken by the
   larger total IoU), by ``scipy.optimize.linear_sum_assignment`` (as StarDist does).
+
+Crowd regions (COCO ``iscrowd: 1``) are compared with a prediction by the share of the
+prediction inside the region, ``|p & r| / |p|`` (:func:`crowd_fraction`): pycocotools'
+``maskUtils.iou`` with ``iscrowd=1``, which divides by the detection's area, not the union.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Overlap", "match_count", "match_pairs", "overlap"]
+__all__ = ["Overlap", "crowd_fraction", "match_count", "match_pairs", "overlap"]
 
 # beyond this many cells the dense (G+1)*(P+1) bincount is replaced by a sort (np.unique)
 _DENSE_LIMIT = 1 << 24
@@ -146,3 +150,34 @@ def match_pairs(
 def match_count(ov: Overlap, threshold: float) -> int:
     """Number of matched pairs (true positives) at ``threshold``, class-agnostic."""
     return len(match_pairs(ov, threshold)[0])
+
+
+def crowd_fraction(ov: Overlap, pred: np.ndarray, crowd: np.ndarray) -> np.ndarray:
+    """Share of each predicted instance inside each crowd region.
+
+    Args:
+        ov: the overlap table of ``pred`` (for its ``pred_ids`` and ``pred_areas``).
+        pred: ``(H, W)`` integer instance map, 0 = background.
+        crowd: ``bool (R, H, W)`` crowd regions (they may overlap one another).
+
+    Returns:
+        ``float64 (R, P)``: ``|p & r| / |p|`` (pycocotools' crowd "IoU": intersection over the
+        detection's area), ``P = ov.num_pred``.
+    """
+    pred = np.asarray(pred)
+    crowd = np.asarray(crowd, dtype=bool)
+    if crowd.ndim != 3 or crowd.shape[1:] != pred.shape:
+        raise ValueError(f"crowd has shape {crowd.shape}; expected (R, {pred.shape[0]}, "
+                         f"{pred.shape[1]}) masks of the prediction's size")
+    out = np.zeros((len(crowd), ov.num_pred), dtype=np.float64)
+    if not ov.num_pred:
+        return out
+    for r, region in enumerate(crowd):
+        inside = pred[region]
+        inside = inside[inside != 0]
+        if not inside.size:
+            continue
+        ids, counts = np.unique(inside, return_counts=True)
+        col = np.searchsorted(ov.pred_ids, ids)
+        out[r, col] = counts / ov.pred_areas[col]
+    return out

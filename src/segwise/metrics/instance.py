@@ -9,6 +9,15 @@ Every number is defined in ``docs/instance.md``. In short, for one image at IoU 
   at IoU > 0.5 within a class; ``PQ = SQ * RQ``; the mean PQ is over classes with any instance;
 - COCO mask AP/AP50/AP75/small/medium/large through pycocotools' COCOeval.
 
+Crowd regions (COCO ``iscrowd: 1``; :class:`CrowdRegions`, or the ``"crowd"`` flags of the
+dataset item's ``"instances"``) are scored as pycocotools scores them: a crowd region is never
+a ground-truth object (no FN), and a prediction left unmatched by the objects but lying inside
+a crowd region is neither TP nor FP. "Inside" compares ``|p & r| / |p|`` (intersection over the
+prediction's area, `segwise.instance.matching.crowd_fraction`) with the same threshold as the
+objects: ``> t`` for ``AP_t`` and the DSB score (per region, as COCOeval), ``> 0.5`` against
+the union of the crowd regions of the prediction's class for PQ (as the COCO panoptic API);
+COCO AP hands the regions to COCOeval with ``iscrowd=1``.
+
 `InstanceMetrics` accumulates all of them image by image; `compute()` returns a frozen
 `InstanceMetricsResult`.
 """
@@ -21,11 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from segwise.instance.matching import match_pairs, overlap
+from segwise.instance.matching import crowd_fraction, match_pairs, overlap
 from segwise.instance.representation import InstancePrediction
+from segwise.metrics.crowd import CrowdRegions, crowd_ignored, split_crowd
 
 __all__ = [
     "DSB_THRESHOLDS",
+    "CrowdRegions",
     "InstanceMetrics",
     "InstanceMetricsResult",
     "PanopticCounts",
@@ -33,6 +44,7 @@ __all__ = [
     "dsb_score",
     "panoptic_counts",
     "panoptic_quality",
+    "split_crowd",
 ]
 
 #: the DSB2018 IoU thresholds 0.50:0.05:0.95
@@ -63,6 +75,23 @@ def _as_instances(value: InstancePrediction | np.ndarray, name: str) -> Instance
 
 def _map(value: InstancePrediction | np.ndarray) -> np.ndarray:
     return _as_instances(value, "label map").instance_map
+
+
+def _as_target(value: Any, crowd: Any) -> tuple[InstancePrediction, CrowdRegions | None]:
+    """Ground truth and crowd regions from a target (an ``"instances"`` dict is split)."""
+    crowd = CrowdRegions.of(crowd)
+    if isinstance(value, Mapping):
+        value, found = split_crowd(value)
+        if found is not None and crowd is not None:
+            raise ValueError("crowd regions given twice (the target's 'crowd' flags and "
+                             "crowd=); pass one of them")
+        crowd = crowd or found
+        value = InstancePrediction.from_target(value)
+    gt = _as_instances(value, "target")
+    if crowd is not None and crowd.masks.shape[1:] != gt.shape:
+        raise ValueError(f"crowd regions have size {crowd.masks.shape[1:]} and the target "
+                         f"{gt.shape}; expected equal")
+    return gt, crowd
 
 
 def average_precision(
@@ -125,8 +154,18 @@ class PanopticCounts:
         return sorted(set(self.tp) | set(self.fp) | set(self.fn))
 
 
-def panoptic_counts(pred: InstancePrediction, target: InstancePrediction) -> PanopticCounts:
-    """TP/FP/FN and matched-IoU sums per class for one image (match: same class, IoU > 0.5)."""
+def panoptic_counts(
+    pred: InstancePrediction, target: InstancePrediction, *, crowd: Any = None
+) -> PanopticCounts:
+    """TP/FP/FN and matched-IoU sums per class for one image (match: same class, IoU > 0.5).
+
+    Args:
+        pred: the prediction.
+        target: the ground-truth objects (crowd regions left out).
+        crowd: the image's :class:`CrowdRegions` (or what :meth:`CrowdRegions.of` takes): an
+            unmatched prediction of class ``c`` with more than half of its area inside the
+            union of the class-``c`` crowd regions is not a FP (COCO panoptic API).
+    """
     gt = target
     ov = overlap(gt.instance_map, pred.instance_map)
     gt_cls = gt.labels[np.searchsorted(gt.ids, ov.gt_ids)] if len(ov.gt_ids) else gt.labels
@@ -134,7 +173,7 @@ def panoptic_counts(pred: InstancePrediction, target: InstancePrediction) -> Pan
         pred.labels[np.searchsorted(pred.ids, ov.pred_ids)] if len(ov.pred_ids) else pred.labels
     )
     same = gt_cls[ov.gt_index] == pr_cls[ov.pred_index]
-    gi, _, iou = match_pairs(ov, 0.5, allowed=same)
+    gi, pj, iou = match_pairs(ov, 0.5, allowed=same)
     counts = PanopticCounts()
     classes = np.union1d(gt_cls, pr_cls).astype(np.int64)
     for c in classes:
@@ -145,6 +184,16 @@ def panoptic_counts(pred: InstancePrediction, target: InstancePrediction) -> Pan
         counts.fn[c] = int((gt_cls == c).sum()) - tp
         counts.fp[c] = int((pr_cls == c).sum()) - tp
         counts.iou_sum[c] = float(iou[hit].sum())
+    crowd = CrowdRegions.of(crowd)
+    if crowd is not None and ov.num_pred:
+        free = np.ones(ov.num_pred, dtype=bool)
+        free[pj] = False
+        for c in np.unique(crowd.labels).tolist():
+            union = crowd.masks[crowd.labels == c].any(axis=0)[None]
+            inside = crowd_fraction(ov, pred.instance_map, union)[0] > 0.5
+            ignored = int((free & inside & (pr_cls == c)).sum())
+            if ignored:
+                counts.fp[c] -= ignored
     return counts
 
 
@@ -268,50 +317,69 @@ class InstanceMetrics:
     def update(
         self,
         pred: InstancePrediction | np.ndarray | Sequence[InstancePrediction | np.ndarray],
-        target: InstancePrediction | np.ndarray | Sequence[InstancePrediction | np.ndarray],
+        target: Any,
+        *,
+        crowd: Any = None,
     ) -> None:
         """Add one image, or a batch (sequences of equal length, or ``(N, H, W)`` arrays).
 
         Args:
             pred: the prediction, an `InstancePrediction` or an ``(H, W)`` instance map.
-            target: ground truth, an `InstancePrediction` (e.g.
-                ``InstancePrediction.from_target(item["instances"])``) or an ``(H, W)``
-                instance map (every instance class 1).
+            target: ground truth: the dataset item's ``"instances"`` dict (its ``"crowd"``
+                flags, COCO ``iscrowd``, are split off as crowd regions), an
+                `InstancePrediction` (e.g. ``InstancePrediction.from_target(objects)``) or an
+                ``(H, W)`` instance map (every instance class 1).
+            crowd: the image's crowd regions when ``target`` does not carry them: a
+                :class:`CrowdRegions`, ``{"masks": bool (R, H, W), "labels": (R,)}`` or a
+                ``bool (R, H, W)`` array (class 1); a sequence of them for a batch. Scored
+                as pycocotools does (module docstring); ``None``: no crowd region.
         """
         if _is_batch(pred) or _is_batch(target):
             preds, targets = list(pred), list(target)  # type: ignore[arg-type]
-            if len(preds) != len(targets):
+            crowds = [None] * len(targets) if crowd is None else list(crowd)
+            if len(preds) != len(targets) or len(crowds) != len(targets):
                 raise ValueError(
-                    f"pred has {len(preds)} images and target {len(targets)}; expected equal"
+                    f"pred has {len(preds)} images and target {len(targets)}"
+                    + ("" if crowd is None else f" and crowd {len(crowds)}") + "; expected equal"
                 )
-            for p, t in zip(preds, targets, strict=True):
-                self.update(p, t)
+            for p, t, c in zip(preds, targets, crowds, strict=True):
+                self.update(p, t, crowd=c)
             return
         pr = _as_instances(pred, "pred")
-        gt = _as_instances(target, "target")
+        gt, crowd = _as_target(target, crowd)
         if gt.shape != pr.shape:
             raise ValueError(f"pred has shape {pr.shape} and target {gt.shape}; expected equal")
         ov = overlap(gt.instance_map, pr.instance_map)
+        best = None  # (P,) the largest share of each prediction inside one crowd region
+        if crowd is not None and ov.num_pred:
+            best = crowd_fraction(ov, pr.instance_map, crowd.masks).max(axis=0)
         row = np.empty(len(self.thresholds))
         for i, t in enumerate(self.thresholds):
-            _, _, iou = match_pairs(ov, t)
+            _, pj, iou = match_pairs(ov, t)
             tp = len(iou)
-            denom = ov.num_gt + ov.num_pred - tp
+            num_pred = ov.num_pred - crowd_ignored(ov, best, pj, t)  # crowd: neither TP nor FP
+            denom = ov.num_gt + num_pred - tp
             row[i] = 1.0 if denom == 0 else tp / denom
             if t == 0.5:
                 self._tp50 += tp
-                self._fp50 += ov.num_pred - tp
+                self._fp50 += num_pred - tp
                 self._fn50 += ov.num_gt - tp
                 self._iou50_sum += float(iou.sum())
         self._ap_rows.append(row)
-        self._pq.add(panoptic_counts(pr, gt))
+        self._pq.add(panoptic_counts(pr, gt, crowd=crowd))
         if self.coco:
+            from segwise.instance.coco import encode_rle
+
             self._shapes.append(gt.shape)
             self._coco_gt.append(
                 [
                     {"segmentation": r, "category_id": int(c)}
                     for r, c in zip(gt.to_rle(), gt.labels, strict=True)
                 ]
+                + ([] if crowd is None else [
+                    {"segmentation": r, "category_id": int(c), "iscrowd": True}
+                    for r, c in zip(encode_rle(crowd.masks), crowd.labels, strict=True)
+                ])
             )
             self._coco_dt.append(
                 [
