@@ -7,7 +7,8 @@ path resolved on first use (no registration by import side effect, no heavy impo
 - ``maskrcnn``: Mask R-CNN on any segwise encoder + FPN (`.maskrcnn.MaskRCNN`);
 - ``unet_watershed``: a 3-class semantic model (background / interior / boundary) split into
   objects by watershed (`.unet_watershed.UNetWatershed`);
-- ``yolact``: YOLACT, prototypes x coefficients (`.yolact.YOLACT`).
+- ``yolact``: YOLACT, prototypes x coefficients (`.yolact.YOLACT`);
+- ``solov2``: SOLOv2, dynamic mask kernels per grid cell, Matrix NMS (`.solov2.SOLOv2`).
 
 `get_method` returns the method object; `predict_instances` decodes a batch with any method.
 """
@@ -46,6 +47,7 @@ INSTANCE_METHODS: Registry[str] = Registry("instance method")
 INSTANCE_METHODS.register("maskrcnn", "segwise.instance.methods.maskrcnn:MaskRCNN")
 INSTANCE_METHODS.register("unet_watershed", "segwise.instance.methods.unet_watershed:UNetWatershed")
 INSTANCE_METHODS.register("yolact", "segwise.instance.methods.yolact:YOLACT")
+INSTANCE_METHODS.register("solov2", "segwise.instance.methods.solov2:SOLOv2")
 
 
 @cache
