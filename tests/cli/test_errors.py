@@ -67,7 +67,7 @@ def test_batch_one_on_a_1x1_map_is_refused_up_front():
 
 
 def test_cli_docs_state_the_coco_max_detections_evaluate_uses():
-    from segwise.cli._instance import COCO_MAX_DETECTIONS
+    from segwise.engine.instance_scoring import COCO_MAX_DETECTIONS
 
     docs = (Path(__file__).parents[2] / "docs" / "cli.md").read_text()
     stated = re.findall(r"`maxDets`\s+(\d+)", docs)

@@ -88,51 +88,66 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segwise.cli import _instance
-    from segwise.cli._common import resolve_checkpoint
+    from segwise.cli._common import evaluation_inputs, resolve_checkpoint
+    from segwise.inference.options import PredictOptions
+    from segwise.inference.predictor import predictor_from_run
     from segwise.notices import Level, printed
 
     args.checkpoint = str(resolve_checkpoint(args.checkpoint))
     # warnings only: the data's notices were shown when the model was trained
     with printed(min_level=Level.WARNING):
-        if _instance.is_instance_checkpoint(args.checkpoint):
-            return _instance.evaluate(args)
-        return _run_semantic(args)
+        loaded, samples, out = evaluation_inputs(args)
+        predictor = predictor_from_run(loaded, options=PredictOptions(tile_size=args.tile_size))
+        return _EVALUATORS[predictor.kind](args, loaded, predictor, samples, out)
 
 
-def _run_semantic(args: argparse.Namespace) -> int:
+def _predict_step(predictor):
+    """``item -> prediction`` of ``item["image"]`` (the evaluation loop's step)."""
+    return lambda item: predictor.predict(item["image"])[0]
+
+
+def _run_instance(args: argparse.Namespace, loaded, predictor, samples, out: Path) -> int:
+    """Instance checkpoints: DSB score, AP, PQ and COCO AP (cli/_instance.py writes them)."""
+    from segwise.cli import _instance
     from segwise.cli._batch import progress_reporter
-    from segwise.cli._common import evaluation_inputs
+    from segwise.data import InstanceDataset, eval_transforms
+    from segwise.engine.evaluation import evaluation_loop
+    from segwise.engine.instance_scoring import COCO_MAX_DETECTIONS, InstanceScorer
+    from segwise.engine.progress import ProgressDataset
+
+    wanted = [m for m in getattr(args, "metrics", ()) if m in BOUNDARY]
+    if wanted:
+        raise ValueError(f"--metrics {','.join(wanted)}: boundary metrics are for semantic "
+                         "checkpoints; instance checkpoints report DSB score, AP, PQ and COCO AP")
+    info = loaded.info
+    dataset = ProgressDataset(InstanceDataset(samples, info, transform=eval_transforms(info)),
+                              progress_reporter(), parts=10)
+    result = evaluation_loop(dataset, _predict_step(predictor),
+                             InstanceScorer(coco=True, coco_max_detections=COCO_MAX_DETECTIONS))
+    return _instance.write_report(args, loaded, result, out)
+
+
+def _run_semantic(args: argparse.Namespace, loaded, predictor, samples, out: Path) -> int:
+    from segwise.cli._batch import progress_reporter
     from segwise.data import SegmentationDataset, eval_transforms
-    from segwise.engine.evaluation import BoundarySettings, evaluate_model
+    from segwise.engine.evaluation import BoundarySettings, evaluation_loop
     from segwise.engine.hints import degenerate_prediction_hint
     from segwise.engine.progress import ProgressDataset
-    from segwise.inference.tiling import default_tile_size
 
-    loaded, samples, out = evaluation_inputs(args)
     info = loaded.info
     dataset = ProgressDataset(
         SegmentationDataset(samples, info, transform=eval_transforms(info)),
         progress_reporter(),
         parts=10,
     )
-    ignore = info.labels.left_out  # ignored and padded pixels: one label, never a class
-    options = {
-        "task": info.task,
-        "num_classes": loaded.model_args["num_classes"],
-        "ignore_index": ignore,
-        "device": loaded.device,
-        "tile_size": args.tile_size or default_tile_size(loaded.config.get("data", {})
-                                                           .get("crop_size")),
-        "class_names": list(info.class_names),
-    }
     wanted = getattr(args, "metrics", ("dice", "iou"))
     boundary = None
     if any(m in BOUNDARY for m in wanted):
         if args.nsd_tolerance < 0:
             raise ValueError(f"--nsd-tolerance {args.nsd_tolerance} is not valid; expected >= 0")
         boundary = BoundarySettings(spacing=args.spacing, tolerance=args.nsd_tolerance)
-    result = evaluate_model(loaded.model, dataset, **options, boundary=boundary)
+    result = evaluation_loop(dataset, _predict_step(predictor),
+                             _semantic_scorer(loaded, boundary=boundary))
     report = result.report(worst=args.worst)
     hint = degenerate_prediction_hint(
         {"pixels_per_class": result.matrix.sum(axis=0).tolist(),
@@ -143,7 +158,7 @@ def _run_semantic(args: argparse.Namespace) -> int:
         report["hint"] = f"the model {hint}"
     out.mkdir(parents=True, exist_ok=True)
     _write_files(out, result, report, list(info.class_names))
-    _write_html(out, report, loaded, dataset.dataset, samples, options)
+    _write_html(out, report, loaded, predictor, dataset.dataset, samples)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -151,9 +166,29 @@ def _run_semantic(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_html(out: Path, report: dict, loaded, dataset, samples, options: dict) -> None:
+def _semantic_scorer(loaded, *, boundary=None, keep_overlays: int = 0):
+    from segwise.engine.evaluation import SemanticScorer
+
+    info = loaded.info
+    return SemanticScorer(
+        task=info.task,
+        num_classes=loaded.model_args["num_classes"],
+        ignore_index=info.labels.left_out,  # ignored and padded pixels: one label, never a class
+        class_names=list(info.class_names),
+        keep_overlays=keep_overlays,
+        mean=tuple(info.mean),
+        std=tuple(info.std),
+        boundary=boundary,
+    )
+
+
+# one evaluation per prediction kind (keys: segwise.inference.predictor.PredictionKind values)
+_EVALUATORS = {"semantic": _run_semantic, "instance": _run_instance}
+
+
+def _write_html(out: Path, report: dict, loaded, predictor, dataset, samples) -> None:
     """report.html: the tables, confusion matrix, per-image Dice histogram, worst images."""
-    from segwise.engine.evaluation import evaluate_model
+    from segwise.engine.evaluation import evaluation_loop
     from segwise.viz import plot_distribution, save_overlay_grid
     from segwise.viz.report import write_html_report
 
@@ -165,12 +200,12 @@ def _write_html(out: Path, report: dict, loaded, dataset, samples, options: dict
     worst = [position[w["id"]] for w in pi["worst"] if w["id"] in position]
     worst_png = None
     if worst:  # predict the worst images again (a handful) to draw them
-        again = evaluate_model(loaded.model, dataset, **options, indices=worst,
-                               keep_overlays=len(worst), mean=tuple(info.mean),
-                               std=tuple(info.std))
+        again = evaluation_loop(dataset, _predict_step(predictor),
+                                _semantic_scorer(loaded, keep_overlays=len(worst)),
+                                indices=worst)
         worst_png = save_overlay_grid(
             out / "worst.png", again.overlays, list(info.labels.colors),
-            ignore_index=options["ignore_index"],
+            ignore_index=info.labels.left_out,
             title="worst images (lowest per-image Dice)", class_names=list(info.class_names),
         )
     write_html_report(

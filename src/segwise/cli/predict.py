@@ -28,6 +28,9 @@ Instance checkpoints (segwise train --task instance) write instead, for each ima
   STEM_overlay.png     with --overlay: each instance in its own colour, outlined
 and, with --coco, coco_results.json (COCO "segm" results; image_id = input order, from 1).
 
+--onnx runs whole images without --tile-size or --tta (pass --checkpoint for those).
+The same prediction in Python: segwise.inference.load_predictor (docs/contracts.md).
+
 examples:
   segwise predict --checkpoint runs/exp1/best.pt scans/ --out masks/ --overlay
   segwise predict --checkpoint runs/exp1 scans/ --out masks/ --overlay --outline
@@ -66,15 +69,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
 
 
-def _outputs(path: Path, out: Path, args: argparse.Namespace) -> list[Path]:
-    paths = [out / f"{path.stem}.png"]
-    if args.overlay:
-        paths.append(out / f"{path.stem}_overlay.png")
-    if args.probabilities:
-        paths.append(out / f"{path.stem}_prob.npy")
-    return paths
-
-
 def run(args: argparse.Namespace) -> int:
     from segwise.cli._common import check_new_folder, resolve_checkpoint
     from segwise.notices import Level, printed
@@ -86,74 +80,194 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from segwise.cli import _instance
-    from segwise.cli._batch import expand_inputs, predict_all, refuse_clashes
-    from segwise.engine.predictor import build_predictor
+def _options(args: argparse.Namespace) -> Any:
+    from segwise.inference.options import TTA_FLIPS, PredictOptions
 
-    if args.checkpoint and _instance.is_instance_checkpoint(args.checkpoint):
-        return _instance.predict(args)
-    if getattr(args, "coco", False):
-        raise ValueError("--coco needs an instance checkpoint (segwise train --task instance)")
+    return PredictOptions(tile_size=args.tile_size, overlap=args.overlap,
+                          flips=TTA_FLIPS if args.tta else ())
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Check the flags against the model kind, load the predictor, refuse clashes, write."""
+    from segwise.cli._batch import expand_inputs, predict_all, refuse_clashes
+    from segwise.inference.predictor import (
+        PredictionKind,
+        is_instance_checkpoint,
+        load_onnx_predictor,
+        load_predictor,
+    )
+
+    instance = bool(args.checkpoint) and is_instance_checkpoint(args.checkpoint)
+    kind = PredictionKind.INSTANCE if instance else PredictionKind.SEMANTIC
+    writer = _WRITERS[kind](args)  # refuses flags that do not apply to this kind
     images = expand_inputs(args.inputs)
+    writer.image_ids = {path: i + 1 for i, path in enumerate(images)}  # COCO image_id
     out = Path(args.out)
     if not args.overwrite:
-        refuse_clashes([p for img in images for p in _outputs(img, out, args)])
-    predictor = build_predictor(
-        checkpoint=args.checkpoint,
-        onnx=args.onnx,
-        device=args.device,
-        tile_size=args.tile_size,
-        overlap=args.overlap,
-        tta=args.tta,
-    )
-    return predict_all(images, out, lambda path: _predict_one(path, out, predictor, args))
+        refuse_clashes([p for img in images for p in writer.outputs(img, out)]
+                       + writer.batch_outputs(out))
+    options = _options(args)
+    predictor = (load_onnx_predictor(args.onnx, options=options) if args.onnx
+                 else load_predictor(args.checkpoint, device=args.device, options=options))
+    code = predict_all(images, out, lambda path: writer.write(path, out, predictor))
+    writer.finish(out)
+    return code
 
 
-def _predict_one(path: Path, out: Path, predictor: Any, args: argparse.Namespace) -> dict:
+class _SemanticOutputs:
+    """STEM.png, STEM_overlay.png, STEM_prob.npy per image (see the verb's help)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        if getattr(args, "coco", False):
+            raise ValueError("--coco needs an instance checkpoint (segwise train --task instance)")
+        self.args = args
+        self.image_ids: dict[Path, int] = {}
+
+    def outputs(self, path: Path, out: Path) -> list[Path]:
+        paths = [out / f"{path.stem}.png"]
+        if self.args.overlay:
+            paths.append(out / f"{path.stem}_overlay.png")
+        if self.args.probabilities:
+            paths.append(out / f"{path.stem}_prob.npy")
+        return paths
+
+    def batch_outputs(self, out: Path) -> list[Path]:
+        return []
+
+    def write(self, path: Path, out: Path, predictor: Any) -> dict:
+        import numpy as np
+
+        from segwise.inference.inputs import prepare_images
+        from segwise.inference.postprocess import (
+            fill_holes,
+            keep_largest_component,
+            remove_small_objects,
+        )
+        from segwise.inference.predictor import write_label_png
+
+        args = self.args
+        [image] = prepare_images(path, predictor.info)
+        [pred] = predictor.predict(image)
+        labels = pred.labels
+        if args.min_size > 0:
+            labels = remove_small_objects(labels, min_size=args.min_size)
+        if args.fill_holes:
+            labels = fill_holes(labels)
+        if args.largest_component:
+            labels = keep_largest_component(labels)
+        colors = list(predictor.label_space.colors)
+        written = [write_label_png(out / f"{path.stem}.png", labels, colors)]
+        if args.overlay:
+            written.append(_write_overlay(out / f"{path.stem}_overlay.png", image.unit, labels,
+                                          colors, outline=args.outline))
+        if args.probabilities:
+            target = out / f"{path.stem}_prob.npy"
+            np.save(target, pred.probabilities.astype(np.float16))
+            written.append(target)
+        names = predictor.label_space.names
+        return {
+            "input": str(path),
+            "ok": True,
+            "outputs": [str(p) for p in written],
+            "size": list(labels.shape),
+            "classes_present": [names[int(c)] for c in np.unique(labels)],
+        }
+
+    def finish(self, out: Path) -> None:
+        pass
+
+
+# semantic-only predict flags: (attribute, flag, what to do instead)
+_SEMANTIC_ONLY = (
+    ("onnx", "--onnx", "export supports semantic models only; use --checkpoint"),
+    ("probabilities", "--probabilities", "instance outputs have no class probabilities"),
+    ("tta", "--tta", "flip averaging is not defined for instances"),
+    ("fill_holes", "--fill-holes", "not available for instances"),
+    ("largest_component", "--largest-component", "not available for instances"),
+)
+
+
+class _InstanceOutputs:
+    """STEM_instances.png/.json, STEM_overlay.png per image and coco_results.json."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        for attr, flag, why in _SEMANTIC_ONLY:
+            if getattr(args, attr, None):
+                raise ValueError(f"{flag} does not apply to instance checkpoints: {why}")
+        self.args = args
+        self.coco = bool(getattr(args, "coco", False))
+        self.predictions: dict[int, Any] = {}
+        self.image_ids: dict[Path, int] = {}  # COCO image_id: input order, from 1
+
+    def outputs(self, path: Path, out: Path) -> list[Path]:
+        names = ["_instances.png", "_instances.json",
+                 *(["_overlay.png"] if self.args.overlay else [])]
+        return [out / f"{path.stem}{suffix}" for suffix in names]
+
+    def batch_outputs(self, out: Path) -> list[Path]:
+        return [out / "coco_results.json"] if self.coco else []
+
+    def write(self, path: Path, out: Path, predictor: Any) -> dict:
+        import numpy as np
+
+        from segwise.inference.inputs import prepare_images
+        from segwise.instance import save_prediction
+
+        [image] = prepare_images(path, predictor.info)
+        [pred] = predictor.predict(image)
+        if self.args.min_size > 0:
+            pred = _remove_small(pred, self.args.min_size)
+        raw = np.round(image.unit * 255).astype(np.uint8) if self.args.overlay else None
+        written = save_prediction(out, path.stem, pred, image=raw)
+        image_id = self.image_ids[path]
+        self.predictions[image_id] = pred
+        names = predictor.label_space.names
+        return {
+            "input": str(path),
+            "ok": True,
+            "outputs": [str(p) for p in written.values()],
+            "size": list(pred.shape),
+            "instances": len(pred),
+            "classes_present": sorted({names[int(c)] for c in pred.labels}),
+            **({"coco_image_id": image_id} if self.coco else {}),
+        }
+
+    def finish(self, out: Path) -> None:
+        from segwise.instance import write_coco_results_json
+
+        if self.coco:
+            ids = sorted(self.predictions)
+            target = write_coco_results_json(
+                out / "coco_results.json", [self.predictions[i] for i in ids], image_ids=ids
+            )
+            print(f"COCO results for {len(ids)} image(s) in {target}")
+
+
+def _remove_small(pred: Any, min_size: int) -> Any:
     import numpy as np
 
-    from segwise.engine.predictor import write_label_png
-    from segwise.inference.postprocess import (
-        fill_holes,
-        keep_largest_component,
-        remove_small_objects,
-    )
+    from segwise.instance import InstancePrediction
 
-    probs = predictor.probabilities(path)  # (K, H, W) float32 numpy
-    labels = predictor.labels_from_probabilities(probs)
-    if args.min_size > 0:
-        labels = remove_small_objects(labels, min_size=args.min_size)
-    if args.fill_holes:
-        labels = fill_holes(labels)
-    if args.largest_component:
-        labels = keep_largest_component(labels)
-    written = [write_label_png(out / f"{path.stem}.png", labels, predictor.palette)]
-    if args.overlay:
-        written.append(_write_overlay(out / f"{path.stem}_overlay.png", path, labels, predictor,
-                                      outline=args.outline))
-    if args.probabilities:
-        target = out / f"{path.stem}_prob.npy"
-        np.save(target, probs.astype(np.float16))
-        written.append(target)
-    present = sorted(int(c) for c in np.unique(labels))
-    return {
-        "input": str(path),
-        "ok": True,
-        "outputs": [str(p) for p in written],
-        "size": list(labels.shape),
-        "classes_present": [predictor.class_names[c] for c in present],
-    }
+    keep = pred.areas >= min_size
+    if keep.all():
+        return pred
+    inst = np.where(np.isin(pred.instance_map, pred.ids[keep]), pred.instance_map, 0)
+    return InstancePrediction.from_label_map(
+        inst, labels=pred.labels[keep], scores=pred.scores[keep]
+    ).relabel()
 
 
-def _write_overlay(target: Path, image: Path, labels: Any, predictor: Any, *, outline: bool):
+def _write_overlay(target: Path, unit: Any, labels: Any, colors: list, *, outline: bool) -> Path:
     from PIL import Image
 
     from segwise.viz import denormalize, overlay
 
-    channels = predictor.info.in_channels
-    rgb = denormalize(predictor.load_raw(image), [0.0] * channels, [1.0] * channels)
-    drawn = overlay(rgb, labels, predictor.palette, alpha=0.3 if outline else 0.5,
-                    outline=outline)
+    channels = unit.shape[0]
+    rgb = denormalize(unit, [0.0] * channels, [1.0] * channels)
+    drawn = overlay(rgb, labels, colors, alpha=0.3 if outline else 0.5, outline=outline)
     Image.fromarray(drawn).save(target)
     return target
+
+
+# one output writer per prediction kind (plug-ins, not branches); keys: PredictionKind values
+_WRITERS = {"semantic": _SemanticOutputs, "instance": _InstanceOutputs}

@@ -1,11 +1,17 @@
-"""Evaluation of a semantic model over a dataset: one code path for training, CLI and tests."""
+"""Evaluation over a dataset: one loop (:func:`evaluation_loop`) for training, CLI and tests.
+
+Semantic scores (:class:`SemanticScorer`) and instance scores
+(:class:`segwise.engine.instance_scoring.InstanceScorer`) plug into the same loop; the step
+that predicts an item is the caller's (a logits step in training, a predictor in the CLI).
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -13,7 +19,17 @@ from torch import nn
 
 from segwise.enums import Task
 
-__all__ = ["BoundarySettings", "EvalResult", "evaluate_model", "forward_logits", "metric_classes"]
+__all__ = [
+    "BoundarySettings",
+    "EvalResult",
+    "LabelOutput",
+    "Scorer",
+    "SemanticScorer",
+    "evaluate_model",
+    "evaluation_loop",
+    "forward_logits",
+    "metric_classes",
+]
 
 BOUNDARY_KEYS = (("hd", "hd"), ("hd_percentile", "hd95"), ("assd", "assd"), ("nsd", "nsd"))
 
@@ -150,6 +166,7 @@ def forward_logits(
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
     tile_size: int | None = None,
+    overlap: float = 0.25,
 ) -> torch.Tensor:
     """Logits of ``model`` for ``images``, as float32 on the images' device.
 
@@ -160,6 +177,7 @@ def forward_logits(
         channels_last: feed the images in channels-last memory format.
         tile_size: when set and the image is larger than the tile in either side, run
             Gaussian-blended sliding-window inference with this tile instead of one forward.
+        overlap: fraction of a tile shared with its neighbour (sliding window only).
 
     Returns:
         ``(N, K, H, W)`` float32 logits.
@@ -176,11 +194,142 @@ def forward_logits(
             from segwise.inference import sliding_window_inference
 
             logits = sliding_window_inference(
-                model, images, tile_size=tile_size, overlap=0.25
+                model, images, tile_size=tile_size, overlap=overlap
             )
         else:
             logits = model(images)  # always a tensor: the one model output type
     return logits.float()
+
+
+class Scorer(Protocol):
+    """What the evaluation loop feeds: one scorer per kind of model (semantic, instance).
+
+    ``update(item, prediction)`` takes a dataset item (the dataset contract) and the model's
+    prediction for ``item["image"]``; ``all_reduce()`` sums the counts of every process;
+    ``compute()`` returns the scorer's result.
+    """
+
+    def update(self, item: dict[str, Any], prediction: Any) -> None: ...
+
+    def all_reduce(self) -> None: ...
+
+    def compute(self) -> Any: ...
+
+
+def evaluation_loop(
+    dataset: Any,
+    predict: Callable[[dict[str, Any]], Any],
+    scorer: Scorer,
+    *,
+    indices: Sequence[int] | None = None,
+    distributed: bool = False,
+) -> Any:
+    """The one evaluation loop: every item once through ``predict``, scored by ``scorer``.
+
+    Training validation, ``segwise evaluate`` (semantic and instance) and library users share
+    it; what differs is only the ``predict`` step and the :class:`Scorer`.
+
+    Args:
+        dataset: yields items per the dataset contract (``image``, ``mask``, ``id``, ...).
+        predict: ``item -> prediction`` (e.g. a predictor's ``predict(item["image"])[0]``).
+        scorer: accumulates the scores (:class:`SemanticScorer`, :class:`InstanceScorer`).
+        indices: evaluate only these items (for sharding across processes); default all.
+        distributed: sum the counts of every process before computing.
+
+    Returns:
+        ``scorer.compute()``.
+    """
+    with torch.no_grad():
+        for i in indices if indices is not None else range(len(dataset)):
+            item = dataset[i]
+            scorer.update(item, predict(item))
+    if distributed:
+        scorer.all_reduce()
+    return scorer.compute()
+
+
+@dataclass(frozen=True)
+class LabelOutput:
+    """A semantic prediction as :class:`SemanticScorer` reads it.
+
+    Attributes:
+        labels: ``int64 (H, W)`` or ``(1, H, W)`` class indices (tensor or array).
+        loss: the item's loss, when the step computed one.
+    """
+
+    labels: Any
+    loss: float | None = None
+
+
+class SemanticScorer:
+    """Confusion matrix, per-image Dice/IoU, optional boundary metrics, loss and overlays.
+
+    ``update(item, prediction)`` reads ``prediction.labels`` (``(H, W)`` or ``(1, H, W)``, a
+    :class:`LabelOutput` or a :class:`~segwise.inference.predictor.SemanticPrediction`) and,
+    when present, ``prediction.loss``. Arguments as in :func:`evaluate_model`.
+    """
+
+    def __init__(self, *, task: Task, num_classes: int, ignore_index: int | None,
+                 class_names: list[str] | None = None, keep_overlays: int = 0,
+                 mean: tuple[float, ...] = (0.0,), std: tuple[float, ...] = (1.0,),
+                 boundary: BoundarySettings | None = None) -> None:
+        from segwise.metrics import ConfusionMatrix, PerImageDice
+
+        self.task = task
+        self.class_names = class_names
+        self.keep_overlays = keep_overlays
+        self.mean, self.std = mean, std
+        k = metric_classes(task, num_classes)
+        self.confusion = ConfusionMatrix(k, ignore_index=ignore_index)
+        self.per_image = PerImageDice(k, ignore_index=ignore_index,
+                                      classes=[1] if task is Task.BINARY else None,
+                                      class_names=class_names)
+        self.boundary = None
+        if boundary is not None:
+            from segwise.metrics import BoundaryMetrics
+
+            self.boundary = BoundaryMetrics(k, spacing=boundary.spacing,
+                                            tolerance=boundary.tolerance,
+                                            percentile=boundary.percentile,
+                                            ignore_index=ignore_index, class_names=class_names)
+        self.overlays: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.losses: list[float] = []
+
+    def update(self, item: dict[str, Any], prediction: Any) -> None:
+        from segwise.viz import denormalize
+
+        labels = prediction.labels
+        if not isinstance(labels, torch.Tensor):
+            labels = torch.from_numpy(np.asarray(labels))
+        pred = labels.cpu().long()
+        pred = pred.reshape(1, *pred.shape[-2:])
+        target = item["mask"].unsqueeze(0)
+        if getattr(prediction, "loss", None) is not None:
+            self.losses.append(float(prediction.loss))
+        self.confusion.update(pred, target)
+        self.per_image.update(pred, target, ids=[item["id"]])
+        if self.boundary is not None:
+            self.boundary.update(pred, target)
+        if len(self.overlays) < self.keep_overlays:
+            rgb = denormalize(item["image"].numpy(), self.mean, self.std)
+            self.overlays.append((item["id"], rgb, target[0].numpy(), pred[0].numpy()))
+
+    def all_reduce(self) -> None:
+        self.confusion.all_reduce()
+        self.per_image.all_reduce()
+        if self.boundary is not None:
+            self.boundary.all_reduce()
+
+    def compute(self) -> EvalResult:
+        return EvalResult(
+            task=self.task,
+            scores=self.confusion.compute(class_names=self.class_names),
+            per_image=self.per_image.compute(),
+            matrix=self.confusion.matrix.cpu().numpy(),
+            overlays=self.overlays,
+            loss=float(np.mean(self.losses)) if self.losses else None,
+            boundary=None if self.boundary is None else self.boundary.compute(),
+        )
 
 
 @torch.no_grad()
@@ -206,6 +355,9 @@ def evaluate_model(
 ) -> EvalResult:
     """Run ``model`` over every item of ``dataset`` (one image at a time, any size).
 
+    The training validation: :func:`evaluation_loop` with a logits step (autocast,
+    channels-last, the validation loss) and a :class:`SemanticScorer`.
+
     Args:
         model: the model; put in eval mode here.
         dataset: yields items per the dataset contract (``image``, ``mask``, ``id``).
@@ -227,56 +379,21 @@ def evaluate_model(
         boundary: also compute the boundary metrics with these settings (slower: a k-d tree
             per image, class and direction).
     """
-    from segwise.metrics import ConfusionMatrix, PerImageDice, labels_from_logits
-    from segwise.viz import denormalize
+    from segwise.metrics import labels_from_logits
 
     model.eval()
-    k = metric_classes(task, num_classes)
-    confusion = ConfusionMatrix(k, ignore_index=ignore_index)
-    per_image = PerImageDice(
-        k,
-        ignore_index=ignore_index,
-        classes=[1] if task is Task.BINARY else None,
-        class_names=class_names,
-    )
-    boundary_metrics = None
-    if boundary is not None:
-        from segwise.metrics import BoundaryMetrics
 
-        boundary_metrics = BoundaryMetrics(k, spacing=boundary.spacing,
-                                           tolerance=boundary.tolerance,
-                                           percentile=boundary.percentile,
-                                           ignore_index=ignore_index, class_names=class_names)
-    overlays: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
-    losses: list[float] = []
-    for i in indices if indices is not None else range(len(dataset)):
-        item = dataset[i]
-        image = item["image"].unsqueeze(0).to(device)
-        target = item["mask"].unsqueeze(0)
-        logits = forward_logits(
-            model, image, amp_dtype=amp_dtype, channels_last=channels_last, tile_size=tile_size
-        )
-        pred = labels_from_logits(logits, task).cpu()
+    def step(item: dict[str, Any]) -> LabelOutput:
+        logits = forward_logits(model, item["image"].unsqueeze(0).to(device),
+                                amp_dtype=amp_dtype, channels_last=channels_last,
+                                tile_size=tile_size)
+        loss = None
         if loss_fn is not None:
-            losses.append(float(loss_fn(logits, target.to(logits.device))))
-        confusion.update(pred, target)
-        per_image.update(pred, target, ids=[item["id"]])
-        if boundary_metrics is not None:
-            boundary_metrics.update(pred, target)
-        if len(overlays) < keep_overlays:
-            rgb = denormalize(item["image"].numpy(), mean, std)
-            overlays.append((item["id"], rgb, target[0].numpy(), pred[0].numpy()))
-    if distributed:
-        confusion.all_reduce()
-        per_image.all_reduce()
-        if boundary_metrics is not None:
-            boundary_metrics.all_reduce()
-    return EvalResult(
-        task=task,
-        scores=confusion.compute(class_names=class_names),
-        per_image=per_image.compute(),
-        matrix=confusion.matrix.cpu().numpy(),
-        overlays=overlays,
-        loss=float(np.mean(losses)) if losses else None,
-        boundary=None if boundary_metrics is None else boundary_metrics.compute(),
-    )
+            target = item["mask"].unsqueeze(0).to(logits.device)
+            loss = float(loss_fn(logits, target))
+        return LabelOutput(labels_from_logits(logits, task).cpu(), loss)
+
+    scorer = SemanticScorer(task=task, num_classes=num_classes, ignore_index=ignore_index,
+                            class_names=class_names, keep_overlays=keep_overlays, mean=mean,
+                            std=std, boundary=boundary)
+    return evaluation_loop(dataset, step, scorer, indices=indices, distributed=distributed)

@@ -1,4 +1,5 @@
-"""Inference: sliding-window prediction, test-time augmentation, post-processing and export.
+"""Inference: the predictor (semantic and instance, one protocol), sliding-window prediction,
+test-time augmentation, post-processing and export.
 
 Importing this package is cheap (names resolve lazily, PEP 562), and
 ``segwise.inference.onnx_predictor`` never imports torch, so an onnxruntime-only deployment can
@@ -41,6 +42,20 @@ _LAZY = {
     "verify_export": "segwise.inference.verify",
     "verify_onnx": "segwise.inference.verify",
     "OnnxPredictor": "segwise.inference.onnx_predictor",
+    "PredictOptions": "segwise.inference.options",
+    "TTA_FLIPS": "segwise.inference.options",
+    "ImageInput": "segwise.inference.inputs",
+    "PreparedImage": "segwise.inference.inputs",
+    "prepare_images": "segwise.inference.inputs",
+    "InstancePredictor": "segwise.inference.predictor",
+    "PredictionKind": "segwise.inference.predictor",
+    "Predictor": "segwise.inference.predictor",
+    "SemanticPrediction": "segwise.inference.predictor",
+    "SemanticPredictor": "segwise.inference.predictor",
+    "load_onnx_predictor": "segwise.inference.predictor",
+    "load_predictor": "segwise.inference.predictor",
+    "predictor_from_run": "segwise.inference.predictor",
+    "write_label_png": "segwise.inference.predictor",
 }
 
 __all__ = sorted(_LAZY)

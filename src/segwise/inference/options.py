@@ -6,9 +6,20 @@ it too.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["Activation", "Blend", "Connectivity", "ExportHead", "Flip", "Output", "PadMode"]
+__all__ = [
+    "TTA_FLIPS",
+    "Activation",
+    "Blend",
+    "Connectivity",
+    "ExportHead",
+    "Flip",
+    "Output",
+    "PadMode",
+    "PredictOptions",
+]
 
 
 class Blend(str, Enum):
@@ -92,3 +103,47 @@ class ExportHead(str, Enum):
     LOGITS = "logits"
     PROBABILITIES = "probabilities"
     LABELS = "labels"
+
+
+#: ``PredictOptions.flips`` of ``segwise predict --tta``: identity, horizontal, vertical, both
+TTA_FLIPS = (Flip.HORIZONTAL, Flip.VERTICAL)
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How a predictor runs a model over one image: tiling and test-time flips, in one value.
+
+    Attributes:
+        tile_size: sliding-window tile side (px) for images larger than it in either side;
+            ``None``: the checkpoint's default, ``segwise.inference.tiling.default_tile_size``
+            of the training crop.
+        overlap: fraction of a tile shared with its neighbour, in ``[0, 1)``.
+        flips: test-time augmentation: every subset of these :class:`Flip` values is predicted
+            and the probabilities are averaged (``segwise.inference.tta_inference``); ``()``
+            runs one pass. :data:`TTA_FLIPS` gives the 4 passes of ``--tta``. Semantic models
+            only (flip averaging is not defined for instances).
+    """
+
+    tile_size: int | None = None
+    overlap: float = 0.25
+    flips: tuple[Flip, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.tile_size is not None and (
+            isinstance(self.tile_size, bool) or not isinstance(self.tile_size, int)
+            or self.tile_size < 1
+        ):
+            raise ValueError(f"tile_size={self.tile_size!r} is not valid; expected an int >= 1 "
+                             "(pixels) or None for the checkpoint's default")
+        if not 0.0 <= float(self.overlap) < 1.0:
+            raise ValueError(f"overlap={self.overlap!r} is not valid; expected a fraction in "
+                             "[0, 1), e.g. 0.25")
+        given = (self.flips,) if isinstance(self.flips, str) else self.flips  # Flip is a str
+        flips = []
+        for f in given:
+            try:
+                flips.append(Flip(f))
+            except ValueError:
+                raise ValueError(f"flips: {f!r} is not a flip; expected any of "
+                                 f"{[m.value for m in Flip]}") from None
+        object.__setattr__(self, "flips", tuple(dict.fromkeys(flips)))
