@@ -85,18 +85,23 @@ def overlay(
     *,
     alpha: float = 0.5,
     ignore_index: int | None = None,
+    ignore_color: tuple[int, int, int] | None = None,
     outline: bool = False,
 ) -> np.ndarray:
     """Blend class colours over an image; background (0) and ``ignore_index`` stay unblended.
 
-    Colours pass through :func:`display_colour`, so dark palette entries stay visible.
+    Colours pass through :func:`display_colour`, so dark palette entries stay visible. Labels
+    outside the palette (e.g. the pad label ``num_classes``) are drawn as the image.
 
     Args:
         rgb: ``(H, W, 3)`` uint8 image.
         labels: ``(H, W)`` integer class map.
         palette: one RGB colour per class.
         alpha: opacity of the fill (0 draws outlines only, with ``outline``).
-        ignore_index: label drawn as the plain image.
+        ignore_index: label drawn as the plain image (or in ``ignore_color``).
+        ignore_color: the colour of ignored pixels
+            (:attr:`segwise.labels.LabelSpace.ignore_color`), blended like a class colour
+            (as given, not brightened); ``None``: the plain image.
         outline: also draw each region's boundary in its colour at full opacity (the
             foreground side of every class change).
     """
@@ -108,6 +113,10 @@ def overlay(
         blend &= labels != ignore_index
     out = rgb.astype(np.float32)
     out[blend] = (1 - alpha) * out[blend] + alpha * colours[blend]
+    if ignore_index is not None and ignore_color is not None:
+        ignored = labels == ignore_index
+        shade = np.asarray(ignore_color[:3], dtype=np.float32)
+        out[ignored] = (1 - alpha) * out[ignored] + alpha * shade
     if outline:
         edge = boundaries(labels) & blend
         out[edge] = colours[edge]
@@ -151,6 +160,7 @@ def save_overlay_grid(
     palette: Sequence[tuple[int, int, int]],
     *,
     ignore_index: int | None = None,
+    ignore_color: tuple[int, int, int] | None = None,
     title: str | None = None,
     class_names: Sequence[str] | None = None,
 ) -> Path:
@@ -165,6 +175,8 @@ def save_overlay_grid(
         rows: ``(name, rgb (H,W,3) uint8, target (H,W), pred (H,W))`` per image.
         palette: class colours.
         ignore_index: label shown as grey in the error column.
+        ignore_color: colour of the ignored pixels in the ground-truth column
+            (``info.labels.ignore_color``); ``None``: the plain image there.
         title: the figure's title (e.g. which checkpoint and epoch it shows).
         class_names: names for the legend (class 0, background, is left out).
     """
@@ -180,7 +192,8 @@ def save_overlay_grid(
     for r, (name, rgb, target, pred) in enumerate(rows):
         panels = (
             rgb,
-            overlay(rgb, target, palette, ignore_index=ignore_index, alpha=0.35, outline=True),
+            overlay(rgb, target, palette, ignore_index=ignore_index, ignore_color=ignore_color,
+                    alpha=0.35, outline=True),
             overlay(rgb, pred, palette, alpha=0.35, outline=True),
             error_map(pred, target, ignore_index),
         )
