@@ -4,7 +4,7 @@ Per image (paper section 3.3 and the reference ``Detect`` + ``postprocess``):
 
 1. class scores: softmax over ``C + 1`` without the background column (focal head: sigmoid);
 2. boxes: SSD decoding of the deltas at the anchors (`segwise.instance.boxes.decode_boxes`),
-   clipped to the image;
+   clipped to the image (a box left without area, e.g. in the padding, scores 0);
 3. Fast NMS per class over the ``top_k`` best candidates, then the best ``max_detections``
    survivors of all classes (`segwise.instance.nms.multiclass_fast_nms`);
 4. masks: ``sigmoid(prototypes x coefficients)`` (paper eq. 1) at stride 4, bilinearly upsampled
@@ -65,6 +65,9 @@ def detect(
     boxes = decode_boxes(outputs["box_deltas"].float(), outputs["anchors"])  # (N, A, 4)
     limit = torch.stack([torch.as_tensor(width), torch.as_tensor(height)]).to(boxes)
     boxes = torch.minimum(boxes.clamp(min=0), limit.repeat(2))
+    # a box left without area by the clipping (an anchor in the padding) is no detection
+    has_area = (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])  # (N, A)
+    probs = probs * has_area[..., None].to(probs.dtype)
     scores, labels, index = multiclass_fast_nms(
         boxes, probs,
         iou_threshold=options.nms_iou, top_k=options.top_k,
