@@ -8,8 +8,6 @@ deterministic decoding, and `InstancePrediction` of the input's shape. Models ar
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -26,26 +24,9 @@ from segwise.instance.methods import (
 from segwise.instance.representation import InstancePrediction
 from segwise.instance.targets import clean_instances
 
+from .conftest import tiny_options
+
 PAD = 255
-# per-method settings that keep a CPU test small; methods not listed get their int
-# "*channels*" / "*_dims" options shrunk to 16 (see _tiny_options)
-_TINY = {
-    "maskrcnn": {"fpn_channels": 16, "rpn_pre_nms_top_n": [50, 50],
-                 "rpn_post_nms_top_n": [30, 30], "box_batch_size_per_image": 16,
-                 "box_detections_per_img": 50, "score_threshold": 0.0},
-    "unet_watershed": {"arch_options": {"decoder_channels": [32, 16, 16, 16, 16]}},
-    "yolact": {"fpn_channels": 16, "num_prototypes": 4, "score_threshold": 0.0},
-    "solov2": {"fpn_channels": 16, "head_channels": 16, "stacked_convs": 1,
-               "mask_channels": 16, "kernel_dims": 16, "grids": [8, 6, 5, 4, 3]},
-}
-
-
-def _tiny_options(name: str) -> dict:
-    if name in _TINY:
-        return _TINY[name]
-    spec = get_method(name)
-    return {f.name: 16 for f in dataclasses.fields(spec.options_type)
-            if ("channels" in f.name or f.name.endswith("_dims")) and isinstance(f.default, int)}
 
 
 def _square_masks(shape, boxes):
@@ -83,7 +64,7 @@ class Case:
     def __init__(self, name):
         torch.manual_seed(0)
         self.spec = get_method(name)
-        raw = options_from_mapping(self.spec.options_type, _tiny_options(name), method=name)
+        raw = options_from_mapping(self.spec.options_type, tiny_options(name), method=name)
         self.options = self.spec.resolve_options(raw, _stats([FEW, MANY]))
         self.model = self.build()
 
