@@ -67,9 +67,10 @@ def matrix_nms(
 ) -> Tensor:
     """Decayed scores of Matrix NMS (module docstring: paper section 3.3.3, eq. 6-7).
 
-    Masks are ranked by ``scores`` (descending; equal scores keep their input order) and the
-    result is returned in the INPUT order, so callers need not sort first. A batch dimension in
-    front is allowed (``(B, K, ...)``: each row is suppressed on its own).
+    Masks are ranked by ``scores`` (descending; the order of equal scores is unspecified, as
+    ``torch.topk``'s, which exports to ONNX) and the result is returned in the INPUT order, so
+    callers need not sort first. A batch dimension in front is allowed (``(B, K, ...)``: each
+    row is suppressed on its own).
 
     Args:
         masks: ``(K, H, W)`` or ``(B, K, H, W)`` binary masks (bool or float in {0, 1}).
@@ -97,7 +98,7 @@ def matrix_nms(
         masks, labels, scores = masks[None], labels[None], scores[None]
         areas = None if areas is None else areas[None]
     scores = scores.float()
-    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices  # (B, K)
+    order = torch.topk(scores, scores.shape[-1], dim=-1).indices  # (B, K), descending
     masks = torch.gather(masks, 1, order[:, :, None, None].expand_as(masks))
     labels = torch.gather(labels, 1, order)
     sorted_scores = torch.gather(scores, 1, order)

@@ -68,6 +68,9 @@ class SOLOv2Decoder(nn.Module):
         per_cell = [torch.full((s * s,), a * factor) for s, a in zip(
             options.grids, PAPER_MIN_AREAS, strict=True)]
         self.register_buffer("min_area", torch.cat(per_cell), persistent=False)  # (T,)
+        # the wrapper takes the model's mode: exporters put the wrapper back into ITS mode
+        # afterwards, which would otherwise switch an eval-mode model to training
+        self.train(model.training)
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """See the class docstring."""
