@@ -97,16 +97,15 @@ def _run(args: argparse.Namespace) -> int:
         load_predictor,
     )
 
+    options = _options(args)
     instance = bool(args.checkpoint) and is_instance_checkpoint(args.checkpoint)
     kind = PredictionKind.INSTANCE if instance else PredictionKind.SEMANTIC
-    writer = _WRITERS[kind](args)  # refuses flags that do not apply to this kind
     images = expand_inputs(args.inputs)
-    writer.image_ids = {path: i + 1 for i, path in enumerate(images)}  # COCO image_id
+    writer = _WRITERS[kind](args, images)  # refuses flags that do not apply to this kind
     out = Path(args.out)
     if not args.overwrite:
         refuse_clashes([p for img in images for p in writer.outputs(img, out)]
                        + writer.batch_outputs(out))
-    options = _options(args)
     predictor = (load_onnx_predictor(args.onnx, options=options) if args.onnx
                  else load_predictor(args.checkpoint, device=args.device, options=options))
     code = predict_all(images, out, lambda path: writer.write(path, out, predictor))
@@ -117,11 +116,10 @@ def _run(args: argparse.Namespace) -> int:
 class _SemanticOutputs:
     """STEM.png, STEM_overlay.png, STEM_prob.npy per image (see the verb's help)."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, images: list[Path]) -> None:
         if getattr(args, "coco", False):
             raise ValueError("--coco needs an instance checkpoint (segwise train --task instance)")
         self.args = args
-        self.image_ids: dict[Path, int] = {}
 
     def outputs(self, path: Path, out: Path) -> list[Path]:
         paths = [out / f"{path.stem}.png"]
@@ -190,14 +188,15 @@ _SEMANTIC_ONLY = (
 class _InstanceOutputs:
     """STEM_instances.png/.json, STEM_overlay.png per image and coco_results.json."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, images: list[Path]) -> None:
         for attr, flag, why in _SEMANTIC_ONLY:
             if getattr(args, attr, None):
                 raise ValueError(f"{flag} does not apply to instance checkpoints: {why}")
         self.args = args
         self.coco = bool(getattr(args, "coco", False))
         self.predictions: dict[int, Any] = {}
-        self.image_ids: dict[Path, int] = {}  # COCO image_id: input order, from 1
+        # COCO image_id: input order, from 1 (a failed image keeps its number)
+        self.image_ids = {path: i + 1 for i, path in enumerate(images)}
 
     def outputs(self, path: Path, out: Path) -> list[Path]:
         names = ["_instances.png", "_instances.json",
