@@ -16,6 +16,8 @@ import numpy as np
 from segwise.data.classes import ClassTable
 from segwise.data.formats import BINARY_SNAP_RULE, LOSSY_SUFFIXES, MaskKind
 from segwise.data.info import Problem, Sample, Severity
+from segwise.data.masks import mask_kind_spec
+from segwise.data.masks.base import size_problem, turn_name
 
 __all__ = ["IMBALANCE_RATIO", "FileFindings", "check_files", "imbalance_problems"]
 
@@ -56,6 +58,9 @@ def check_files(
 ) -> FileFindings:
     """Check each pair (a pure pass: it returns its findings and changes none of its inputs).
 
+    The checks every file gets (alpha, EXIF orientation, lossy masks, size, transparency) run
+    here; what the labels mean is checked by the kind's module (``MaskKindSpec.check``).
+
     Args:
         samples: the pairs to check.
         image_scans: ``ImageScan`` per sample id (unreadable images are missing).
@@ -65,21 +70,12 @@ def check_files(
         table: the class table (names, colours, ignore colour).
         ignore_index: the ignore label, or ``None``.
     """
-    n = len(table.names)
-    counts = np.zeros(n, dtype=np.int64)
+    spec = mask_kind_spec(kind)
+    counts = np.zeros(len(table.names), dtype=np.int64)
     problems: list[Problem] = []
     instance_counts: dict[str, int] = {}
     crowd_counts: dict[str, int] = {}
     ignored = 0
-    coco = None
-    if kind == MaskKind.COCO:
-        from segwise.data.instances import load_coco
-
-        coco = load_coco(samples[0].mask_path)
-    color_codes = {(r << 16) | (g << 8) | b: i for i, (r, g, b) in enumerate(table.colors)}
-    if table.ignore_color is not None:
-        r, g, b = table.ignore_color
-        color_codes.setdefault((r << 16) | (g << 8) | b, -1)
     for s in samples:
         img = image_scans.get(s.id)
         if img is not None and img.alpha:
@@ -89,10 +85,10 @@ def check_files(
             problems.append(Problem(
                 Severity.INFO, "exif_orientation", str(s.image_path),
                 f"EXIF Orientation={img.orientation}: read as displayed "
-                f"({_TURNS[img.orientation]}, {img.size[0]}x{img.size[1]} H x W); its mask must "
-                "match the displayed picture"))
+                f"({turn_name(img.orientation)}, {img.size[0]}x{img.size[1]} H x W); its mask "
+                "must match the displayed picture"))
         lossy = s.mask_path is not None and s.mask_path.suffix.lower() in LOSSY_SUFFIXES
-        if lossy and kind == MaskKind.BINARY:
+        if lossy and spec.reads_lossy:
             problems.append(Problem(
                 Severity.WARNING, "lossy_mask", str(s.mask_path),
                 f"JPEG is lossy for labels: its grey values are snapped ({BINARY_SNAP_RULE}); "
@@ -103,154 +99,34 @@ def check_files(
                 f"a JPEG mask read as {kind.value} masks: JPEG changes label values (lossy), so "
                 "only binary 0/255 masks can be read from it; re-save the masks as PNG"))
             continue
-        if coco is not None:
-            try:
-                found = coco.targets(s.image_path.name)
-            except ValueError as err:
-                problems.append(Problem(Severity.ERROR, "bad_annotation", str(s.mask_path),
-                                        str(err)))
-                continue
-            instance_counts[s.id] = len(found.instances["ids"]) - found.num_crowd
-            if found.num_crowd:
-                crowd_counts[s.id] = found.num_crowd
-            counts += np.bincount(found.semantic[~found.crowd_pixels], minlength=n)[:n]
-            if found.overlap:
-                problems.append(Problem(Severity.INFO, "coco_overlap", str(s.image_path),
-                                        f"{found.overlap} pixels are covered by several "
-                                        "instances; the semantic mask gives them the smallest "
-                                        "one's class"))
-            if img is not None and img.size != found.semantic.shape:
-                problems.append(_size_problem(s, img.size, found.semantic.shape))
-            continue
-        m = mask_scans.get(s.id)
-        if m is None:
-            continue  # unreadable: already reported
-        if img is not None and img.size != tuple(m.size):
-            problems.append(_size_problem(s, img.size, m.size, img.orientation))
-        if m.transparent:
-            problems.append(Problem(
-                Severity.INFO, "mask_alpha", str(s.mask_path),
-                f"{m.transparent} transparent pixels (alpha < 128) read as background "
-                "(0 / black)"))
-        vals, cnts = m.values, m.counts
-        if kind == MaskKind.SOFT:
-            lo, hi = m.float_range if m.float_range is not None else (0.0, 1.0)
-            if m.float_range is None and vals.size:
-                lo, hi = float(vals.min()), float(vals.max())
-                if hi > 1:
-                    lo, hi = lo / 255.0, hi / 255.0  # 0/255 soft masks are scaled
-            if not (lo >= 0.0 and hi <= 1.0):
-                problems.append(_label_problem(s, f"soft values span [{lo}, {hi}], outside [0, 1]"))
-            continue
-        if kind == MaskKind.COLOR:
-            codes = vals * 0x010101 if m.gray_rgb or m.channels == 1 else vals
-            mapped = np.array([color_codes.get(int(c), -2) for c in codes.tolist()])
-            unknown = codes[mapped == -2]
-            if unknown.size:
-                cols = [(c >> 16, (c >> 8) & 255, c & 255) for c in unknown[:5].tolist()]
-                problems.append(_label_problem(
-                    s, f"colours {cols} are not in the class colour table ({table.source})"
-                    + ("; its transparent pixels are read as background, black (0, 0, 0): give "
-                       "black as the background colour in classes.json"
-                       if m.transparent and 0 in unknown.tolist() else "")))
-            ok = mapped >= 0
-            np.add.at(counts, mapped[ok], cnts[ok])
-            continue
-        if kind == MaskKind.INSTANCE:
-            instance_counts[s.id] = _check_instances(s, vals, cnts, n, counts, problems)
-            continue
-        allowed = set(range(n)) if kind != MaskKind.BINARY else {0, 1, 255, 65535}
-        if ignore_index is not None:
-            allowed.add(ignore_index)
-        snapped = kind == MaskKind.BINARY and _snaps(m, ignore_index)
-        if snapped:
-            grey = [int(v) for v in vals.tolist() if int(v) not in (0, 255, ignore_index)]
-            pixels = int(cnts[np.isin(vals, grey)].sum())
-            problems.append(Problem(
-                Severity.WARNING, "binary_grey_snapped", str(s.mask_path),
-                f"{pixels} pixels hold grey values {grey[:6]}{' ...' if len(grey) > 6 else ''} "
-                f"in a 0/255 mask; snapped: {BINARY_SNAP_RULE}"))
-            allowed |= set(grey)
-        bad = [int(v) for v in vals.tolist() if int(v) not in allowed]
-        if bad:
-            problems.append(_label_problem(
-                s, f"unexpected label values {bad[:10]}; expected 0..{n - 1}"
-                + (f" or {ignore_index} (ignore)" if ignore_index is not None else "")))
-        for v, c in zip(vals.tolist(), cnts.tolist(), strict=True):
-            if v == ignore_index:
-                ignored += c
-                continue
-            if snapped:
-                v = int(v >= 128)
-            elif kind == MaskKind.BINARY and v in (255, 65535):
-                v = 1
-            if 0 <= v < n:
-                counts[v] += c
+        m = None
+        if spec.scans_files:
+            m = mask_scans.get(s.id)
+            if m is None:
+                continue  # unreadable: already reported
+            if img is not None and img.size != tuple(m.size):
+                problems.append(size_problem(s, img.size, m.size, img.orientation))
+            if m.transparent:
+                problems.append(Problem(
+                    Severity.INFO, "mask_alpha", str(s.mask_path),
+                    f"{m.transparent} transparent pixels (alpha < 128) read as background "
+                    "(0 / black)"))
+        found = spec.check(s, img, m, table=table, ignore_index=ignore_index)
+        counts += found.counts
+        problems += found.problems
+        ignored += found.ignored
+        if found.objects is not None:
+            instance_counts[s.id] = found.objects
+        if found.crowd:
+            crowd_counts[s.id] = found.crowd
     if crowd_counts:
         problems.append(Problem(
-            Severity.INFO, "coco_crowd", str(coco.path),
+            Severity.INFO, "coco_crowd", str(samples[0].mask_path),
             f"{sum(crowd_counts.values())} crowd regions (iscrowd: 1) in {len(crowd_counts)} "
             "images: left out of the training instances, their pixels ignored in the semantic "
             "mask (not background), scored as crowd by evaluation (pycocotools' rule)"))
     problems += imbalance_problems(counts, table, where=str(root))
     return FileFindings(counts, problems, instance_counts, ignored, crowd_counts)
-
-
-def _check_instances(s, vals, cnts, n, counts, problems) -> int:
-    """Add one instance mask's class pixels to ``counts`` (a local of :func:`check_files`) and
-    its findings to ``problems``; returns its number of objects."""
-    from segwise.data.instances import read_instance_classes
-
-    ids = [int(v) for v in vals.tolist() if v > 0]
-    if ids and ids != list(range(1, len(ids) + 1)):
-        problems.append(Problem(Severity.INFO, "noncontiguous_ids", str(s.mask_path),
-                                f"instance ids are not 1..{len(ids)} (e.g. {ids[:6]}); "
-                                "they are kept as they are"))
-    try:
-        classes = read_instance_classes(s.mask_path)
-    except ValueError as err:
-        problems.append(_label_problem(s, str(err)))
-        return len(ids)
-    for v, c in zip(vals.tolist(), cnts.tolist(), strict=True):
-        cls = 0 if v == 0 else (1 if classes is None else classes.get(int(v), -1))
-        if not 0 <= cls < n:
-            problems.append(_label_problem(
-                s, f"instance {v} has class {cls}, not in 1..{n - 1} (sidecar .json)"))
-            continue
-        counts[cls] += c
-    return len(ids)
-
-
-_TURNS = {1: "as stored", 2: "mirrored", 3: "rotated 180 degrees", 4: "flipped",
-          5: "transposed", 6: "rotated 90 degrees", 7: "transversed",
-          8: "rotated 270 degrees"}
-
-
-def _snaps(m, ignore_index: int | None) -> bool:
-    """The mask is read with the binary snapping rule (same test as ``mask_to_index``)."""
-    if m.dtype != "uint8" or ignore_index == 255:
-        return False
-    labels = [int(v) for v in m.values.tolist() if v != ignore_index]
-    return bool(labels) and max(labels) >= 128 and any(v not in (0, 255) for v in labels)
-
-
-def _size_problem(s, image_size, mask_size, orientation: int = 1) -> Problem:
-    if orientation in (5, 6, 7, 8) and tuple(mask_size) == tuple(image_size)[::-1]:
-        return Problem(
-            Severity.ERROR, "size_mismatch", str(s.mask_path),
-            f"mask is {tuple(mask_size)} (H, W), the size of the stored pixels of image "
-            f"{s.image_path.name}, but the image carries EXIF Orientation={orientation} "
-            f"({_TURNS[orientation]}) and is read as displayed, {tuple(image_size)}; draw the "
-            "mask on the displayed picture, or save the image without the EXIF orientation "
-            "(e.g. PIL.ImageOps.exif_transpose, then save)")
-    return Problem(Severity.ERROR, "size_mismatch", str(s.mask_path),
-                   f"mask is {tuple(mask_size)} (H, W) but image {s.image_path.name} is "
-                   f"{tuple(image_size)}; re-export the mask at the image's size")
-
-
-def _label_problem(s, message: str) -> Problem:
-    return Problem(Severity.ERROR, "unexpected_labels", str(s.mask_path),
-                   f"{message}; fix the file or set num_classes / ignore_index / mask_kind")
 
 
 def imbalance_problems(counts: np.ndarray, table: ClassTable, *, where: str) -> list[Problem]:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 
-from segwise.data.formats import MaskKind, mask_to_index, read_image, read_mask_raw, to_unit_float
+from segwise.data.formats import read_image, to_unit_float
 from segwise.data.info import DataInfo, Sample
+from segwise.data.masks import ReadOptions, mask_kind_spec
+from segwise.data.masks.base import InstanceKindSpec
 
 __all__ = [
     "InstanceDataset",
@@ -107,37 +109,8 @@ def read_mask(path: str | Path, info: DataInfo, *, image_name: str | None = None
         ValueError: naming the file and the bad values.
     """
     path = Path(path)
-    kind = info.mask_kind
-    if kind == MaskKind.COCO:
-        from segwise.data.instances import load_coco
-
-        if image_name is None:
-            raise ValueError(f"reading COCO annotations from {path} needs image_name")
-        return load_coco(path).targets(image_name).mask(info.pad_value)  # crowd: ignored
-    raw = read_mask_raw(path).array
-    if kind == MaskKind.SOFT:
-        return _soft(raw, path)
-    if kind == MaskKind.INSTANCE:
-        from segwise.data.instances import read_instance_classes, semantic_from_instances
-
-        return semantic_from_instances(raw, read_instance_classes(path), source=path)
-    return mask_to_index(raw, kind, num_classes=info.num_classes, ignore_index=info.ignore_index,
-                         colors=list(info.class_colors), ignore_color=info.ignore_color,
-                         source=path)
-
-
-def _soft(raw: np.ndarray, path: Path) -> np.ndarray:
-    arr = raw
-    if not np.issubdtype(arr.dtype, np.floating):
-        arr = arr.astype(np.float32) / (255.0 if arr.max(initial=0) > 1 else 1.0)
-    if arr.ndim == 2:
-        arr = arr[None]
-    elif arr.ndim == 3 and arr.shape[0] > arr.shape[-1]:
-        arr = np.moveaxis(arr, -1, 0)
-    arr = arr.astype(np.float32)
-    if not (np.all(np.isfinite(arr)) and arr.min(initial=0) >= 0 and arr.max(initial=0) <= 1):
-        raise ValueError(f"soft mask {path} has values outside [0, 1]; rescale it")
-    return np.ascontiguousarray(arr)
+    return mask_kind_spec(info.mask_kind).read(path, ReadOptions.from_info(info),
+                                               image_name=image_name)
 
 
 class SegmentationDataset(torch.utils.data.Dataset):
@@ -176,7 +149,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.transform = transform
         self.cache = cache
         self.instances = instances
-        if instances and info.mask_kind not in (MaskKind.INSTANCE, MaskKind.COCO):
+        self._kind = mask_kind_spec(info.mask_kind)
+        self._read = ReadOptions.from_info(info)  # once, not per item
+        if instances and not self._kind.has_instances:
             raise ValueError(
                 f"instances=True needs instance masks (mask_kind 'instance' or 'coco'), but the "
                 f"data's mask_kind is {info.mask_kind.value!r}"
@@ -196,9 +171,10 @@ class SegmentationDataset(torch.utils.data.Dataset):
             raise ValueError(f"sample {s.id} ({s.image_path}) has no mask")
         inst = None
         if self.instances:
-            inst, mask = _instance_targets(s, self.info)
+            inst, mask = cast(InstanceKindSpec, self._kind).read_instances(
+                s.mask_path, self._read, image_name=s.image_path.name)
         else:
-            mask = read_mask(s.mask_path, self.info, image_name=s.image_path.name)
+            mask = self._kind.read(s.mask_path, self._read, image_name=s.image_path.name)
         if tuple(mask.shape[-2:]) != tuple(image.shape[-2:]):
             raise ValueError(
                 f"mask {s.mask_path} is {tuple(mask.shape[-2:])} but image {s.image_path} is "
@@ -252,23 +228,6 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if "instances" in item:
             item["instances"] = _finish_instances(item["instances"])
         return item
-
-
-def _instance_targets(s: Sample, info: DataInfo) -> tuple[dict, np.ndarray]:
-    from segwise.data.instances import (
-        instances_from_label,
-        load_coco,
-        read_instance_classes,
-        semantic_from_instances,
-    )
-
-    if info.mask_kind == MaskKind.COCO:
-        coco = load_coco(s.mask_path).targets(s.image_path.name)
-        return coco.instances, coco.mask(info.pad_value)
-    raw = read_mask_raw(s.mask_path).array
-    classes = read_instance_classes(s.mask_path)
-    return (instances_from_label(raw, classes),
-            semantic_from_instances(raw, classes, source=s.mask_path))
 
 
 def _finish_instances(inst: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

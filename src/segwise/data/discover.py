@@ -14,23 +14,46 @@ import numpy as np
 
 from segwise._validation import as_enum
 from segwise.data.checks import check_files
-from segwise.data.classes import CAMVID_CLASSES, ClassTable, default_colors, load_classes_file
-from segwise.data.formats import (
-    BINARY_SNAP_RULE,
-    IMAGE_SUFFIXES,
-    MaskKind,
-    read_image,
-    to_unit_float,
-)
+from segwise.data.classes import CAMVID_CLASSES, ClassTable, load_classes_file
+from segwise.data.formats import IMAGE_SUFFIXES, MaskKind, read_image, to_unit_float
 from segwise.data.info import DataInfo, DatasetIndex, Problem, Sample, Severity, raise_or_warn
+from segwise.data.masks import detect_kind, mask_kind_spec
+from segwise.data.masks.base import ClassContext
 from segwise.data.pairing import find_layout, split_samples
 from segwise.data.scan import ImageScan, MaskScan, scan_image, scan_mask
 from segwise.enums import Task
-from segwise.labels import VOC_VOID_LABEL, check_ignore_label
+from segwise.labels import check_ignore_label
 
-__all__ = ["Analysis", "analyse", "discover_dataset"]
+__all__ = ["Analysis", "DiscoverOptions", "analyse", "discover_dataset"]
 
 _STATS_IMAGES = 32  # training images decoded for mean/std
+
+
+@dataclass(frozen=True)
+class DiscoverOptions:
+    """What the user says about a dataset (one value for discovery and inspection).
+
+    Attributes:
+        mask_kind: how masks encode labels; ``AUTO`` detects it (see :class:`MaskKind`).
+        ignore_index: a label value to ignore in loss and metrics (overrides the class file).
+        num_classes: number of classes, background included (default: class file, known
+            layout, or inferred from the label values, with a notice).
+        class_names: one name per class (default: class file, known layout, or "class_<i>").
+        val_fraction: share of samples put into val when the data has no split of its own.
+        seed: seed of that split and of the sample of images used for mean/std.
+    """
+
+    mask_kind: MaskKind = MaskKind.AUTO
+    ignore_index: int | None = None
+    num_classes: int | None = None
+    class_names: tuple[str, ...] | None = None
+    val_fraction: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mask_kind", as_enum(self.mask_kind, MaskKind, "mask_kind"))
+        if self.class_names is not None:
+            object.__setattr__(self, "class_names", tuple(self.class_names))
 
 
 @dataclass
@@ -81,27 +104,19 @@ def discover_dataset(
         DataError: (a ``ValueError``) with ``strict``, listing every fatal problem and its file.
         ValueError: when nothing usable is found, naming what is missing.
     """
-    index = analyse(root, mask_kind=mask_kind, ignore_index=ignore_index,
-                    num_classes=num_classes, class_names=class_names,
-                    val_fraction=val_fraction, seed=seed).index
+    index = analyse(root, DiscoverOptions(
+        mask_kind=mask_kind, ignore_index=ignore_index, num_classes=num_classes,
+        class_names=class_names, val_fraction=val_fraction, seed=seed)).index
     if strict:
         raise_or_warn(index.problems, index.root)
     return index
 
 
-def analyse(
-    root: str | Path,
-    *,
-    mask_kind: MaskKind | str = "auto",
-    ignore_index: int | None = None,
-    num_classes: int | None = None,
-    class_names: list[str] | tuple[str, ...] | None = None,
-    val_fraction: float = 0.2,
-    seed: int = 0,
-) -> Analysis:
+def analyse(root: str | Path, options: DiscoverOptions) -> Analysis:
     """Discovery with the per-file scans kept (used by :func:`segwise.data.inspect_dataset`)."""
     root = Path(root)
-    kind = as_enum(mask_kind, MaskKind, "mask_kind")
+    kind = options.mask_kind
+    val_fraction, seed = options.val_fraction, options.seed
     layout = find_layout(root)
     problems = list(layout.problems)
     train, val, split_source, split_problems, test = split_samples(
@@ -124,10 +139,10 @@ def analyse(
         except ValueError as err:
             problems.append(Problem(Severity.ERROR, "unreadable_image", str(s.image_path),
                                     str(err)))
-    if kind == MaskKind.AUTO:
-        kind = _detect_kind(layout.name, samples)
+    if kind == MaskKind.AUTO:  # from the layout and folders, before decoding any mask
+        kind = detect_kind(layout.name, samples, None)
     mask_scans: dict[str, MaskScan] = {}
-    if kind != MaskKind.COCO:
+    if kind == MaskKind.AUTO or mask_kind_spec(kind).scans_files:
         for s in samples:
             try:
                 mask_scans[s.id] = scan_mask(s.mask_path)
@@ -135,12 +150,11 @@ def analyse(
                 problems.append(Problem(Severity.ERROR, "unreadable_mask", str(s.mask_path),
                                         str(err)))
     if kind == MaskKind.AUTO:
-        kind = _detect_from_scans(list(mask_scans.values()))
+        kind = detect_kind(layout.name, samples, list(mask_scans.values()))
 
     table, ignore, task, notes = _resolve_classes(
         root, layout_name=layout.name, kind=kind, scans=list(mask_scans.values()),
-        samples=samples, num_classes=num_classes, class_names=class_names,
-        ignore_index=ignore_index)
+        samples=samples, options=options)
     problems += notes
     found = check_files(samples, image_scans=image_scans, mask_scans=mask_scans, root=root,
                         kind=kind, table=table, ignore_index=ignore)
@@ -163,151 +177,51 @@ def analyse(
     try:  # the label space's one validity rule, checked before anything is trained
         check_ignore_label(ignore, len(table.names))
     except ValueError as err:
-        given = "--ignore-index / ignore_index=" if ignore_index is not None else table.source
+        given = ("--ignore-index / ignore_index=" if options.ignore_index is not None
+                 else table.source)
         problems.append(Problem(Severity.ERROR, "ignore_in_class_range", str(root),
                                 f"{err} (the ignore label came from {given})"))
     analysis.index.problems = problems
     return analysis
 
 
-def _detect_kind(layout_name: str, samples: list[Sample]) -> MaskKind:
-    if layout_name == "images+instances":
-        return MaskKind.INSTANCE
-    if layout_name == "images+coco":
-        return MaskKind.COCO
-    if any(s.mask_path is not None and s.mask_path.is_dir() for s in samples):
-        return MaskKind.SOFT
-    # .npy masks are not SOFT by their suffix: float arrays are (the scans say so), integer
-    # arrays are class indices or binary, like any other integer mask
-    return MaskKind.AUTO
-
-
-def _detect_from_scans(scans: list[MaskScan]) -> MaskKind:
-    if not scans:
-        return MaskKind.INDEX
-    if any(s.float_range is not None for s in scans):
-        return MaskKind.SOFT
-    if any(s.palette is not None for s in scans):
-        return MaskKind.PALETTE
-    if any(s.channels == 3 for s in scans):
-        return MaskKind.COLOR
-    values = set()
-    for s in scans:
-        values.update(s.values.tolist())
-    if values <= {0, 1} or values <= {0, 255} or values <= {0, 65535}:
-        return MaskKind.BINARY
-    if _grey_edged_binary(scans):
-        return MaskKind.BINARY
-    return MaskKind.INDEX
-
-
-#: Largest share of grey (not 0, not 255) pixels in 0/255 masks still read as binary.
-GREY_EDGE_SHARE = 0.1
-
-
-def _grey_edged_binary(scans: list[MaskScan]) -> bool:
-    """0/255 binary masks whose edges hold grey values (resized with interpolation, or JPEG).
-
-    Read as binary when every mask is single-channel uint8 without a palette, 255 is present,
-    the grey pixels (1..254) are at most :data:`GREY_EDGE_SHARE` of all pixels and fewer than
-    the 255 pixels (so 255 is a class, not a thin PASCAL VOC-style "ignore" outline). Otherwise
-    the masks are read as class indices, as before.
-    """
-    counts: Counter[int] = Counter()
-    for s in scans:
-        if s.dtype != "uint8" or s.channels != 1 or s.palette is not None:
-            return False
-        counts.update(dict(zip(s.values.tolist(), s.counts.tolist(), strict=True)))
-    total = sum(counts.values())
-    grey = total - counts[0] - counts[255]
-    return bool(total and counts[255] > grey and grey <= GREY_EDGE_SHARE * total)
-
-
 def _resolve_classes(
     root: Path, *, layout_name: str, kind: MaskKind, scans: list[MaskScan],
-    samples: list[Sample], num_classes: int | None, class_names, ignore_index: int | None,
+    samples: list[Sample], options: DiscoverOptions,
 ) -> tuple[ClassTable, int | None, Task, list[Problem]]:
-    notes: list[Problem] = []
-    where = str(root)
+    """The class table: ``classes.json``, else a known layout, else what the kind implies."""
+    ignore_index, num_classes = options.ignore_index, options.num_classes
     classes_file = root / "classes.json" if root.is_dir() else root.parent / "classes.json"
     table: ClassTable | None = None
     if classes_file.is_file():
         table = load_classes_file(classes_file)
-    elif kind == MaskKind.COCO:
-        from segwise.data.instances import load_coco
-
-        coco = load_coco(samples[0].mask_path)
-        table = ClassTable(coco.names, default_colors(len(coco.names)), None, None,
-                           coco.path.name)
-        if coco.category_ids != list(range(1, len(coco.category_ids) + 1)):
-            notes.append(Problem(Severity.INFO, "coco_category_ids", str(coco.path),
-                                 f"category ids {coco.category_ids[:10]} are mapped to "
-                                 f"classes 1..{len(coco.category_ids)} in id order"))
     elif layout_name == "camvid" and root.name.lower().startswith("camvid"):
         table = CAMVID_CLASSES
     ignore = ignore_index if ignore_index is not None else (table.ignore_index if table else None)
     values: Counter[int] = Counter()
     for s in scans:
         values.update(dict(zip(s.values.tolist(), s.counts.tolist(), strict=True)))
-    if kind == MaskKind.BINARY:
-        if values and set(values) - {0, 1, ignore} and 255 in values:
-            grey = sorted(set(values) - {0, 1, 255, ignore})
-            notes.append(Problem(
-                Severity.INFO, "binary_0_255", where,
-                "masks hold 0/255; 255 is read as foreground (class 1)"
-                + (f"; {len(grey)} grey values (e.g. {grey[:6]}) are snapped: {BINARY_SNAP_RULE}"
-                   if grey and ignore != 255 else "")))
-        table = table or ClassTable(("background", "foreground"), ((0, 0, 0), (255, 255, 255)),
-                                    None, None, "binary masks")
-    elif kind in (MaskKind.INDEX, MaskKind.PALETTE) and table is None:
-        void = VOC_VOID_LABEL
-        if ignore is None and void in values and max(set(values) - {void}, default=0) < void - 1:
-            ignore = void
-            notes.append(Problem(Severity.WARNING, "ignore_255", where,
-                                 "label value 255 is read as 'ignore' (PASCAL VOC convention); "
-                                 "pass ignore_index to change this"))
-        labels = sorted(set(values) - {ignore})
-        n = num_classes if num_classes is not None else (max(labels) + 1 if labels else 1)
-        palette = next((s.palette for s in scans if s.palette), None)
-        colors = (tuple(tuple(palette[i]) for i in range(n)) if palette and len(palette) >= n
-                  else default_colors(n))
-        ignore_color = (tuple(palette[ignore]) if palette and ignore is not None
-                        and ignore < len(palette) else None)
-        table = ClassTable(tuple(f"class_{i}" for i in range(n)), colors, ignore, ignore_color,
-                           "given num_classes" if num_classes else "inferred from label values")
-        if num_classes is None:
-            notes.append(Problem(Severity.INFO, "classes_inferred", where,
-                                 f"{n} classes inferred from the label values {labels[:20]}; "
-                                 "name them in classes.json"))
-    elif kind == MaskKind.COLOR and table is None:
-        codes = sorted(values)
-        colors = tuple((c >> 16, (c >> 8) & 255, c & 255) for c in codes)
-        table = ClassTable(tuple(f"class_{i}" for i in range(len(colors))), colors, None, None,
-                           "inferred from mask colours")
-        notes.append(Problem(Severity.WARNING, "colors_inferred", where,
-                             f"{len(colors)} classes inferred from the mask colours {colors[:12]} "
-                             "(sorted by RGB value); give the table in classes.json"))
-    elif kind in (MaskKind.INSTANCE, MaskKind.SOFT) and table is None:
-        k = max((s.channels for s in scans), default=1) if kind == MaskKind.SOFT else 1
-        n = 2 if k == 1 else k
-        names = ("background", "foreground") if n == 2 else tuple(f"class_{i}" for i in range(n))
-        table = ClassTable(names, default_colors(n), None, None, f"{kind.value} masks")
+    found = mask_kind_spec(kind).classes(ClassContext(
+        root=root, samples=samples, scans=scans, values=values, table=table,
+        ignore_index=ignore, num_classes=num_classes))
+    table = found.table or table
+    ignore = found.ignore_index
+    notes = list(found.notes)
     assert table is not None
     if num_classes is not None and num_classes != len(table.names):
         raise ValueError(f"num_classes={num_classes} but {table.source} gives "
                          f"{len(table.names)} classes ({', '.join(table.names[:12])}); "
                          "make them agree or leave num_classes out")
-    if class_names is not None:
-        if len(class_names) != len(table.names):
-            raise ValueError(f"class_names has {len(class_names)} names but the data has "
-                             f"{len(table.names)} classes ({table.source})")
-        table = ClassTable(tuple(class_names), table.colors, table.ignore_index,
+    if options.class_names is not None:
+        if len(options.class_names) != len(table.names):
+            raise ValueError(f"class_names has {len(options.class_names)} names but the data "
+                             f"has {len(table.names)} classes ({table.source})")
+        table = ClassTable(tuple(options.class_names), table.colors, table.ignore_index,
                            table.ignore_color, table.source)
     if ignore_index is not None:
         ignore = ignore_index
     n = len(table.names)
-    multi_soft = kind == MaskKind.SOFT and max((s.channels for s in scans), default=1) > 1
-    task = Task.MULTILABEL if multi_soft else (Task.BINARY if n == 2 else Task.MULTICLASS)
+    task = found.task or (Task.BINARY if n == 2 else Task.MULTICLASS)
     return table, ignore, task, notes
 
 

@@ -1,8 +1,9 @@
 """Reading image and mask files, and the mask kinds (:class:`MaskKind`).
 
-Pure functions over numpy arrays: :func:`read_image` decodes an image into ``(H, W, C)``,
-:func:`read_mask_raw` decodes a mask file as stored, and :func:`mask_to_index` turns a raw mask
-into class indices for one :class:`MaskKind`. Errors name the file and say what to do.
+Pure functions over numpy arrays: :func:`read_image` decodes an image into ``(H, W, C)`` and
+:func:`read_mask_raw` decodes a mask file as stored; what the stored values mean is the work
+of one module per :class:`MaskKind` in :mod:`segwise.data.masks`. Errors name the file and say
+what to do.
 
 Images are read as displayed: an EXIF ``Orientation`` tag (JPEG, PNG) is applied with Pillow's
 ``ImageOps.exif_transpose``. Masks are read as stored, except that an alpha channel means what
@@ -24,11 +25,11 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "LOSSY_SUFFIXES",
     "MASK_SUFFIXES",
+    "SNAP_AT",
     "MaskKind",
     "RawMask",
     "exif_orientation",
     "image_header",
-    "mask_to_index",
     "read_image",
     "read_mask_raw",
     "to_unit_float",
@@ -40,7 +41,8 @@ MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".npy", ".jpg", ".jpeg")
 LOSSY_SUFFIXES = (".jpg", ".jpeg")
 #: How grey values of a 0/255 binary mask are read (the text is shown to the user).
 BINARY_SNAP_RULE = "values >= 128 are foreground, values < 128 background (midpoint of 0..255)"
-_SNAP_AT = 128
+#: The snapping threshold of :data:`BINARY_SNAP_RULE`.
+SNAP_AT = 128
 _EXIF_ORIENTATION = 0x0112
 
 _ALPHA_NOTICE = (
@@ -51,6 +53,9 @@ _ALPHA_NOTICE = (
 
 class MaskKind(str, Enum):
     """How a mask file encodes its labels (``AUTO`` detects it from the files).
+
+    Each kind is implemented by one module of :mod:`segwise.data.masks` (detect, classes,
+    check, read), listed in ``segwise.data.masks.MASK_KINDS``.
 
     - ``BINARY``: one channel with values {0, 1} or {0, 255} (255 is mapped to 1). Grey values
       of a 0/255 uint8 mask (edges of a mask resized with interpolation, JPEG noise) are
@@ -337,120 +342,3 @@ def _average_annotators(folder: Path) -> np.ndarray:
             )
         layers.append(layer)
     return np.mean(layers, axis=0, dtype=np.float32)[None]
-
-
-def mask_to_index(
-    raw: np.ndarray,
-    kind: MaskKind,
-    *,
-    num_classes: int,
-    ignore_index: int | None,
-    colors: list[tuple[int, int, int]] | None = None,
-    ignore_color: tuple[int, int, int] | None = None,
-    source: str | Path = "<array>",
-) -> np.ndarray:
-    """Convert a raw mask into class indices ``int64 (H, W)`` in ``[0, num_classes)`` or ignore.
-
-    Args:
-        raw: the stored mask, ``(H, W)`` or ``(H, W, 3)`` for ``COLOR``.
-        kind: ``BINARY``, ``INDEX``, ``PALETTE`` or ``COLOR``.
-        num_classes: number of classes (2 for binary).
-        ignore_index: label value to keep as "ignore" (``None``: no such value).
-        colors: class colours (index = class) for ``COLOR`` masks.
-        ignore_color: the colour of pixels to ignore in ``COLOR`` masks (mapped to ignore_index).
-        source: the file, named in errors.
-
-    Raises:
-        ValueError: naming the file and the unexpected values, with what to do.
-    """
-    if kind == MaskKind.COLOR:
-        return _color_to_index(
-            raw, colors or [], ignore_index=ignore_index, ignore_color=ignore_color, source=source
-        )
-    if raw.ndim == 3 and raw.shape[-1] in (3, 4):
-        raw = raw[..., 0]  # grey masks saved as RGB: the caller checked the channels are equal
-    if raw.ndim != 2:
-        raise ValueError(f"mask {source} has shape {raw.shape}; expected (H, W) labels")
-    if np.issubdtype(raw.dtype, np.floating) and (
-        not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw))
-    ):
-        raise ValueError(
-                f"mask {source} holds fractional values; use mask_kind='soft' for soft masks"
-            )
-    out = raw.astype(np.int64)
-    if kind == MaskKind.BINARY:
-        is_ignore = out == ignore_index if ignore_index is not None else np.zeros_like(out, bool)
-        if _needs_snapping(out, raw.dtype, is_ignore, ignore_index):
-            fg = (out >= _SNAP_AT) & ~is_ignore  # grey edges (interpolated or JPEG): snapped
-            bad = np.zeros_like(fg)
-        else:
-            hi = 65535 if raw.dtype == np.uint16 else 255
-            fg = ((out == 1) | (out == hi)) & ~is_ignore
-            bad = ~((out == 0) | fg | is_ignore)
-        if bad.any():
-            vals = np.unique(out[bad])[:10].tolist()
-            raise ValueError(
-                f"mask {source} holds values {vals} that are not binary (0, 1 or 255); "
-                "pass mask_kind='index' for class-index masks, or fix the file"
-            )
-        result = fg.astype(np.int64)
-        if ignore_index is not None:
-            result[is_ignore] = ignore_index
-        return result
-    bad = (out < 0) | (out >= num_classes)
-    if ignore_index is not None:
-        bad &= out != ignore_index
-    if bad.any():
-        vals = np.unique(out[bad])[:10].tolist()
-        raise ValueError(
-            f"mask {source} holds label values {vals} outside [0, {num_classes}) "
-            f"(ignore_index={ignore_index}); set num_classes / ignore_index or fix the file"
-        )
-    return out
-
-
-def _needs_snapping(out: np.ndarray, dtype, is_ignore: np.ndarray, ignore_index) -> bool:
-    """A uint8 mask on the 0..255 scale holding values other than 0 and 255 (not ignored)."""
-    if dtype != np.uint8 or ignore_index == 255:
-        return False
-    labels = out[~is_ignore]
-    if not labels.size or labels.max() < _SNAP_AT:
-        return False
-    return bool(((labels != 0) & (labels != 255)).any())
-
-
-def _color_to_index(
-    raw: np.ndarray,
-    colors: list[tuple[int, int, int]],
-    *,
-    ignore_index: int | None,
-    ignore_color: tuple[int, int, int] | None,
-    source: str | Path,
-) -> np.ndarray:
-    if raw.ndim != 3 or raw.shape[-1] < 3:
-        raise ValueError(f"colour mask {source} has shape {raw.shape}; expected (H, W, 3) RGB")
-    if not colors:
-        raise ValueError(
-            f"colour mask {source} needs a class -> colour table; add classes.json to the root"
-        )
-    rgb = raw[..., :3].astype(np.int64)
-    code = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    entries = list(colors)
-    if ignore_color is not None and ignore_index is not None:
-        entries.append(tuple(ignore_color))
-    table = np.array([(r << 16) | (g << 8) | b for r, g, b in entries], dtype=np.int64)
-    order = np.argsort(table)
-    pos = np.searchsorted(table[order], code)
-    pos = np.clip(pos, 0, len(table) - 1)
-    found = table[order][pos] == code
-    out = order[pos].astype(np.int64)
-    if ignore_color is not None and ignore_index is not None:
-        out[out == len(colors)] = ignore_index
-    if not found.all():
-        unknown = np.unique(code[~found])[:5]
-        names = [f"({c >> 16}, {(c >> 8) & 255}, {c & 255})" for c in unknown.tolist()]
-        raise ValueError(
-            f"colour mask {source} holds colours {', '.join(names)} that are not in the class "
-            "colour table; add them to classes.json (or map them to the ignore colour)"
-        )
-    return out

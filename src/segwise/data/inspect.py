@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from segwise.data.discover import analyse
+from segwise.data.discover import DiscoverOptions, analyse
 from segwise.data.formats import MaskKind, read_image
 from segwise.data.info import DataError, DatasetIndex, Problem, Severity, raise_or_warn
 
@@ -132,9 +132,9 @@ def inspect_dataset(
     Raises:
         FileNotFoundError / ValueError: when no dataset is found at all.
     """
-    analysis = analyse(root, mask_kind=mask_kind, ignore_index=ignore_index,
-                       num_classes=num_classes, class_names=class_names,
-                       val_fraction=val_fraction, seed=seed)
+    analysis = analyse(root, DiscoverOptions(
+        mask_kind=mask_kind, ignore_index=ignore_index, num_classes=num_classes,
+        class_names=class_names, val_fraction=val_fraction, seed=seed))
     index = analysis.index
     problems = list(index.problems)
     if decode_images:
