@@ -15,6 +15,7 @@ from segwise.instance.methods.base import ObjectStats
 from segwise.instance.methods.yolact import PAPER_ANCHOR_SIZES, YOLACT, YOLACTOptions
 from segwise.instance.representation import InstancePrediction
 from segwise.instance.yolact.loss import anchor_targets, mask_loss, ohem_class_loss
+from segwise.metrics.instance import average_precision
 
 LOG2 = math.log(2.0)
 TINY = {"fpn_channels": 16, "num_prototypes": 4, "anchor_sizes": (8, 12, 16, 24, 32), "top_k": 20}
@@ -305,3 +306,43 @@ def test_encoder_without_stride_32_is_refused():
             encoder="unet_textbook", in_channels=3, num_classes=1,
             options=YOLACTOptions(**TINY), weights=None,
         )  # fmt: skip
+
+
+def test_decoding_an_oracle_output_recovers_the_instances():
+    # outputs a perfect network would give: anchors on the objects, zero deltas, one prototype
+    # per object (+10 inside its mask at stride 4, -10 elsewhere), one-hot coefficients
+    from segwise.instance.yolact.decode import detect
+
+    h, w = 40, 48
+    inst = np.zeros((h, w), np.int32)
+    inst[4:20, 8:24] = 1  # 16 x 16
+    inst[24:36, 28:44] = 2  # 12 x 16
+    inst[0:8, 36:44] = 3  # 8 x 8, touches nothing
+    truth = InstancePrediction.from_label_map(inst, labels=[1, 2, 1])
+    boxes = torch.from_numpy(truth.boxes.copy())
+    anchors = torch.cat([boxes, torch.tensor([[0.0, 0, 8, 8], [40.0, 32, 48, 40]])])
+    protos = torch.full((1, 3, h // 4, w // 4), -10.0)
+    for k in range(3):
+        protos[0, k][torch.from_numpy(inst[2::4, 2::4] == k + 1)] = 10.0
+    logits = torch.full((1, 5, 3), -5.0)
+    logits[0, :, 0] = 5.0  # background everywhere ...
+    logits[0, [0, 1, 2], 0] = -5.0  # ... but on the three objects
+    logits[0, [0, 1, 2], [1, 2, 1]] = 5.0
+    coefs = torch.zeros(1, 5, 3)
+    coefs[0, [0, 1, 2], [0, 1, 2]] = 1.0
+    outputs = {
+        "class_logits": logits, "box_deltas": torch.zeros(1, 5, 4), "coefficients": coefs,
+        "prototypes": protos, "anchors": anchors,
+    }  # fmt: skip
+    options = YOLACTOptions(top_k=5, max_detections=4)
+    scores, labels, masks = detect(outputs, height=h, width=w, options=options,
+                                   background_class=True)  # fmt: skip
+    assert labels[0].tolist() == [1, 2, 1, 0] and scores[0, 3] == 0
+    pred = InstancePrediction.from_masks(
+        masks[0, :3].numpy(), labels=labels[0, :3].numpy(), scores=scores[0, :3].numpy()
+    )
+    # exact but for the 4 corner pixels of each rectangle (bilinear upsampling of a 4 x 4
+    # cell's corner: 0.625 * 0.625 < 0.5)
+    assert ((pred.instance_map > 0) != (inst > 0)).sum() <= 12
+    assert sorted(pred.labels.tolist()) == [1, 1, 2]
+    assert average_precision(pred, truth, thresholds=(0.5, 0.9))[1] == 1.0
