@@ -6,14 +6,15 @@ For each image (all steps batched, no data-dependent shapes, so the module trace
    maximum of its 2 x 2 neighbourhood (max-pool, stride 1), as the authors' code.
 2. The ``pre_nms_top_k`` best (cell, class) pairs over all levels; their kernels give mask
    probabilities ``sigmoid(G * F)`` at 1/4 scale, binarised at ``mask_threshold``.
-3. Candidates below ``score_threshold`` or whose mask has at most ``min_area`` pixels (1/4 scale)
-   are dropped. ``min_area`` is the authors' per-level filter ``(8, 8, 16, 32, 32)`` scaled by
-   ``(r / 96) ** 2``, ``r`` the upper end of the first scale range (so it is the paper's for the
-   paper's ranges and shrinks with derived ranges: 10 px nuclei have ~6 pixels at 1/4 scale).
+3. Candidates below ``category_threshold`` or whose mask has at most ``min_area`` pixels (1/4
+   scale) are dropped. ``min_area`` is the authors' per-level filter ``(8, 8, 16, 32, 32)``,
+   scaled by ``(r / 96) ** 2``, ``r`` the upper end of the first scale range (the paper's filter
+   for the paper's ranges; smaller for derived ranges: 10 px nuclei have ~6 pixels at 1/4).
 4. Score = class probability x "maskness" (mean mask probability inside the binary mask), then
-   Matrix NMS (`segwise.instance.matrix_nms`); decayed scores below ``update_threshold`` drop.
-5. The ``max_instances`` best are upsampled 4x (bilinear), cropped to the input size and
-   binarised. Unused rows have score 0, label 0 and an empty mask.
+   Matrix NMS (`segwise.instance.matrix_nms`); decayed scores below ``score_threshold`` drop.
+5. The ``max_instances`` best mask probabilities are upsampled 4x (bilinear) and cropped to the
+   input size (a pixel is inside where the probability is above ``mask_threshold``). Unused rows
+   have score 0, label 0 and an all-zero mask.
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ class SOLOv2Decoder(nn.Module):
         options: `SOLOv2Options` (scale ranges resolved or None for the paper's).
 
     ``forward(images (N, C, H, W))`` returns ``scores (N, k) float32`` (descending, 0 = unused),
-    ``labels (N, k) int64`` (0 = unused) and ``masks (N, k, H, W) float32`` in {0, 1}, with
-    ``k = options.max_instances``.
+    ``labels (N, k) int64`` (0 = unused) and ``masks (N, k, H, W) float32`` mask probabilities
+    (0 in unused rows), with ``k = options.max_instances``.
     """
 
     def __init__(self, model: SOLOv2Model, options: SOLOv2Options) -> None:
@@ -89,11 +90,11 @@ class SOLOv2Decoder(nn.Module):
         seg = probs > opt.mask_threshold  # (N, k1, H'/4, W'/4)
         area = seg.flatten(2).sum(-1).float()  # (N, k1)
         maskness = (probs * seg).flatten(2).sum(-1) / area.clamp(min=1.0)
-        keep = (top > opt.score_threshold) & (area > self.min_area[cells])
+        keep = (top > opt.category_threshold) & (area > self.min_area[cells])
         scores = torch.where(keep, top * maskness, torch.zeros_like(top))
         decayed = matrix_nms(seg, labels, scores, kernel=opt.nms_kernel, sigma=opt.nms_sigma,
                              areas=area)
-        decayed = torch.where(keep & (decayed >= opt.update_threshold), decayed,
+        decayed = torch.where(keep & (decayed >= opt.score_threshold), decayed,
                               torch.zeros_like(decayed))
         k = min(opt.max_instances, k1)
         final, order = decayed.topk(k, dim=1)  # (N, k)
@@ -101,7 +102,7 @@ class SOLOv2Decoder(nn.Module):
         picked = torch.gather(probs, 1, order[..., None, None].expand(-1, -1, *probs.shape[-2:]))
         up = F.interpolate(picked, scale_factor=4.0, mode="bilinear", align_corners=False)
         used = final > 0
-        masks = ((up[..., :h, :w] > opt.mask_threshold) & used[..., None, None]).float()
+        masks = up[..., :h, :w] * used[..., None, None].to(up.dtype)  # probabilities
         labels = torch.where(used, labels, torch.zeros_like(labels))
         if k < opt.max_instances:  # fewer candidates than outputs: zero rows
             extra = opt.max_instances - k

@@ -68,12 +68,16 @@ class SOLOv2Options:
         focal_alpha: focal-loss ``alpha`` (0.25).
         focal_gamma: focal-loss ``gamma`` (2).
         mask_loss_weight: ``lambda`` of the Dice mask loss (paper: 3).
-        score_threshold: decoding: cells whose class probability is below are dropped (0.1).
+        category_threshold: decoding: (cell, class) candidates whose class probability is below
+            are dropped before Matrix NMS (the paper's ``score_thr``, 0.1).
         mask_threshold: decoding: mask probability above which a pixel is inside (0.5).
         pre_nms_top_k: decoding: at most this many (cell, class) candidates enter Matrix NMS.
         nms_kernel: `MatrixNMSKernel` (``gaussian`` or ``linear``).
         nms_sigma: the Gaussian kernel's ``sigma`` (authors' code: 2).
-        update_threshold: decoding: instances whose decayed score is below are dropped (0.05).
+        score_threshold: decoding: instances whose score after Matrix NMS is below are not
+            output. The paper's 0.05 (``update_thr``) suits COCO AP, which ranks by score; the
+            DSB score, AP50 and PQ count every output instance, so the default is a decision
+            threshold, 0.3 (lower it for COCO AP).
         max_instances: decoding: at most this many instances per image (100).
     """
 
@@ -88,12 +92,12 @@ class SOLOv2Options:
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
     mask_loss_weight: float = 3.0
-    score_threshold: float = 0.1
+    category_threshold: float = 0.1
     mask_threshold: float = 0.5
     pre_nms_top_k: int = 500
     nms_kernel: MatrixNMSKernel = MatrixNMSKernel.GAUSSIAN
     nms_sigma: float = 2.0
-    update_threshold: float = 0.05
+    score_threshold: float = 0.3
     max_instances: int = 100
 
     def __post_init__(self) -> None:
@@ -117,8 +121,8 @@ class SOLOv2Options:
                 raise ValueError(f"{name}={getattr(self, name)!r}; expected an integer >= 1")
         if self.stacked_convs < 0:
             raise ValueError(f"stacked_convs={self.stacked_convs!r}; expected >= 0")
-        for name in ("center_sampling", "focal_alpha", "score_threshold", "mask_threshold",
-                     "update_threshold"):
+        for name in ("center_sampling", "focal_alpha", "category_threshold", "mask_threshold",
+                     "score_threshold"):
             check_probability(getattr(self, name), name)
         for name in ("focal_gamma", "mask_loss_weight", "nms_sigma"):
             if not getattr(self, name) >= 0:
@@ -225,19 +229,21 @@ class SOLOv2:
         (overlaps resolved by score). ``tile_size`` is not used (the grid is image-relative)."""
         from segwise.instance.solov2_decode import SOLOv2Decoder
 
-        scores, labels, masks = SOLOv2Decoder(model, options)(images)
+        with torch.no_grad():
+            scores, labels, masks = SOLOv2Decoder(model, options)(images)
         out = []
         for s, lab, m in zip(scores.cpu(), labels.cpu(), masks.cpu(), strict=True):
             keep = s > 0
-            out.append(InstancePrediction.from_masks(m[keep].bool(), labels=lab[keep],
-                                                     scores=s[keep].clamp(0, 1)))
+            out.append(InstancePrediction.from_masks(
+                m[keep], labels=lab[keep], scores=s[keep].clamp(0, 1),
+                mask_threshold=options.mask_threshold))
         return out
 
     def export_module(self, model: nn.Module, *, options: SOLOv2Options,
                       max_instances: int) -> nn.Module:
         """`SOLOv2Decoder` with ``max_instances`` outputs: ``images (N, C, H, W) -> scores
-        (N, k) float32, labels (N, k) int64, masks (N, k, H, W) float32 in {0, 1}`` (zero rows
-        past the instances found)."""
+        (N, k) float32, labels (N, k) int64, masks (N, k, H, W) float32`` mask probabilities
+        (threshold: ``options.mask_threshold``; zero rows past the instances found)."""
         from segwise.instance.solov2_decode import SOLOv2Decoder
 
         return SOLOv2Decoder(model, replace(options, max_instances=int(max_instances)))
