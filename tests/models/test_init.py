@@ -122,6 +122,36 @@ def test_textbook_unet_without_norm_is_the_papers_gaussian():
         assert float(weight.abs().max()) > math.sqrt(3) * _he_std(weight)  # Gaussian, not uniform
 
 
+def test_instance_norm_textbook_unet_gets_the_norm_followed_init():
+    """norm="instance" (issue 17: BasicUNet's norm): the convs before an InstanceNorm get
+    PyTorch's default scale like those before BatchNorm, not the He Gaussian of norm="none"."""
+    torch.manual_seed(0)
+    model = create_model("unet_textbook", num_classes=2, base_width=8, norm="instance")
+    norms = [m for m in model.modules() if isinstance(m, nn.InstanceNorm2d)]
+    assert len(norms) == 18  # 2 per level: 5 encoder + 4 decoder levels
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert all(n.affine and torch.equal(n.weight, torch.ones_like(n.weight)) for n in norms)
+    big = [c for c in model.modules() if isinstance(c, nn.Conv2d) and c.weight.numel() > 100_000]
+    assert big
+    for conv in big:
+        assert conv.bias is None
+        weight = conv.weight.detach()
+        assert float(weight.std()) == pytest.approx(_default_std(weight), rel=0.02)
+
+
+def test_instance_norm_logits_of_an_image_do_not_depend_on_its_batch():
+    """Per-image statistics: in training mode an image's logits are the same alone or batched
+    (with BatchNorm they are not: the batch statistics mix the images)."""
+    x = torch.randn(3, 3, 32, 32)
+    for norm, same in (("instance", True), ("batch", False)):
+        torch.manual_seed(0)
+        model = create_model("unet_textbook", num_classes=1, base_width=4, depth=2, norm=norm)
+        model.train()
+        with torch.no_grad():
+            alone, batched = model(x[:1]), model(x)[:1]
+        assert torch.allclose(alone, batched, atol=1e-5) is same, norm
+
+
 def test_norm_followed_convs_reads_sequential_order():
     plain = conv_norm_act(8, 8, 3, norm="none")
     assert norm_followed_convs(plain) == set()

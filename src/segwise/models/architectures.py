@@ -80,7 +80,7 @@ def build_unet(
         decoder_channels: widths of the decoder blocks, deepest first (default
             ``(256, 128, 64, 32, 16)`` truncated to the number of blocks).
         upsampling: ``"nearest"`` (default, as smp), ``"bilinear"`` or ``"transposed"``.
-        norm: ``"batch"``, ``"group"`` or ``"none"``.
+        norm: ``"batch"``, ``"group"``, ``"instance"`` or ``"none"``.
         output_stride: encoder output stride (32; 16 or 8 dilate the last stages).
         head_kernel_size: 3 (default, as smp) or 1. The last decoder block has only 16
             channels; see docs/models.md, "Initialisation", for the measurement.
@@ -123,7 +123,9 @@ def build_unet_textbook(
         depth: number of poolings (4), widths ``base_width * 2**i``.
         upsampling: ``"transposed"`` (default, the paper's up-convolution), ``"bilinear"``
             or ``"nearest"``.
-        norm: ``"batch"`` (default), ``"group"`` or ``"none"`` (the paper; convs get biases).
+        norm: ``"batch"`` (default), ``"group"``, ``"instance"`` (MONAI ``BasicUNet``'s and
+            nnU-Net's; learned faster on dsb2018, docs/benchmarks.md) or ``"none"`` (the paper;
+            convs get biases).
         head_kernel_size: 1 (default, the paper's classifier) or 3.
 
     Init (:mod:`segwise.models.init`): the paper's Gaussian ``N(0, 2 / fan_in)`` (section 3)
@@ -171,7 +173,7 @@ def build_fcn(
 
     Options:
         output_stride: 8 (default, as torchvision), 16 or 32.
-        norm: ``"batch"``, ``"group"`` or ``"none"``.
+        norm: ``"batch"``, ``"group"``, ``"instance"`` or ``"none"``.
         aux: add torchvision's auxiliary ``FCNHead`` on the second-deepest feature (layer3);
             read by ``model(x, with_aux=True).aux`` (training); ``model(x)`` stays a tensor.
     """
@@ -241,7 +243,8 @@ def build_deeplabv3(
         output_stride: 8 (default, as torchvision) or 16 (or 32).
         atrous_rates: default (6, 12, 18) at output stride 16, doubled at 8.
         separable: depthwise-separable 3x3 convs in ASPP and after it.
-        norm: ``"batch"``, ``"group"`` (GroupNorm everywhere, incl. image pooling) or ``"none"``.
+        norm: ``"batch"``, ``"group"`` (GroupNorm everywhere, incl. image pooling),
+            ``"instance"`` (not in image pooling: a 1x1 map) or ``"none"``.
         aux: torchvision's auxiliary ``FCNHead`` on layer3 (``model(x, with_aux=True).aux``).
     """
     enc = build_encoder(
@@ -277,7 +280,7 @@ def build_deeplabv3plus(
         atrous_rates: default (6, 12, 18) at output stride 16, doubled at 8.
         separable: depthwise-separable 3x3 convs in ASPP and decoder (the paper with Xception).
         low_level_channels: width of the reduced low-level feature (48).
-        norm: ``"batch"``, ``"group"`` or ``"none"``.
+        norm: ``"batch"``, ``"group"``, ``"instance"`` or ``"none"``.
         aux: auxiliary ``FCNHead`` on the second-deepest feature
             (``model(x, with_aux=True).aux``).
     """

@@ -10,12 +10,13 @@ Policy (measured in ``benchmarks/ablate_init.py``, figures in ``docs/benchmarks.
   ``U(-b, b), b = sqrt(6 / fan_in)`` (smp's ``initialize_decoder``), Gaussian
   ``N(0, 2 / fan_in)`` where a paper prescribes it (the textbook U-Net: Ronneberger et al.
   2015, section 3; VGG).
-- Convolutions followed by BatchNorm/GroupNorm: PyTorch's default ``kaiming_uniform_(a=sqrt(5))``
-  (``U(-b, b), b = 1 / sqrt(fan_in)``, variance ``1 / (3 fan_in)``), biases 0, chosen on
-  purpose. The norm fixes the forward scale whatever the weights' scale (Ioffe & Szegedy 2015,
-  section 3), so the scale only sets how far an optimizer step moves the weights relative to
-  their size (Hoffer et al. 2018, "Norm matters"); with AdamW the smaller default scale learned
-  faster than He's 6x larger variance in the U-Net decoder in both seeds measured (issue 17).
+- Convolutions followed by BatchNorm/GroupNorm/InstanceNorm: PyTorch's default
+  ``kaiming_uniform_(a=sqrt(5))`` (``U(-b, b), b = 1 / sqrt(fan_in)``, variance ``1/(3*fan_in)``),
+  biases 0, chosen on purpose. The norm fixes the forward scale whatever the weights' scale (Ioffe
+  & Szegedy 2015, section 3), so the scale only sets how far an optimizer step moves the weights
+  relative to their size (Hoffer et al. 2018, "Norm matters"); with AdamW the smaller default
+  scale learned faster than He's 6x larger variance in the U-Net decoder in both seeds measured
+  (issue 17).
 - Normalisation layers: scale 1, shift 0.
 - Learned up-convolutions (transposed, no ReLU after): ``N(0, 1 / fan_in)`` with the fan-in a
   transposed conv really has, ``in_channels * (kernel / stride)^2`` (He et al. 2015 with gain
@@ -49,7 +50,7 @@ __all__ = [
     "norm_followed_convs",
 ]
 
-_NORMS = (nn.BatchNorm2d, nn.GroupNorm)
+_NORMS = (nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d)
 
 
 class Distribution(str, Enum):
@@ -63,7 +64,7 @@ def norm_followed_convs(module: nn.Module) -> set[nn.Conv2d]:
     """The ``Conv2d`` layers of ``module`` whose output goes straight into a norm layer.
 
     Read from ``nn.Sequential`` order: every conv inside the child just before a
-    BatchNorm/GroupNorm child (so both convs of a depthwise-separable pair count).
+    BatchNorm/GroupNorm/InstanceNorm child (so both convs of a depthwise-separable pair count).
     """
     found: set[nn.Conv2d] = set()
     for seq in module.modules():
@@ -82,7 +83,7 @@ def init_relu_convs(
 
     Convs whose output goes into a norm layer (:func:`norm_followed_convs`) get PyTorch's
     default ``kaiming_uniform_(a=sqrt(5))``; the others He et al. 2015 (variance
-    ``2 / fan_in``, eq. 10) in ``distribution``'s form. Biases 0; ``BatchNorm2d``/``GroupNorm``
+    ``2 / fan_in``, eq. 10) in ``distribution``'s form. Biases 0; affine norm layers
     scale 1, shift 0; transposed convs :func:`init_upconv`. See the module docstring for why.
 
     Args:

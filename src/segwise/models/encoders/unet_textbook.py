@@ -24,7 +24,8 @@ class UNetTextbookEncoder(nn.Module):
         in_channels: input channels.
         base_width: channels of the first level (64 in the paper).
         depth: number of max-pools (4 in the paper); ``divisor = 2 ** depth``.
-        norm: normalisation after each conv (the paper had none; BATCH is the common choice).
+        norm: normalisation after each conv (the paper had none; BATCH is the common choice;
+            INSTANCE is MONAI ``BasicUNet``'s and nnU-Net's: :class:`segwise.models.blocks.Norm`).
 
     Init (:mod:`segwise.models.init`): with ``norm="none"`` the paper's He Gaussian
     ``N(0, 2 / fan_in)`` (section 3); convs followed by a norm get PyTorch's default.
