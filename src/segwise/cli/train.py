@@ -12,9 +12,10 @@ NAME = "train"
 HELP = "train a model on a folder of images and masks"
 DESCRIPTION = """\
 Train a semantic (default) or, with --task instance, an instance segmentation model
-(--model maskrcnn or unet_watershed). Defaults are derived from the data (task, classes,
-input channels, crop size, batch size) and printed at start; the resolved config is saved in
-the run folder and in every checkpoint, so RUN/best.pt alone is enough to predict.
+(--model maskrcnn, unet_watershed, yolact or solov2). Defaults are derived from the data
+(task, classes, input channels, crop size, batch size, instance anchors) and printed at start;
+the resolved config is saved in the run folder and in every checkpoint, so RUN/best.pt alone
+is enough to predict.
 
 Config: a YAML file (--config) with sections model/data/optim/train (see docs/cli.md), and/or
 flags; flags win over the file.
@@ -24,6 +25,7 @@ examples:
   segwise train --data my_data --config run.yaml --lr 3e-4 --out runs/exp1
   segwise train --resume runs/exp1            # continue exactly where it stopped
   segwise train --task instance --model unet_watershed --data ../shared/data/dsb2018
+  segwise train --task instance --model solov2 --encoder resnet18 --data ../shared/data/dsb2018
   torchrun --nproc_per_node 2 -m segwise.cli.main train --data my_data   # multi-process DDP
 
 Time: the run folder is printed first; progress lines give the epoch's and the whole run's
@@ -145,7 +147,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--task",
         choices=("semantic", "instance"),
-        help="semantic (default) or instance (with --model maskrcnn or unet_watershed)",
+        help="semantic (default) or instance (--model maskrcnn, unet_watershed, yolact, solov2)",
     )
     g.add_argument("--epochs", type=int, help="default 50")
     g.add_argument("--loss", help="dicece (default), dice, ce, jaccard, gdice, focal, tversky, "
