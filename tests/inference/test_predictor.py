@@ -248,6 +248,8 @@ def test_bad_options_name_the_value_and_the_fix(tmp_path):
     assert PredictOptions(flips="horizontal").flips == (TTA_FLIPS[0],)
     with pytest.raises(ValueError, match="not defined for instance models"):
         _instance(PredictOptions(flips=TTA_FLIPS))
+    with pytest.raises(ValueError, match="overlap=0.5 cannot be set for instance models"):
+        _instance(PredictOptions(overlap=0.5))
     with pytest.raises(ValueError, match="without flips; drop tile_size/flips"):
         load_onnx_predictor(tmp_path / "m.onnx", options=PredictOptions(tile_size=64))
 

@@ -280,7 +280,8 @@ class InstancePredictor:
 
     Args:
         loaded: a :class:`~segwise.engine.checkpoint.LoadedRun` of an instance model.
-        options: tiling (U-Net + watershed); flips are refused (not defined for instances).
+        options: the tile size (methods that tile); flips and another overlap than the
+            default are refused (not defined for instances / fixed by the method).
     """
 
     kind = PredictionKind.INSTANCE
@@ -290,6 +291,10 @@ class InstancePredictor:
         if options.flips:
             raise ValueError(f"{loaded.checkpoint}: test-time flips (--tta) are not defined for "
                              "instance models; predict without them")
+        if options.overlap != PredictOptions().overlap:
+            raise ValueError(f"{loaded.checkpoint}: overlap={options.overlap} cannot be set for "
+                             f"instance models (their tiles overlap by {PredictOptions().overlap}"
+                             "); leave --overlap at its default")
         self._loaded = loaded
         self.info = loaded.info
         self.label_space = loaded.info.labels
