@@ -250,6 +250,9 @@ def test_bad_options_name_the_value_and_the_fix(tmp_path):
         _instance(PredictOptions(flips=TTA_FLIPS))
     with pytest.raises(ValueError, match="overlap=0.5 cannot be set for instance models"):
         _instance(PredictOptions(overlap=0.5))
+    multilabel = _run(_Channels(3), _info(Task.MULTILABEL, ("a", "b", "c")), {"kind": "semantic"})
+    with pytest.raises(ValueError, match="multilabel model has no single label per pixel"):
+        SemanticPredictor.from_run(multilabel)
     with pytest.raises(ValueError, match="without flips; drop tile_size/flips"):
         load_onnx_predictor(tmp_path / "m.onnx", options=PredictOptions(tile_size=64))
 

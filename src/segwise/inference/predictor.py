@@ -125,13 +125,19 @@ class SemanticPredictor:
 
     Args:
         forward: :data:`SemanticForward`, the model run on one prepared image.
-        info: the training data's ``DataInfo``.
+        info: the training data's ``DataInfo`` (binary or multiclass; multilabel is refused).
         options: the :class:`PredictOptions` the forward was built with (for reference).
     """
 
     kind = PredictionKind.SEMANTIC
 
     def __init__(self, forward: SemanticForward, info: Any, *, options: PredictOptions) -> None:
+        if info.task is Task.MULTILABEL:
+            raise ValueError(
+                "a multilabel model has no single label per pixel, so it has no label map; "
+                "run the model itself (sigmoid per channel) or export it with "
+                "`segwise export --head probabilities`"
+            )
         self._forward = forward
         self.info = info
         self.label_space = info.labels
