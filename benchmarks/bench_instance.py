@@ -1,18 +1,24 @@
-"""Instance segmentation on DSB2018: Mask R-CNN vs U-Net + watershed after a fixed budget.
+"""Instance segmentation on DSB2018: every registered method vs torchvision's Mask R-CNN loop.
 
-Both methods train through the segwise engine (``fit`` with ``train.task = instance``, the
-same code as ``segwise train --task instance``) on the same training images, crop and batch
-size, from random weights (nothing is downloaded), for ``--steps`` optimizer steps
-(``--maskrcnn-steps`` gives Mask R-CNN its own count: on a CPU one of its steps costs about
-seven U-Net steps). They are then scored on the ``val`` split of ``splits.json`` (DSB2018
-score, AP50, PQ; definitions in docs/instance.md). The budget is a step count, so results do
-not depend on the machine's speed; the JSON also records the seconds spent.
+Each method of ``segwise.instance.methods.INSTANCE_METHODS`` trains through the segwise engine
+(``fit`` with ``train.task = instance``, the code of ``segwise train --task instance``) with one
+recipe: the same training images, encoder (``--encoder``, default resnet18, random init:
+nothing is downloaded), crop, batch size, AdamW lr / weight decay, cosine schedule with 10 %
+warmup, grad clip 1, seed, and the same number of optimizer steps (``--steps``). Each method
+keeps its own defaults otherwise (anchors etc. derived from the data, as a user's run does).
 
-    python benchmarks/bench_instance.py --steps 40 --train-images 64 --val-images 16
+The peer (``tv_maskrcnn``) is a hand-written loop around torchvision's
+``maskrcnn_resnet50_fpn_v2`` (random init, torchvision's default anchors 32-512 px and its own
+normalisation), trained in the same run with the same crops, batch, optimizer, schedule and
+step count. Everything is scored on the ``val`` split of ``splits.json`` at full resolution
+with ``segwise.metrics.instance`` (DSB score = mean over IoU 0.5:0.05:0.95 of TP/(TP+FP+FN);
+AP50; PQ; docs/instance.md). Overlays of the first ``--overlays`` val images per method go to
+``<out stem>_overlays/<method>.png``: look at them.
+
+    python benchmarks/bench_instance.py --steps 150 --crop 128 --val-images 16
     python benchmarks/bench_instance.py --device cuda --steps 2000 --batch-size 8 --crop 256
 
-Writes JSON (default ``benchmarks/results/instance.json``). ``--train-images`` /
-``--val-images`` pick a seeded random subset (0 = all) through a folder of symbolic links.
+Writes JSON (default ``benchmarks/results/instance.json``).
 """
 
 from __future__ import annotations
@@ -27,9 +33,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-METHODS = ("unet_watershed", "maskrcnn")
+PEER = "tv_maskrcnn"
 
 
 def subset_dataset(root: Path, out: Path, *, train: int, val: int, seed: int) -> dict:
@@ -53,67 +60,197 @@ def subset_dataset(root: Path, out: Path, *, train: int, val: int, seed: int) ->
     return chosen
 
 
-def run_method(method: str, data: Path, run_dir: Path, args: argparse.Namespace) -> dict:
-    from segwise.engine.config import config_from_dict
-    from segwise.engine.trainer import fit
+def _save_overlays(path: Path, pictures: list[np.ndarray]) -> None:
+    from PIL import Image
 
-    n_train = len(json.loads((data / "splits.json").read_text())["train"])
-    steps = args.steps
-    if method == "maskrcnn" and args.maskrcnn_steps is not None:
-        steps = args.maskrcnn_steps
-    per_epoch = max(1, n_train // args.batch_size)  # the loader drops the last partial batch
-    # epochs x steps_per_epoch == steps exactly, steps_per_epoch <= the loader's length
-    epochs = math.ceil(steps / per_epoch)
-    while steps % epochs:
-        epochs += 1
-    steps_per_epoch = steps // epochs
-    options: dict = {}
-    model: dict = {"name": method, "options": options}
-    if method == "unet_watershed":
-        model["encoder"] = args.encoder
+    h = max(p.shape[0] for p in pictures)
+    row = np.concatenate([np.pad(p, ((0, h - p.shape[0]), (0, 4), (0, 0))) for p in pictures], 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(row).save(path)
+
+
+def _option(text: str) -> tuple[str, str, object]:
+    import yaml
+
+    method, _, rest = text.partition(":")
+    key, _, value = rest.partition("=")
+    return method, key, yaml.safe_load(value)
+
+
+def run_method(method: str, data: Path, run_dir: Path, args: argparse.Namespace) -> dict:
+    from segwise.data import InstanceDataset, discover_dataset, eval_transforms
+    from segwise.engine.checkpoint import load_run
+    from segwise.engine.config import config_from_dict
+    from segwise.engine.instance_adapter import predict_image
+    from segwise.engine.trainer import fit
+    from segwise.instance import render_overlay
+    from segwise.viz import denormalize
+
+    options = {k: v for m, k, v in map(_option, args.option) if m == method}
     config = config_from_dict({
-        "model": model,
+        "model": {"name": method, "encoder": args.encoder, "options": options},
         "data": {"root": str(data), "crop_size": args.crop, "batch_size": args.batch_size,
                  "workers": args.workers, "vflip": True, "scale": [0.75, 1.33]},
-        "optim": {"lr": args.lr, "warmup_epochs": min(1.0, 0.1 * epochs)},
-        "train": {"task": "instance", "epochs": epochs, "max_steps_per_epoch": steps_per_epoch,
-                  "val_every": epochs, "device": args.device, "seed": args.seed,
-                  "overlays": 0},
+        "optim": {"lr": args.lr, "warmup_epochs": 0.0},
+        "train": {"task": "instance", "epochs": 1000, "max_steps": args.steps,
+                  "device": args.device, "seed": args.seed, "overlays": 0,
+                  "val_every": 1000},
     })
     t0 = time.perf_counter()
     result = fit(config, run_dir, quiet=not args.verbose)
-    total = time.perf_counter() - t0
-    last = result.history[-1]
-    train_s = sum(r["epoch_seconds"] for r in result.history)
-    return {
-        "method": method,
-        "steps": last["step"],
-        "epochs": epochs,
-        "final_train_loss": last["train_loss"],
-        "dsb_score": last["val_dsb_score"],
-        "ap50": last["val_ap50"],
-        "pq": last["val_pq"],
-        "f1_50": last["val_f1_50"],
-        "train_seconds": train_s,
-        "validation_and_setup_seconds": total - train_s,
-    }
+    train_s = time.perf_counter() - t0
+    loaded = load_run(run_dir / "last.pt", device=args.device)
+    index = discover_dataset(data)
+    val = InstanceDataset(index.val, index.info, transform=eval_transforms(index.info))
+
+    def predict(item):
+        return predict_image(loaded.model, item["image"], model_args=loaded.model_args,
+                             device=loaded.device)
+
+    scores, pictures = _score(val, predict, args)
+    for i in range(min(args.overlays, len(val))):
+        item = val[i]
+        rgb = denormalize(item["image"].numpy(), index.info.mean, index.info.std)
+        pictures.append(render_overlay(rgb, predict(item)))
+    return {"method": method, "steps": result.history[-1]["step"],
+            "final_train_loss": result.history[-1]["train_loss"],
+            "derived": loaded.model_args.get("derived"), **scores,
+            "train_and_setup_seconds": train_s}, pictures
+
+
+def _score(val, predict, args) -> tuple[dict, list]:
+    from segwise.instance import InstancePrediction
+    from segwise.instance.targets import clean_instances
+    from segwise.metrics.instance import InstanceMetrics
+
+    metrics = InstanceMetrics()
+    t0 = time.perf_counter()
+    counts = []
+    for i in range(len(val)):
+        item = val[i]
+        pred = predict(item)
+        target = InstancePrediction.from_target(clean_instances(item["instances"]))
+        metrics.update(pred, target)
+        counts.append((len(pred), len(target)))
+    r = metrics.compute()
+    return {"dsb_score": float(r.dsb_score), "ap50": float(r.ap50), "pq": float(r.pq),
+            "f1_50": float(r.f1_50), "val_seconds": time.perf_counter() - t0,
+            "predicted_per_image": float(np.mean([c[0] for c in counts])),
+            "true_per_image": float(np.mean([c[1] for c in counts]))}, []
+
+
+def _peer_item(path_img: Path, path_inst: Path) -> tuple[torch.Tensor, np.ndarray]:
+    from PIL import Image
+
+    img = np.asarray(Image.open(path_img).convert("RGB"), dtype=np.float32) / 255.0
+    inst = np.asarray(Image.open(path_inst)).astype(np.int64)
+    return torch.from_numpy(img).permute(2, 0, 1), inst
+
+
+def _peer_target(inst: np.ndarray) -> dict:
+    ids = np.unique(inst)
+    ids = ids[ids > 0]
+    masks = torch.from_numpy((inst[None] == ids[:, None, None]).astype(np.uint8))
+    boxes = torch.zeros((len(ids), 4))
+    if len(ids):
+        from torchvision.ops import masks_to_boxes
+
+        boxes = masks_to_boxes(masks.bool())
+        boxes[:, 2:] += 1
+    return {"boxes": boxes, "labels": torch.ones(len(ids), dtype=torch.int64), "masks": masks}
+
+
+def run_peer(data: Path, args: argparse.Namespace) -> tuple[dict, list]:
+    """torchvision's maskrcnn_resnet50_fpn_v2, trained by a plain loop (no segwise code)."""
+    from torchvision.models.detection import maskrcnn_resnet50_fpn_v2
+
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    device = torch.device(args.device)
+    splits = json.loads((data / "splits.json").read_text())
+    train = [_peer_item(data / "images" / f"{i}.png", data / "instances" / f"{i}.png")
+             for i in splits["train"]]
+    c = args.crop
+    options = {"box_detections_per_img": 400,
+               **{k: v for m, k, v in map(_option, args.option) if m == PEER}}
+    model = maskrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=2,
+                                     min_size=c, max_size=c, **options).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    warm = max(1, round(0.1 * args.steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else
+                                              0.5 * (1 + math.cos(math.pi * (s - warm) /
+                                                                  max(1, args.steps - warm))))
+    model.train()
+    t0 = time.perf_counter()
+    loss = torch.zeros(())
+    for _ in range(args.steps):
+        images, targets = [], []
+        for k in rng.choice(len(train), args.batch_size, replace=False):
+            img, inst = train[k]
+            h, w = inst.shape
+            y, x = rng.integers(0, max(1, h - c) + 1), rng.integers(0, max(1, w - c) + 1)
+            img, inst = img[:, y:y + c, x:x + c], inst[y:y + c, x:x + c]
+            if rng.random() < 0.5:
+                img, inst = img.flip(-1), inst[:, ::-1]
+            if rng.random() < 0.5:
+                img, inst = img.flip(-2), inst[::-1]
+            images.append(img.contiguous().to(device))
+            targets.append({k2: v.to(device) for k2, v in _peer_target(inst.copy()).items()})
+        losses = model(images, targets)
+        loss = sum(losses.values())
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+    train_s = time.perf_counter() - t0
+    model.eval()
+    from segwise.instance import InstancePrediction, render_overlay
+    from segwise.metrics.instance import InstanceMetrics
+
+    metrics, pictures, counts = InstanceMetrics(), [], []
+    t1 = time.perf_counter()
+    with torch.no_grad():
+        for n, i in enumerate(splits["val"]):
+            img, inst = _peer_item(data / "images" / f"{i}.png", data / "instances" / f"{i}.png")
+            h, w = inst.shape
+            model.transform.min_size, model.transform.max_size = (min(h, w),), max(h, w)
+            out = model([img.to(device)])[0]
+            pred = (InstancePrediction.from_maskrcnn_output(out) if len(out["scores"])
+                    else InstancePrediction.empty((h, w)))
+            target = InstancePrediction.from_label_map(inst.astype(np.int32))
+            metrics.update(pred, target)
+            counts.append((len(pred), len(target)))
+            if n < args.overlays:
+                pictures.append(render_overlay(img.numpy(), pred))
+    r = metrics.compute()
+    return {"method": PEER, "steps": args.steps, "final_train_loss": float(loss.detach()),
+            "derived": "torchvision defaults: anchors 32-512 px", "dsb_score": float(r.dsb_score),
+            "ap50": float(r.ap50), "pq": float(r.pq), "f1_50": float(r.f1_50),
+            "val_seconds": time.perf_counter() - t1,
+            "predicted_per_image": float(np.mean([x[0] for x in counts])),
+            "true_per_image": float(np.mean([x[1] for x in counts])),
+            "train_and_setup_seconds": train_s}, pictures
 
 
 def main(argv: list[str] | None = None) -> int:
+    from segwise.instance.methods import INSTANCE_METHODS
+
+    methods = [*INSTANCE_METHODS.names(), PEER]
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="../shared/data/dsb2018", help="DSB2018 folder")
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--methods", nargs="+", default=methods, choices=methods)
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--steps", type=int, default=40, help="optimizer steps per method")
-    p.add_argument(
-        "--maskrcnn-steps", type=int, help="steps for maskrcnn only (default: --steps)"
-    )
+    p.add_argument("--steps", type=int, default=150, help="optimizer steps per method")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--crop", type=int, default=128, help="training crop side")
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--encoder", default="resnet18", help="unet_watershed encoder")
+    p.add_argument("--encoder", default="resnet18", help="encoder of every segwise method")
+    p.add_argument("--option", action="append", default=[], metavar="METHOD:KEY=VALUE",
+                   help="a --model-option for one method (recorded in the JSON)")
     p.add_argument("--train-images", type=int, default=0, help="random subset (0: all 500)")
     p.add_argument("--val-images", type=int, default=0, help="random subset (0: all 64)")
+    p.add_argument("--overlays", type=int, default=3, help="val images drawn per method")
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -127,21 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     if not (root / "splits.json").is_file():
         raise SystemExit(f"{root} has no splits.json; expected the DSB2018 folder")
     out = Path(args.out)
+    pictures_dir = out.with_name(out.stem + "_overlays")
     results = []
-    with tempfile.TemporaryDirectory(prefix="bench_instance_") as tmp:
-        data = Path(tmp) / "data"
-        chosen = subset_dataset(root, data, train=args.train_images, val=args.val_images,
-                                seed=args.seed)
-        for method in args.methods:
-            row = run_method(method, data, Path(tmp) / f"run_{method}", args)
-            print(json.dumps(row), flush=True)
-            results.append(row)
     payload = {
         "benchmark": "instance",
         "command": "python benchmarks/bench_instance.py " + " ".join(argv),
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
-        "train_images": len(chosen["train"]),
-        "val_images": len(chosen["val"]),
         "machine": {"platform": platform.platform(), "torch": torch.__version__,
                     "threads": torch.get_num_threads(),
                     "cuda": torch.cuda.get_device_name() if args.device.startswith("cuda")
@@ -149,7 +277,23 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(payload, indent=2))
+    with tempfile.TemporaryDirectory(prefix="bench_instance_") as tmp:
+        data = Path(tmp) / "data"
+        chosen = subset_dataset(root, data, train=args.train_images, val=args.val_images,
+                                seed=args.seed)
+        for method in args.methods:
+            if method == PEER:
+                row, pictures = run_peer(data, args)
+            else:
+                row, pictures = run_method(method, data, Path(tmp) / f"run_{method}", args)
+            if pictures:
+                _save_overlays(pictures_dir / f"{method}.png", pictures)
+            print(json.dumps(row), flush=True)
+            results.append(row)
+            payload["train_images"] = len(chosen["train"])
+            payload["val_images"] = len(chosen["val"])
+            out.write_text(json.dumps(payload, indent=2))  # after each method: partial runs
+
     print(f"written {out}")
     return 0
 
