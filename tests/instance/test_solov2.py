@@ -198,3 +198,20 @@ def test_predict_and_export_module_shapes_on_odd_sizes(tiny_model):
         # unused rows are zero everywhere; used rows are sorted by score
         assert torch.all((scores > 0) | ((labels == 0) & (masks.flatten(2).sum(-1) == 0)))
         assert torch.all(scores[:, :-1] >= scores[:, 1:])
+
+
+def test_weights_file_round_trip_and_mismatch(tiny_model, tmp_path):
+    method, opts, model = tiny_model
+    path = tmp_path / "solov2.pt"
+    torch.save(model.state_dict(), path)
+    again = method.build(encoder="resnet18", in_channels=3, num_classes=2, options=opts,
+                         weights=str(path))
+    for key, value in model.state_dict().items():
+        assert torch.equal(again.state_dict()[key], value), key
+    torch.save({"head.unknown": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="does not fit solov2"):
+        method.build(encoder="resnet18", in_channels=3, num_classes=2, options=opts,
+                     weights=str(tmp_path / "other.pt"))
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        method.build(encoder="resnet18", in_channels=3, num_classes=2, options=opts,
+                     weights=str(tmp_path / "missing.pt"))

@@ -183,8 +183,6 @@ class SOLOv2:
         from segwise.instance.solov2_head import SOLOv2Head, SOLOv2MaskBranch, SOLOv2Model
         from segwise.models.necks import build_encoder_fpn
 
-        if weights not in (None, "imagenet") and not isinstance(weights, str):
-            raise ValueError(f"weights={weights!r}; expected None, 'imagenet' or a file path")
         backbone = build_encoder_fpn(encoder or DEFAULT_ENCODER, in_channels=in_channels,
                                      levels=LEVELS, out_channels=options.fpn_channels,
                                      extra="maxpool", pretrained=weights == "imagenet")
@@ -195,13 +193,17 @@ class SOLOv2:
                                   kernel_dims=options.kernel_dims)
         model = SOLOv2Model(backbone, head, branch)
         if weights not in (None, "imagenet"):
-            from pathlib import Path
+            from segwise.models.weights import load_state_dict_file
 
-            path = Path(weights)
-            if not path.is_file():
-                raise ValueError(f"weights={weights!r}: no such file; expected None, 'imagenet' "
-                                 "or the path of a SOLOv2 state_dict saved by segwise")
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            state = load_state_dict_file(weights)  # FileNotFoundError naming the path
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            if missing or unexpected:
+                raise ValueError(
+                    f"--weights {weights} does not fit solov2 on encoder "
+                    f"{encoder or DEFAULT_ENCODER!r} with these options: {len(missing)} missing "
+                    f"keys (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. "
+                    f"{unexpected[:2]}); pass a state_dict saved from the same encoder and options"
+                )
         return model
 
     def prepare_item(self, item: dict[str, Any], *, options: SOLOv2Options,
