@@ -63,8 +63,12 @@ def detect(
     logits = outputs["class_logits"].float()
     probs = logits.softmax(-1)[..., 1:] if background_class else logits.sigmoid()  # (N, A, C)
     boxes = decode_boxes(outputs["box_deltas"].float(), outputs["anchors"])  # (N, A, 4)
-    limit = torch.stack([torch.as_tensor(width), torch.as_tensor(height)]).to(boxes)
-    boxes = torch.minimum(boxes.clamp(min=0), limit.repeat(2))
+    # pixel centres; the limits are taken from them (not torch.tensor(width)), so that
+    # torch.export keeps H and W symbolic
+    ys = torch.arange(height, device=boxes.device, dtype=boxes.dtype) + 0.5
+    xs = torch.arange(width, device=boxes.device, dtype=boxes.dtype) + 0.5
+    limit = torch.cat([xs[-1:], ys[-1:], xs[-1:], ys[-1:]]) + 0.5  # W, H, W, H
+    boxes = torch.minimum(boxes.clamp(min=0), limit)
     # a box left without area by the clipping (an anchor in the padding) is no detection
     has_area = (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])  # (N, A)
     probs = probs * has_area[..., None].to(probs.dtype)
@@ -77,14 +81,10 @@ def detect(
     det_boxes = _gather(boxes, index)  # (N, D, 4)
     protos = outputs["prototypes"].float()  # (N, k, h, w)
     masks = torch.einsum("ndk,nkhw->ndhw", coefs, protos).sigmoid()
+    padded_h, padded_w = protos.shape[-2] * PROTO_STRIDE, protos.shape[-1] * PROTO_STRIDE
     masks = F.interpolate(
-        masks,
-        size=(protos.shape[-2] * PROTO_STRIDE, protos.shape[-1] * PROTO_STRIDE),
-        mode="bilinear",
-        align_corners=False,
+        masks, size=(padded_h, padded_w), mode="bilinear", align_corners=False
     )[..., :height, :width]
-    ys = torch.arange(masks.shape[-2], device=masks.device, dtype=masks.dtype) + 0.5
-    xs = torch.arange(masks.shape[-1], device=masks.device, dtype=masks.dtype) + 0.5
     b = det_boxes[..., None, None, :]  # (N, D, 1, 1, 4)
     inside = (xs >= b[..., 0]) & (xs < b[..., 2])  # (N, D, 1, W)
     inside = inside & (ys[:, None] >= b[..., 1]) & (ys[:, None] < b[..., 3])  # (N, D, H, W)
