@@ -7,10 +7,15 @@
   on the device (per batch, the loader only decodes) vs on the device with resident data;
   ``--device cuda`` runs the same comparison on a GPU;
 - ``loader``: decoding (torchvision.io vs PIL), the train pipeline through ``make_loader`` with
-  0 and 2 workers, and ``inspect_dataset`` wall time.
+  0 and 2 workers, and ``inspect_dataset`` wall time;
+- ``instances`` (instance-label data, dsb2018): the Instance item's two steps, segwise (objects
+  written inside their boxes; boxes from occupied rows/columns) vs the dense reference (K*H*W
+  comparisons; ``torchvision.ops.masks_to_boxes``) on the same label maps and augmented items,
+  interleaved round by round, and the whole item in ms.
 
     .venv/bin/python benchmarks/bench_data.py [--data-root ../shared/data] [--images 48]
-        [--workers 0 2] [--sections augment train loader] [--aug-images 24] [--rounds 7]
+        [--workers 0 2] [--sections augment train loader instances] [--aug-images 24]
+        [--rounds 7]
         [--device cpu] [--train-crop 256] [--train-batch 8] [--train-steps 4]
         [--out benchmarks/results/data.json]
 
@@ -393,6 +398,73 @@ def train_rates(index, name: str, args) -> dict:
     return out
 
 
+def _dense_instances(label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reference: one comparison per object and pixel, boxes from every mask."""
+    ids = np.unique(label)
+    ids = ids[ids > 0]
+    masks = (label[None] == ids[:, None, None]).astype(np.uint8)
+    boxes = np.zeros((len(ids), 4), np.float32)
+    for k, m in enumerate(masks):
+        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        boxes[k] = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
+    return masks, boxes
+
+
+def _dense_finish(inst: dict) -> dict:
+    """The reference: keep non-empty masks, boxes by ``torchvision.ops.masks_to_boxes``."""
+    from torchvision.ops import masks_to_boxes
+
+    masks = inst["masks"].as_subclass(torch.Tensor).to(torch.uint8)
+    keep = masks.flatten(1).bool().any(dim=1)
+    masks = masks[keep]
+    boxes = masks_to_boxes(masks) if len(masks) else torch.zeros((0, 4))
+    boxes[:, 2:] += 1
+    return {"masks": masks, "boxes": boxes, "ids": inst["ids"][keep]}
+
+
+def instance_rates(index, name: str, args) -> dict:
+    """ms per image of the Instance item's steps: segwise vs the dense reference."""
+    import segwise.data.datasets as datasets_module
+    from segwise.data.formats import read_mask_raw
+    from segwise.data.instances import instances_from_label
+
+    samples = index.train[: args.images]
+    labels = [read_mask_raw(s.mask_path).array for s in samples]
+    captured: list[dict] = []
+    finish = datasets_module._finish_instances
+    crop = CROPS.get(name, (256, 256))
+    items = {"full image": None, f"train crop {crop[0]}x{crop[1]}": train_transforms(
+        index.info, crop_size=crop)}
+    whole: dict[str, float] = {}
+    datasets_module._finish_instances = lambda inst: (captured.append(inst), finish(inst))[1]
+    try:
+        for label, tf in items.items():
+            ds = SegmentationDataset(samples, index.info, instances=True, transform=tf)
+            torch.manual_seed(0)
+            t = time.perf_counter()
+            for i in range(len(ds)):
+                ds[i]
+            whole[label] = 1e3 * (time.perf_counter() - t) / len(ds)
+    finally:
+        datasets_module._finish_instances = finish
+    pairs = {"instances_from_label": (labels, lambda x: instances_from_label(x, None),
+                                      _dense_instances),
+             "finish (boxes, drop emptied)": (captured, finish, _dense_finish)}
+    out: dict = {"images": len(samples), "item_ms_segwise": whole}
+    for step, (inputs, ours, ref) in pairs.items():
+        times: dict[str, list[float]] = {"segwise": [], "dense reference": []}
+        for _ in range(args.rounds):
+            for key, fn in (("segwise", ours), ("dense reference", ref)):
+                t = time.perf_counter()
+                for x in inputs:
+                    fn(x)
+                times[key].append(1e3 * (time.perf_counter() - t) / len(inputs))
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        out[step] = {"ms_per_image_median": med, "rounds": times,
+                     "speedup": med["dense reference"] / med["segwise"]}
+    return out
+
+
 def _version(module: str) -> str | None:
     try:
         return __import__(module).__version__
@@ -409,7 +481,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--datasets", nargs="+", default=["camvid", "dsb2018"])
     parser.add_argument("--sections", nargs="+", default=["augment", "loader", "train"],
-                        choices=["augment", "loader", "train"])
+                        choices=["augment", "loader", "train", "instances"])
     parser.add_argument("--aug-images", type=int, default=24,
                         help="decoded images per round of the augment section")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (augment)")
@@ -448,6 +520,10 @@ def main() -> None:
             entry["train_images_per_s"] = train_rates(discover_dataset(root), name, args)
         if "loader" in args.sections:
             entry.update(bench(root, name, args))
+        if "instances" in args.sections:
+            index = discover_dataset(root)
+            if index.info.mask_kind.value in ("instance", "coco"):
+                entry["instance_item"] = instance_rates(index, name, args)
         print(name, json.dumps(entry, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
