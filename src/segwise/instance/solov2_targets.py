@@ -113,22 +113,25 @@ def assign_grid_targets(
     device = masks.device
     scales, boxes, centres = instance_scales(masks)
     order = torch.argsort(scales, descending=True, stable=True).tolist()  # largest first
+    # python floats once (one device sync per image, not one per instance and level)
+    scale_list, box_list, centre_list = scales.tolist(), boxes.tolist(), centres.tolist()
+    label_cpu = labels.cpu().long()
     categories, cells, owners = [], [], []
     offset = 0
     for s, (lo, hi) in zip(grids, scale_ranges, strict=True):
         owner = torch.full((s, s), -1, dtype=torch.long)
+
+        def cell(v: float, size: int, s: int = s) -> int:
+            return min(max(int(v / size * s), 0), s - 1)
+
         for idx in order:
-            scale = float(scales[idx])
+            scale = scale_list[idx]
             if scale <= 0 or not lo <= scale <= hi:
                 continue
-            x1, y1, x2, y2 = (float(v) for v in boxes[idx])
-            cx, cy = (float(v) for v in centres[idx])
+            x1, y1, x2, y2 = box_list[idx]
+            cx, cy = centre_list[idx]
             half_w = 0.5 * (x2 - x1) * center_sampling
             half_h = 0.5 * (y2 - y1) * center_sampling
-
-            def cell(v: float, size: int, s: int = s) -> int:
-                return min(max(int(v / size * s), 0), s - 1)
-
             ci, cj = cell(cy, h), cell(cx, w)
             top = max(cell(cy - half_h, h), ci - 1)
             down = min(cell(cy + half_h, h), ci + 1)
@@ -139,7 +142,7 @@ def assign_grid_targets(
         positive = torch.nonzero(flat >= 0).flatten()
         cat = torch.zeros(s * s, dtype=torch.long)
         if k:
-            cat[positive] = labels.cpu().long()[flat[positive]]
+            cat[positive] = label_cpu[flat[positive]]
         categories.append(cat)
         cells.append(positive + offset)
         owners.append(flat[positive])
