@@ -205,7 +205,7 @@ def _write_html(out: Path, report: dict, loaded, predictor, dataset, samples) ->
                                 indices=worst)
         worst_png = save_overlay_grid(
             out / "worst.png", again.overlays, list(info.labels.colors),
-            ignore_index=info.labels.left_out,
+            ignore_index=info.labels.left_out, ignore_color=info.labels.ignore_color,
             title="worst images (lowest per-image Dice)", class_names=list(info.class_names),
         )
     write_html_report(

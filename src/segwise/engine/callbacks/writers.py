@@ -160,6 +160,7 @@ class OverlayPictures(Callback):
             report.overlays,
             list(info.labels.colors),
             ignore_index=run.adapter.ignore_index,
+            ignore_color=info.labels.ignore_color,
             title=f"best.pt: epoch {report.epoch}, validation {run.monitor} {report.score:.4f}",
             class_names=list(info.class_names),
         )
