@@ -218,3 +218,19 @@ def test_noisy_detector_matches_cocoeval(tmp_path):
     want = [np.nan if v == -1 else v for v in ref]
     assert 0.2 < want[0] < 0.95  # a noisy detector: neither perfect nor useless
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_crowd_survives_state_dict_json_and_merge():
+    pred = InstancePrediction.from_label_map(PRED, scores=[0.9, 0.8, 0.7])
+    whole = InstanceMetrics(coco=True)
+    whole.update([pred, pred], [GT, GT], crowd=[CROWD, None])
+    a, b = InstanceMetrics(coco=True), InstanceMetrics(coco=True)
+    a.update(pred, GT, crowd=CROWD)
+    b.update(pred, GT)
+    b.load_state_dict(json.loads(json.dumps(b.state_dict())))  # builtins only
+    merged = a.merge(b).compute()
+    want = whole.compute()
+    assert merged.dsb_score == pytest.approx(want.dsb_score)
+    assert merged.coco == pytest.approx(want.coco, nan_ok=True)
+    # image 1: 0.6 (crowd); image 2: no crowd region, two FPs at every threshold: 1/3
+    assert want.dsb_score == pytest.approx((0.6 + 1 / 3) / 2)
