@@ -9,7 +9,7 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
-from segwise.instance.anchors import anchor_sizes_from_stats, grid_anchors
+from segwise.instance.anchors import anchor_sizes_by_stride, anchor_sizes_from_stats, grid_anchors
 from segwise.instance.boxes import BACKGROUND, NEUTRAL, decode_boxes, encode_boxes, match_anchors
 from segwise.instance.methods.base import ObjectStats
 from segwise.instance.methods.yolact import PAPER_ANCHOR_SIZES, YOLACT, YOLACTOptions
@@ -75,6 +75,16 @@ def test_anchor_sizes_from_stats():
         anchor_sizes_from_stats(np.zeros(0), num_levels=5)
 
 
+def test_anchor_sizes_by_stride_hand_case():
+    strides = (8, 16, 32, 64, 128)  # nominal sizes 3 * stride: 24, 48, 96, 192, 384
+    # 10-14 px are below P3's range: P3 (median 12); 40 and 50 px round to P4 (median 45);
+    # 1000 px is above P7's: P7; P5 and P6 carry nothing and keep 3 * stride
+    sizes = np.array([10.0, 12, 14, 40, 50, 1000])
+    assert anchor_sizes_by_stride(sizes, strides=strides) == (12.0, 45.0, 96.0, 192.0, 1000.0)
+    assert anchor_sizes_by_stride(np.zeros(0), strides=strides) == (24.0, 48.0, 96.0, 192.0, 384.0)
+    assert anchor_sizes_by_stride(np.array([1.0]), strides=(8,)) == (2.0,)  # 2 px floor
+
+
 def test_resolve_options_derives_anchors_only_when_unset():
     stats = ObjectStats(
         sizes=np.array([4.0] * 5 + [10.0] * 90 + [64.0] * 5),
@@ -84,8 +94,8 @@ def test_resolve_options_derives_anchors_only_when_unset():
     )
     method = YOLACT()
     derived = method.resolve_options(YOLACTOptions(), stats).anchor_sizes
-    assert derived == anchor_sizes_from_stats(stats.sizes, num_levels=5)
-    assert derived[0] < derived[-1]
+    assert derived == anchor_sizes_by_stride(stats.sizes, strides=(8, 16, 32, 64, 128))
+    assert derived == (10.0, 64.0, 96.0, 192.0, 384.0)  # 4 and 10 px on P3, 64 px on P4
     fixed = YOLACTOptions(anchor_sizes=[1, 2, 3, 4, 5])
     assert method.resolve_options(fixed, stats).anchor_sizes == (1.0, 2.0, 3.0, 4.0, 5.0)
     assert method.resolve_options(YOLACTOptions(), None).anchor_sizes is None

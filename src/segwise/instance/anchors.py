@@ -5,12 +5,18 @@ An anchor of size ``s`` and aspect ratio ``r`` (``height / width``, the conventi
 ``s**2``), centred on every cell ``(i, j)`` of its level: ``((j + 0.5) * stride, (i + 0.5) *
 stride)`` in input pixels (SSD/YOLACT place anchors at cell centres).
 
-Default sizes (`anchor_sizes_from_stats`): detectors tuned on COCO put one size per level at a
-fixed multiple of its stride (YOLACT: 24, 48, 96, 192, 384 px on P3-P7 of a 550 px image). For
-data whose objects are all ~10 px (the dsb2018 nuclei) those anchors match nothing, so the sizes
-are instead spread geometrically over the training objects' sizes: from the 5th to the 95th
-percentile of ``sqrt(w * h)``, smallest on the finest level. The run banner prints what was
-derived; the options override it.
+Detectors tuned on COCO put one size per level at a fixed multiple of its stride (YOLACT: 24,
+48, 96, 192, 384 px on P3-P7 of a 550 px image). For data whose objects are all ~10 px (the
+dsb2018 nuclei) those anchors match nothing, so the sizes are derived from the training objects'
+``sqrt(w * h)`` instead, two ways:
+
+- `anchor_sizes_by_stride` (YOLACT): each level's size is the median of the objects nearest its
+  nominal ``3 * stride`` (paper size where a level has none): anchors where the objects are,
+  on levels whose stride can localise them;
+- `anchor_sizes_from_stats` (Mask R-CNN): sizes spread geometrically from the 5th to the 95th
+  percentile, smallest on the finest level.
+
+The run banner prints what was derived; the options override it.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["anchor_sizes_from_stats", "grid_anchors"]
+__all__ = ["anchor_sizes_by_stride", "anchor_sizes_from_stats", "grid_anchors"]
 
 
 def anchor_sizes_from_stats(
@@ -60,6 +66,39 @@ def anchor_sizes_from_stats(
     return tuple(
         round(lo * (hi / lo) ** (i / (num_levels - 1)), 1) for i in range(num_levels)
     )
+
+
+def anchor_sizes_by_stride(
+    sizes: np.ndarray, *, strides: Sequence[int], scale: float = 3.0
+) -> tuple[float, ...]:
+    """One anchor size per level: the median size of the training objects that level carries.
+
+    A level of stride ``s`` nominally carries objects near ``scale * s`` px (YOLACT: 3, i.e. the
+    paper's 24 px on P3 ... 384 px on P7). Each object goes to the level nearest in log scale,
+    ``l = clip(round(log2(size / (scale * s_0))), 0, L - 1)`` (objects smaller than P3's range go
+    to P3, larger than P7's to P7), and a level's anchor size is the median size of its objects,
+    or ``scale * s`` when it has none. So the anchors sit where the data's objects are while each
+    level keeps objects its stride can localise: on dsb2018 (nuclei 5-41 px, median 14 px) P3
+    gets ~12 px and P4 ~35 px, where `anchor_sizes_from_stats` would put 14 px anchors on P5
+    (stride 32). Rounded to 0.1 px, at least 2 px.
+
+    Args:
+        sizes: ``float (K,)`` ``sqrt(box width * box height)`` of the training objects, px.
+        strides: stride of each level, finest first, each twice the previous.
+        scale: nominal anchor size in strides.
+
+    Returns:
+        One size per level, px.
+    """
+    sizes = np.asarray(sizes, dtype=np.float64).reshape(-1)
+    sizes = sizes[sizes > 0]
+    levels = np.clip(np.round(np.log2(sizes / (scale * strides[0]))), 0, len(strides) - 1)
+    out = []
+    for i, stride in enumerate(strides):
+        mine = sizes[levels == i]
+        size = float(np.median(mine)) if mine.size else scale * stride
+        out.append(round(max(size, 2.0), 1))
+    return tuple(out)
 
 
 def _level_anchors(

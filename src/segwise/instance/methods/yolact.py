@@ -7,7 +7,7 @@ A single-stage detector whose masks are linear combinations of ``k`` shared prot
   one prediction head shared by all levels (class scores, SSD box deltas, ``k`` tanh mask
   coefficients per anchor), a semantic head on P3 for the auxiliary loss;
 - anchors: one size per level, derived from the training data's object sizes by default
-  (`segwise.instance.anchors.anchor_sizes_from_stats`), aspect ratios 1, 1/2, 2;
+  (`segwise.instance.anchors.anchor_sizes_by_stride`), aspect ratios 1, 1/2, 2;
 - losses (`segwise.instance.yolact.loss`): OHEM 3:1 cross-entropy (or focal), smooth-L1 box,
   box-cropped box-area-normalised mask BCE, semantic BCE;
 - decoding (`segwise.instance.yolact.decode`): Fast NMS (`segwise.instance.nms`), masks
@@ -64,7 +64,7 @@ class YOLACTOptions:
         num_prototypes: ``k``, prototypes and coefficients per anchor (paper: 32).
         fpn_channels: channels of the FPN, protonet and head (paper: 256).
         anchor_sizes: one anchor size per level P3-P7 in px; None = derived from the training
-            objects' sizes (`anchor_sizes_from_stats`), or the paper's 24 ... 384 without data.
+            objects' sizes (`anchor_sizes_by_stride`), or the paper's 24 ... 384 without data.
         aspect_ratios: anchor ``height / width`` ratios, on every level (paper: 1, 1/2, 2).
         class_loss: `ClassLoss` (paper: OHEM).
         negative_ratio: hard negatives per positive of the OHEM loss (paper: 3).
@@ -145,11 +145,12 @@ class YOLACT:
     def resolve_options(self, options: YOLACTOptions, stats: ObjectStats | None) -> YOLACTOptions:
         """Fill ``anchor_sizes`` from ``stats.sizes`` when unset (kept unset without data or
         objects: `build` then uses `PAPER_ANCHOR_SIZES`)."""
-        from segwise.instance.anchors import anchor_sizes_from_stats
+        from segwise.instance.anchors import anchor_sizes_by_stride
+        from segwise.instance.yolact.model import LEVELS
 
         if options.anchor_sizes is not None or stats is None or len(stats.sizes) == 0:
             return options
-        sizes = anchor_sizes_from_stats(stats.sizes, num_levels=5)
+        sizes = anchor_sizes_by_stride(stats.sizes, strides=[2**level for level in LEVELS])
         return dataclasses.replace(options, anchor_sizes=sizes)
 
     def derived_summary(self, options: YOLACTOptions) -> str:
