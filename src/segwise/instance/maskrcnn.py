@@ -139,8 +139,9 @@ def build_maskrcnn_on_encoder(
     The RPN (``RPNHead``, one 3x3 conv) runs on P2..P6 with anchors ``anchor_sizes[l]`` x
     ``aspect_ratios`` per level; box and mask RoIs are pooled from P2..P5 by
     ``MultiScaleRoIAlign`` (7x7 and 14x14, level by box size, FPN paper eq. 1) and go through
-    torchvision's ``TwoMLPHead`` + ``FastRCNNPredictor`` and ``MaskRCNNHeads`` (4 convs) +
-    ``MaskRCNNPredictor``, i.e. the Mask R-CNN paper's FPN heads. Images are expected
+    torchvision's ``TwoMLPHead`` + ``FastRCNNPredictor`` and ``MaskRCNNHeads`` (4 convs of
+    ``fpn_channels``) + ``MaskRCNNPredictor``, i.e. the Mask R-CNN paper's FPN heads (the
+    paper's 256 channels at the default ``fpn_channels``). Images are expected
     normalised already (the model's own normalisation is the identity).
 
     Args:
@@ -160,6 +161,8 @@ def build_maskrcnn_on_encoder(
         `segwise.models.necks.EncoderFPN`.
     """
     from torchvision.models.detection import MaskRCNN
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+    from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
     from torchvision.ops import MultiScaleRoIAlign
 
     from segwise.models.necks import build_encoder_fpn
@@ -179,13 +182,18 @@ def build_maskrcnn_on_encoder(
 
     model = MaskRCNN(
         backbone,
-        num_classes=num_classes + 1,
+        num_classes=None,  # given by the two predictors below
+        box_predictor=FastRCNNPredictor(1024, num_classes + 1),  # after TwoMLPHead's 1024
         rpn_anchor_generator=AnchorGenerator(
             tuple((float(s),) for s in anchor_sizes),
             (tuple(float(r) for r in aspect_ratios),) * len(anchor_sizes),
         ),
         box_roi_pool=MultiScaleRoIAlign(list(_ROI_LEVELS), output_size=7, sampling_ratio=2),
         mask_roi_pool=MultiScaleRoIAlign(list(_ROI_LEVELS), output_size=14, sampling_ratio=2),
+        # the paper's mask head (4 convs + deconv) at the pyramid's width: identical to
+        # torchvision's at fpn_channels=256, and a narrow pyramid gets a narrow head
+        mask_head=MaskRCNNHeads(fpn_channels, (fpn_channels,) * 4, dilation=1),
+        mask_predictor=MaskRCNNPredictor(fpn_channels, fpn_channels, num_classes + 1),
         image_mean=[0.0] * in_channels,
         image_std=[1.0] * in_channels,
         box_score_thresh=box_score_thresh,
