@@ -17,6 +17,8 @@ from segwise.instance.representation import InstancePrediction
 from segwise.metrics.instance import (
     CrowdRegions,
     InstanceMetrics,
+    average_precision,
+    dsb_score,
     panoptic_counts,
     panoptic_quality,
     split_crowd,
@@ -58,6 +60,8 @@ def test_dsb_score_with_crowd_by_hand():
     assert [v for _, v in r.ap_per_threshold] == pytest.approx(expected)
     assert r.dsb_score == pytest.approx(0.6)
     assert (r.precision50, r.recall50) == (1.0, 1.0)
+    assert average_precision(PRED, GT, crowd=CROWD).tolist() == pytest.approx(expected)
+    assert dsb_score(PRED, GT, crowd=CROWD) == pytest.approx(0.6)
     # without the crowd region: two FPs at every threshold -> 1/3; the region is no FN
     plain = InstanceMetrics()
     plain.update(PRED, GT)

@@ -53,11 +53,13 @@ class InstanceScorer:
     def update(self, item: dict[str, Any], prediction: Any) -> None:
         from segwise.engine.instance_adapter import clean_instances
         from segwise.instance import InstancePrediction
-        from segwise.metrics.instance import dsb_score
+        from segwise.metrics.instance import dsb_score, split_crowd
 
-        target = InstancePrediction.from_target(clean_instances(item["instances"]))
-        self.metrics.update(prediction, target)
-        self.per_image.append({"id": item["id"], "dsb_score": dsb_score(prediction, target),
+        objects, crowd = split_crowd(clean_instances(item["instances"]))  # COCO iscrowd
+        target = InstancePrediction.from_target(objects)
+        self.metrics.update(prediction, target, crowd=crowd)
+        self.per_image.append({"id": item["id"],
+                               "dsb_score": dsb_score(prediction, target, crowd=crowd),
                                "ground_truth": len(target), "predicted": len(prediction)})
 
     def all_reduce(self) -> None:

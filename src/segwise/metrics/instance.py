@@ -99,6 +99,7 @@ def average_precision(
     target: InstancePrediction | np.ndarray,
     *,
     thresholds: Sequence[float] = DSB_THRESHOLDS,
+    crowd: Any = None,
 ) -> np.ndarray:
     """Per-threshold ``TP / (TP + FP + FN)`` of one image (the DSB2018 / StarDist "AP").
 
@@ -107,26 +108,44 @@ def average_precision(
 
     Args:
         pred: ``(H, W)`` predicted instance map (or `InstancePrediction`).
-        target: ``(H, W)`` ground-truth instance map (or `InstancePrediction`).
+        target: ``(H, W)`` ground-truth instance map (or `InstancePrediction`, or the item's
+            ``"instances"`` dict, whose crowd regions are split off).
         thresholds: IoU thresholds in [0, 1).
+        crowd: the image's crowd regions (:meth:`CrowdRegions.of`); a prediction inside one
+            (share ``> t``) that no object matched is neither TP nor FP.
 
     Returns:
         ``float64 (T,)``.
     """
-    ov = overlap(_map(target), _map(pred))
-    out = np.empty(len(thresholds))
+    gt, regions = _as_target(target, crowd)
+    pr = _as_instances(pred, "pred")
+    return _ap_row(overlap(gt.instance_map, pr.instance_map), pr, regions, thresholds)[0]
+
+
+def _ap_row(ov: Any, pr: InstancePrediction, crowd: CrowdRegions | None,
+            thresholds: Sequence[float]) -> tuple[np.ndarray, list[tuple[int, int, np.ndarray]]]:
+    """``AP_t`` per threshold, and per threshold ``(TP, scored predictions, matched IoUs)``."""
+    best = None  # (P,) the largest share of each prediction inside one crowd region
+    if crowd is not None and ov.num_pred:
+        best = crowd_fraction(ov, pr.instance_map, crowd.masks).max(axis=0)
+    row = np.empty(len(thresholds))
+    counts = []
     for i, t in enumerate(thresholds):
-        tp = len(match_pairs(ov, t)[0])
-        denom = ov.num_gt + ov.num_pred - tp  # TP + FP + FN
-        out[i] = 1.0 if denom == 0 else tp / denom
-    return out
+        _, pj, iou = match_pairs(ov, t)
+        tp = len(iou)
+        num_pred = ov.num_pred - crowd_ignored(ov, best, pj, t)  # crowd: neither TP nor FP
+        denom = ov.num_gt + num_pred - tp  # TP + FP + FN
+        row[i] = 1.0 if denom == 0 else tp / denom
+        counts.append((tp, num_pred, iou))
+    return row, counts
 
 
 def dsb_score(
-    pred: InstancePrediction | np.ndarray, target: InstancePrediction | np.ndarray
+    pred: InstancePrediction | np.ndarray, target: Any, *, crowd: Any = None
 ) -> float:
-    """The DSB2018 score of one image: mean ``AP_t`` over ``t = 0.50:0.05:0.95``."""
-    return float(average_precision(pred, target, thresholds=DSB_THRESHOLDS).mean())
+    """The DSB2018 score of one image: mean ``AP_t`` over ``t = 0.50:0.05:0.95`` (``target``
+    and ``crowd`` as in :func:`average_precision`)."""
+    return float(average_precision(pred, target, thresholds=DSB_THRESHOLDS, crowd=crowd).mean())
 
 
 @dataclass
@@ -350,21 +369,12 @@ class InstanceMetrics:
         if gt.shape != pr.shape:
             raise ValueError(f"pred has shape {pr.shape} and target {gt.shape}; expected equal")
         ov = overlap(gt.instance_map, pr.instance_map)
-        best = None  # (P,) the largest share of each prediction inside one crowd region
-        if crowd is not None and ov.num_pred:
-            best = crowd_fraction(ov, pr.instance_map, crowd.masks).max(axis=0)
-        row = np.empty(len(self.thresholds))
-        for i, t in enumerate(self.thresholds):
-            _, pj, iou = match_pairs(ov, t)
-            tp = len(iou)
-            num_pred = ov.num_pred - crowd_ignored(ov, best, pj, t)  # crowd: neither TP nor FP
-            denom = ov.num_gt + num_pred - tp
-            row[i] = 1.0 if denom == 0 else tp / denom
-            if t == 0.5:
-                self._tp50 += tp
-                self._fp50 += num_pred - tp
-                self._fn50 += ov.num_gt - tp
-                self._iou50_sum += float(iou.sum())
+        row, counts = _ap_row(ov, pr, crowd, self.thresholds)
+        tp, num_pred, iou = counts[self.thresholds.index(0.5)]
+        self._tp50 += tp
+        self._fp50 += num_pred - tp
+        self._fn50 += ov.num_gt - tp
+        self._iou50_sum += float(iou.sum())
         self._ap_rows.append(row)
         self._pq.add(panoptic_counts(pr, gt, crowd=crowd))
         if self.coco:
