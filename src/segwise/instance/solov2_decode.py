@@ -73,10 +73,15 @@ class SOLOv2Decoder(nn.Module):
         # afterwards, which would otherwise switch an eval-mode model to training
         self.train(model.training)
 
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """See the class docstring."""
+    def candidates(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Steps 1-4 (module docstring): the ``k = min(max_instances, pre_nms_top_k * ...)``
+        best instances before upsampling.
+
+        Returns:
+            ``scores (N, k)`` (descending, 0 = unused), ``labels (N, k)`` (0 = unused) and
+            ``probs (N, k, H'/4, W'/4)`` mask probabilities on the padded frame at 1/4 scale.
+        """
         opt = self.options
-        h, w = images.shape[-2:]
         out = self.model(pad_to_divisor(images, self.model.divisor))
         cate = flatten_levels([point_nms(torch.sigmoid(c.float())) for c in out.categories])
         t, c = cate.shape[1:]  # (N, T, C)
@@ -96,16 +101,27 @@ class SOLOv2Decoder(nn.Module):
                              areas=area)
         decayed = torch.where(keep & (decayed >= opt.score_threshold), decayed,
                               torch.zeros_like(decayed))
-        k = min(opt.max_instances, k1)
-        final, order = decayed.topk(k, dim=1)  # (N, k)
-        labels = torch.gather(labels, 1, order)
+        final, order = decayed.topk(min(opt.max_instances, k1), dim=1)  # (N, k)
+        labels = torch.where(final > 0, torch.gather(labels, 1, order), torch.zeros_like(order))
         picked = torch.gather(probs, 1, order[..., None, None].expand(-1, -1, *probs.shape[-2:]))
-        up = F.interpolate(picked, scale_factor=4.0, mode="bilinear", align_corners=False)
-        used = final > 0
-        masks = up[..., :h, :w] * used[..., None, None].to(up.dtype)  # probabilities
-        labels = torch.where(used, labels, torch.zeros_like(labels))
-        if k < opt.max_instances:  # fewer candidates than outputs: zero rows
-            extra = opt.max_instances - k
+        return final, labels, picked
+
+    @staticmethod
+    def upsample(probs: Tensor, size: tuple[int, int]) -> Tensor:
+        """``(N, K, H'/4, W'/4)`` -> ``(N, K, H, W)``: 4x bilinear, cropped to ``size``."""
+        if probs.numel() == 0:  # interpolate refuses empty input (static under a trace)
+            return probs.new_zeros((*probs.shape[:2], *size))
+        up = F.interpolate(probs, scale_factor=4.0, mode="bilinear", align_corners=False)
+        return up[..., : size[0], : size[1]]
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """See the class docstring."""
+        h, w = images.shape[-2:]
+        final, labels, picked = self.candidates(images)
+        used = (final > 0)[..., None, None].to(picked.dtype)
+        masks = self.upsample(picked, (h, w)) * used  # probabilities, 0 in unused rows
+        extra = self.options.max_instances - final.shape[1]
+        if extra > 0:  # fewer candidates than outputs: zero rows
             final = F.pad(final, (0, extra))
             labels = F.pad(labels, (0, extra))
             masks = F.pad(masks, (0, 0, 0, 0, 0, extra))
