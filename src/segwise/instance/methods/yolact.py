@@ -251,7 +251,7 @@ class YOLACT:
             height=images.shape[-2],
             width=images.shape[-1],
             options=options,
-            background_class=model.head.class_outputs == model.num_classes + 1,
+            background_class=model.background_class,
         )
         out = []
         for s, lab, m in zip(scores.cpu(), labels.cpu(), masks.cpu(), strict=True):

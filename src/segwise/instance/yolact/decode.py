@@ -103,7 +103,7 @@ class YOLACTExport(nn.Module):
         super().__init__()
         self.model = model
         self.options = options
-        self.background_class = model.head.class_outputs == model.num_classes + 1
+        self.background_class = model.background_class
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """See the class docstring."""

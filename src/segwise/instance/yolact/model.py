@@ -105,6 +105,7 @@ class YOLACTNet(nn.Module):
             raise ValueError(f"YOLACT needs FPN levels {LEVELS}; got {tuple(backbone.levels)}")
         self.backbone = backbone
         self.num_classes = int(num_classes)
+        self.background_class = bool(background_class)
         self.anchor_sizes = tuple(float(s) for s in anchor_sizes)
         self.aspect_ratios = tuple(float(r) for r in aspect_ratios)
         self.divisor = max(backbone.divisor, 2 ** LEVELS[0])
