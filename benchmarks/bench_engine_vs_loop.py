@@ -12,10 +12,12 @@ and the same evaluation: foreground Dice of ``logit > 0`` pooled over the centre
 - ``cli_matched``: ``segwise train`` with the loop's recipe as flags (``--no-scale --vflip
   --warmup-epochs 0 --grad-clip 0 --weight-decay 0.01``).
 - ``cli_default``: ``segwise train`` with only the budget given (crop, batch, steps): every
-  other setting is the engine's default (banner: warmup 1 epoch, rescale 0.5-2, no vertical
-  flips, gradient clipping at 1, weight decay 1e-4).
-- ``cli_default_nowarmup``, ``cli_default_noscale``, ``cli_default_noclip``: the defaults
-  with one of them changed to the loop's value.
+  other setting is the engine's default (banner: warmup one epoch at most 5 % of the run,
+  rescale 0.5-2, no vertical flips, gradient clipping at 1, weight decay 1e-4).
+- ``cli_old_default``: the defaults before issue 17's change, ``--warmup-epochs 1`` (one
+  full epoch of warmup however short the run).
+- ``cli_default_nowarmup``, ``cli_default_noscale``, ``cli_default_noclip``: the old
+  defaults with one of them changed to the loop's value.
 
 The CLI runs with ``--workers 0 --threads 1 --device cpu`` and validates only after the last
 step; its own input normalisation (the data's mean/std) is applied by a wrapper when it is
@@ -51,9 +53,10 @@ ARMS = {
     "loop": None,
     "cli_matched": MATCHED,
     "cli_default": [],
+    "cli_old_default": ["--warmup-epochs", "1"],
     "cli_default_nowarmup": ["--warmup-epochs", "0"],
-    "cli_default_noscale": ["--no-scale"],
-    "cli_default_noclip": ["--grad-clip", "0"],
+    "cli_default_noscale": ["--no-scale", "--warmup-epochs", "1"],
+    "cli_default_noclip": ["--grad-clip", "0", "--warmup-epochs", "1"],
 }
 
 

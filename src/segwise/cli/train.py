@@ -140,7 +140,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, help="peak learning rate, default 1e-3")
     g.add_argument("--weight-decay", type=float, help="default 1e-4")
     g.add_argument("--schedule", help="cosine (default), poly or constant")
-    g.add_argument("--warmup-epochs", type=float, help="linear warmup, default 1")
+    g.add_argument("--warmup-epochs", type=float,
+                   help="linear warmup in epochs; default 1 epoch, at most 5 %% of the run")
     g.add_argument("--grad-clip", type=float, help="max gradient norm, default 1.0; 0 = off")
     g.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of weights, e.g. 0.999")
     g = parser.add_argument_group("training")

@@ -20,6 +20,13 @@ def _resolved_encoder(model_args: dict[str, Any]) -> str:
         return "the model's default"
 
 
+def _warmup(warmup_epochs: float | None) -> str:
+    """The optimizer line's warmup: the epochs given, or the default's rule."""
+    if warmup_epochs is None:
+        return "1 ep at most 5 % of the run (default)"
+    return f"{warmup_epochs} ep"
+
+
 def _resolved_options(model_args: dict[str, Any]) -> dict[str, Any]:
     """The architecture's options with its defaults filled in (the user's win)."""
     options = dict(model_args.get("options", {}))
@@ -64,7 +71,7 @@ def describe_run(config, user_data, info, adapter, device, amp_dtype, channels_l
         *([f"derived   {adapter.data_derived} (from the training data)"]
           if adapter.data_derived else []),
         f"optimizer {o.optimizer.value} lr={o.lr} wd={o.weight_decay} "
-        f"schedule={o.schedule.value} warmup={o.warmup_epochs} ep, "
+        f"schedule={o.schedule.value} warmup={_warmup(o.warmup_epochs)}, "
         f"clip={o.grad_clip if o.grad_clip is not None else 'off'}, ema={o.ema_decay}",
         f"train     epochs={t.epochs} crop={auto('crop_size')} batch={auto('batch_size')} "
         f"workers={auto('workers')} seed={t.seed} task={t.task.value} "

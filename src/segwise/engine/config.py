@@ -117,7 +117,7 @@ class OptimConfig:
     weight_decay: float = 1e-4
     momentum: float = 0.9  # SGD only
     schedule: ScheduleName = ScheduleName.COSINE
-    warmup_epochs: float = 1.0  # linear warmup from 0, in epochs (fractions allowed)
+    warmup_epochs: float | None = None  # linear warmup from 0, in epochs; None: 1, <= 5 % of run
     min_lr: float = 0.0  # floor of cosine/poly
     poly_power: float = 0.9
     grad_clip: float | None = 1.0  # max global grad norm; None disables
@@ -163,7 +163,8 @@ class RunConfig:
         o, t, d = self.optim, self.train, self.data
         check_positive(o.lr, "optim.lr")
         check_positive(o.weight_decay, "optim.weight_decay", allow_zero=True)
-        check_positive(o.warmup_epochs, "optim.warmup_epochs", allow_zero=True)
+        if o.warmup_epochs is not None:
+            check_positive(o.warmup_epochs, "optim.warmup_epochs", allow_zero=True)
         check_positive(o.min_lr, "optim.min_lr", allow_zero=True)
         if o.grad_clip is not None:
             check_positive(o.grad_clip, "optim.grad_clip")

@@ -27,6 +27,7 @@ from segwise.engine.config import OptimizerName, RunConfig
 from segwise.engine.preflight import CheckedRun, check_run
 from segwise.engine.progress import RunPlan, describe_warmup
 from segwise.engine.registry import make_adapter
+from segwise.engine.schedule import warmup_steps as resolve_warmup
 from segwise.engine.setup import (
     check_batch_statistics,
     derive_data_defaults,
@@ -201,7 +202,8 @@ def start_run(config: RunConfig | None, run_dir: Path, *, resume: bool, quiet: b
     if t_cfg.max_steps_per_epoch is not None:
         steps_per_epoch = min(steps_per_epoch, t_cfg.max_steps_per_epoch)
     plan = RunPlan(steps_per_epoch, t_cfg.epochs, t_cfg.max_steps, state.planned_epochs)
-    warmup_steps = round(config.optim.warmup_epochs * steps_per_epoch)
+    warmup_steps = resolve_warmup(config.optim.warmup_epochs, steps_per_epoch=steps_per_epoch,
+                                  epochs=t_cfg.epochs, max_steps=t_cfg.max_steps)
     _say(ctx, quiet, plan.describe(t_cfg.time_limit))
     _say(ctx, quiet, describe_warmup(warmup_steps, plan.total_steps, steps_per_epoch))
 
