@@ -176,9 +176,10 @@ WARMUP_SHARE_NOTICE = 0.10  # warmup above this share of the run's steps gets a 
 def describe_warmup(warmup_steps: int, total_steps: int, steps_per_epoch: int) -> str:
     """The banner's warmup line: steps and share of the run, with a hint when it is large.
 
-    A default of one warmup epoch is 2.5 % of a 40-epoch run but a quarter of a 4-epoch one,
-    where the learning rate spends much of the run near zero (issue 17); the line says so
-    rather than changing the user's schedule.
+    One epoch of warmup is 2.5 % of a 40-epoch run but a quarter of a 4-epoch one, where the
+    learning rate spends much of the run near zero (issue 17). The default is capped at 5 %
+    (:func:`segwise.engine.schedule.warmup_steps`); a value the user gave is kept, and this
+    line says when it is large.
     """
     share = warmup_steps / max(1, total_steps)
     text = f"warmup    {warmup_steps} steps = {100 * share:.1f} % of the run's {total_steps}"
