@@ -123,3 +123,48 @@ def test_local_weights_same_and_other_class_count(model, tmp_path):
     torch.save({"w": torch.zeros(1)}, bad)
     with pytest.raises(ValueError, match="not a Mask R-CNN state_dict"):
         build_maskrcnn(num_classes=2, weights=bad, **TINY)
+
+
+def test_encoder_and_weights_are_honoured_or_refused_by_name():
+    from segwise.instance.methods import get_method
+    from segwise.instance.methods.maskrcnn import MaskRCNNOptions
+
+    spec = get_method("maskrcnn")
+    options = MaskRCNNOptions(anchor_sizes=[8, 16, 32, 64, 128], aspect_ratios=[0.5, 1, 2],
+                              fpn_channels=16)
+    with torch.device("meta"):
+        model = spec.build(encoder="resnet18", in_channels=4, num_classes=2, options=options,
+                           weights=None)
+        # the encoder asked for is the backbone (not a fixed ResNet-50), 4 input channels
+        assert type(model.backbone.encoder).__name__ == "TimmEncoder"
+        assert model.backbone.encoder.out_channels[-1] == 512  # resnet18's last stage
+        assert model.rpn.anchor_generator.sizes == ((8.0,), (16.0,), (32.0,), (64.0,), (128.0,))
+        assert model.roi_heads.box_predictor.cls_score.out_features == 3
+        with pytest.raises(ValueError, match="'unet_textbook' cannot feed an FPN"):
+            spec.build(encoder="unet_textbook", in_channels=3, num_classes=1, options=options,
+                       weights=None)
+        with pytest.raises(ValueError, match="--weights coco .* fits only --encoder "
+                                             "tv_resnet50_fpn_v2"):
+            spec.build(encoder="resnet18", in_channels=3, num_classes=1, options=options,
+                       weights="coco")
+        with pytest.raises(ValueError, match="needs 3-channel images"):
+            spec.build(encoder="tv_resnet50_fpn_v2", in_channels=1, num_classes=1,
+                       options=options, weights=None)
+        tv = spec.build(encoder="tv_resnet50_fpn_v2", in_channels=3, num_classes=1,
+                        options=options, weights=None)
+        assert tv.rpn.anchor_generator.sizes[0] == (8.0,)  # derived anchors, torchvision layout
+
+
+def test_derive_anchors_hand_computed():
+    import numpy as np
+
+    from segwise.instance.maskrcnn import DEFAULT_ANCHOR_SIZES, derive_anchors
+
+    sizes = np.arange(101) + 10.0  # 5th percentile 15, 95th 105: levels 15 * 7 ** (i / 4)
+    s, r = derive_anchors(sizes, np.ones(101))
+    assert s == (15.0, 24.4, 39.7, 64.6, 105.0)
+    assert r == (0.8, 1.0, 1.25)  # all square: widened to x1.25 around the median
+    assert derive_anchors(sizes, np.linspace(0.5, 2.5, 101))[1] == (0.7, 1.5, 2.3)  # 10/50/90th
+    narrow = np.array([0.5] * 10 + [1.0] * 80 + [2.0] * 10)  # 10th/90th pct 0.95 / 1.1
+    assert derive_anchors(sizes, narrow)[1] == (0.8, 1.0, 1.25)
+    assert derive_anchors(np.zeros(0), np.zeros(0)) == (DEFAULT_ANCHOR_SIZES, (0.5, 1.0, 2.0))

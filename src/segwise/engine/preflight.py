@@ -69,7 +69,10 @@ def check_run(config: RunConfig, *, check_weights: bool = True) -> CheckedRun:
 
     config.validate()
     weights = config.model.weights
-    if check_weights and weights not in (None, "imagenet") and not Path(str(weights)).is_file():
+    # "coco": Mask R-CNN's documented alias for torchvision's COCO checkpoint (its builder
+    # finds the file in the torch hub cache or says where to put it)
+    named = (None, "imagenet", *(("coco",) if config.train.task.value == "instance" else ()))
+    if check_weights and weights not in named and not Path(str(weights)).is_file():
         raise FileNotFoundError(f"--weights {weights} does not exist; pass an existing .pth / "
                                 ".safetensors file, 'imagenet', or nothing")
     index = discover_dataset(
