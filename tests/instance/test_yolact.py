@@ -356,3 +356,18 @@ def test_decoding_an_oracle_output_recovers_the_instances():
     assert ((pred.instance_map > 0) != (inst > 0)).sum() <= 12
     assert sorted(pred.labels.tolist()) == [1, 1, 2]
     assert average_precision(pred, truth, thresholds=(0.5, 0.9))[1] == 1.0
+
+
+def test_loss_and_predict_under_autocast(tiny):
+    # the engine trains and predicts under autocast; bfloat16 on the CPU stands in for fp16
+    model, options = tiny
+    model.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = YOLACT().loss(
+            model, torch.rand(1, 3, 64, 64), [_target(64, 64)], options=options, batch={}
+        )
+        assert all(torch.isfinite(v) for v in losses.values())
+        model.eval()
+        loose = YOLACTOptions(**TINY, score_threshold=0.0, mask_threshold=0.0)
+        preds = YOLACT().predict(model, torch.rand(1, 3, 64, 64), options=loose)
+    assert len(preds[0]) > 0 and preds[0].scores.dtype == np.float32

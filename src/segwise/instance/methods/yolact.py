@@ -254,7 +254,9 @@ class YOLACT:
             background_class=model.background_class,
         )
         out = []
-        for s, lab, m in zip(scores.cpu(), labels.cpu(), masks.cpu(), strict=True):
+        # float32 on the CPU whatever autocast made of them
+        scores, masks = scores.float().cpu(), masks.float().cpu()
+        for s, lab, m in zip(scores, labels.cpu(), masks, strict=True):
             present = s > 0
             out.append(
                 InstancePrediction.from_masks(

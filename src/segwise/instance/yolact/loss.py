@@ -228,7 +228,10 @@ def yolact_loss(
             sem_logits[i], sem_target, reduction="none"
         ).mean(dim=(1, 2)).sum()
     # keep every head in the graph when a batch has no positive (zero, finite gradients)
-    tie = 0.0 * (outputs["coefficients"].sum() + protos.sum() + outputs["box_deltas"].sum())
+    # (one element each: a sum over a half-precision map could overflow to inf, and 0 * inf)
+    tie = 0.0 * sum(
+        t.reshape(-1)[0].float() for t in (outputs["coefficients"], protos, outputs["box_deltas"])
+    )
     return {
         "loss_class": options.class_weight * cls_sum / max(num_pos, 1),
         "loss_box": options.box_weight * box_sum / max(num_pos, 1) + tie,
