@@ -121,6 +121,31 @@ def test_crowd_cells_are_left_out():
     assert crowd.sum().item() == 5 and bool(crowd[3])  # cell (0, 3) of each level
 
 
+def test_grid_shapes_follow_the_input_size(tiny_model):
+    _, _, model = tiny_model
+    assert model.grid_reference == 32
+    # ceil(S * side / 32): 64 x 96 doubles / triples every grid
+    assert model.grid_shapes(64, 96) == [(80, 120), (72, 108), (48, 72), (32, 48), (24, 36)]
+    assert model.grid_shapes(32, 32)[0] == (40, 40)
+    out = model.eval()(torch.rand(1, 3, 64, 96))
+    assert [tuple(c.shape[-2:]) for c in out.categories] == model.grid_shapes(64, 96)
+    assert [tuple(k.shape[-2:]) for k in out.kernels] == model.grid_shapes(64, 96)
+    model.grid_reference = None  # the paper: S x S at every size
+    try:
+        assert model.grid_shapes(64, 96) == [(40, 40), (36, 36), (24, 24), (16, 16), (12, 12)]
+    finally:
+        model.grid_reference = 32
+
+
+def test_assignment_on_a_rectangular_grid():
+    masks = torch.zeros(1, 32, 64, dtype=torch.uint8)
+    _rect(masks, 0, 8, 16, 40, 48)  # 8 x 8 at centre (44, 12)
+    grid = assign_grid_targets(masks, torch.tensor([1]), grids=[(2, 4)],
+                               scale_ranges=((0, 100),), center_sampling=0.2)
+    # rows of 16 px: y 12 -> row 0; columns of 16 px: x 44 -> column 2; cell 0 * 4 + 2
+    assert grid.positive_cells.tolist() == [2] and grid.categories.shape == (8,)
+
+
 def test_point_nms_keeps_local_maxima():
     heat = torch.tensor([[[[0.1, 0.9], [0.8, 0.2]]]])
     kept = point_nms(heat)
@@ -143,7 +168,11 @@ def test_options_validation_and_derived_ranges():
     assert method.resolve_options(SOLOv2Options(), None).scale_ranges == PAPER_SCALE_RANGES
     stats = ObjectStats(sizes=np.array([8.0, 12.0, 300.0]), aspect_ratios=np.ones(3),
                         image_size=(256, 320), objects_per_image=np.array([3]))
-    ranges = method.resolve_options(SOLOv2Options(), stats).scale_ranges
+    resolved = method.resolve_options(SOLOv2Options(), stats)
+    assert resolved.grid_reference == 256  # the crops' short side
+    assert method.resolve_options(SOLOv2Options(grid_reference=100), stats).grid_reference == 100
+    assert method.resolve_options(SOLOv2Options(), None).grid_reference is None
+    ranges = resolved.scale_ranges
     # factor 256 / 800 = 0.32; first range from 0, last stretched to the largest object (300)
     assert ranges == ((0.0, 30.72), (15.36, 61.44), (30.72, 122.88), (61.44, 245.76),
                       (122.88, 655.36))
@@ -155,7 +184,8 @@ def test_options_validation_and_derived_ranges():
 @pytest.fixture(scope="module")
 def tiny_model():
     method = SOLOv2()
-    opts = method.resolve_options(SOLOv2Options(**TINY), None)
+    # grids of 40..12 cells at 32 px: larger inputs get proportionally larger grids
+    opts = method.resolve_options(SOLOv2Options(**TINY, grid_reference=32), None)
     torch.manual_seed(0)
     model = method.build(encoder="resnet18", in_channels=3, num_classes=2, options=opts,
                          weights=None)

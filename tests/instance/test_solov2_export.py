@@ -17,9 +17,10 @@ TINY = {"fpn_channels": 16, "head_channels": 16, "stacked_convs": 1, "mask_chann
 
 def _model():
     method = SOLOv2()
-    # thresholds at 0 so that an untrained model still fills every output row
+    # thresholds at 0 so that an untrained model still fills every output row; grids
+    # proportional to the input (reference 64 px), so the graph must follow the input size
     opts = method.resolve_options(SOLOv2Options(**TINY, category_threshold=0.0,
-                                                score_threshold=0.0), None)
+                                                score_threshold=0.0, grid_reference=64), None)
     torch.manual_seed(0)
     model = method.build(encoder="resnet18", in_channels=3, num_classes=2, options=opts,
                          weights=None).eval()

@@ -66,9 +66,8 @@ class SOLOv2Decoder(nn.Module):
         self.options = options
         ranges = options.scale_ranges or PAPER_SCALE_RANGES
         factor = (ranges[0][1] / _PAPER_FIRST_HI) ** 2
-        per_cell = [torch.full((s * s,), a * factor) for s, a in zip(
-            options.grids, PAPER_MIN_AREAS, strict=True)]
-        self.register_buffer("min_area", torch.cat(per_cell), persistent=False)  # (T,)
+        self.register_buffer("min_area", torch.tensor(PAPER_MIN_AREAS) * factor,
+                             persistent=False)  # (levels,)
         # the wrapper takes the model's mode: exporters put the wrapper back into ITS mode
         # afterwards, which would otherwise switch an eval-mode model to training
         self.train(model.training)
@@ -84,24 +83,33 @@ class SOLOv2Decoder(nn.Module):
         opt = self.options
         out = self.model(pad_to_divisor(images, self.model.divisor))
         cate = flatten_levels([point_nms(torch.sigmoid(c.float())) for c in out.categories])
-        t, c = cate.shape[1:]  # (N, T, C)
-        k1 = min(opt.pre_nms_top_k, t * c)
-        top, index = cate.flatten(1).topk(k1, dim=1)  # (N, k1), descending
+        t, c = cate.shape[1], cate.shape[2]  # (N, T, C)
+        # always pre_nms_top_k candidates: zero-score columns appended, so the graph holds for
+        # any input size, also one with fewer than pre_nms_top_k (cell, class) pairs
+        flat = F.pad(cate.flatten(1), (0, opt.pre_nms_top_k))
+        top, index = flat.topk(opt.pre_nms_top_k, dim=1)  # (N, k1), descending
         cells = torch.div(index, c, rounding_mode="floor")
         labels = index - cells * c + 1
+        cells = torch.minimum(cells, torch.zeros_like(cells) + (t - 1))  # padding columns
+        # level of each candidate's cell (cells are numbered level by level)
+        level = torch.zeros_like(cells)
+        start = 0
+        for m in out.categories[:-1]:
+            start = start + m.shape[-2] * m.shape[-1]
+            level = level + (cells >= start).long()
         kernels = flatten_levels(out.kernels)  # (N, T, E)
         chosen = torch.gather(kernels, 1, cells[..., None].expand(-1, -1, kernels.shape[-1]))
         probs = torch.sigmoid(SOLOv2Model.masks_for(chosen, out.mask_features).float())
         seg = probs > opt.mask_threshold  # (N, k1, H'/4, W'/4)
         area = seg.flatten(2).sum(-1).float()  # (N, k1)
         maskness = (probs * seg).flatten(2).sum(-1) / area.clamp(min=1.0)
-        keep = (top > opt.category_threshold) & (area > self.min_area[cells])
+        keep = (top > opt.category_threshold) & (area > self.min_area[level])
         scores = torch.where(keep, top * maskness, torch.zeros_like(top))
         decayed = matrix_nms(seg, labels, scores, kernel=opt.nms_kernel, sigma=opt.nms_sigma,
                              areas=area)
         decayed = torch.where(keep & (decayed >= opt.score_threshold), decayed,
                               torch.zeros_like(decayed))
-        final, order = decayed.topk(min(opt.max_instances, k1), dim=1)  # (N, k)
+        final, order = decayed.topk(min(opt.max_instances, opt.pre_nms_top_k), dim=1)
         labels = torch.where(final > 0, torch.gather(labels, 1, order), torch.zeros_like(order))
         picked = torch.gather(probs, 1, order[..., None, None].expand(-1, -1, *probs.shape[-2:]))
         return final, labels, picked

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -105,7 +105,8 @@ class SOLOv2Head(nn.Module):
     Args:
         in_channels: FPN channels.
         num_classes: foreground classes.
-        grids: ``S`` of each level, e.g. ``(40, 36, 24, 16, 12)``.
+        grids: ``S`` of each level, e.g. ``(40, 36, 24, 16, 12)``: the grid at the reference
+            size (`SOLOv2Model.grid_shapes`).
         kernel_dims: ``E``, the mask feature channels (weights of one dynamic 1x1 kernel).
         channels: channels of the stacked convs (512 in the paper).
         stacked_convs: 3x3 conv-GN-ReLU blocks per branch (4 in the paper).
@@ -128,30 +129,33 @@ class SOLOv2Head(nn.Module):
         _init_normal(self)
         nn.init.constant_(self.category_out.bias, -math.log((1 - _PRIOR) / _PRIOR))
 
-    def forward(self, features: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+    def forward(self, features: Sequence[Tensor], shapes: Sequence[tuple[Any, Any]],
+                ) -> tuple[list[Tensor], list[Tensor]]:
         """Per-level category logits and kernels.
 
         Args:
             features: P2..P6, ``(N, in_channels, H/2**l, W/2**l)`` each (one per grid).
+            shapes: the ``(S_h, S_w)`` grid of each level (`SOLOv2Model.grid_shapes`).
 
         Returns:
-            ``(categories, kernels)``: lists of ``(N, num_classes, S, S)`` and ``(N, E, S, S)``.
+            ``(categories, kernels)``: lists of ``(N, num_classes, S_h, S_w)`` and
+            ``(N, E, S_h, S_w)``.
         """
         if len(features) != len(self.grids):
             raise ValueError(f"got {len(features)} FPN levels for {len(self.grids)} grids")
         categories, kernels = [], []
         last = len(features) - 1
-        for level, (feat, s) in enumerate(zip(features, self.grids, strict=True)):
+        for level, (feat, shape) in enumerate(zip(features, shapes, strict=True)):
             if level == 0:  # P2 at 1/8, as the authors' code (split_feats)
                 feat = F.interpolate(feat, scale_factor=0.5, mode="bilinear", align_corners=False)
             elif level == last and last > 0:  # P6 resized to P5
                 feat = F.interpolate(feat, size=features[last - 1].shape[-2:], mode="bilinear",
                                      align_corners=False)
             with_coords = torch.cat([feat, coord_channels(feat)], dim=1)  # (N, C + 2, h, w)
-            grid = F.interpolate(with_coords, size=(s, s), mode="bilinear", align_corners=False)
-            kernels.append(self.kernel_out(self.kernel_convs(grid)))  # (N, E, S, S)
+            grid = F.interpolate(with_coords, size=shape, mode="bilinear", align_corners=False)
+            kernels.append(self.kernel_out(self.kernel_convs(grid)))  # (N, E, S_h, S_w)
             category = self.category_convs(grid[:, :-2])
-            categories.append(self.category_out(category))  # (N, num_classes, S, S)
+            categories.append(self.category_out(category))  # (N, num_classes, S_h, S_w)
         return categories, kernels
 
 
@@ -207,20 +211,37 @@ class SOLOv2Model(nn.Module):
         backbone: an `EncoderFPN` with levels (2, 3, 4, 5, 6).
         head: the `SOLOv2Head`.
         mask_branch: the `SOLOv2MaskBranch`.
+        grid_reference: the (padded) image side at which level ``l`` has ``S_l x S_l`` cells,
+            or None for ``S_l x S_l`` at every size (`grid_shapes`).
     """
 
     def __init__(self, backbone: EncoderFPN, head: SOLOv2Head,
-                 mask_branch: SOLOv2MaskBranch) -> None:
+                 mask_branch: SOLOv2MaskBranch, *, grid_reference: int | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
         self.mask_branch = mask_branch
         self.divisor = max(32, int(backbone.divisor))
+        self.grid_reference = None if grid_reference is None else int(grid_reference)
+
+    def grid_shapes(self, height: Any, width: Any) -> list[tuple[Any, Any]]:
+        """``(S_h, S_w)`` of each level for a padded input of ``height x width``.
+
+        With ``grid_reference = R``: ``S_h = ceil(S * height / R)``, ``S_w = ceil(S * width / R)``
+        (cells keep their size in pixels, so an image larger than the training crops gets more
+        cells, not larger ones); without: ``(S, S)`` (the paper, whose images share one scale).
+        Integer arithmetic only, so a trace records it for any input size.
+        """
+        ref = self.grid_reference
+        if ref is None:
+            return [(s, s) for s in self.head.grids]
+        return [((s * height + ref - 1) // ref, (s * width + ref - 1) // ref)
+                for s in self.head.grids]
 
     def forward(self, images: Tensor) -> SOLOv2Output:
         """``images (N, C, H, W)``, H and W multiples of ``divisor`` -> `SOLOv2Output`."""
         pyramid = list(self.backbone(images).values())  # P2..P6
-        categories, kernels = self.head(pyramid)
+        categories, kernels = self.head(pyramid, self.grid_shapes(*images.shape[-2:]))
         return SOLOv2Output(categories, kernels,
                             self.mask_branch(pyramid[: self.mask_branch.levels]))
 

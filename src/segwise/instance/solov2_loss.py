@@ -37,17 +37,20 @@ MASK_STRIDE = 4
 
 
 def grid_targets_for(target: Mapping[str, Tensor], padded: tuple[int, int], *,
-                     options: SOLOv2Options) -> tuple[GridTargets, Tensor]:
+                     options: SOLOv2Options,
+                     grids: Sequence[tuple[int, int]] | None = None) -> tuple[GridTargets, Tensor]:
     """Grid targets of one image, and which cells crowd regions would own.
 
     Args:
         target: ``{"masks": (K, H, W), "labels": (K,)}`` and optionally ``"crowd": bool (K,)``.
         padded: ``(H', W')`` of the padded batch (the masks are zero-padded to it).
         options: the resolved options (``scale_ranges`` set).
+        grids: the ``(S_h, S_w)`` of each level (`SOLOv2Model.grid_shapes`); default
+            ``options.grids`` (square).
 
     Returns:
         ``(targets, crowd_cells)``: the `GridTargets` of the non-crowd instances and a
-        ``bool (sum S**2,)`` map of cells that only crowd regions would make positive.
+        ``bool (T,)`` map of cells that only crowd regions would make positive.
     """
     masks = target["masks"]
     labels = target["labels"].long()
@@ -56,7 +59,8 @@ def grid_targets_for(target: Mapping[str, Tensor], padded: tuple[int, int], *,
     crowd = target.get("crowd")
     crowd = (torch.zeros(len(labels), dtype=torch.bool, device=masks.device) if crowd is None
              else crowd.to(masks.device).bool())
-    kwargs = {"grids": options.grids, "scale_ranges": options.scale_ranges,
+    kwargs = {"grids": options.grids if grids is None else grids,
+              "scale_ranges": options.scale_ranges,
               "center_sampling": options.center_sampling, "mask_stride": MASK_STRIDE}
     grid = assign_grid_targets(masks[~crowd], labels[~crowd], **kwargs)
     crowd_cells = torch.zeros_like(grid.categories, dtype=torch.bool)
@@ -78,7 +82,8 @@ def solov2_loss_terms(categories: Sequence[Tensor], kernels: Sequence[Tensor],
         kernels: per level ``(N, E, S, S)`` dynamic kernels.
         mask_features: ``(N, E, H/4, W/4)``.
         grids: one `GridTargets` per image.
-        crowd_cells: one ``bool (sum S**2,)`` per image: cells left out of the focal loss.
+        crowd_cells: one ``bool (T,)`` per image (T cells over all levels): cells left out of
+            the focal loss.
         options: the method's options (focal alpha/gamma, mask loss weight).
 
     Returns:
@@ -128,6 +133,7 @@ def solov2_loss(model: nn.Module, images: Tensor, targets: Sequence[Mapping[str,
     padded = pad_to_divisor(images, model.divisor)
     out = model(padded)
     size = (padded.shape[-2], padded.shape[-1])
-    pairs = [grid_targets_for(t, size, options=options) for t in targets]
+    grids = [(int(sh), int(sw)) for sh, sw in model.grid_shapes(*size)]
+    pairs = [grid_targets_for(t, size, options=options, grids=grids) for t in targets]
     return solov2_loss_terms(out.categories, out.kernels, out.mask_features,
                              [p[0] for p in pairs], [p[1] for p in pairs], options=options)

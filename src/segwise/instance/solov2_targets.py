@@ -8,10 +8,10 @@ For one image (padded to ``(H, W)``) and every level ``l`` with grid ``S_l`` and
    pixel-edge box of its mask) lies in ``[lo_l, hi_l]`` (both ends included; the default ranges
    overlap, so an instance may belong to two levels).
 2. Its *centre region* is the box of half-size ``epsilon * (w/2, h/2)`` (``epsilon = 0.2``) around
-   its centre of mass ``(cx, cy)`` (pixel centres at ``index + 0.5``). Grid cell ``(i, j)``
-   covers ``[j W/S, (j+1) W/S) x [i H/S, (i+1) H/S)``; the positive cells are those the centre
-   region touches, clipped to the 3 x 3 cells around the centre's own cell (as the authors'
-   code does), so an instance has between 1 and 9 positive cells per level.
+   its centre of mass ``(cx, cy)`` (pixel centres at ``index + 0.5``). Grid cell ``(i, j)`` of
+   an ``S_h x S_w`` grid covers ``[j W/S_w, (j+1) W/S_w) x [i H/S_h, (i+1) H/S_h)``; the
+   positive cells are those the centre region touches, clipped to the 3 x 3 cells around the
+   centre's own cell (as the authors' code does): 1 to 9 positive cells per level.
 3. Where two instances claim a cell, the smaller one wins (instances are painted from the largest
    to the smallest; the authors' code lets the later instance of the annotation file win, an
    order that carries no meaning).
@@ -39,7 +39,8 @@ class GridTargets:
     """One image's SOLOv2 targets over all levels (cells numbered level by level, row-major).
 
     Attributes:
-        categories: ``int64 (sum S_l**2,)`` class label of each cell, 0 = background.
+        categories: ``int64 (T,)`` class label of each cell, 0 = background (``T = sum over
+            levels of S_h * S_w``).
         positive_cells: ``int64 (P,)`` the indices of the positive cells (sorted).
         positive_instances: ``int64 (P,)`` the instance (row of ``masks``) of each positive cell.
         masks: ``float32 (K, H/stride, W/stride)`` soft mask targets of the instances.
@@ -87,7 +88,7 @@ def assign_grid_targets(
     masks: Tensor,
     labels: Tensor,
     *,
-    grids: Sequence[int],
+    grids: Sequence[int | tuple[int, int]],
     scale_ranges: Sequence[tuple[float, float]],
     center_sampling: float = 0.2,
     mask_stride: int = 4,
@@ -98,7 +99,7 @@ def assign_grid_targets(
         masks: ``(K, H, W)`` instance masks of the PADDED image (H, W multiples of
             ``mask_stride``); empty masks are never positive.
         labels: ``(K,)`` class labels in ``[1, num_classes]``.
-        grids: ``S`` of each level.
+        grids: the grid of each level: ``S`` (``S x S`` cells) or ``(S_h, S_w)``.
         scale_ranges: ``(lo, hi)`` of each level, in px of ``sqrt(box area)``.
         center_sampling: ``epsilon``, the centre region's share of the box (paper: 0.2).
         mask_stride: the mask features' stride (4: P2).
@@ -118,11 +119,12 @@ def assign_grid_targets(
     label_cpu = labels.cpu().long()
     categories, cells, owners = [], [], []
     offset = 0
-    for s, (lo, hi) in zip(grids, scale_ranges, strict=True):
-        owner = torch.full((s, s), -1, dtype=torch.long)
+    for grid, (lo, hi) in zip(grids, scale_ranges, strict=True):
+        sh, sw = (int(grid), int(grid)) if isinstance(grid, int) else (int(v) for v in grid)
+        owner = torch.full((sh, sw), -1, dtype=torch.long)
 
-        def cell(v: float, size: int, s: int = s) -> int:
-            return min(max(int(v / size * s), 0), s - 1)
+        def cell(v: float, size: int, n: int) -> int:
+            return min(max(int(v / size * n), 0), n - 1)
 
         for idx in order:
             scale = scale_list[idx]
@@ -132,21 +134,21 @@ def assign_grid_targets(
             cx, cy = centre_list[idx]
             half_w = 0.5 * (x2 - x1) * center_sampling
             half_h = 0.5 * (y2 - y1) * center_sampling
-            ci, cj = cell(cy, h), cell(cx, w)
-            top = max(cell(cy - half_h, h), ci - 1)
-            down = min(cell(cy + half_h, h), ci + 1)
-            left = max(cell(cx - half_w, w), cj - 1)
-            right = min(cell(cx + half_w, w), cj + 1)
+            ci, cj = cell(cy, h, sh), cell(cx, w, sw)
+            top = max(cell(cy - half_h, h, sh), ci - 1)
+            down = min(cell(cy + half_h, h, sh), ci + 1)
+            left = max(cell(cx - half_w, w, sw), cj - 1)
+            right = min(cell(cx + half_w, w, sw), cj + 1)
             owner[top : down + 1, left : right + 1] = idx
         flat = owner.flatten()
         positive = torch.nonzero(flat >= 0).flatten()
-        cat = torch.zeros(s * s, dtype=torch.long)
+        cat = torch.zeros(sh * sw, dtype=torch.long)
         if k:
             cat[positive] = label_cpu[flat[positive]]
         categories.append(cat)
         cells.append(positive + offset)
         owners.append(flat[positive])
-        offset += s * s
+        offset += sh * sw
     pooled = F.avg_pool2d(masks[:, None].float(), mask_stride)[:, 0] if k else masks.new_zeros(
         (0, h // mask_stride, w // mask_stride), dtype=torch.float32)
     return GridTargets(

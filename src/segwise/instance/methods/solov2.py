@@ -56,7 +56,14 @@ class SOLOv2Options:
     """Options of ``solov2`` (``--model-option KEY=VALUE``; stored in checkpoints).
 
     Attributes:
-        grids: ``S`` of each level P2..P6 (paper: 40, 36, 24, 16, 12).
+        grids: ``S`` of each level P2..P6 (paper: 40, 36, 24, 16, 12), the grid of an image
+            of side ``grid_reference``.
+        grid_reference: the image side (px) at which level ``l`` has ``S_l x S_l`` cells; an
+            ``H x W`` input gets ``ceil(S_l H / R) x ceil(S_l W / R)`` cells, so a cell keeps its
+            size in pixels when prediction runs on images larger than the training crops (the
+            paper resizes every image to one scale, segwise predicts at full resolution).
+            None: derived, the training crops' short side; without data, ``S_l x S_l`` at
+            every size (the paper's behaviour).
         scale_ranges: ``(lo, hi)`` px of ``sqrt(box area)`` per level, or None to derive them
             from the data (module docstring).
         center_sampling: ``epsilon``, the share of the box that is the centre region (0.2).
@@ -85,6 +92,7 @@ class SOLOv2Options:
     """
 
     grids: tuple[int, ...] = (40, 36, 24, 16, 12)
+    grid_reference: int | None = None
     scale_ranges: tuple[tuple[float, float], ...] | None = None
     center_sampling: float = 0.2
     fpn_channels: int = 256
@@ -122,6 +130,9 @@ class SOLOv2Options:
                      "pre_nms_top_k", "max_instances"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}={getattr(self, name)!r}; expected an integer >= 1")
+        if self.grid_reference is not None and int(self.grid_reference) < 1:
+            raise ValueError(f"grid_reference={self.grid_reference!r}; expected a side in px "
+                             ">= 1, or None to derive it from the training crops")
         if self.stacked_convs < 0:
             raise ValueError(f"stacked_convs={self.stacked_convs!r}; expected >= 0")
         for name in ("center_sampling", "focal_alpha", "category_threshold", "mask_threshold",
@@ -161,19 +172,24 @@ class SOLOv2:
 
     # ------------------------------------------------------------------ options
     def resolve_options(self, options: SOLOv2Options, stats: ObjectStats | None) -> SOLOv2Options:
-        """Fill ``scale_ranges`` (module docstring); other options have no data default."""
-        if options.scale_ranges is not None:
-            return options
-        ranges = derive_scale_ranges(stats) if stats is not None else PAPER_SCALE_RANGES
-        return replace(options, scale_ranges=ranges)
+        """Fill ``scale_ranges`` (module docstring) and ``grid_reference`` (the training crops'
+        short side) from the data; other options have no data default."""
+        if options.scale_ranges is None:
+            ranges = derive_scale_ranges(stats) if stats is not None else PAPER_SCALE_RANGES
+            options = replace(options, scale_ranges=ranges)
+        if options.grid_reference is None and stats is not None:
+            options = replace(options, grid_reference=int(min(stats.image_size)))
+        return options
 
     def derived_summary(self, options: SOLOv2Options) -> str:
         """One line for the run banner: the scale ranges in use."""
         ranges = ", ".join(f"P{lv} S={s}: {lo:g}-{hi:g}" for lv, s, (lo, hi) in zip(
             LEVELS, options.grids, options.scale_ranges or PAPER_SCALE_RANGES, strict=True))
+        ref = (f"grids at {options.grid_reference} px, proportionally more cells on larger "
+               "images" if options.grid_reference else "the same grids at every image size")
         return (f"scale ranges (px of sqrt(box area)) {ranges} (the paper's, scaled to the "
-                f"training crops' short side / {PAPER_SHORT_SIDE}; override with "
-                "--model-option scale_ranges=...)")
+                f"training crops' short side / {PAPER_SHORT_SIDE}); {ref} (override with "
+                "--model-option scale_ranges=... / grid_reference=...)")
 
     # ------------------------------------------------------------------ model
     def build(self, *, encoder: str | None, in_channels: int, num_classes: int,
@@ -194,7 +210,7 @@ class SOLOv2:
                           stacked_convs=options.stacked_convs)
         branch = SOLOv2MaskBranch(options.fpn_channels, channels=options.mask_channels,
                                   kernel_dims=options.kernel_dims)
-        model = SOLOv2Model(backbone, head, branch)
+        model = SOLOv2Model(backbone, head, branch, grid_reference=options.grid_reference)
         if weights not in (None, "imagenet"):
             from segwise.models.weights import load_state_dict_file
 
