@@ -30,7 +30,7 @@ from segwise.instance.yolact.model import PROTO_STRIDE
 if TYPE_CHECKING:
     from segwise.instance.methods.yolact import YOLACTOptions
 
-__all__ = ["YOLACTExport", "detect"]
+__all__ = ["YOLACTExport", "assemble_masks", "detect", "select_detections"]
 
 
 def _gather(values: Tensor, index: Tensor) -> Tensor:
@@ -38,15 +38,23 @@ def _gather(values: Tensor, index: Tensor) -> Tensor:
     return values.gather(1, index[..., None].expand(-1, -1, values.shape[-1]))
 
 
-def detect(
+def _pixel_centres(
+    height: int | Tensor, width: int | Tensor, like: Tensor
+) -> tuple[Tensor, Tensor]:
+    ys = torch.arange(height, device=like.device, dtype=like.dtype) + 0.5
+    xs = torch.arange(width, device=like.device, dtype=like.dtype) + 0.5
+    return ys, xs
+
+
+def select_detections(
     outputs: dict[str, Tensor],
     *,
     height: int | Tensor,
     width: int | Tensor,
     options: YOLACTOptions,
     background_class: bool,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Decode a batch (module docstring).
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Steps 1-3 of the module docstring: the detections, before their masks.
 
     Args:
         outputs: `YOLACTNet` outputs.
@@ -56,17 +64,14 @@ def detect(
         background_class: whether ``class_logits`` has a background column.
 
     Returns:
-        ``scores (N, D)`` descending, ``labels (N, D) int64`` (0 = empty slot) and ``masks
-        (N, D, H, W)`` float32 probabilities (0 outside the box and in empty slots),
-        ``D = options.max_detections``.
+        ``scores (N, D)`` descending, ``labels (N, D) int64`` (0 = empty slot), ``coefficients
+        (N, D, k)`` and ``boxes (N, D, 4)`` xyxy in pixels, ``D = options.max_detections``.
     """
     logits = outputs["class_logits"].float()
     probs = logits.softmax(-1)[..., 1:] if background_class else logits.sigmoid()  # (N, A, C)
     boxes = decode_boxes(outputs["box_deltas"].float(), outputs["anchors"])  # (N, A, 4)
-    # pixel centres; the limits are taken from them (not torch.tensor(width)), so that
-    # torch.export keeps H and W symbolic
-    ys = torch.arange(height, device=boxes.device, dtype=boxes.dtype) + 0.5
-    xs = torch.arange(width, device=boxes.device, dtype=boxes.dtype) + 0.5
+    # limits from the pixel centres (not torch.tensor(width)): torch.export keeps H, W symbolic
+    ys, xs = _pixel_centres(height, width, boxes)
     limit = torch.cat([xs[-1:], ys[-1:], xs[-1:], ys[-1:]]) + 0.5  # W, H, W, H
     boxes = torch.minimum(boxes.clamp(min=0), limit)
     # a box left without area by the clipping (an anchor in the padding) is no detection
@@ -77,19 +82,62 @@ def detect(
         iou_threshold=options.nms_iou, top_k=options.top_k,
         max_detections=options.max_detections, score_threshold=options.score_threshold,
     )  # fmt: skip  (N, D) each
-    coefs = _gather(outputs["coefficients"].float(), index)  # (N, D, k)
-    det_boxes = _gather(boxes, index)  # (N, D, 4)
-    protos = outputs["prototypes"].float()  # (N, k, h, w)
-    masks = torch.einsum("ndk,nkhw->ndhw", coefs, protos).sigmoid()
+    return scores, labels, _gather(outputs["coefficients"].float(), index), _gather(boxes, index)
+
+
+def assemble_masks(
+    prototypes: Tensor,
+    coefficients: Tensor,
+    boxes: Tensor,
+    *,
+    height: int | Tensor,
+    width: int | Tensor,
+) -> Tensor:
+    """Step 4 of the module docstring: ``sigmoid(prototypes x coefficients)``, upsampled, cropped.
+
+    Args:
+        prototypes: ``(N, k, h, w)`` at stride 4 of the padded input.
+        coefficients: ``(N, D, k)``.
+        boxes: ``(N, D, 4)`` xyxy in pixels.
+        height: ``H`` of the unpadded input.
+        width: ``W`` of the unpadded input.
+
+    Returns:
+        ``(N, D, H, W)`` float32 probabilities, 0 where the pixel centre is outside the box.
+    """
+    protos = prototypes.float()
+    masks = torch.einsum("ndk,nkhw->ndhw", coefficients.float(), protos).sigmoid()  # eq. 1
     padded_h, padded_w = protos.shape[-2] * PROTO_STRIDE, protos.shape[-1] * PROTO_STRIDE
     masks = F.interpolate(
         masks, size=(padded_h, padded_w), mode="bilinear", align_corners=False
     )[..., :height, :width]
-    b = det_boxes[..., None, None, :]  # (N, D, 1, 1, 4)
+    ys, xs = _pixel_centres(height, width, masks)
+    b = boxes.float()[..., None, None, :]  # (N, D, 1, 1, 4)
     inside = (xs >= b[..., 0]) & (xs < b[..., 2])  # (N, D, 1, W)
     inside = inside & (ys[:, None] >= b[..., 1]) & (ys[:, None] < b[..., 3])  # (N, D, H, W)
-    present = (scores > 0)[..., None, None]
-    return scores, labels, masks * (inside & present).to(masks.dtype)
+    return masks * inside.to(masks.dtype)
+
+
+def detect(
+    outputs: dict[str, Tensor],
+    *,
+    height: int | Tensor,
+    width: int | Tensor,
+    options: YOLACTOptions,
+    background_class: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Decode a batch with fixed-size outputs (`select_detections`, then `assemble_masks`).
+
+    Returns:
+        ``scores (N, D)`` descending, ``labels (N, D) int64`` (0 = empty slot) and ``masks
+        (N, D, H, W)`` float32 probabilities (0 outside the box and in empty slots),
+        ``D = options.max_detections``.
+    """
+    scores, labels, coefs, boxes = select_detections(
+        outputs, height=height, width=width, options=options, background_class=background_class
+    )
+    masks = assemble_masks(outputs["prototypes"], coefs, boxes, height=height, width=width)
+    return scores, labels, masks * (scores > 0)[..., None, None].to(masks.dtype)
 
 
 class YOLACTExport(nn.Module):
