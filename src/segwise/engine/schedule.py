@@ -58,8 +58,9 @@ def warmup_steps(
     one epoch, at most :data:`AUTO_WARMUP_SHARE` (5 %) of the configured run (``epochs *
     steps_per_epoch`` cut to ``max_steps``; the configured budget, not one fitted to
     ``--time-limit``, so a resumed run gets the same value). A fixed epoch of warmup is 2 %
-    of a 50-epoch run but 42 % of a 60-step one, and there it cost 0.10 val Dice on dsb2018
-    (issue 17, docs/benchmarks.md, "The engine at equal work").
+    of a 50-epoch run but 42 % of a 60-step one, and there it cost 0.18 val Dice on dsb2018
+    in one seed of two, 0.02 in the other (issue 17, docs/benchmarks.md, "The engine at equal
+    work").
 
     Args:
         warmup_epochs: warmup length in epochs (fractions allowed), or None for the default.
