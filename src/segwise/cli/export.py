@@ -21,6 +21,15 @@ the command fails above --atol. One artefact serves any image size: the model pa
 graph and crops back. The file is written under a temporary name and moved into place only
 once verified, so a failed export leaves nothing behind (and an existing file is kept).
 
+Instance checkpoints (--task instance): single-stage methods (yolact, solov2) export with their
+decoding in the graph and fixed-size outputs: `scores (N, K)` descending, `labels (N, K)` int64
+(0 in empty slots), `masks (N, K, H, W)` mask probabilities, K = --max-instances (default the
+method's own detections cap, max_detections / max_instances: 400 for both; else 100). ONNX and
+torchscript only (torch.export fixes the decoding to the trace size). maskrcnn (two stages, a
+data-dependent number of RoIs) and unet_watershed (the watershed runs in scikit-image, outside
+any graph) are refused with the reason, before anything is written. `segwise predict --onnx`
+runs semantic exports only; run an instance export with onnxruntime directly.
+
 examples:
   segwise export --checkpoint runs/exp1/best.pt --out model.onnx
   segwise export --checkpoint runs/exp1/best.pt --format torchscript --out model.ts
@@ -37,9 +46,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default="onnx", choices=FORMATS, help="default onnx")
     parser.add_argument(
         "--head",
-        default="probabilities",
+        default=None,
         choices=("logits", "probabilities", "labels"),
-        help="what the graph outputs (default probabilities)",
+        help="what the graph outputs (default probabilities; semantic checkpoints only)",
+    )
+    parser.add_argument(
+        "--max-instances",
+        type=int,
+        default=None,
+        metavar="K",
+        help="instance checkpoints: output slots per image (default the method's own "
+        "detections cap, else 100)",
     )
     parser.add_argument(
         "--no-normalization",
@@ -70,11 +87,16 @@ def run(args: argparse.Namespace) -> int:
     info = loaded.info
     mean = None if args.no_normalization else list(info.mean)
     std = None if args.no_normalization else list(info.std)
+    if loaded.model_args.get("kind") == "instance":
+        return _run_instance(args, loaded, out, mean=mean, std=std)
+    if args.max_instances is not None:
+        raise ValueError("--max-instances applies to instance checkpoints only; "
+                         f"{args.checkpoint} holds a semantic model: drop it")
     common = {
         "in_channels": info.in_channels,
         "mean": mean,
         "std": std,
-        "head": args.head,
+        "head": args.head or "probabilities",
         "task": info.task,
         "sample_size": SAMPLE_SIZE,
         "verify": False,  # verified below, at --atol
@@ -98,6 +120,39 @@ def run(args: argparse.Namespace) -> int:
     checked = " and ".join(f"{h}x{w}" for h, w in sizes)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); verified: max abs diff {diff:.2e} "
           f"vs PyTorch at {checked} (tolerance {args.atol:g})")
+    return 0
+
+
+def _run_instance(args: argparse.Namespace, loaded, out: Path, *, mean, std) -> int:
+    """Export an instance checkpoint with its decoding (`segwise.inference.instance_export`)."""
+    import os
+
+    from segwise.inference.instance_export import export_instance
+
+    if args.head is not None:
+        raise ValueError("--head does not apply to instance checkpoints: the graph outputs "
+                         "scores, labels and masks (see --help); drop --head")
+    info, model_args = loaded.info, loaded.model_args
+    method = model_args["method"]
+    partial = out.with_name(f".partial-{out.name}")
+    labels = {"segwise.data_info": json.dumps(info.to_dict()),
+              "segwise.label_space": json.dumps(info.labels.to_dict()),
+              "segwise.options": json.dumps(model_args.get("options") or {})}
+    try:
+        done = export_instance(
+            loaded.model, partial, method=method, in_channels=info.in_channels,
+            options=model_args.get("options"), max_instances=args.max_instances, mean=mean,
+            std=std, format=args.format, opset=args.opset, sample_size=SAMPLE_SIZE,
+            metadata=labels, atol=args.atol,
+        )
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    checked = " and ".join(f"{h}x{w}" for h, w in done.sizes)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB; {method}, decoding included, "
+          f"{done.max_instances} instance slots); verified: max abs diff "
+          f"{done.max_abs_diff:.2e} over scores, labels and "
+          f"masks vs PyTorch at {checked} (tolerance {args.atol:g})")
     return 0
 
 

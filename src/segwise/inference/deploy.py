@@ -25,6 +25,7 @@ __all__ = [
     "DeployModule",
     "ExportError",
     "ExportFormat",
+    "InstanceDeployModule",
     "read_onnx_metadata",
     "verification_sizes",
 ]
@@ -123,6 +124,55 @@ class DeployModule(nn.Module):
         }
 
 
+class InstanceDeployModule(nn.Module):
+    """An instance method's export module with normalisation in front, ready to export.
+
+    ``forward(x)``: ``x (N, C, H, W)`` float32 *raw* pixels (normalised inside when ``mean`` and
+    ``std`` are given); returns the method's fixed-size decoding (``export_module`` of
+    :class:`~segwise.instance.methods.InstanceMethodSpec`): ``scores (N, k)`` float32 in
+    descending order, ``labels (N, k)`` int64 (foreground classes ``1..``, 0 in empty slots),
+    ``masks (N, k, H, W)`` float32 mask probabilities; slots past the detections are zero.
+
+    Args:
+        module: ``method.export_module(model, options=..., max_instances=k)``.
+        in_channels: ``C``.
+        mean, std: the training normalisation, or both ``None`` (feed normalised images).
+        method: the instance method's registry name (recorded in the metadata).
+        max_instances: ``k`` (recorded in the metadata).
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        in_channels: int,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        method: str,
+        max_instances: int,
+    ) -> None:
+        super().__init__()
+        self.norm = DeployModule(nn.Identity(), in_channels=in_channels, mean=mean, std=std)
+        self.module = module
+        self.method = str(method)
+        self.max_instances = int(max_instances)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.module(self.norm(x))  # (scores, labels, masks)
+
+    def metadata(self) -> dict[str, str]:
+        """How this module was built, as string key/values for an artefact's metadata
+        (``segwise.kind = "instance"``; no ``segwise.head``: the outputs are fixed)."""
+        return {
+            "segwise.kind": "instance",
+            "segwise.method": self.method,
+            "segwise.max_instances": str(self.max_instances),
+            "segwise.in_channels": str(self.norm.in_channels),
+            "segwise.mean": json.dumps(self.norm.mean_values),
+            "segwise.std": json.dumps(self.norm.std_values),
+        }
+
+
 def _deploy(model, in_channels, mean, std, head, task) -> DeployModule:
     if not isinstance(in_channels, int) or in_channels < 1:
         raise ValueError(f"in_channels={in_channels!r} is not valid; expected an int >= 1")
@@ -166,19 +216,31 @@ def read_onnx_metadata(path: str | Path) -> dict[str, object]:
     """The ``segwise.*`` metadata of an ONNX file written by :func:`export_onnx`.
 
     Returns:
-        ``{"in_channels": int, "mean": list | None, "std": list | None, "head": ExportHead,
-        "task": Task}``.
+        ``{"kind": "semantic", "in_channels": int, "mean": list | None, "std": list | None,
+        "head": ExportHead, "task": Task}``; for an instance export (``segwise export`` of an
+        instance checkpoint) ``{"kind": "instance", "in_channels", "mean", "std", "method": str,
+        "max_instances": int}``.
     """
     import onnx
 
     props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    if "segwise.head" not in props:
+    if "segwise.head" not in props and props.get("segwise.kind") != "instance":
         raise ValueError(f"{path} has no segwise metadata; was it written by export_onnx?")
     return _parse_metadata(props)
 
 
 def _parse_metadata(props: dict[str, str]) -> dict[str, object]:
+    if props.get("segwise.kind") == "instance":
+        return {
+            "kind": "instance",
+            "in_channels": int(props["segwise.in_channels"]),
+            "mean": json.loads(props["segwise.mean"]),
+            "std": json.loads(props["segwise.std"]),
+            "method": props["segwise.method"],
+            "max_instances": int(props["segwise.max_instances"]),
+        }
     return {
+        "kind": "semantic",
         "in_channels": int(props["segwise.in_channels"]),
         "mean": json.loads(props["segwise.mean"]),
         "std": json.loads(props["segwise.std"]),

@@ -50,6 +50,13 @@ class OnnxPredictor:
             str(self.path), sess_options=options, providers=providers or ["CPUExecutionProvider"]
         )
         props = self.session.get_modelmeta().custom_metadata_map
+        if props.get("segwise.kind") == "instance":
+            raise ValueError(
+                f"{self.path} is an instance export ({props.get('segwise.method')}: outputs "
+                "scores, labels, masks), which OnnxPredictor and `segwise predict --onnx` do not "
+                "run; predict with `segwise predict --checkpoint RUN/best.pt`, or run the file "
+                "with onnxruntime directly (docs/inference.md, 'Instance models')"
+            )
         if "segwise.head" not in props:
             raise ValueError(f"{self.path} has no segwise metadata; export it with export_onnx")
         self.head = ExportHead(props["segwise.head"])

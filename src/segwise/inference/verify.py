@@ -20,6 +20,7 @@ from torch import nn
 from segwise.inference.deploy import (
     ExportError,
     ExportFormat,
+    InstanceDeployModule,
     _deploy,
     _eval_mode,
     _parse_metadata,
@@ -57,8 +58,9 @@ def _load_runner(
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         meta = read_onnx_metadata(path)
 
-        def run(x: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
+        def run(x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+            outputs = [torch.from_numpy(o) for o in session.run(None, {"image": x.numpy()})]
+            return tuple(outputs) if meta["kind"] == "instance" else outputs[0]
 
         return run, meta
     extra = {"segwise.json": ""}
@@ -84,19 +86,22 @@ def verify_export(
     """Run an artefact written by a segwise exporter and the PyTorch model, and compare.
 
     The format is read from the file (ONNX, TorchScript, ``torch.export``); the PyTorch side is
-    wrapped exactly as the file records (normalisation, head, task). The inputs are seeded
+    wrapped exactly as the file records (normalisation, head, task). For an instance export
+    (metadata ``kind == "instance"``) ``model`` is the method's ``export_module`` (decoding
+    included) and its three outputs (scores, labels, masks) are each compared. The inputs are seeded
     ``torch.rand`` images ``(batch, C, H, W)``, one per size. A size the PyTorch model itself
     rejects (a model that only takes even sizes, say) is skipped; segwise models take any size.
 
     Args:
         path: the artefact.
-        model: the PyTorch model that was exported.
+        model: the PyTorch model that was exported (for an instance export, the module of
+            ``method.export_module``).
         sizes: ``(H, W)`` to check; include one that is not a multiple of 32.
         batch: images per check.
         atol: largest allowed absolute difference (labels: any disagreeing pixel counts >= 1).
 
     Returns:
-        The largest absolute difference over all sizes.
+        The largest absolute difference over all sizes (and, for instances, all outputs).
 
     Raises:
         ExportError: when the artefact fails to run at a size, or differs by more than ``atol``,
@@ -105,9 +110,7 @@ def verify_export(
     path = Path(path)
     fmt = _format_of(path)
     runner, meta = _load_runner(path, fmt)
-    deploy = _deploy(
-        model, meta["in_channels"], meta["mean"], meta["std"], meta["head"], meta["task"]
-    )
+    deploy = _deploy_as_recorded(model, meta)
     worst, checked = 0.0, 0
     for size in sizes:
         x = _sample(int(meta["in_channels"]), tuple(size), batch=batch)
@@ -125,7 +128,7 @@ def verify_export(
                     f"({type(err).__name__}: {first[:300]}); PyTorch runs it. Export again with "
                     "this segwise version, or report the model"
                 ) from err
-        worst = max(worst, _compare(path, fmt, got, expected, x.shape, atol))
+        worst = max(worst, _compare_outputs(path, fmt, got, expected, x.shape, atol))
         checked += 1
     if not checked:
         raise ExportError(
@@ -133,6 +136,28 @@ def verify_export(
             f"{[tuple(s) for s in sizes]}; pass sizes it accepts"
         )
     return worst
+
+
+def _deploy_as_recorded(model: nn.Module, meta: dict[str, object]) -> nn.Module:
+    """``model`` wrapped as the artefact's metadata records (semantic or instance)."""
+    if meta.get("kind") == "instance":
+        return InstanceDeployModule(
+            model, in_channels=int(meta["in_channels"]), mean=meta["mean"], std=meta["std"],
+            method=str(meta["method"]), max_instances=int(meta["max_instances"]),
+        ).eval()
+    return _deploy(
+        model, meta["in_channels"], meta["mean"], meta["std"], meta["head"], meta["task"]
+    )
+
+
+def _compare_outputs(path, fmt, got, expected, shape, atol: float) -> float:
+    """`_compare` of one output, or of each of an instance export's (scores, labels, masks)."""
+    if not isinstance(expected, tuple):
+        return _compare(path, fmt, got, expected, shape, atol)
+    if not isinstance(got, (tuple, list)) or len(got) != len(expected):
+        raise ExportError(f"{path}: the {fmt.value} artefact does not return the "
+                          f"{len(expected)} outputs (scores, labels, masks) that PyTorch does")
+    return max(_compare(path, fmt, g, e, shape, atol) for g, e in zip(got, expected, strict=True))
 
 
 def _compare(path, fmt, got, expected, shape, atol: float) -> float:
@@ -176,9 +201,7 @@ def verify_onnx(
     """
     path = Path(path)
     runner, meta = _load_runner(path, ExportFormat.ONNX)
-    deploy = _deploy(
-        model, meta["in_channels"], meta["mean"], meta["std"], meta["head"], meta["task"]
-    )
+    deploy = _deploy_as_recorded(model, meta)
     x = sample.float().cpu()
     with _eval_mode(model), torch.no_grad():
         expected = deploy(x)
@@ -190,4 +213,4 @@ def verify_onnx(
             f"{path}: onnxruntime fails on a {tuple(x.shape)} input ({first[:300]}); PyTorch "
             "runs it. Export again with this segwise version, or report the model"
         ) from err
-    return _compare(path, ExportFormat.ONNX, got, expected, x.shape, atol)
+    return _compare_outputs(path, ExportFormat.ONNX, got, expected, x.shape, atol)
