@@ -177,7 +177,7 @@ class _SemanticOutputs:
 
 # semantic-only predict flags: (attribute, flag, what to do instead)
 _SEMANTIC_ONLY = (
-    ("onnx", "--onnx", "export supports semantic models only; use --checkpoint"),
+    ("onnx", "--onnx", "predict --onnx runs semantic exports only; use --checkpoint"),
     ("probabilities", "--probabilities", "instance outputs have no class probabilities"),
     ("tta", "--tta", "flip averaging is not defined for instances"),
     ("fill_holes", "--fill-holes", "not available for instances"),

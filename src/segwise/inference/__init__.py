@@ -34,6 +34,8 @@ _LAZY = {
     "DeployModule": "segwise.inference.deploy",
     "ExportError": "segwise.inference.deploy",
     "ExportFormat": "segwise.inference.deploy",
+    "InstanceDeployModule": "segwise.inference.deploy",
+    "export_instance": "segwise.inference.instance_export",
     "export_onnx": "segwise.inference.export",
     "export_program": "segwise.inference.export",
     "export_torchscript": "segwise.inference.export",
