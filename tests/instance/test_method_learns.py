@@ -16,7 +16,8 @@ from .conftest import tiny_options
 pytestmark = pytest.mark.slow
 
 # Measured on the shared 2-core CPU (32 images of 64x64, 8 of them val), validation
-# (AP50, DSB score): maskrcnn after 1 step (0.000, 0.000), 40 steps (0.189, 0.087), 80 steps
+# (AP50, DSB score): maskrcnn after 1 step (AP50 0.000, with
+# conftest.tiny_options), 40 steps (0.189, 0.087), 80 steps
 # (0.533, 0.237), 80 steps with its mask loss switched off (0.358, 0.110); unet_watershed
 # after 1 step (0.000, 0.000), 60 steps (0.686, 0.554), 60 steps with interior and boundary
 # swapped in its targets (0.426, 0.346). The floors sit between the broken and the sound run.
