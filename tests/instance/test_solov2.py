@@ -10,9 +10,9 @@ import torch
 
 from segwise.instance.methods.base import ObjectStats
 from segwise.instance.methods.solov2 import PAPER_SCALE_RANGES, SOLOv2, SOLOv2Options
-from segwise.instance.solov2_decode import point_nms
-from segwise.instance.solov2_loss import grid_targets_for, solov2_loss_terms
-from segwise.instance.solov2_targets import GridTargets, assign_grid_targets, instance_scales
+from segwise.instance.solov2.decode import point_nms
+from segwise.instance.solov2.loss import grid_targets_for, solov2_loss_terms
+from segwise.instance.solov2.targets import GridTargets, assign_grid_targets, instance_scales
 
 #: a small network for CPU tests
 TINY = {"fpn_channels": 16, "head_channels": 16, "stacked_convs": 1, "mask_channels": 8,

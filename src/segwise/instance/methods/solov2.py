@@ -3,7 +3,7 @@
 Instances are segmented by location: each cell of an ``S x S`` grid on each FPN level predicts
 whether an instance's centre falls in it (category branch) and a dynamic 1x1 kernel that turns
 the unified mask feature map into that instance's mask (kernel branch). Network:
-`segwise.instance.solov2_head`; targets: `segwise.instance.solov2_targets`; decoding: Matrix
+`segwise.instance.solov2.head`; targets: `segwise.instance.solov2.targets`; decoding: Matrix
 NMS (`segwise.instance.matrix_nms`).
 
 Loss (paper eq. 1 of SOLO, kept by SOLOv2): ``L = L_cate + lambda * L_mask`` with
@@ -28,121 +28,25 @@ ratio; the first range starts at 0 and the last is stretched to the largest obje
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from segwise._validation import as_enum, check_probability
-from segwise.instance.matrix_nms import MatrixNMSKernel
 from segwise.instance.methods.base import ObjectStats
 from segwise.instance.representation import InstancePrediction
+from segwise.instance.solov2.options import (
+    LEVELS,
+    PAPER_SCALE_RANGES,
+    PAPER_SHORT_SIDE,
+    SOLOv2Options,
+)
 
 __all__ = ["PAPER_SCALE_RANGES", "SOLOv2", "SOLOv2Options"]
 
-#: the paper's scale ranges (px of sqrt(box area), images of short side 800) per level P2..P6
-PAPER_SCALE_RANGES = ((1.0, 96.0), (48.0, 192.0), (96.0, 384.0), (192.0, 768.0), (384.0, 2048.0))
-#: the short image side the paper's scale ranges were set for
-PAPER_SHORT_SIDE = 800
-#: FPN levels SOLOv2 uses (P2..P6; the mask feature branch fuses P2..P5)
-LEVELS = (2, 3, 4, 5, 6)
 #: the encoder of the paper's main results
 DEFAULT_ENCODER = "resnet50"
-
-
-@dataclass(frozen=True)
-class SOLOv2Options:
-    """Options of ``solov2`` (``--model-option KEY=VALUE``; stored in checkpoints).
-
-    Attributes:
-        grids: ``S`` of each level P2..P6 (paper: 40, 36, 24, 16, 12), the grid of an image
-            of side ``grid_reference``.
-        grid_reference: the image side (px) at which level ``l`` has ``S_l x S_l`` cells; an
-            ``H x W`` input gets ``ceil(S_l H / R) x ceil(S_l W / R)`` cells, so a cell keeps its
-            size in pixels when prediction runs on images larger than the training crops (the
-            paper resizes every image to one scale, segwise predicts at full resolution).
-            None: derived, the training crops' short side; without data, ``S_l x S_l`` at
-            every size (the paper's behaviour).
-        scale_ranges: ``(lo, hi)`` px of ``sqrt(box area)`` per level, or None to derive them
-            from the data (module docstring).
-        center_sampling: ``epsilon``, the share of the box that is the centre region (0.2).
-        fpn_channels: FPN channels (256).
-        head_channels: channels of the category/kernel branch convs (paper: 512).
-        stacked_convs: 3x3 conv-GN-ReLU blocks per branch (paper: 4).
-        mask_channels: channels inside the mask feature branch (authors' code: 128).
-        kernel_dims: ``E``, mask feature channels = weights of a dynamic 1x1 kernel (256).
-        focal_alpha: focal-loss ``alpha`` (0.25).
-        focal_gamma: focal-loss ``gamma`` (2).
-        mask_loss_weight: ``lambda`` of the Dice mask loss (paper: 3).
-        category_threshold: decoding: (cell, class) candidates whose class probability is below
-            are dropped before Matrix NMS (the paper's ``score_thr``, 0.1).
-        mask_threshold: decoding: mask probability above which a pixel is inside (0.5).
-        pre_nms_top_k: decoding: at most this many (cell, class) candidates enter Matrix NMS
-            (authors' code: 500; 1000 here, for images with hundreds of objects).
-        nms_kernel: `MatrixNMSKernel` (``gaussian`` or ``linear``).
-        nms_sigma: the Gaussian kernel's ``sigma`` (authors' code: 2).
-        score_threshold: decoding: instances whose score after Matrix NMS is below are not
-            output. The paper's 0.05 (``update_thr``) suits COCO AP, which ranks by score; the
-            DSB score, AP50 and PQ count every output instance, so the default is a decision
-            threshold, 0.3 (lower it for COCO AP).
-        max_instances: decoding: at most this many instances per image (authors' code: 100;
-            400 here, as Mask R-CNN's ``box_detections_per_img``: DSB 2018 images hold up to
-            ~375 nuclei).
-    """
-
-    grids: tuple[int, ...] = (40, 36, 24, 16, 12)
-    grid_reference: int | None = None
-    scale_ranges: tuple[tuple[float, float], ...] | None = None
-    center_sampling: float = 0.2
-    fpn_channels: int = 256
-    head_channels: int = 512
-    stacked_convs: int = 4
-    mask_channels: int = 128
-    kernel_dims: int = 256
-    focal_alpha: float = 0.25
-    focal_gamma: float = 2.0
-    mask_loss_weight: float = 3.0
-    category_threshold: float = 0.1
-    mask_threshold: float = 0.5
-    pre_nms_top_k: int = 1000
-    nms_kernel: MatrixNMSKernel = MatrixNMSKernel.GAUSSIAN
-    nms_sigma: float = 2.0
-    score_threshold: float = 0.3
-    max_instances: int = 400
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "nms_kernel", as_enum(self.nms_kernel, MatrixNMSKernel,
-                                                       "nms_kernel"))
-        grids = tuple(int(s) for s in self.grids)
-        if len(grids) != len(LEVELS) or min(grids) < 1:
-            raise ValueError(f"grids={self.grids!r}; expected {len(LEVELS)} positive grid sizes, "
-                             "one per level P2..P6, e.g. grids=[40,36,24,16,12]")
-        object.__setattr__(self, "grids", grids)
-        if self.scale_ranges is not None:
-            ranges = tuple((float(lo), float(hi)) for lo, hi in self.scale_ranges)
-            if len(ranges) != len(LEVELS) or any(not 0 <= lo <= hi for lo, hi in ranges):
-                raise ValueError(
-                    f"scale_ranges={self.scale_ranges!r}; expected {len(LEVELS)} pairs (lo, hi) "
-                    "with 0 <= lo <= hi, one per level P2..P6, or None to derive them")
-            object.__setattr__(self, "scale_ranges", ranges)
-        for name in ("fpn_channels", "head_channels", "mask_channels", "kernel_dims",
-                     "pre_nms_top_k", "max_instances"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}={getattr(self, name)!r}; expected an integer >= 1")
-        if self.grid_reference is not None and int(self.grid_reference) < 1:
-            raise ValueError(f"grid_reference={self.grid_reference!r}; expected a side in px "
-                             ">= 1, or None to derive it from the training crops")
-        if self.stacked_convs < 0:
-            raise ValueError(f"stacked_convs={self.stacked_convs!r}; expected >= 0")
-        for name in ("center_sampling", "focal_alpha", "category_threshold", "mask_threshold",
-                     "score_threshold"):
-            check_probability(getattr(self, name), name)
-        for name in ("focal_gamma", "mask_loss_weight", "nms_sigma"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name}={getattr(self, name)!r}; expected a value >= 0")
-        if not self.nms_sigma > 0:
-            raise ValueError(f"nms_sigma={self.nms_sigma!r}; expected a value > 0")
 
 
 def derive_scale_ranges(stats: ObjectStats) -> tuple[tuple[float, float], ...]:
@@ -199,7 +103,7 @@ class SOLOv2:
         ``weights``: None, ``"imagenet"`` (the encoder's, local files), or a path to a
         state_dict of the whole model.
         """
-        from segwise.instance.solov2_head import SOLOv2Head, SOLOv2MaskBranch, SOLOv2Model
+        from segwise.instance.solov2.head import SOLOv2Head, SOLOv2MaskBranch, SOLOv2Model
         from segwise.models.necks import build_encoder_fpn
 
         backbone = build_encoder_fpn(encoder or DEFAULT_ENCODER, in_channels=in_channels,
@@ -239,7 +143,7 @@ class SOLOv2:
         optionally ``crowd (K,)``: crowd regions are no instance, and the grid cells they would
         own are left out of the focal loss (neither positive nor negative).
         """
-        from segwise.instance.solov2_loss import solov2_loss
+        from segwise.instance.solov2.loss import solov2_loss
 
         return solov2_loss(model, images, targets, options=self.resolve_options(options, None))
 
@@ -248,7 +152,7 @@ class SOLOv2:
                 tile_size: int | None = None) -> list[InstancePrediction]:
         """Fixed-size decoding (`SOLOv2Decoder`), then one `InstancePrediction` per image
         (overlaps resolved by score). ``tile_size`` is not used (the grid is image-relative)."""
-        from segwise.instance.solov2_decode import SOLOv2Decoder
+        from segwise.instance.solov2.decode import SOLOv2Decoder
 
         decoder = SOLOv2Decoder(model, options)
         with torch.no_grad():
@@ -268,6 +172,6 @@ class SOLOv2:
         """`SOLOv2Decoder` with ``max_instances`` outputs: ``images (N, C, H, W) -> scores
         (N, k) float32, labels (N, k) int64, masks (N, k, H, W) float32`` mask probabilities
         (threshold: ``options.mask_threshold``; zero rows past the instances found)."""
-        from segwise.instance.solov2_decode import SOLOv2Decoder
+        from segwise.instance.solov2.decode import SOLOv2Decoder
 
         return SOLOv2Decoder(model, replace(options, max_instances=int(max_instances)))

@@ -28,7 +28,7 @@ from segwise.instance.nms import multiclass_fast_nms
 from segwise.instance.yolact.model import PROTO_STRIDE
 
 if TYPE_CHECKING:
-    from segwise.instance.methods.yolact import YOLACTOptions
+    from segwise.instance.yolact.options import YOLACTOptions
 
 __all__ = ["YOLACTExport", "assemble_masks", "detect", "select_detections"]
 

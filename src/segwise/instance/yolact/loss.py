@@ -45,7 +45,7 @@ from segwise.instance.boxes import BACKGROUND, NEUTRAL, encode_boxes, match_anch
 from segwise.instance.yolact.model import LEVELS, PROTO_STRIDE
 
 if TYPE_CHECKING:
-    from segwise.instance.methods.yolact import YOLACTOptions
+    from segwise.instance.yolact.options import YOLACTOptions
 
 __all__ = ["anchor_targets", "mask_loss", "ohem_class_loss", "yolact_loss"]
 
@@ -176,7 +176,7 @@ def yolact_loss(
     Returns:
         ``{"loss_class", "loss_box", "loss_mask", "loss_semantic"}`` weighted scalars.
     """
-    from segwise.instance.methods.yolact import ClassLoss
+    from segwise.instance.yolact.options import ClassLoss
 
     anchors = outputs["anchors"]
     protos = outputs["prototypes"]  # (N, k, h, w)

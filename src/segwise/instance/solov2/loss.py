@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from segwise.instance.solov2_head import SOLOv2Model, flatten_levels, pad_to_divisor
-from segwise.instance.solov2_targets import GridTargets, assign_grid_targets
+from segwise.instance.solov2.head import SOLOv2Model, flatten_levels, pad_to_divisor
+from segwise.instance.solov2.targets import GridTargets, assign_grid_targets
 
 if TYPE_CHECKING:
-    from segwise.instance.methods.solov2 import SOLOv2Options
+    from segwise.instance.solov2.options import SOLOv2Options
 
 __all__ = ["grid_targets_for", "solov2_loss", "solov2_loss_terms"]
 

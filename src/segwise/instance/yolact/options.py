@@ -1,0 +1,114 @@
+"""YOLACT's options value (``--model-option KEY=VALUE``), in its own module so that the
+network, loss and decoding modules read it without importing the method object."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from segwise._validation import as_enum, check_probability
+
+__all__ = ["PAPER_ANCHOR_SIZES", "ClassLoss", "YOLACTOptions"]
+
+#: anchor sizes of the paper's 550 px model on P3-P7 (used when no training data is at hand)
+PAPER_ANCHOR_SIZES = (24.0, 48.0, 96.0, 192.0, 384.0)
+
+
+class ClassLoss(str, Enum):
+    """YOLACT's class loss: ``OHEM`` softmax cross-entropy with 3:1 hard negatives (the paper's)
+    or sigmoid ``FOCAL`` loss (RetinaNet; the head then has no background column)."""
+
+    OHEM = "ohem"
+    FOCAL = "focal"
+
+
+def _floats(value: Any, name: str) -> tuple[float, ...]:
+    if isinstance(value, (int, float)) or not isinstance(value, Sequence) or isinstance(value, str):
+        raise ValueError(f"{name}={value!r}; expected a list of positive numbers, e.g. [1, 0.5, 2]")
+    out = tuple(float(v) for v in value)
+    if not out or min(out) <= 0:
+        raise ValueError(f"{name}={value!r}; expected a non-empty list of positive numbers")
+    return out
+
+
+@dataclass(frozen=True)
+class YOLACTOptions:
+    """Options of ``yolact`` (``--model-option KEY=VALUE``; stored in checkpoints).
+
+    Attributes:
+        num_prototypes: ``k``, prototypes and coefficients per anchor (paper: 32).
+        fpn_channels: channels of the FPN, protonet and head (paper: 256).
+        anchor_sizes: one anchor size per level P3-P7 in px; None = derived from the training
+            objects' sizes (`anchor_sizes_by_stride`), or the paper's 24 ... 384 without data.
+        aspect_ratios: anchor ``height / width`` ratios, on every level (paper: 1, 1/2, 2).
+        class_loss: `ClassLoss` (paper: OHEM).
+        negative_ratio: hard negatives per positive of the OHEM loss (paper: 3).
+        positive_iou: anchor-box IoU at or above which an anchor is positive (paper: 0.5).
+        negative_iou: IoU below which an anchor is background (paper: 0.4).
+        masks_to_train: at most this many positives per image get a mask loss (reference: 100).
+        class_weight: weight of the class loss (reference: 1).
+        box_weight: weight of the box loss (reference: 1.5).
+        mask_weight: weight of the mask loss (reference: 6.125).
+        semantic_weight: weight of the auxiliary semantic loss (reference: 1; 0 disables it).
+        score_threshold: decoding: class scores below it are dropped. 0.5, as Mask R-CNN's:
+            segwise's DSB score, AP50 and PQ count every output instance (a low-score false
+            positive costs as much as a confident one), unlike the ranked COCO AP the
+            reference's 0.05 is tuned for (dsb2018 val crops after a short CPU run: AP50 0.21
+            at 0.1, 0.47 at 0.5).
+        top_k: decoding: candidates per class entering Fast NMS (reference: 200; 500 here for
+            the ~375 nuclei of the densest DSB 2018 images).
+        nms_iou: decoding: Fast NMS IoU threshold (reference: 0.5).
+        max_detections: decoding: detections kept per image (reference: 100; 400 here, as
+            Mask R-CNN's and SOLOv2's, for the densest DSB 2018 images).
+        mask_threshold: decoding: mask probability above which a pixel is in the instance.
+    """
+
+    num_prototypes: int = 32
+    fpn_channels: int = 256
+    anchor_sizes: tuple[float, ...] | None = None
+    aspect_ratios: tuple[float, ...] = (1.0, 0.5, 2.0)
+    class_loss: ClassLoss = ClassLoss.OHEM
+    negative_ratio: float = 3.0
+    positive_iou: float = 0.5
+    negative_iou: float = 0.4
+    masks_to_train: int = 100
+    class_weight: float = 1.0
+    box_weight: float = 1.5
+    mask_weight: float = 6.125
+    semantic_weight: float = 1.0
+    score_threshold: float = 0.5
+    top_k: int = 500
+    nms_iou: float = 0.5
+    max_detections: int = 400
+    mask_threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "class_loss", as_enum(self.class_loss, ClassLoss, "class_loss"))
+        object.__setattr__(self, "aspect_ratios", _floats(self.aspect_ratios, "aspect_ratios"))
+        if self.anchor_sizes is not None:
+            sizes = _floats(self.anchor_sizes, "anchor_sizes")
+            if len(sizes) != 5:
+                raise ValueError(
+                    f"anchor_sizes={self.anchor_sizes!r}; expected 5 sizes in px, one per FPN "
+                    "level P3-P7 (or leave it unset to derive them from the data)"
+                )
+            object.__setattr__(self, "anchor_sizes", sizes)
+        for name in ("num_prototypes", "fpn_channels", "masks_to_train", "top_k", "max_detections"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r}; expected an integer >= 1")
+        for name in (
+            "score_threshold", "nms_iou", "mask_threshold", "positive_iou", "negative_iou"
+        ):
+            check_probability(getattr(self, name), name)
+        if self.negative_iou > self.positive_iou:
+            raise ValueError(
+                f"negative_iou={self.negative_iou!r} > positive_iou={self.positive_iou!r}; "
+                "expected negative_iou <= positive_iou"
+            )
+        for name in ("negative_ratio", "class_weight", "box_weight", "mask_weight",
+                     "semantic_weight"):  # fmt: skip
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)!r}; expected a value >= 0")
