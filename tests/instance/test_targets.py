@@ -115,3 +115,21 @@ def test_huge_ids_cost_no_memory():
     huge = np.where(small == 1, 2_000_000_000, np.where(small == 2, 7, 0))
     assert np.array_equal(distance_target(huge), distance_target(small))
     assert np.array_equal(border_weight_map(huge), border_weight_map(small))
+
+
+def test_clean_instances_drops_emptied_and_crowd_and_recomputes_boxes():
+    import torch
+
+    from segwise.instance.targets import clean_instances
+
+    masks = torch.zeros(3, 6, 8, dtype=torch.uint8)
+    masks[0, 1:3, 2:5] = 1  # rows 1-2, cols 2-4 -> box (2, 1, 5, 3)
+    masks[2, 4:6, 0:1] = 1  # the crowd region
+    inst = {"masks": masks, "labels": torch.tensor([1, 2, 1]), "ids": torch.tensor([7, 8, 9]),
+            "boxes": torch.zeros(3, 4), "crowd": torch.tensor([False, False, True])}
+    kept = clean_instances(inst)  # evaluation: crowd kept with its flag, emptied #8 dropped
+    assert kept["ids"].tolist() == [7, 9] and kept["crowd"].tolist() == [False, True]
+    assert kept["boxes"].tolist() == [[2, 1, 5, 3], [0, 4, 1, 6]]
+    trained = clean_instances(inst, drop_crowd=True)  # training: crowd is no instance
+    assert trained["ids"].tolist() == [7] and trained["labels"].tolist() == [1]
+    assert "crowd" not in trained and trained["masks"].shape == (1, 6, 8)
