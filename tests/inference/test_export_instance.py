@@ -4,6 +4,7 @@ against PyTorch; Mask R-CNN and U-Net + watershed refused before anything is wri
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,8 @@ def test_cli_exports_onnx_with_decoding_verified_and_metadata(tmp_path, capsys, 
     printed = capsys.readouterr().out
     assert f"{method}, decoding included, 6 instance slots" in printed
     assert "64x64 and 97x131" in printed and "max abs diff" in printed
+    compared = re.search(r"(\d+) detections compared", printed)
+    assert compared and int(compared.group(1)) > 0 and "only empty" not in printed
     assert sorted(p.name for p in out.parent.iterdir()) == [out.name]  # no partial file left
 
     meta = read_onnx_metadata(out)

@@ -50,6 +50,8 @@ __all__ = ["DEFAULT_MAX_INSTANCES", "InstanceExport", "default_max_instances",
 
 #: ``k`` when the method's options name no detections cap
 DEFAULT_MAX_INSTANCES = 100
+#: images per verification size
+_BATCH = 2
 #: option fields that hold a method's own detections cap, in the order they are looked up
 _CAP_FIELDS = ("max_instances", "max_detections")
 
@@ -64,12 +66,16 @@ class InstanceExport:
         max_abs_diff: the largest absolute difference to PyTorch over scores, labels and masks
             at ``sizes`` (``None`` when not verified).
         sizes: the ``(H, W)`` verified (empty when not verified).
+        detections_compared: non-empty output slots (score > 0) PyTorch gave on the
+            verification images (seeded noise): 0 means only empty slots were compared, as
+            happens for a trained model that finds nothing in noise.
     """
 
     path: Path
     max_instances: int
     max_abs_diff: float | None
     sizes: tuple[tuple[int, int], ...]
+    detections_compared: int = 0
 
 
 def default_max_instances(options: Any) -> int:
@@ -196,8 +202,12 @@ def export_instance(
                     traced = torch.jit.trace(deploy, sample, check_trace=False)
                 torch.jit.save(traced, str(path), _extra_files={"segwise.json": json.dumps(meta)})
         sizes = verification_sizes(sample_size) if verify else ()
-        diff = verify_export(path, module, sizes=sizes, atol=atol) if verify else None
-    return InstanceExport(path=path, max_instances=k, max_abs_diff=diff, sizes=tuple(sizes))
+        diff = verify_export(path, module, sizes=sizes, atol=atol, batch=_BATCH) if verify else None
+        with torch.no_grad():  # the same seeded inputs as verify_export
+            found = sum(int((deploy(_sample(in_channels, tuple(size), batch=_BATCH))[0] > 0).sum())
+                        for size in sizes)
+    return InstanceExport(path=path, max_instances=k, max_abs_diff=diff, sizes=tuple(sizes),
+                          detections_compared=found)
 
 
 def _write_onnx(deploy: nn.Module, sample: tuple[torch.Tensor], path: Path, *, opset: int,
