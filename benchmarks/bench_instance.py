@@ -183,7 +183,7 @@ def run_peer(data: Path, args: argparse.Namespace) -> tuple[dict, list]:
     model.train()
     t0 = time.perf_counter()
     loss = torch.zeros(())
-    for _ in range(args.steps):
+    for step in range(args.steps):
         images, targets = [], []
         for k in rng.choice(len(train), args.batch_size, replace=False):
             img, inst = train[k]
@@ -203,6 +203,9 @@ def run_peer(data: Path, args: argparse.Namespace) -> tuple[dict, list]:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
+        if args.verbose and (step + 1) % 10 == 0:
+            print(f"{PEER} step {step + 1}: loss {float(loss):.3f}, "
+                  f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     train_s = time.perf_counter() - t0
     model.eval()
     from segwise.instance import InstancePrediction, render_overlay
