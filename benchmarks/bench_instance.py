@@ -3,17 +3,18 @@
 Each method of ``segwise.instance.methods.INSTANCE_METHODS`` trains through the segwise engine
 (``fit`` with ``train.task = instance``, the code of ``segwise train --task instance``) with one
 recipe: the same training images, encoder (``--encoder``, default resnet18, random init:
-nothing is downloaded), crop, batch size, AdamW lr / weight decay, cosine schedule with 10 %
+nothing is downloaded), crop, batch size, AdamW lr / weight decay, cosine schedule without
 warmup, grad clip 1, seed, and the same number of optimizer steps (``--steps``). Each method
 keeps its own defaults otherwise (anchors etc. derived from the data, as a user's run does).
 
 The peer (``tv_maskrcnn``) is a hand-written loop around torchvision's
 ``maskrcnn_resnet50_fpn_v2`` (random init, torchvision's default anchors 32-512 px and its own
-normalisation), trained in the same run with the same crops, batch, optimizer, schedule and
-step count. Everything is scored on the ``val`` split of ``splits.json`` at full resolution
-with ``segwise.metrics.instance`` (DSB score = mean over IoU 0.5:0.05:0.95 of TP/(TP+FP+FN);
-AP50; PQ; docs/instance.md). Overlays of the first ``--overlays`` val images per method go to
-``<out stem>_overlays/<method>.png``: look at them.
+normalisation), trained in the same run with the same crops, batch, optimizer, cosine
+schedule (but with a 10 % linear warmup: a known difference from the engine runs, to be
+aligned) and step count. Everything is scored on the ``val`` split of ``splits.json`` at full
+resolution with ``segwise.metrics.instance`` (DSB score = mean over IoU 0.5:0.05:0.95 of
+TP/(TP+FP+FN); AP50; PQ; docs/instance.md). Overlays of the first ``--overlays`` val images
+per method go to ``<out stem>_overlays/<method>.png``: look at them.
 
     python benchmarks/bench_instance.py --steps 150 --crop 128 --val-images 16
     python benchmarks/bench_instance.py --device cuda --steps 2000 --batch-size 8 --crop 256
