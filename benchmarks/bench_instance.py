@@ -3,17 +3,17 @@
 Each method of ``segwise.instance.methods.INSTANCE_METHODS`` trains through the segwise engine
 (``fit`` with ``train.task = instance``, the code of ``segwise train --task instance``) with one
 recipe: the same training images, encoder (``--encoder``, default resnet18, random init:
-nothing is downloaded), crop, batch size, AdamW lr / weight decay, cosine schedule without
-warmup, grad clip 1, seed, and the same number of optimizer steps (``--steps``). Each method
-keeps its own defaults otherwise (anchors etc. derived from the data, as a user's run does).
+nothing is downloaded), crop (no rescale jitter), h/v flips, batch size, AdamW lr / weight
+decay, cosine schedule with the same linear warmup (``--warmup``, a share of the steps), grad
+clip 1, seed, and the same number of optimizer steps (``--steps``). Each method keeps its own
+defaults otherwise (anchors etc. derived from the data, as a user's run does).
 
 The peer (``tv_maskrcnn``) is a hand-written loop around torchvision's
 ``maskrcnn_resnet50_fpn_v2`` (random init, torchvision's default anchors 32-512 px and its own
-normalisation), trained in the same run with the same crops, batch, optimizer, cosine
-schedule (but with a 10 % linear warmup: a known difference from the engine runs, to be
-aligned) and step count. Everything is scored on the ``val`` split of ``splits.json`` at full
-resolution with ``segwise.metrics.instance`` (DSB score = mean over IoU 0.5:0.05:0.95 of
-TP/(TP+FP+FN); AP50; PQ; docs/instance.md). Overlays of the first ``--overlays`` val images
+normalisation), trained in the same run with the same crops, flips, batch, optimizer,
+schedule, warmup and step count. Everything is scored on the ``val`` split of ``splits.json``
+at full resolution with ``segwise.metrics.instance`` (DSB score = mean over IoU 0.5:0.05:0.95
+of TP/(TP+FP+FN); AP50; PQ; docs/instance.md). Overlays of the first ``--overlays`` val images
 per method go to ``<out stem>_overlays/<method>.png``: look at them.
 
     python benchmarks/bench_instance.py --steps 150 --crop 128 --val-images 16
@@ -91,8 +91,9 @@ def run_method(method: str, data: Path, run_dir: Path, args: argparse.Namespace)
     config = config_from_dict({
         "model": {"name": method, "encoder": args.encoder, "options": options},
         "data": {"root": str(data), "crop_size": args.crop, "batch_size": args.batch_size,
-                 "workers": args.workers, "vflip": True, "scale": [0.75, 1.33]},
-        "optim": {"lr": args.lr, "warmup_epochs": 0.0},
+                 "workers": args.workers, "vflip": True, "scale": [1.0, 1.0]},
+        # the engine's warmup is in epochs: the same share of the steps as the peer's
+        "optim": {"lr": args.lr, "warmup_epochs": _warmup_epochs(data, args)},
         "train": {"task": "instance", "epochs": 1000, "max_steps": args.steps,
                   "device": args.device, "seed": args.seed, "overlays": 0,
                   "val_every": 1000},
@@ -140,6 +141,12 @@ def _score(val, predict, args) -> tuple[dict, list]:
             "true_per_image": float(np.mean([c[1] for c in counts]))}, []
 
 
+def _warmup_epochs(data: Path, args: argparse.Namespace) -> float:
+    """``--warmup`` (a share of the run's steps) in the engine's unit, epochs."""
+    n_train = len(json.loads((data / "splits.json").read_text())["train"])
+    return args.warmup * args.steps / max(1, n_train // args.batch_size)
+
+
 def _peer_item(path_img: Path, path_inst: Path) -> tuple[torch.Tensor, np.ndarray]:
     from PIL import Image
 
@@ -177,7 +184,7 @@ def run_peer(data: Path, args: argparse.Namespace) -> tuple[dict, list]:
     model = maskrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=2,
                                      min_size=c, max_size=c, **options).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    warm = max(1, round(0.1 * args.steps))
+    warm = max(1, round(args.warmup * args.steps))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else
                                               0.5 * (1 + math.cos(math.pi * (s - warm) /
                                                                   max(1, args.steps - warm))))
@@ -249,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--crop", type=int, default=128, help="training crop side")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=float, default=0.1,
+                   help="linear warmup, share of --steps, for every method and the peer")
     p.add_argument("--encoder", default="resnet18", help="encoder of every segwise method")
     p.add_argument("--option", action="append", default=[], metavar="METHOD:KEY=VALUE",
                    help="a --model-option for one method (recorded in the JSON)")
