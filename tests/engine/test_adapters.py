@@ -33,3 +33,12 @@ def test_aux_heads_add_weighted_losses(tiny_multiclass, fast_config):
         f(aux1, batch["mask"]) + f(aux2, batch["mask"])
     )
     assert loss.item() == pytest.approx(expected.item())
+
+
+def test_checkpoint_of_a_retired_instance_kind_says_retrain():
+    from segwise.engine.registry import build_model_from_args
+
+    with pytest.raises(ValueError, match="older segwise.*--model maskrcnn"):
+        build_model_from_args({"kind": "maskrcnn", "options": {}})
+    with pytest.raises(ValueError, match="unknown"):
+        build_model_from_args({"kind": "nonsense"})

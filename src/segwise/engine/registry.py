@@ -36,9 +36,19 @@ MODEL_KINDS: dict[str, str] = {
 }
 
 
+# instance kinds of checkpoints written before the instance-method registry
+_RETIRED_KINDS = ("maskrcnn", "unet_watershed")
+
+
 def build_model_from_args(args: dict[str, Any], *, weights: str | None = None) -> nn.Module:
     """Rebuild a model from the ``model_args`` stored in a checkpoint."""
     kind = args.get("kind", "semantic")
+    if kind in _RETIRED_KINDS:
+        raise ValueError(
+            f"this checkpoint's model kind {kind!r} was written by an older segwise, before "
+            "instance methods became plug-ins (kind 'instance'); its options cannot be mapped "
+            f"safely: retrain it with `segwise train --task instance --model {kind}`"
+        )
     if kind not in MODEL_KINDS:
         raise ValueError(
             f"model kind {kind!r} is unknown; known: {', '.join(sorted(MODEL_KINDS))}"
