@@ -30,6 +30,7 @@ __all__ = [
     "WeightsUnavailableError",
     "adapt_input_channels",
     "fetch_timm_weights",
+    "load_full_state_dict",
     "load_state_dict_file",
     "load_weights_file",
 ]
@@ -142,6 +143,38 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"weights file {str(path)!r} does not hold a state_dict of tensors")
     return state
+
+
+def load_full_state_dict(
+    model: nn.Module, path: str | os.PathLike, *, kind: str, setup: str
+) -> None:
+    """Load a file holding every key of ``model`` (a state_dict saved from the same model kind,
+    encoder, classes and options), e.g. an instance method's ``--weights FILE``.
+
+    Args:
+        model: the freshly built model.
+        path: a ``.safetensors`` or torch file (`load_state_dict_file`).
+        kind: the model's name for the message (``"maskrcnn"``).
+        setup: what it was built with, for the message (``"on encoder 'resnet50'"``).
+
+    Raises:
+        FileNotFoundError: naming the path when it does not exist.
+        ValueError: naming the file and what it does not fit: missing / unexpected keys (a
+            few of each) or mis-shaped tensors.
+    """
+    state = load_state_dict_file(path)
+    hint = "pass a state_dict saved from the same encoder, classes and options"
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # mis-shaped tensors
+        raise ValueError(f"{path} is not a {kind} state_dict: it does not fit {kind} {setup} "
+                         f"({err}); {hint}") from err
+    if missing or unexpected:
+        raise ValueError(
+            f"{path} is not a {kind} state_dict: it does not fit {kind} {setup}: "
+            f"{len(missing)} missing keys (e.g. {missing[:2]}), {len(unexpected)} unexpected "
+            f"(e.g. {unexpected[:2]}); {hint}"
+        )
 
 
 def adapt_input_channels(

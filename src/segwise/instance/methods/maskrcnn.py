@@ -203,16 +203,9 @@ class MaskRCNN:
             pretrained_encoder=weights == "imagenet", **common,
         )
         if weights not in (None, "imagenet"):
-            from segwise.models.weights import load_state_dict_file
+            from segwise.models.weights import load_full_state_dict
 
-            state = load_state_dict_file(weights)
-            missing, unexpected = model.load_state_dict(state, strict=False)
-            if missing or unexpected:
-                raise ValueError(
-                    f"--weights {weights} does not fit maskrcnn on encoder {encoder!r}: "
-                    f"{len(missing)} missing keys (e.g. {missing[:2]}), {len(unexpected)} "
-                    f"unexpected (e.g. {unexpected[:2]}); pass a state_dict of this layout"
-                )
+            load_full_state_dict(model, weights, kind="maskrcnn", setup=f"on encoder {encoder!r}")
         return model
 
     def prepare_item(

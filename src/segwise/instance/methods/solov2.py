@@ -116,17 +116,11 @@ class SOLOv2:
                                   kernel_dims=options.kernel_dims)
         model = SOLOv2Model(backbone, head, branch, grid_reference=options.grid_reference)
         if weights not in (None, "imagenet"):
-            from segwise.models.weights import load_state_dict_file
+            from segwise.models.weights import load_full_state_dict
 
-            state = load_state_dict_file(weights)  # FileNotFoundError naming the path
-            missing, unexpected = model.load_state_dict(state, strict=False)
-            if missing or unexpected:
-                raise ValueError(
-                    f"--weights {weights} does not fit solov2 on encoder "
-                    f"{encoder or DEFAULT_ENCODER!r} with these options: {len(missing)} missing "
-                    f"keys (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. "
-                    f"{unexpected[:2]}); pass a state_dict saved from the same encoder and options"
-                )
+            load_full_state_dict(model, weights,
+                                 kind="solov2",
+                                 setup=f"on encoder {encoder or DEFAULT_ENCODER!r}")
         return model
 
     def prepare_item(self, item: dict[str, Any], *, options: SOLOv2Options,

@@ -102,14 +102,11 @@ class YOLACT:
             background_class=options.class_loss is ClassLoss.OHEM,
         )
         if path is not None:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            try:
-                model.load_state_dict(state)
-            except (RuntimeError, TypeError) as err:
-                raise ValueError(
-                    f"{path} is not a yolact state_dict for encoder {name!r}, {num_classes} "
-                    f"classes and these options ({err}); expected one saved from the same setup"
-                ) from err
+            from segwise.models.weights import load_full_state_dict
+
+            load_full_state_dict(
+                model, path, kind="yolact", setup=f"on encoder {name!r} with {num_classes} classes"
+            )
         return model
 
     def prepare_item(
