@@ -32,7 +32,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -183,11 +182,7 @@ def main() -> None:
                     "seconds": time.perf_counter() - start,
                     "losses": losses,
                 }
-            rows.append(row)
-            shown = {k: v for k, v in row.items() if k != "losses"}
-            print(json.dumps(shown, default=lambda v: round(v, 4)), flush=True)
-            config = vars(args) | {"out": str(args.out), "data": str(args.data)}
-            args.out.write_text(json.dumps({"config": config, "rows": rows}, indent=1))
+            bc.record_row(rows, row, args)
 
 
 if __name__ == "__main__":

@@ -265,6 +265,16 @@ def evaluate(model: torch.nn.Module, to_logits: Callable, task: Task, *, crop: i
     return float((tp / (tp + fp + fn).clamp(min=1)).mean())
 
 
+def record_row(rows: list[dict], row: dict, args) -> None:
+    """Append ``row``, print it without its loss curve, and rewrite ``args.out`` with every row
+    so far (a partial run keeps what it measured); used by the ablation scripts."""
+    rows.append(row)
+    shown = {k: v for k, v in row.items() if k != "losses"}
+    print(json.dumps(shown, default=lambda v: round(v, 4)), flush=True)
+    config = vars(args) | {"out": str(args.out), "data": str(args.data)}
+    args.out.write_text(json.dumps({"config": config, "rows": rows}, indent=1))
+
+
 def summarise(losses: list[float], at: list[int]) -> dict:
     """Loss at the steps ``at`` (1-based, mean of a 5-step window ending there) and last third."""
     third = len(losses) - len(losses) // 3
