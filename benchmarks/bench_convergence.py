@@ -2,7 +2,10 @@
 
 Every model is trained by the same hand-written loop (no segwise engine): the same crops in
 the same order (a fixed plan drawn from ``--seed`` before any model is built), the same loss,
-AdamW (lr 1e-3, weight decay 0.01) with cosine decay to 0 and no warmup, float32 on CPU.
+AdamW (lr 1e-3, weight decay 0.01) with cosine decay to 0 and no warmup, float32 on CPU
+(``--device cuda --precision bf16``: the same loop on a GPU under bf16 autocast, weights and
+optimizer in float32). Images smaller than ``--crop`` are reflect-padded to it once, at load
+(dsb2018 has 256x256 images; a 512 crop needs it).
 Models are built from the same torch seed, so a pair differs only in its architecture and
 initialisation. Pairs (``--pairs``):
 
@@ -108,6 +111,44 @@ def load_camvid(root: Path, *, n_train: int, n_val: int) -> Task:
     return Task("camvid", *load("train", n_train), *load("val", n_val), CAMVID_CLASSES)
 
 
+def pad_to_crop(task: Task, crop: int) -> Task:
+    """Reflect-pad every train image (and its target) smaller than ``crop`` to at least it.
+
+    The padding is split evenly between the two sides; one reflection suffices while an image
+    is larger than half the crop (every dsb2018 and CamVid image is for crops up to 512).
+    """
+
+    def pad(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        dh, dw = max(0, crop - size[0]), max(0, crop - size[1])
+        if not dh and not dw:
+            return x
+        spec = (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)
+        if x.dim() == 2:
+            return F.pad(x[None, None].float(), spec, mode="reflect")[0, 0].to(x.dtype)
+        return F.pad(x[None], spec, mode="reflect")[0]
+
+    sizes = [tuple(x.shape[-2:]) for x in task.images]
+    images = [pad(x, hw) for x, hw in zip(task.images, sizes, strict=True)]
+    targets = [pad(y, hw) for y, hw in zip(task.targets, sizes, strict=True)]
+    return Task(task.name, images, targets, task.val_images, task.val_targets, task.num_classes)
+
+
+def to_device(task: Task, device: torch.device) -> Task:
+    """The task with every tensor on ``device`` (crops are then cut there)."""
+
+    def move(xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [x.to(device) for x in xs]
+
+    return Task(
+        task.name,
+        move(task.images),
+        move(task.targets),
+        move(task.val_images),
+        move(task.val_targets),
+        task.num_classes,
+    )
+
+
 def crop_plan(task: Task, *, steps: int, batch: int, crop: int, seed: int) -> list[list[tuple]]:
     """``steps`` batches of ``(image index, top, left, hflip, vflip)``, drawn once per seed."""
     rng = np.random.default_rng(seed)
@@ -202,10 +243,17 @@ PAIRS = {
 }
 
 
-def init_logit_std(model: torch.nn.Module, to_logits: Callable, *, batch: int, crop: int) -> float:
+def init_logit_std(
+    model: torch.nn.Module,
+    to_logits: Callable,
+    *,
+    batch: int,
+    crop: int,
+    device: torch.device | str = "cpu",
+) -> float:
     """Std of the logits at initialisation on an N(0, 1) batch (train-mode BatchNorm)."""
     gen = torch.Generator().manual_seed(1234)
-    x = torch.randn(batch, 3, crop, crop, generator=gen)
+    x = torch.randn(batch, 3, crop, crop, generator=gen).to(device)
     model.train()
     with torch.no_grad():
         return float(to_logits(model(x)).std())
@@ -219,8 +267,14 @@ def train(
     *,
     crop: int,
     lr: float = 1e-3,
+    bf16: bool = False,
 ) -> list[float]:
-    """Train on ``plan`` with AdamW + cosine (no warmup); returns the loss of every step."""
+    """Train on ``plan`` with AdamW + cosine (no warmup); returns the loss of every step.
+
+    ``bf16``: forward and loss under ``torch.autocast(dtype=torch.bfloat16)`` on the task's
+    device (the loss itself is computed from float32 logits).
+    """
+    device = task.images[0].device
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -229,7 +283,9 @@ def train(
     losses = []
     for items in plan:
         x, y = make_batch(task.images, task.targets, items, crop)
-        loss = loss_fn(to_logits(model(x)), y, task.num_classes)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = to_logits(model(x))
+        loss = loss_fn(logits.float(), y, task.num_classes)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -239,22 +295,32 @@ def train(
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, to_logits: Callable, task: Task, *, crop: int) -> float:
-    """Val score on the centre ``crop*2`` square of each val image (pooled over images).
+def evaluate(
+    model: torch.nn.Module,
+    to_logits: Callable,
+    task: Task,
+    *,
+    crop: int,
+    size: int | None = None,
+    bf16: bool = False,
+) -> float:
+    """Val score on the centre ``size`` (default ``crop*2``) square of each val image, pooled.
 
     dsb2018: foreground Dice ``2 TP / (2 TP + FP + FN)`` of ``logit > 0``; camvid: mean over
     the 11 classes of ``TP / (TP + FP + FN)`` of the argmax, void pixels excluded.
     """
     model.eval()
-    size = 2 * crop
+    size = size or 2 * crop
     k = max(task.num_classes, 2)
-    conf = torch.zeros(k, k, dtype=torch.long)
+    device = task.val_images[0].device
+    conf = torch.zeros(k, k, dtype=torch.long, device=device)
     for image, target in zip(task.val_images, task.val_targets, strict=True):
         h, w = image.shape[-2:]
         top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
         x = image[None, :, top : top + size, left : left + size]
         t = target[top : top + size, left : left + size]
-        logits = to_logits(model(x))[0]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = to_logits(model(x))[0].float()
         pred = (logits[0] > 0).long() if task.num_classes == 1 else logits.argmax(0)
         valid = t != CAMVID_VOID if task.num_classes > 1 else torch.ones_like(t, dtype=torch.bool)
         conf += torch.bincount(t[valid] * k + pred[valid], minlength=k * k).view(k, k)
@@ -304,22 +370,36 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=Path("bench_convergence.json"))
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast"
+    )
+    parser.add_argument(
+        "--val-size", type=int, default=None, help="centre square scored (default 2 x crop)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    bf16 = args.precision == "bf16"
+    torch.backends.cudnn.benchmark = device.type == "cuda"
     at = sorted({max(1, args.steps // 4), args.steps // 2, 3 * args.steps // 4, args.steps})
     results = []
     for task_name in args.tasks:
         task = load_task(task_name, args.data, n_train=args.n_train, n_val=args.n_val)
+        task = to_device(pad_to_crop(task, args.crop), device)
         for seed in args.seeds:
             plan = crop_plan(task, steps=args.steps, batch=args.batch, crop=args.crop, seed=seed)
             for pair in args.pairs:
                 for name in PAIRS[pair]:
                     torch.manual_seed(seed)
                     model, to_logits = build(name, task.num_classes)
-                    std = init_logit_std(model, to_logits, batch=args.batch, crop=args.crop)
+                    model = model.to(device)
+                    std = init_logit_std(
+                        model, to_logits, batch=args.batch, crop=args.crop, device=device
+                    )
                     torch.manual_seed(seed)
                     start = time.perf_counter()
-                    losses = train(model, to_logits, task, plan, crop=args.crop)
+                    losses = train(model, to_logits, task, plan, crop=args.crop, bf16=bf16)
                     row = {
                         "task": task_name,
                         "pair": pair,
@@ -327,7 +407,9 @@ def main() -> None:
                         "seed": seed,
                         "init_logit_std": std,
                         **summarise(losses, at),
-                        "val": evaluate(model, to_logits, task, crop=args.crop),
+                        "val": evaluate(
+                            model, to_logits, task, crop=args.crop, size=args.val_size, bf16=bf16
+                        ),
                         "seconds": time.perf_counter() - start,
                         "losses": losses,
                     }
@@ -352,6 +434,9 @@ def _report(args: argparse.Namespace, results: list[dict]) -> dict:
             "n_train": args.n_train,
             "n_val": args.n_val,
             "optimizer": "AdamW lr 1e-3 wd 0.01, cosine to 0, no warmup",
+            "device": args.device,
+            "precision": args.precision,
+            "val_size": args.val_size or 2 * args.crop,
             "torch": torch.__version__,
             "machine": platform.processor() or platform.machine(),
         },
