@@ -61,7 +61,8 @@ def test_unknown_version_and_foreign_files(tmp_path):
     ckpt = torch.load(path, weights_only=True)
     ckpt["format_version"] = FORMAT_VERSION + 1
     torch.save(ckpt, path)
-    with pytest.raises(CheckpointError, match="format version 2.*Upgrade segwise"):
+    with pytest.raises(CheckpointError,
+                       match=f"format version {FORMAT_VERSION + 1}.*Upgrade segwise"):
         load_checkpoint(path)
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {}}, foreign)

@@ -136,16 +136,19 @@ class SemanticAdapter(TaskAdapter):
 
     @property
     def model_args(self) -> dict[str, Any]:
+        from segwise.engine.model_args import complete_model_args
+
         out = self.info.labels.out_channels  # 1 for binary (the label space's rule)
         m = self.config.model
-        return {
+        # encoder and every option resolved (defaults included), as checkpoints record them
+        return complete_model_args({
             "kind": "semantic",
             "name": m.name,
             "encoder": m.encoder,
             "in_channels": self.info.in_channels,
             "num_classes": out,
             "options": dict(m.options),
-        }
+        })
 
     def build_model(self, weights: str | None) -> nn.Module:
         from segwise.losses import create_loss, loss_options

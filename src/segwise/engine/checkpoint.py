@@ -7,7 +7,9 @@ A checkpoint is a plain dict of tensors and builtins, so it loads with
 - ``segwise_version``: the library version that wrote it;
 - ``config``: the resolved :class:`~segwise.engine.config.RunConfig` as a dict;
 - ``data_info``: the dataset description (task, classes, colours, normalisation);
-- ``model_args``: the exact ``create_model`` arguments, so the model can be rebuilt;
+- ``model_args``: the ``create_model`` arguments, so the model can be rebuilt; since format 2
+  every option with the value it was built with, defaults included (a later change of a default
+  never changes what a checkpoint loads into);
 - ``model``: the model's state dict; ``model_digest``: SHA-256 over it, checked on load;
 - ``ema``: the EMA model's state dict or ``None``;
 - ``training``: optimizer / scaler / epoch / step / early-stopping state and RNG states (for
@@ -16,6 +18,15 @@ A checkpoint is a plain dict of tensors and builtins, so it loads with
 ``last.pt`` holds all of it; ``best.pt`` holds the weights, the config and the epoch record
 but no optimizer or scaler state (:func:`weights_only_payload`): it is for predicting, and is
 about a third of the size for AdamW.
+
+Format versions (``format_version``):
+
+- 1: ``model_args`` holds only the options the user gave (and ``encoder`` may be ``None``);
+  :func:`load_checkpoint` completes them with the defaults of that time, frozen in
+  :data:`segwise.models.defaults.FORMAT1_DEFAULTS`, so such a file loads into what it was
+  trained as, whatever the defaults are now;
+- 2: ``model_args`` holds the resolved encoder and every option of the architecture (for an
+  instance method whose options name a semantic architecture, ``arch_options`` complete too).
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ from typing import Any
 import torch
 
 from segwise import __version__
+from segwise.engine.model_args import COMPLETE_MODEL_ARGS_SINCE, complete_model_args
 
 __all__ = [
     "FORMAT",
@@ -45,7 +57,7 @@ __all__ = [
 ]
 
 FORMAT = "segwise-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class CheckpointError(ValueError):
@@ -139,6 +151,8 @@ def load_checkpoint(
             f"checkpoint {path}: the weights do not match their recorded SHA-256 digest; "
             "the file was modified after it was written"
         )
+    if version < COMPLETE_MODEL_ARGS_SINCE:  # only the given options: complete them as of then
+        ckpt["model_args"] = complete_model_args(ckpt["model_args"], as_of_format=version)
     return ckpt
 
 

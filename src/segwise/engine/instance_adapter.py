@@ -243,15 +243,18 @@ class InstanceAdapter(TaskAdapter):
         self._set_options(self.spec.resolve_options(self._user_options, stats))
 
     def _set_options(self, options: Any) -> None:
+        from segwise.engine.model_args import complete_model_args
         from segwise.instance.methods import options_to_dict
 
         self.options = options
-        self._args = {
+        # complete_model_args: a semantic architecture named by the options (arch,
+        # arch_options) is recorded with every option, as checkpoints record them
+        self._args = complete_model_args({
             "kind": "instance", "method": self.spec.name, "name": self.spec.name,
             "encoder": self.config.model.encoder, "in_channels": self.info.in_channels,
             "num_classes": self.info.num_classes - 1, "options": options_to_dict(options),
             "derived": self.spec.derived_summary(options),
-        }
+        })
 
     @property
     def model_args(self) -> dict[str, Any]:

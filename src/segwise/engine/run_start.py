@@ -227,9 +227,18 @@ def start_run(config: RunConfig | None, run_dir: Path, *, resume: bool, quiet: b
 
 
 def _config_from_checkpoint(ckpt: dict[str, Any]) -> RunConfig:
+    """The checkpoint's run config; a semantic model's encoder and options are the ones its
+    ``model_args`` record (complete, :func:`load_checkpoint`), so that a resumed run rebuilds
+    the network it saved even where a default changed since."""
     from segwise.engine.config import config_from_dict
 
-    return config_from_dict(ckpt["config"])
+    config = config_from_dict(ckpt["config"])
+    args = ckpt["model_args"]
+    if args.get("kind", "semantic") == "semantic" and args.get("name") == config.model.name:
+        model = dataclasses.replace(config.model, encoder=args.get("encoder"),
+                                    options=dict(args.get("options") or {}))
+        config = dataclasses.replace(config, model=model)
+    return config
 
 
 def _write_resolved(run_dir: Path, config: RunConfig, info: Any, model_args: dict) -> None:

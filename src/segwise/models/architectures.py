@@ -26,6 +26,7 @@ from segwise.models.registry import Registry
 from segwise.models.segmentation_model import SegmentationModel
 
 __all__ = [
+    "BUILDER_ARGS",
     "MODELS",
     "ModelSpec",
     "build_deeplabv3",
@@ -35,6 +36,10 @@ __all__ = [
     "build_unet",
     "build_unet_textbook",
 ]
+
+
+#: the arguments every builder takes that are not the architecture's own options
+BUILDER_ARGS = frozenset({"encoder", "in_channels", "num_classes", "pretrained"})
 
 
 @dataclass(frozen=True)

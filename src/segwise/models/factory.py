@@ -8,13 +8,11 @@ from typing import Any
 
 from torch import nn
 
-from segwise.models.architectures import MODELS
+from segwise.models.architectures import BUILDER_ARGS, MODELS
 from segwise.models.encoders import ENCODERS
 from segwise.models.weights import load_weights_file
 
 __all__ = ["create_model", "list_encoders", "list_models", "resolved_options"]
-
-_BASE_ARGS = {"encoder", "in_channels", "num_classes", "pretrained"}
 
 
 def _check_int(value: Any, name: str) -> None:
@@ -23,19 +21,16 @@ def _check_int(value: Any, name: str) -> None:
 
 
 def resolved_options(name: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Every option of architecture ``name`` as a build would use it: its builder's defaults,
-    overridden by ``options`` (for printing what a run applies; nothing is validated here).
+    """Every option of architecture ``name`` as a build would use it: its builder's defaults
+    (enums as their string value), overridden by ``options`` (for printing what a run applies;
+    nothing is validated here). Checkpoints record the same (:mod:`segwise.models.defaults`).
 
     Raises:
         ValueError: unknown architecture name (the message lists the known ones).
     """
-    params = inspect.signature(MODELS.get(name).build).parameters
-    resolved = {
-        key: p.default for key, p in params.items()
-        if key not in _BASE_ARGS and p.default is not inspect.Parameter.empty
-    }
-    resolved.update(options or {})
-    return resolved
+    from segwise.models.defaults import architecture_defaults
+
+    return {**architecture_defaults(name)[1], **(options or {})}
 
 
 def create_model(
@@ -74,7 +69,7 @@ def create_model(
     _check_int(in_channels, "in_channels")
     _check_int(num_classes, "num_classes")
     params = inspect.signature(spec.build).parameters
-    allowed = [p for p in params if p not in _BASE_ARGS]
+    allowed = [p for p in params if p not in BUILDER_ARGS]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(
