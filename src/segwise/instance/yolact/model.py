@@ -55,8 +55,11 @@ class _PredictionHead(nn.Module):
 
     @staticmethod
     def _flat(x: Tensor, per_anchor: int) -> Tensor:
-        # (N, a * X, h, w) -> (N, h * w * a, X): level, row, column, anchor (grid_anchors' order)
-        return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, per_anchor)
+        # (N, a * X, h, w) -> (N, h * w * a, X): level, row, column, anchor (grid_anchors' order).
+        # Always a copy (as reshape makes here anyway): a plain reshape lets torch.export guard
+        # on h * w != 1 (view or copy), and the program would refuse images with a 1 x 1 level
+        x = x.permute(0, 2, 3, 1).clone(memory_format=torch.contiguous_format)
+        return x.reshape(x.shape[0], -1, per_anchor)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         x = F.relu(self.up(x))
