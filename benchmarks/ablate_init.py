@@ -23,6 +23,11 @@ PyTorch's default ``kaiming_uniform_(a=sqrt(5))`` everywhere outside the encoder
 - ``smp_like``          head3x3_xavier + decoder_kaiming + no_zero_init_last
 - ``current``           ``create_model("unet", encoder="resnet34")`` as the library builds it now
 - ``smp``               ``smp.Unet("resnet34", encoder_weights=None)``
+- ``current_no_zero_init_last``  ``current`` with the encoder's last BN gammas at 1 (torchvision's
+                        ResNet init, which smp's encoder keeps) instead of timm's 0
+- ``current_decoder_kaiming``    ``current`` with the decoder convs scaled by sqrt(6): the same
+                        draws, at He's scale ``kaiming_uniform_(fan_in, relu)`` (smp's)
+- ``current_smp_init``  both of the above: every weight at smp's scale, the same draws
 
 Usage:
     .venv/bin/python benchmarks/ablate_init.py --steps 60 --crop 64 --batch 8 --seeds 0 \\
@@ -78,6 +83,16 @@ def _decoder(model: nn.Module, mode: str) -> None:
                 nn.init.zeros_(module.bias)
 
 
+def _rescale_decoder(model: nn.Module, factor: float) -> None:
+    """Multiply every decoder conv weight by ``factor``: PyTorch's default init is
+    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, He's uniform ``U(-sqrt(6/fan_in), ...)``, so
+    ``factor = sqrt(6)`` gives He's scale with the same draws."""
+    with torch.no_grad():
+        for module in model.decoder.modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                module.weight.mul_(factor)
+
+
 def _no_zero_init_last(model: nn.Module) -> None:
     for module in model.encoder.modules():
         last = getattr(module, "bn3", None) or getattr(module, "bn2", None)
@@ -95,6 +110,12 @@ def build_arm(arm: str, seed: int) -> tuple[nn.Module, object]:
     options = {"upsampling": "bilinear"} if arm == "bilinear" else {}
     model = create_model("unet", encoder="resnet34", num_classes=1, **options)
     if arm == "current":
+        return model, lambda out: out
+    if arm.startswith("current_"):
+        if arm in ("current_no_zero_init_last", "current_smp_init"):
+            _no_zero_init_last(model)
+        if arm in ("current_decoder_kaiming", "current_smp_init"):
+            _rescale_decoder(model, 6**0.5)
         return model, lambda out: out
     _legacy(model)
     torch.manual_seed(seed + 1000)  # replaced layers draw from their own stream
@@ -142,6 +163,9 @@ ARMS = [
     "smp_like",
     "current",
     "smp",
+    "current_no_zero_init_last",
+    "current_decoder_kaiming",
+    "current_smp_init",
 ]
 
 
