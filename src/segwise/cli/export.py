@@ -24,16 +24,21 @@ once verified, so a failed export leaves nothing behind (and an existing file is
 Instance checkpoints (--task instance): single-stage methods (yolact, solov2) export with their
 decoding in the graph and fixed-size outputs: `scores (N, K)` descending, `labels (N, K)` int64
 (0 in empty slots), `masks (N, K, H, W)` mask probabilities, K = --max-instances (default the
-method's own detections cap, max_detections / max_instances: 400 for both; else 100). ONNX and
-torchscript only (torch.export fixes the decoding to the trace size). maskrcnn (two stages, a
-data-dependent number of RoIs) and unet_watershed (the watershed runs in scikit-image, outside
-any graph) are refused with the reason, before anything is written. `segwise predict --onnx`
-runs semantic exports only; run an instance export with onnxruntime directly.
+method's own detections cap, max_detections / max_instances: 400 for both; else 100). All three
+formats; an exported-program takes any image size where torch.export keeps the sizes symbolic,
+else it is fixed to --size (the message and the file's metadata say which model line forced
+it; segwise.inference.load_instance_program refuses other sizes with that reason). maskrcnn (two
+stages, a data-dependent number of RoIs) and unet_watershed (the watershed runs in scikit-image,
+outside any graph) are refused with the reason, before anything is written. `segwise predict --onnx`
+runs semantic exports only; run an instance export with onnxruntime directly, or a .pt2 with
+segwise.inference.load_instance_program(path)(images).
 
 examples:
   segwise export --checkpoint runs/exp1/best.pt --out model.onnx
   segwise export --checkpoint runs/exp1/best.pt --format torchscript --out model.ts
   segwise export --checkpoint runs/exp1/best.pt --format exported-program --out model.pt2
+  segwise export --checkpoint runs/nuclei/best.pt --format exported-program --max-instances 50 \
+      --size 256x256 --out nuclei.pt2
 """
 
 FORMATS = ("onnx", "torchscript", "exported-program")
@@ -62,6 +67,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-normalization",
         action="store_true",
         help="leave normalisation out of the graph (feed normalised images)",
+    )
+    parser.add_argument(
+        "--size",
+        type=_size,
+        default=SAMPLE_SIZE,
+        metavar="HxW",
+        help="trace size (default 64x64; verification adds an odd size near it); an instance "
+        "exported-program that cannot take every size is fixed to it",
     )
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     parser.add_argument("--atol", type=float, default=1e-3, help="verification tolerance")
@@ -98,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         "std": std,
         "head": args.head or "probabilities",
         "task": info.task,
-        "sample_size": SAMPLE_SIZE,
+        "sample_size": args.size,
         "verify": False,  # verified below, at --atol
     }
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
             export_torchscript(loaded.model, partial, **common)
         else:
             export_program(loaded.model, partial, **common)
-        sizes = verification_sizes(SAMPLE_SIZE)
+        sizes = verification_sizes(args.size)
         diff = verify_export(partial, loaded.model, sizes=sizes, atol=args.atol)
         os.replace(partial, out)
     finally:
@@ -142,7 +155,7 @@ def _run_instance(args: argparse.Namespace, loaded, out: Path, *, mean, std) -> 
         done = export_instance(
             loaded.model, partial, method=method, in_channels=info.in_channels,
             options=model_args.get("options"), max_instances=args.max_instances, mean=mean,
-            std=std, format=args.format, opset=args.opset, sample_size=SAMPLE_SIZE,
+            std=std, format=args.format, opset=args.opset, sample_size=args.size,
             metadata=labels, atol=args.atol,
         )
         os.replace(partial, out)
@@ -153,10 +166,24 @@ def _run_instance(args: argparse.Namespace, loaded, out: Path, *, mean, std) -> 
           f"{done.max_instances} instance slots); verified: max abs diff "
           f"{done.max_abs_diff:.2e} over scores, labels and masks vs PyTorch at {checked}, "
           f"{done.detections_compared} detections compared (tolerance {args.atol:g})")
+    if done.fixed_size is not None:
+        h, w = done.fixed_size
+        print(f"note: the program takes {h}x{w} images only ({done.fixed_size_reason}); "
+              f"load_instance_program refuses other sizes with this reason. Export at your "
+              f"image size with --size HxW, or use --format onnx (any size)")
     if not done.detections_compared:
         print("note: the model detects nothing in the random verification images, so only "
               "empty output slots were compared; check the file on real images (docs/inference.md)")
     return 0
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``--size`` ``HxW`` (or one number for a square) -> ``(H, W)``."""
+    parts = text.lower().split("x")
+    if len(parts) not in (1, 2) or not all(p.strip().isdigit() and int(p) >= 1 for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size; write HxW, e.g. 256x256")
+    h, w = int(parts[0]), int(parts[-1])
+    return h, w
 
 
 def _add_onnx_metadata(path: Path, values: dict[str, str]) -> None:

@@ -36,6 +36,8 @@ _LAZY = {
     "ExportFormat": "segwise.inference.deploy",
     "InstanceDeployModule": "segwise.inference.deploy",
     "export_instance": "segwise.inference.instance_export",
+    "InstanceProgram": "segwise.inference.instance_program",
+    "load_instance_program": "segwise.inference.instance_program",
     "export_onnx": "segwise.inference.export",
     "export_program": "segwise.inference.export",
     "export_torchscript": "segwise.inference.export",

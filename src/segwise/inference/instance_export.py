@@ -15,10 +15,10 @@ front) and writes it as ONNX or TorchScript. The artefact's contract::
 
 Methods whose decoding cannot be a fixed-size graph (Mask R-CNN, U-Net + watershed) raise
 :class:`~segwise.inference.deploy.ExportError` from their ``export_module``, naming the part
-that cannot be exported, before anything is written. ``torch.export`` is refused for instance
-models: it specialises the decoding's shape arithmetic (the coarsest FPN level's size,
-SOLOv2's input-proportional grids) to the trace size, so the program would reject every other
-image size.
+that cannot be exported, before anything is written. ``torch.export`` programs are written by
+:mod:`segwise.inference.instance_program`: free height and width where the graph allows it,
+else fixed to the sample size with the reason recorded (and other sizes refused by
+:func:`~segwise.inference.instance_program.load_instance_program`).
 """
 
 from __future__ import annotations
@@ -42,6 +42,11 @@ from segwise.inference.deploy import (
     _removed_on_failure,
     _sample,
     verification_sizes,
+)
+from segwise.inference.instance_program import (
+    ProgramShape,
+    load_instance_program,
+    write_program,
 )
 from segwise.inference.verify import verify_export
 
@@ -69,6 +74,8 @@ class InstanceExport:
         detections_compared: non-empty output slots (score > 0) PyTorch gave on the
             verification images (seeded noise): 0 means only empty slots were compared, as
             happens for a trained model that finds nothing in noise.
+        fixed_size: ``(H, W)`` a ``torch.export`` program is fixed to (``None``: any size).
+        fixed_size_reason: why it is fixed (the model line torch.export made a constant).
     """
 
     path: Path
@@ -76,6 +83,8 @@ class InstanceExport:
     max_abs_diff: float | None
     sizes: tuple[tuple[int, int], ...]
     detections_compared: int = 0
+    fixed_size: tuple[int, int] | None = None
+    fixed_size_reason: str = ""
 
 
 def default_max_instances(options: Any) -> int:
@@ -146,7 +155,11 @@ def export_instance(
     Batch, height and width are free in the artefact. ONNX uses PyTorch's TorchScript-based
     exporter (``dynamo=False``; inputs ``"image"``, outputs ``"scores"``, ``"labels"``,
     ``"masks"``); TorchScript is traced (``torch.jit.load(path)``, metadata in the
-    ``segwise.json`` extra file).
+    ``segwise.json`` extra file). A ``torch.export`` program (``EXPORTED_PROGRAM``,
+    :func:`~segwise.inference.instance_program.write_program`) has free height and width where
+    the graph allows it, else it is fixed to ``sample_size`` (recorded, with the reason, in
+    ``segwise.json``; load it with ``load_instance_program``); it is then verified at
+    ``sample_size`` and checked to refuse the second verification size.
 
     Args:
         model: the instance model (``(N, C, H, W)`` normalised images in).
@@ -156,9 +169,9 @@ def export_instance(
         options: see :func:`instance_export_module`.
         max_instances: ``k``; default :func:`default_max_instances`.
         mean, std: the normalisation to bake in, or both ``None``.
-        format: :class:`~segwise.inference.deploy.ExportFormat` (ONNX or TORCHSCRIPT).
+        format: :class:`~segwise.inference.deploy.ExportFormat`.
         opset: ONNX opset version.
-        sample_size: ``(H, W)`` of the tracing input.
+        sample_size: ``(H, W)`` of the tracing input (the only size of a fixed-size program).
         metadata: extra ``segwise.*`` string key/values for the artefact (e.g. the label space).
         verify: run the artefact at :func:`verification_sizes` and compare every output with
             PyTorch (``atol``).
@@ -168,17 +181,10 @@ def export_instance(
         :class:`InstanceExport` (the path, ``k`` and the verified difference).
 
     Raises:
-        ExportError: the method cannot be exported, the format is ``exported-program``, or the
-            export or its verification failed; nothing is left at ``path``.
+        ExportError: the method cannot be exported, or the export or its verification failed;
+            nothing is left at ``path``.
     """
     fmt = as_enum(format, ExportFormat, "format")
-    if fmt == ExportFormat.EXPORTED_PROGRAM:
-        raise ExportError(
-            f"{method}: --format exported-program is not available for instance models: "
-            "torch.export specialises the decoding's shape arithmetic (the coarsest FPN level's "
-            "size, grid sizes) to the trace size, so the program would reject other image "
-            "sizes; use --format onnx or --format torchscript"
-        )
     module, k = instance_export_module(
         model, method=method, options=options, max_instances=max_instances
     )
@@ -189,6 +195,7 @@ def export_instance(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sample = (_sample(in_channels, tuple(sample_size)),)
+    shape = ProgramShape()
     with _removed_on_failure(path, f"{fmt.value} export of {method}"), _eval_mode(model):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter
@@ -197,17 +204,37 @@ def export_instance(
             warnings.filterwarnings("ignore", "Constant folding", UserWarning)  # ONNX Slice
             if fmt == ExportFormat.ONNX:
                 _write_onnx(deploy, sample, path, opset=opset, metadata=meta)
+            elif fmt == ExportFormat.EXPORTED_PROGRAM:
+                shape = write_program(deploy, path, in_channels=in_channels,
+                                      sample_size=tuple(sample_size), metadata=meta)
             else:
                 with torch.no_grad():
                     traced = torch.jit.trace(deploy, sample, check_trace=False)
                 torch.jit.save(traced, str(path), _extra_files={"segwise.json": json.dumps(meta)})
         sizes = verification_sizes(sample_size) if verify else ()
+        if shape.fixed_size is not None and verify:
+            sizes = (tuple(sample_size),)
+            _check_refuses(path, verification_sizes(sample_size)[1], in_channels=in_channels)
         diff = verify_export(path, module, sizes=sizes, atol=atol, batch=_BATCH) if verify else None
         with torch.no_grad():  # the same seeded inputs as verify_export
             found = sum(int((deploy(_sample(in_channels, tuple(size), batch=_BATCH))[0] > 0).sum())
                         for size in sizes)
     return InstanceExport(path=path, max_instances=k, max_abs_diff=diff, sizes=tuple(sizes),
-                          detections_compared=found)
+                          detections_compared=found, fixed_size=shape.fixed_size,
+                          fixed_size_reason=shape.reason)
+
+
+def _check_refuses(path: Path, size: tuple[int, int], *, in_channels: int) -> None:
+    """A fixed-size program must refuse ``size`` with its reason (not compute garbage)."""
+    program = load_instance_program(path)
+    try:
+        program(_sample(in_channels, tuple(size)))
+    except ValueError as err:
+        if "is fixed to" in str(err):
+            return
+        raise
+    raise ExportError(f"{path}: the program recorded as fixed to {program.shape.fixed_size} "
+                      f"ran a {size[0]}x{size[1]} image; report the model")
 
 
 def _write_onnx(deploy: nn.Module, sample: tuple[torch.Tensor], path: Path, *, opset: int,
