@@ -132,3 +132,18 @@ def test_yolact_program_with_decoding_takes_any_size(tmp_path):
         torch.testing.assert_close(got[0], scores, atol=1e-5, rtol=0)
         assert torch.equal(got[1], labels)
         torch.testing.assert_close(got[2], masks, atol=1e-4, rtol=0)
+
+
+def test_predict_onnx_refuses_a_program_with_what_to_do(tmp_path, capsys):
+    from PIL import Image
+
+    from segwise.cli.main import main
+    from segwise.inference.onnx_predictor import OnnxPredictor
+
+    _, path, _ = _write(tmp_path, pin=False)
+    with pytest.raises(ValueError, match=r"PyTorch archive .*not ONNX.*load_instance_program"):
+        OnnxPredictor(path)
+    image = tmp_path / "img.png"
+    Image.fromarray(torch.zeros(20, 20, 3, dtype=torch.uint8).numpy()).save(image)
+    assert main(["predict", "--onnx", str(path), str(image), "--out", str(tmp_path / "p")]) != 0
+    assert "load_instance_program" in capsys.readouterr().err

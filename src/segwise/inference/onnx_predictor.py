@@ -8,6 +8,7 @@ torch-free option enums. A deployment ships the ``.onnx`` file written by
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,13 @@ class OnnxPredictor:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"ONNX file not found: {self.path}")
+        if zipfile.is_zipfile(self.path):  # ONNX is a protobuf; .pt2 and TorchScript are zips
+            raise ValueError(
+                f"{self.path} is a PyTorch archive (torch.export or TorchScript), not ONNX; "
+                "`segwise predict --onnx` runs ONNX exports. Run an instance .pt2 with "
+                "segwise.inference.load_instance_program(path)(images), or predict with "
+                "--checkpoint RUN/best.pt"
+            )
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
