@@ -129,8 +129,9 @@ def build_unet_textbook(
         upsampling: ``"transposed"`` (default, the paper's up-convolution), ``"bilinear"``
             or ``"nearest"``.
         norm: ``"batch"`` (default), ``"group"``, ``"instance"`` (MONAI ``BasicUNet``'s and
-            nnU-Net's; learned faster on dsb2018, docs/benchmarks.md) or ``"none"`` (the paper;
-            convs get biases).
+            nnU-Net's; learned faster on dsb2018's mixed microscopy, slower on CamVid, so not
+            the default: docs/benchmarks.md, "Textbook U-Net: the default norm") or ``"none"``
+            (the paper; convs get biases).
         head_kernel_size: 1 (default, the paper's classifier) or 3.
 
     Init (:mod:`segwise.models.init`): the paper's Gaussian ``N(0, 2 / fan_in)`` (section 3)

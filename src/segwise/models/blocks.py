@@ -35,8 +35,9 @@ class Norm(str, Enum):
     - ``INSTANCE``: ``nn.InstanceNorm2d(affine=True)``, statistics per image and channel, the
       same in training and evaluation (Ulyanov et al. 2016; nnU-Net's and MONAI
       ``BasicUNet``'s choice). Per-image statistics learn faster on data whose images differ
-      in brightness and stain (dsb2018: docs/benchmarks.md, "Initialisation and
-      convergence"); every normalised map needs more than one pixel in training.
+      in brightness and stain (dsb2018), slower on natural scenes whose absolute colour
+      carries the class (CamVid): docs/benchmarks.md, "Textbook U-Net: the default norm".
+      Every normalised map needs more than one pixel, in training and in evaluation.
     - ``NONE``: no normalisation; convolutions get a bias instead.
     """
 
