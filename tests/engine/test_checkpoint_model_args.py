@@ -127,3 +127,26 @@ def test_training_records_every_option_and_resumes_across_a_default_change(
     loaded = load_run(run / "best.pt", device="cpu")
     assert loaded.model_args["options"]["norm"] == "batch"
     assert _norms(loaded.model) == {nn.BatchNorm2d}
+
+
+def test_resume_config_takes_the_recorded_options(default_norm_becomes_instance):
+    from segwise.engine.config import config_from_dict
+    from segwise.engine.run_start import _config_from_checkpoint
+
+    # format 1, semantic: the config holds only the options given; resume uses the record
+    config = config_from_dict({"model": {"name": "unet_textbook", "options": dict(_GIVEN)}})
+    ckpt = {"config": config.to_dict(),
+            "model_args": complete_model_args(_args(dict(_GIVEN)), as_of_format=1)}
+    resumed = _config_from_checkpoint(ckpt)
+    assert resumed.model.encoder == "unet_textbook"
+    assert resumed.model.options["norm"] == "batch" and resumed.model.options["depth"] == 2
+    # instance: the method's semantic architecture as recorded; its other options as given
+    config = config_from_dict({"model": {"name": "unet_watershed", "options": {
+        "arch": "unet_textbook", "w0": 5.0}}, "train": {"task": "instance"}})
+    args = {"kind": "instance", "method": "unet_watershed", "name": "unet_watershed",
+            "encoder": None, "in_channels": 3, "num_classes": 1,
+            "options": {"arch": "unet_textbook", "arch_options": {}, "w0": 5.0, "sigma": 5.0}}
+    ckpt = {"config": config.to_dict(), "model_args": complete_model_args(args, as_of_format=1)}
+    options = _config_from_checkpoint(ckpt).model.options
+    assert options["arch_options"]["norm"] == "batch" and options["w0"] == 5.0
+    assert "sigma" not in options  # resolved again by the method, as the run did

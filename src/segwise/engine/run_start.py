@@ -227,18 +227,27 @@ def start_run(config: RunConfig | None, run_dir: Path, *, resume: bool, quiet: b
 
 
 def _config_from_checkpoint(ckpt: dict[str, Any]) -> RunConfig:
-    """The checkpoint's run config; a semantic model's encoder and options are the ones its
-    ``model_args`` record (complete, :func:`load_checkpoint`), so that a resumed run rebuilds
-    the network it saved even where a default changed since."""
+    """The checkpoint's run config, with the model options its ``model_args`` record (complete,
+    :func:`load_checkpoint`), so that a resumed run rebuilds the network it saved even where a
+    default changed since: a semantic model's encoder and options; an instance method's
+    semantic architecture (``arch``, ``arch_options``) where its options name one (the method's
+    other options are resolved again from the data, as the run did)."""
     from segwise.engine.config import config_from_dict
 
     config = config_from_dict(ckpt["config"])
     args = ckpt["model_args"]
-    if args.get("kind", "semantic") == "semantic" and args.get("name") == config.model.name:
-        model = dataclasses.replace(config.model, encoder=args.get("encoder"),
-                                    options=dict(args.get("options") or {}))
-        config = dataclasses.replace(config, model=model)
-    return config
+    if args.get("name") != config.model.name:
+        return config
+    recorded = dict(args.get("options") or {})
+    if args.get("kind", "semantic") == "semantic":
+        model = dataclasses.replace(config.model, encoder=args.get("encoder"), options=recorded)
+    elif "arch" in recorded and "arch_options" in recorded:
+        model = dataclasses.replace(config.model, options={
+            **config.model.options, "arch": recorded["arch"],
+            "arch_options": recorded["arch_options"]})
+    else:
+        return config
+    return dataclasses.replace(config, model=model)
 
 
 def _write_resolved(run_dir: Path, config: RunConfig, info: Any, model_args: dict) -> None:
