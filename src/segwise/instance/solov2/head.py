@@ -47,12 +47,21 @@ _PRIOR = 0.01
 
 
 def coord_channels(x: Tensor) -> Tensor:
-    """Two CoordConv channels for ``x (N, C, H, W)``: ``(N, 2, H, W)``, x then y in [-1, 1]."""
+    """Two CoordConv channels for ``x (N, C, H, W)``: ``(N, 2, H, W)``, x then y in [-1, 1]
+    (``torch.linspace(-1, 1, n)`` written with ``arange``: torch.export keeps ``n`` symbolic,
+    linspace's ``steps`` would be fixed to the trace size)."""
     n, _, h, w = x.shape
-    xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=x.dtype)
-    ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype)
+    xs, ys = _linspace(w, like=x), _linspace(h, like=x)
     yy, xx = torch.meshgrid(ys, xs, indexing="ij")
     return torch.stack([xx, yy])[None].expand(n, 2, h, w)
+
+
+def _linspace(steps: Any, *, like: Tensor) -> Tensor:
+    """``torch.linspace(-1, 1, steps)`` as ATen computes it (first half from -1, second from 1)."""
+    i = torch.arange(steps, device=like.device, dtype=like.dtype)
+    last = i[-1].clamp(min=1.0)  # steps - 1 as a tensor (1 for steps == 1: [-1])
+    step = 2.0 / last
+    return torch.where(i < steps // 2, -1.0 + i * step, 1.0 - (last - i) * step)
 
 
 def pad_to_divisor(images: Tensor, divisor: int) -> Tensor:
@@ -147,7 +156,8 @@ class SOLOv2Head(nn.Module):
         last = len(features) - 1
         for level, (feat, shape) in enumerate(zip(features, shapes, strict=True)):
             if level == 0:  # P2 at 1/8, as the authors' code (split_feats)
-                feat = F.interpolate(feat, scale_factor=0.5, mode="bilinear", align_corners=False)
+                feat = F.interpolate(feat, size=(feat.shape[-2] // 2, feat.shape[-1] // 2),
+                                     mode="bilinear", align_corners=False)
             elif level == last and last > 0:  # P6 resized to P5
                 feat = F.interpolate(feat, size=features[last - 1].shape[-2:], mode="bilinear",
                                      align_corners=False)
