@@ -15,11 +15,12 @@ needs only the runtime. The ONNX file also carries the classes, colours and norm
 its metadata, and the label space (`segwise.label_space`: classes, colours, ignore and pad
 labels, output channels); `segwise predict --onnx` uses them.
 
-The export is verified: the artefact runs at two sizes, the trace size (64x64) and one not
-divisible by 32 (97x131), and is compared with PyTorch; the max abs difference is printed and
-the command fails above --atol. One artefact serves any image size: the model pads inside the
-graph and crops back. The file is written under a temporary name and moved into place only
-once verified, so a failed export leaves nothing behind (and an existing file is kept).
+The export is verified: the artefact runs at two sizes, the trace size (--size, default 64x64)
+and one not divisible by 32 near it (97x131), and is compared with PyTorch; the max abs
+difference is printed and the command fails above --atol. One artefact serves any image size:
+the model pads inside the graph and crops back. The file is written under a temporary name and
+moved into place only once verified, so a failed export leaves nothing behind (and an existing
+file is kept).
 
 Instance checkpoints (--task instance): single-stage methods (yolact, solov2) export with their
 decoding in the graph and fixed-size outputs: `scores (N, K)` descending, `labels (N, K)` int64
@@ -37,8 +38,7 @@ examples:
   segwise export --checkpoint runs/exp1/best.pt --out model.onnx
   segwise export --checkpoint runs/exp1/best.pt --format torchscript --out model.ts
   segwise export --checkpoint runs/exp1/best.pt --format exported-program --out model.pt2
-  segwise export --checkpoint runs/nuclei/best.pt --format exported-program --max-instances 50 \
-      --size 256x256 --out nuclei.pt2
+  segwise export --checkpoint runs/dsb/best.pt --format exported-program --size 256x256 --out n.pt2
 """
 
 FORMATS = ("onnx", "torchscript", "exported-program")
