@@ -147,3 +147,16 @@ def test_predict_onnx_refuses_a_program_with_what_to_do(tmp_path, capsys):
     Image.fromarray(torch.zeros(20, 20, 3, dtype=torch.uint8).numpy()).save(image)
     assert main(["predict", "--onnx", str(path), str(image), "--out", str(tmp_path / "p")]) != 0
     assert "load_instance_program" in capsys.readouterr().err
+
+
+def test_size_flag_parses_hxw_and_refuses_other_text():
+    import argparse
+
+    from segwise.cli.export import _size
+
+    assert _size("256x320") == (256, 320)
+    assert _size("96X64") == (96, 64)
+    assert _size("128") == (128, 128)  # one number: a square
+    for bad in ("0x64", "64x", "axb", "64x64x3", "-64x64"):
+        with pytest.raises(argparse.ArgumentTypeError, match="write HxW"):
+            _size(bad)
