@@ -56,12 +56,36 @@ def test_match_anchors_hand_case():
     assert match_anchors(anchors, torch.zeros(0, 4)).tolist() == [BACKGROUND] * 6
 
 
+def test_match_anchors_claims_every_tied_best_anchor():
+    # an 8 x 8 object centred on the corner shared by four 8 px cells: its four 16 px anchors
+    # contain it (IoU 64/256 each), under the 0.3 background IoU; SSD's argmax claimed one
+    # and made the three others background
+    anchors = grid_anchors([(2, 2)], strides=[8], sizes=[16.0], aspect_ratios=[1.0])
+    gt = torch.tensor([[4.0, 4, 12, 12]])
+    torch.testing.assert_close(box_iou(gt, anchors)[0], torch.full((4,), 64 / 256))
+    assert match_anchors(anchors, gt).tolist() == [0, 0, 0, 0]
+    # a box overlapping no anchor still claims one (the first)
+    far = torch.tensor([[100.0, 100, 104, 104]])
+    assert match_anchors(anchors, far).tolist() == [0, BACKGROUND, BACKGROUND, BACKGROUND]
+
+
 # ---------------------------------------------------------------- anchors
 def test_grid_anchors_order_and_values():
     anchors = grid_anchors([(1, 2)], strides=[8], sizes=[8.0], aspect_ratios=[1.0, 4.0])
     # cells centred at (4, 4) and (12, 4); ratio 4 (h/w): w = 8 / 2, h = 8 * 2
     expected = torch.tensor(
         [[0.0, 0, 8, 8], [2.0, -4, 6, 12], [8.0, 0, 16, 8], [10.0, -4, 14, 12]]
+    )
+    torch.testing.assert_close(anchors, expected)
+
+
+def test_grid_anchors_scales_are_scale_major():
+    anchors = grid_anchors(
+        [(1, 1)], strides=[8], sizes=[8.0], aspect_ratios=[1.0, 4.0], scales=[1.0, 0.5]
+    )
+    # cell centre (4, 4); scale 1: 8 x 8 and (ratio 4) 4 x 16; scale 0.5: 4 x 4 and 2 x 8
+    expected = torch.tensor(
+        [[0.0, 0, 8, 8], [2.0, -4, 6, 12], [2.0, 2, 6, 6], [3.0, 0, 5, 8]]
     )
     torch.testing.assert_close(anchors, expected)
 
@@ -187,7 +211,7 @@ def test_shapes_on_odd_image_size(tiny):
     model, options = tiny
     model.train()
     out = model(torch.rand(1, 3, 33, 47))  # padded to 64 x 64
-    a = 3 * (8 * 8 + 4 * 4 + 2 * 2 + 1 + 1)  # P3 ... P7 cells x 3 aspect ratios
+    a = 9 * (8 * 8 + 4 * 4 + 2 * 2 + 1 + 1)  # P3 ... P7 cells x 3 scales x 3 aspect ratios
     assert out["class_logits"].shape == (1, a, 3)  # C + 1 with the OHEM head
     assert out["box_deltas"].shape == (1, a, 4)
     assert out["coefficients"].shape == (1, a, 4)
@@ -270,8 +294,9 @@ def test_crowd_regions_are_not_instances(tiny):
     anchors = model(images)["anchors"]
     near = box_iou(target["boxes"][2:], anchors)[0] >= options.negative_iou
     assert near.any()
-    _, with_crowd, kept = anchor_targets(anchors, crowd, positive_iou=0.5, negative_iou=0.4)
-    _, plain, _ = anchor_targets(anchors, without, positive_iou=0.5, negative_iou=0.4)
+    ious = {"positive_iou": options.positive_iou, "negative_iou": options.negative_iou}
+    _, with_crowd, kept = anchor_targets(anchors, crowd, **ious)
+    _, plain, _ = anchor_targets(anchors, without, **ious)
     assert kept.tolist() == [True, True, False]
     assert (with_crowd[near & (plain == 0)] == -1).all() and (plain[near] == 0).any()
     assert torch.equal(with_crowd[~near], plain[~near])
@@ -356,6 +381,25 @@ def test_decoding_an_oracle_output_recovers_the_instances():
     assert ((pred.instance_map > 0) != (inst > 0)).sum() <= 12
     assert sorted(pred.labels.tolist()) == [1, 1, 2]
     assert average_precision(pred, truth, thresholds=(0.5, 0.9))[1] == 1.0
+
+
+def test_a_box_centred_in_the_padding_is_no_detection():
+    # a 36-row image padded to 40: the second anchor's box (centre y = 38) lies mostly in the
+    # padding; clipped to the image it keeps rows 30-36, but it is no object of the image
+    from segwise.instance.yolact.decode import select_detections
+
+    anchors = torch.tensor([[4.0, 4, 20, 20], [8.0, 30, 24, 46], [30.0, 2, 38, 10]])
+    logits = torch.tensor([[[-5.0, 5.0], [-5.0, 5.0], [5.0, -5.0]]])  # 1st, 2nd foreground
+    outputs = {
+        "class_logits": logits, "box_deltas": torch.zeros(1, 3, 4),
+        "coefficients": torch.zeros(1, 3, 2), "anchors": anchors,
+    }  # fmt: skip
+    _, labels, _, boxes = select_detections(
+        outputs, height=36, width=40, options=YOLACTOptions(top_k=3, max_detections=3),
+        background_class=True,
+    )  # fmt: skip
+    assert labels[0].tolist() == [1, 0, 0]
+    torch.testing.assert_close(boxes[0, 0], anchors[0])
 
 
 def test_loss_and_predict_under_autocast(tiny):

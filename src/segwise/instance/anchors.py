@@ -3,7 +3,8 @@
 An anchor of size ``s`` and aspect ratio ``r`` (``height / width``, the convention of
 `segwise.instance.methods.base.ObjectStats`) has ``w = s / sqrt(r)``, ``h = s * sqrt(r)`` (area
 ``s**2``), centred on every cell ``(i, j)`` of its level: ``((j + 0.5) * stride, (i + 0.5) *
-stride)`` in input pixels (SSD/YOLACT place anchors at cell centres).
+stride)`` in input pixels (SSD/YOLACT place anchors at cell centres). A level may carry several
+sizes, its size times each of ``scales`` (RetinaNet's and YOLACT++'s ``2^0, 2^(1/3), 2^(2/3)``).
 
 Detectors tuned on COCO put one size per level at a fixed multiple of its stride (YOLACT: 24,
 48, 96, 192, 384 px on P3-P7 of a 550 px image). For data whose objects are all ~10 px (the
@@ -109,15 +110,20 @@ def _level_anchors(
     size: float,
     aspect_ratios: Sequence[float],
     device: torch.device,
+    scales: Sequence[float] = (1.0,),
 ) -> Tensor:
     ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) * stride
     xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) * stride
     cy, cx = torch.meshgrid(ys, xs, indexing="ij")  # (h, w) each
     half = torch.tensor(
-        [[size / math.sqrt(r) / 2, size * math.sqrt(r) / 2] for r in aspect_ratios],
+        [
+            [size * m / math.sqrt(r) / 2, size * m * math.sqrt(r) / 2]
+            for m in scales
+            for r in aspect_ratios
+        ],
         device=device,
         dtype=torch.float32,
-    )  # (a, 2): half width, half height
+    )  # (a, 2): half width, half height; scale-major, aspect ratio fastest
     centre = torch.stack([cx, cy], dim=-1)[:, :, None, :]  # (h, w, 1, 2)
     boxes = torch.cat([centre - half, centre + half], dim=-1)  # (h, w, a, 4)
     return boxes.reshape(-1, 4)
@@ -130,11 +136,13 @@ def grid_anchors(
     sizes: Sequence[float],
     aspect_ratios: Sequence[float],
     device: torch.device | None = None,
+    scales: Sequence[float] = (1.0,),
 ) -> Tensor:
     """Anchors of every level, in the order a dense head's outputs are flattened.
 
-    Order: level, then row ``i``, column ``j``, then aspect ratio (fastest), i.e. the order of
-    ``out.permute(0, 2, 3, 1).reshape(N, -1, X)`` for a head output ``(N, a * X, h, w)``.
+    Order: level, then row ``i``, column ``j``, then scale, then aspect ratio (fastest), i.e.
+    the order of ``out.permute(0, 2, 3, 1).reshape(N, -1, X)`` for a head output ``(N, a * X,
+    h, w)`` with ``a = len(scales) * len(aspect_ratios)``.
 
     Args:
         feature_sizes: ``(h, w)`` of each level's feature map (ints, or traced sizes).
@@ -142,13 +150,16 @@ def grid_anchors(
         sizes: anchor size of each level, px.
         aspect_ratios: ``height / width`` ratios, the same on every level.
         device: where to build them.
+        scales: multipliers of each level's size (one anchor size per scale and level).
 
     Returns:
-        ``float32 (A, 4)`` xyxy anchors in input pixels, ``A = sum(h * w) * len(aspect_ratios)``.
+        ``float32 (A, 4)`` xyxy anchors in input pixels, ``A = sum(h * w) * a``.
     """
     return torch.cat(
         [
-            _level_anchors(h, w, stride, size, aspect_ratios, device or torch.device("cpu"))
+            _level_anchors(
+                h, w, stride, size, aspect_ratios, device or torch.device("cpu"), scales
+            )
             for (h, w), stride, size in zip(feature_sizes, strides, sizes, strict=True)
         ]
     )

@@ -13,8 +13,11 @@ Boxes are pixel-edge ``x1, y1, x2, y2`` (the convention of `segwise.instance.rep
 - **Matching** (SSD section 2.2, YOLACT's ``match``): an anchor is positive for the ground-truth
   box it overlaps most when that IoU is ``>= positive_iou`` (0.5), negative (background) when
   its best IoU is ``< negative_iou`` (0.4), neutral (ignored by the class loss) in between; and
-  every ground-truth box claims its best-overlapping anchor as positive whatever the IoU, so no
-  object goes unmatched.
+  every ground-truth box claims its best-overlapping anchors as positive whatever the IoU, so no
+  object goes unmatched: all anchors tied at that best IoU, as torchvision's ``Matcher`` does
+  with ``allow_low_quality_matches`` (Faster R-CNN), not one of them (SSD's ``argmax``, which
+  made the others, identical in IoU, background: an object smaller than the anchors, centred
+  between four cells, got one positive and three negatives of the same overlap).
 """
 
 from __future__ import annotations
@@ -97,11 +100,14 @@ def match_anchors(
         return torch.full((num_anchors,), BACKGROUND, dtype=torch.long, device=anchors.device)
     iou = box_iou(gt_boxes, anchors)  # (K, A)
     best_iou, best_gt = iou.max(dim=0)  # per anchor
-    # every ground truth claims its best anchor (later boxes win a shared anchor, as in SSD)
-    best_anchor = iou.argmax(dim=1)  # (K,)
-    claim = torch.full_like(best_gt, -1).scatter_reduce(
-        0, best_anchor, torch.arange(gt_boxes.shape[0], device=anchors.device), reduce="amax"
-    )  # deterministic: the highest index claiming an anchor
+    # every ground truth claims its best anchors, ties included (later boxes win a shared
+    # anchor, as in SSD); one anchor (the first best) when it overlaps no anchor at all
+    num_gt = gt_boxes.shape[0]
+    gt_best = iou.amax(dim=1, keepdim=True)  # (K, 1)
+    is_best = (iou >= gt_best) & (gt_best > 0)  # (K, A)
+    is_best[torch.arange(num_gt, device=anchors.device), iou.argmax(dim=1)] = True
+    index = torch.arange(num_gt, device=anchors.device)[:, None].expand_as(iou)
+    claim = torch.where(is_best, index, torch.full_like(index, -1)).amax(dim=0)  # (A,)
     claimed = claim >= 0
     best_gt = torch.where(claimed, claim, best_gt)
     best_iou = torch.where(claimed, torch.full_like(best_iou, 2.0), best_iou)

@@ -62,8 +62,9 @@ class YOLACT:
         sizes = options.anchor_sizes or PAPER_ANCHOR_SIZES
         source = "" if options.anchor_sizes else " (paper defaults: no training objects measured)"
         return (
-            f"anchor sizes P3-P7 {', '.join(f'{s:g}' for s in sizes)} px{source}, aspect "
-            f"ratios (h/w) {', '.join(f'{r:g}' for r in options.aspect_ratios)}"
+            f"anchor sizes P3-P7 {', '.join(f'{s:g}' for s in sizes)} px{source}, times "
+            f"{', '.join(f'{m:.3g}' for m in options.anchor_scales)}, aspect ratios (h/w) "
+            f"{', '.join(f'{r:g}' for r in options.aspect_ratios)}"
         )
 
     def build(
@@ -99,6 +100,7 @@ class YOLACT:
             num_prototypes=options.num_prototypes,
             anchor_sizes=options.anchor_sizes or PAPER_ANCHOR_SIZES,
             aspect_ratios=options.aspect_ratios,
+            anchor_scales=options.anchor_scales,
             background_class=options.class_loss is ClassLoss.OHEM,
         )
         if path is not None:

@@ -4,7 +4,9 @@ Per image (paper section 3.3 and the reference ``Detect`` + ``postprocess``):
 
 1. class scores: softmax over ``C + 1`` without the background column (focal head: sigmoid);
 2. boxes: SSD decoding of the deltas at the anchors (`segwise.instance.boxes.decode_boxes`),
-   clipped to the image (a box left without area, e.g. in the padding, scores 0);
+   clipped to the image; a box whose centre lies outside the image (in the padding the network
+   adds at the bottom/right, which no training crop had) or that the clipping leaves without
+   area scores 0;
 3. Fast NMS per class over the ``top_k`` best candidates, then the best ``max_detections``
    survivors of all classes (`segwise.instance.nms.multiclass_fast_nms`);
 4. masks: ``sigmoid(prototypes x coefficients)`` (paper eq. 1) at stride 4, bilinearly upsampled
@@ -73,10 +75,12 @@ def select_detections(
     # limits from the pixel centres (not torch.tensor(width)): torch.export keeps H, W symbolic
     ys, xs = _pixel_centres(height, width, boxes)
     limit = torch.cat([xs[-1:], ys[-1:], xs[-1:], ys[-1:]]) + 0.5  # W, H, W, H
+    centre = (boxes[..., :2] + boxes[..., 2:]) / 2  # (N, A, 2) x, y before clipping
+    in_image = ((centre >= 0) & (centre < limit[:2])).all(dim=-1)  # (N, A)
     boxes = torch.minimum(boxes.clamp(min=0), limit)
-    # a box left without area by the clipping (an anchor in the padding) is no detection
+    # a box centred in the padding, or left without area by the clipping, is no detection
     has_area = (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])  # (N, A)
-    probs = probs * has_area[..., None].to(probs.dtype)
+    probs = probs * (has_area & in_image)[..., None].to(probs.dtype)
     scores, labels, index = multiclass_fast_nms(
         boxes, probs,
         iou_threshold=options.nms_iou, top_k=options.top_k,

@@ -79,6 +79,8 @@ class YOLACTNet(nn.Module):
         num_prototypes: ``k`` (paper: 32).
         anchor_sizes: anchor size per level, px (5 values).
         aspect_ratios: anchor ``height / width`` ratios (paper: 1, 1/2, 2).
+        anchor_scales: multipliers of each level's size (YOLACT: 1; YOLACT++: 1, 2^(1/3),
+            2^(2/3)); ``len(anchor_scales) * len(aspect_ratios)`` anchors per cell.
         background_class: whether the class head has a background column (softmax + OHEM
             loss) or not (sigmoid focal loss).
 
@@ -102,6 +104,7 @@ class YOLACTNet(nn.Module):
         anchor_sizes: Sequence[float],
         aspect_ratios: Sequence[float],
         background_class: bool,
+        anchor_scales: Sequence[float] = (1.0,),
     ) -> None:
         super().__init__()
         if tuple(backbone.levels) != LEVELS:
@@ -111,6 +114,7 @@ class YOLACTNet(nn.Module):
         self.background_class = bool(background_class)
         self.anchor_sizes = tuple(float(s) for s in anchor_sizes)
         self.aspect_ratios = tuple(float(r) for r in aspect_ratios)
+        self.anchor_scales = tuple(float(m) for m in anchor_scales)
         self.divisor = max(backbone.divisor, 2 ** LEVELS[0])
         ch = backbone.out_channels
         self.protonet = nn.Sequential(
@@ -120,7 +124,7 @@ class YOLACTNet(nn.Module):
         )  # fmt: skip
         self.head = _PredictionHead(
             ch,
-            anchors=len(self.aspect_ratios),
+            anchors=len(self.anchor_scales) * len(self.aspect_ratios),
             class_outputs=self.num_classes + int(background_class),
             prototypes=num_prototypes,
         )
@@ -145,6 +149,7 @@ class YOLACTNet(nn.Module):
                 sizes=self.anchor_sizes,
                 aspect_ratios=self.aspect_ratios,
                 device=images.device,
+                scales=self.anchor_scales,
             ),
         }
         if self.training:
