@@ -160,3 +160,35 @@ def test_size_flag_parses_hxw_and_refuses_other_text():
     for bad in ("0x64", "64x", "axb", "64x64x3", "-64x64"):
         with pytest.raises(argparse.ArgumentTypeError, match="write HxW"):
             _size(bad)
+
+
+@pytest.mark.slow
+def test_solov2_program_keeps_height_and_width_symbolic():
+    """SOLOv2 (tiny heads, thresholds 0) traced at 64x64 with free sizes runs, and equals
+    PyTorch, at other sizes and batches: no op of the model or its decoding pins a size (the
+    CoordConv ramps and the P2 halving used to). In memory: the file round trip is the YOLACT
+    test's."""
+    from segwise.inference.instance_export import instance_export_module
+    from segwise.inference.instance_program import _export
+    from segwise.instance.methods import get_method, options_from_mapping
+
+    options = {"fpn_channels": 16, "head_channels": 16, "stacked_convs": 1, "mask_channels": 8,
+               "kernel_dims": 8, "category_threshold": 0.0, "score_threshold": 0.0,
+               "grid_reference": 64}
+    spec = get_method("solov2")
+    torch.manual_seed(0)
+    model = spec.build(encoder="resnet18", in_channels=3, num_classes=1, weights=None,
+                       options=options_from_mapping(spec.options_type, options, method="solov2"))
+    module, _ = instance_export_module(model.eval(), method="solov2", options=options,
+                                       max_instances=5)
+    deploy = InstanceDeployModule(module, in_channels=3, method="solov2", max_instances=5).eval()
+    program = _export(deploy, torch.rand(2, 3, 64, 64), free_size=True).module()
+    g = torch.Generator().manual_seed(4)
+    for batch, size in ((1, (50, 70)), (2, (97, 131))):
+        image = torch.rand(batch, 3, *size, generator=g)
+        with torch.no_grad():
+            expected, got = deploy(image), program(image)
+        assert (expected[0] > 0).sum() >= batch  # real detections compared
+        torch.testing.assert_close(got[0], expected[0], atol=1e-5, rtol=0)
+        assert torch.equal(got[1], expected[1])
+        torch.testing.assert_close(got[2], expected[2], atol=1e-4, rtol=0)
