@@ -120,7 +120,7 @@ def test_yolact_program_with_decoding_takes_any_size(tmp_path):
     module, _ = instance_export_module(model.eval(), method="yolact", options=options,
                                        max_instances=5)
     g = torch.Generator().manual_seed(3)
-    # 50x70: P6 and P7 are 1 x 1 (the guard the head's flatten used to add); 97x131: odd sizes
+    # 50x70: P7 is 1 x 1 (the head's flatten used to add a guard refusing that); 97x131: odd
     for batch, size in ((1, (50, 70)), (2, (97, 131))):
         raw = torch.rand(batch, 3, *size, generator=g)
         with torch.no_grad():
