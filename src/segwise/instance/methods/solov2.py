@@ -144,8 +144,29 @@ class SOLOv2:
     # ------------------------------------------------------------------ decoding
     def predict(self, model: nn.Module, images: Tensor, *, options: SOLOv2Options,
                 tile_size: int | None = None) -> list[InstancePrediction]:
-        """Fixed-size decoding (`SOLOv2Decoder`), then one `InstancePrediction` per image
-        (overlaps resolved by score). ``tile_size`` is not used (the grid is image-relative)."""
+        """One `InstancePrediction` per image (overlaps resolved by score).
+
+        Images larger than ``options.grid_reference`` (the training crops' side) in either side
+        are decoded in overlapping tiles of that side (``options.prediction = tiles``, the
+        default; `segwise.instance.solov2.tiling` says why); others, and every image with
+        ``prediction = whole``, in one pass of `SOLOv2Decoder`. ``tile_size`` (the dense
+        methods' sliding window) is not used: SOLOv2's tile is fixed by its training crops.
+        """
+        from segwise.instance.solov2.options import SOLOv2Prediction
+        from segwise.instance.solov2.tiling import predict_tiled
+
+        tile = options.grid_reference
+        if (options.prediction is SOLOv2Prediction.TILES and tile is not None
+                and max(images.shape[-2:]) > tile):
+            return [predict_tiled(lambda x: self._predict_whole(model, x, options=options),
+                                  image, tile=tile, overlap=options.tile_overlap)
+                    for image in images]
+        return self._predict_whole(model, images, options=options)
+
+    @staticmethod
+    def _predict_whole(model: nn.Module, images: Tensor, *,
+                       options: SOLOv2Options) -> list[InstancePrediction]:
+        """Fixed-size decoding (`SOLOv2Decoder`) of whole inputs, then the instances found."""
         from segwise.instance.solov2.decode import SOLOv2Decoder
 
         decoder = SOLOv2Decoder(model, options)

@@ -5,11 +5,12 @@ method object (`segwise.instance.methods.solov2`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 from segwise._validation import as_enum, check_probability
 from segwise.instance.matrix_nms import MatrixNMSKernel
 
-__all__ = ["LEVELS", "PAPER_SCALE_RANGES", "PAPER_SHORT_SIDE", "SOLOv2Options"]
+__all__ = ["LEVELS", "PAPER_SCALE_RANGES", "PAPER_SHORT_SIDE", "SOLOv2Options", "SOLOv2Prediction"]
 
 #: the paper's scale ranges (px of sqrt(box area), images of short side 800) per level P2..P6
 PAPER_SCALE_RANGES = ((1.0, 96.0), (48.0, 192.0), (96.0, 384.0), (192.0, 768.0), (384.0, 2048.0))
@@ -17,6 +18,18 @@ PAPER_SCALE_RANGES = ((1.0, 96.0), (48.0, 192.0), (96.0, 384.0), (192.0, 768.0),
 PAPER_SHORT_SIDE = 800
 #: FPN levels SOLOv2 uses (P2..P6; the mask feature branch fuses P2..P5)
 LEVELS = (2, 3, 4, 5, 6)
+
+
+class SOLOv2Prediction(str, Enum):
+    """How ``predict`` decodes an image larger than the training crops
+    (`segwise.instance.solov2.tiling`)."""
+
+    #: overlapping tiles of the training crops' side (``grid_reference``), merged: the network
+    #: sees the CoordConv geometry it was trained on
+    TILES = "tiles"
+    #: the whole image in one pass (the paper's way, right when training saw whole images of
+    #: that size; the export module always decodes this way)
+    WHOLE = "whole"
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,11 @@ class SOLOv2Options:
         max_instances: decoding: at most this many instances per image (authors' code: 100;
             400 here, as Mask R-CNN's ``box_detections_per_img``: DSB 2018 images hold up to
             ~375 nuclei).
+        prediction: `SOLOv2Prediction`: ``tiles`` (default) decodes an image larger than
+            ``grid_reference`` in overlapping tiles of that side, ``whole`` in one pass. Without
+            a ``grid_reference`` the whole image is decoded.
+        tile_overlap: share of a tile shared with its neighbour, in ``[0, 0.5]`` (0.25: 32 px
+            of 128 px tiles); objects wider than the overlap may be cut at tile borders.
     """
 
     grids: tuple[int, ...] = (40, 36, 24, 16, 12)
@@ -78,10 +96,17 @@ class SOLOv2Options:
     nms_sigma: float = 2.0
     score_threshold: float = 0.3
     max_instances: int = 400
+    prediction: SOLOv2Prediction = SOLOv2Prediction.TILES
+    tile_overlap: float = 0.25
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nms_kernel", as_enum(self.nms_kernel, MatrixNMSKernel,
                                                        "nms_kernel"))
+        object.__setattr__(self, "prediction", as_enum(self.prediction, SOLOv2Prediction,
+                                                       "prediction"))
+        if not 0 <= self.tile_overlap <= 0.5:
+            raise ValueError(f"tile_overlap={self.tile_overlap!r}; expected a share of the tile "
+                             "in [0, 0.5], e.g. 0.25")
         grids = tuple(int(s) for s in self.grids)
         if len(grids) != len(LEVELS) or min(grids) < 1:
             raise ValueError(f"grids={self.grids!r}; expected {len(LEVELS)} positive grid sizes, "
