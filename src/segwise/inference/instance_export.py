@@ -4,7 +4,7 @@ A single-stage instance method (YOLACT, SOLOv2) provides ``export_module`` (the 
 :mod:`segwise.instance.methods.base`): a traceable module whose decoding (NMS, mask assembly)
 is part of the graph and whose outputs have a fixed size ``k = max_instances``. This module
 wraps it in :class:`~segwise.inference.deploy.InstanceDeployModule` (the input normalisation in
-front) and writes it as ONNX or TorchScript. The artefact's contract::
+front) and writes it as ONNX, TorchScript or a ``torch.export`` program. The artefact's contract::
 
     image  (N, C, H, W) float32 raw pixels in [0, 1] (normalised inside unless exported
            without normalisation)
@@ -225,7 +225,8 @@ def export_instance(
 
 
 def _check_refuses(path: Path, size: tuple[int, int], *, in_channels: int) -> None:
-    """A fixed-size program must refuse ``size`` with its reason (not compute garbage)."""
+    """The written file loads as fixed (`load_instance_program`) and refuses ``size``, with the
+    reason, before running it."""
     program = load_instance_program(path)
     try:
         program(_sample(in_channels, tuple(size)))
