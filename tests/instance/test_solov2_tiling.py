@@ -120,3 +120,45 @@ def test_prediction_options_are_validated():
         SOLOv2Options(prediction="sliding")
     with pytest.raises(ValueError, match="tile_overlap"):
         SOLOv2Options(tile_overlap=0.75)
+
+
+class _HandMadeOutputs(torch.nn.Module):
+    """A stand-in `SOLOv2Model` whose outputs are written by hand (see the test)."""
+
+    divisor = 32
+
+    def __init__(self, categories, kernels, features):
+        super().__init__()
+        self.outputs = (categories, kernels, features)
+
+    def forward(self, images):
+        from segwise.instance.solov2.head import SOLOv2Output
+
+        return SOLOv2Output(*self.outputs)
+
+
+def test_decoding_puts_a_cell_s_mask_where_its_kernel_points_on_a_non_square_grid():
+    from segwise.instance.solov2.decode import SOLOv2Decoder
+
+    # a 64 x 96 input; five levels of non-square grids (2 x 3 four times, then 4 x 6)
+    shapes = [(2, 3)] * 4 + [(4, 6)]
+    categories = [torch.full((1, 1, *s), -20.0) for s in shapes]
+    kernels = [torch.zeros(1, 2, *s) for s in shapes]
+    categories[4][0, 0, 3, 5] = 3.0  # probability 0.953 at row 3, column 5 of the last level
+    kernels[4][0, :, 3, 5] = torch.tensor([0.0, 1.0])  # its kernel reads feature channel 1
+    features = torch.full((1, 2, 16, 24), -50.0)  # 1/4 scale of 64 x 96
+    # an 8 x 8 block at 1/4 (above the paper's minimum area of 32 there): rows 16..47, columns
+    # 48..79 of the input
+    features[0, 1, 4:12, 12:20] = 50.0
+    model = _HandMadeOutputs(categories, kernels, features)
+    opts = SOLOv2Options(score_threshold=0.3, max_instances=3)
+    scores, labels, masks = SOLOv2Decoder(model, opts)(torch.zeros(1, 3, 64, 96))
+    # one instance: score = 0.953 x maskness 1; other cells have probability ~0 or empty masks
+    assert labels.tolist() == [[1, 0, 0]]
+    torch.testing.assert_close(scores[0, 0], torch.sigmoid(torch.tensor(3.0)))
+    expected = torch.zeros(64, 96, dtype=torch.bool)
+    expected[16:48, 48:80] = True  # 4x bilinear: the 0.5 crossing lies half-way between cells
+    # ... except at the 4 corners: pixel (16, 48) samples the 1/4 map at (3.625, 11.625), weight
+    # 0.625 * 0.625 = 0.39 on the block, below 0.5
+    expected[[16, 16, 47, 47], [48, 79, 48, 79]] = False
+    assert torch.equal(masks[0, 0] > 0.5, expected)
