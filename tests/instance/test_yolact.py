@@ -137,6 +137,8 @@ def test_resolve_options_derives_anchors_only_when_unset():
         ({"negative_iou": 0.6}, "negative_iou"),
         ({"nms_iou": 1.5}, "nms_iou"),
         ({"mask_weight": -1}, "mask_weight"),
+        ({"mask_loss_stride": 3}, "mask_loss_stride"),
+        ({"anchor_scales": ()}, "anchor_scales"),
     ],
 )
 def test_options_refuse_bad_values(kwargs, match):
@@ -177,6 +179,22 @@ def test_mask_loss_is_bce_inside_box_over_box_area():
         torch.tensor([[0.0, 0, 8, 4], [0.0, 4, 4, 8]]),
     )  # fmt: skip
     assert both.item() == pytest.approx((LOG2 + _softplus(2.0)) / 2 + _softplus(-2.0), rel=1e-6)
+
+
+def test_mask_loss_at_stride_2_upsamples_the_logits_bilinearly():
+    protos = torch.tensor([[[0.0, 2.0], [-2.0, 0.0]]])  # k = 1, 2 x 2 at stride 4
+    # x2 bilinear (align_corners=False): rows 0-1 of the 4 x 4 logits are [0, 0.5, 1.5, 2]
+    # and [-0.5, 0, 1, 1.5]; the box [0, 4) x [0, 4) holds the pixels centred at 1 and 3
+    target = torch.zeros(1, 4, 4)
+    loss = mask_loss(protos, torch.tensor([[1.0]]), target, torch.tensor([[0.0, 0, 4, 4]]),
+                     stride=2)  # fmt: skip
+    expected = (2 * LOG2 + _softplus(0.5) + _softplus(-0.5)) / 4
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    # a box holding the bottom-right pixel (centre (7, 7), logit 0) against target 1
+    target[0, 3, 3] = 1
+    loss = mask_loss(protos, torch.tensor([[1.0]]), target, torch.tensor([[6.0, 6, 8, 8]]),
+                     stride=2)  # fmt: skip
+    assert loss.item() == pytest.approx(LOG2, rel=1e-6)
 
 
 # ---------------------------------------------------------------- the model

@@ -19,10 +19,13 @@ weights 1, 1.5, 6.125, 1 (the released code's ``conf_alpha``, ``bbox_alpha``, ``
   at prototype resolution, per-pixel binary cross-entropy summed over the pixels inside the
   ground-truth box (the paper crops with the ground-truth box in training) and divided by that
   box's area "to preserve small objects", averaged over the (at most ``masks_to_train``)
-  positives trained. The box area is counted in prototype pixels (those whose centre is in the
-  box, at least 1). The target at prototype resolution is the fraction of each 4 x 4 cell the
-  object covers (the reference thresholds a bilinear resize at 0.5; a soft target keeps the
-  ~10 px nuclei of dsb2018 from vanishing).
+  positives trained. The loss is taken at stride ``mask_loss_stride`` (4: the prototypes' own
+  resolution, the paper's; 2 or 1: the assembled logits bilinearly upsampled first, as decoding
+  upsamples the masks, so that the loss sees the shape that is thresholded). The box area is
+  counted in pixels of that stride (those whose centre is in the box, at least 1). The target
+  is the fraction of each stride x stride cell the object covers (the reference thresholds a
+  bilinear resize at 0.5; a soft target keeps the ~10 px nuclei of dsb2018 from vanishing),
+  the binary mask itself at stride 1.
 - **L_sem** (section 3.4): per-class sigmoid BCE of the semantic head on P3 against the union
   of each class's masks (cell-coverage fraction at stride 8), averaged over pixels, summed
   over classes, averaged over images.
@@ -123,23 +126,30 @@ def ohem_class_loss(logits: Tensor, classes: Tensor, *, negative_ratio: float) -
 
 
 def mask_loss(
-    prototypes: Tensor, coefficients: Tensor, masks: Tensor, boxes: Tensor
+    prototypes: Tensor, coefficients: Tensor, masks: Tensor, boxes: Tensor, *, stride: int = 4
 ) -> Tensor:
     """Box-cropped, box-area-normalised BCE of assembled masks, summed over masks (one image).
 
     Args:
         prototypes: ``(k, h, w)`` at stride 4 of the padded image.
         coefficients: ``(P, k)`` of the positives trained.
-        masks: ``(P, h, w)`` float target in [0, 1] at prototype resolution.
+        masks: ``(P, h * 4 / stride, w * 4 / stride)`` float target in [0, 1] at ``stride``.
         boxes: ``(P, 4)`` xyxy ground-truth boxes in input pixels.
+        stride: resolution of the loss (4, 2 or 1); below 4 the assembled logits are
+            upsampled bilinearly (``align_corners=False``, as `decode.assemble_masks`).
 
     Returns:
         Scalar: ``sum_p sum_{pixels in box_p} BCE / |box_p|`` (module docstring, L_mask).
     """
     logits = torch.einsum("pk,khw->phw", coefficients, prototypes)  # M = sigmoid(P C^T), eq. 1
-    h, w = prototypes.shape[-2:]
-    ys = (torch.arange(h, device=boxes.device, dtype=boxes.dtype) + 0.5) * PROTO_STRIDE
-    xs = (torch.arange(w, device=boxes.device, dtype=boxes.dtype) + 0.5) * PROTO_STRIDE
+    if stride != PROTO_STRIDE:
+        logits = F.interpolate(
+            logits[None], scale_factor=PROTO_STRIDE // stride, mode="bilinear",
+            align_corners=False,
+        )[0]  # fmt: skip
+    h, w = logits.shape[-2:]
+    ys = (torch.arange(h, device=boxes.device, dtype=boxes.dtype) + 0.5) * stride
+    xs = (torch.arange(w, device=boxes.device, dtype=boxes.dtype) + 0.5) * stride
     inside = (
         (xs[None, None, :] >= boxes[:, 0, None, None])
         & (xs[None, None, :] < boxes[:, 2, None, None])
@@ -215,10 +225,12 @@ def yolact_loss(
             if pos_idx.numel() > options.masks_to_train:  # the reference samples at random
                 pos_idx = pos_idx[torch.randperm(pos_idx.numel())[: options.masks_to_train]]
                 gt = matched[pos_idx]
-            target_masks = _coverage(masks, proto_size, PROTO_STRIDE)  # (K, h, w)
+            stride = options.mask_loss_stride
+            target_masks = _coverage(masks, proto_size, stride)  # (K, h', w') at the stride
             mask_sum = mask_sum + mask_loss(
-                protos[i], outputs["coefficients"][i, pos_idx], target_masks[gt], boxes[gt]
-            )
+                protos[i], outputs["coefficients"][i, pos_idx], target_masks[gt], boxes[gt],
+                stride=stride,
+            )  # fmt: skip
             num_masks += pos_idx.numel()
         sem_h, sem_w = sem_logits.shape[-2:]
         onehot = F.one_hot(labels - 1, num_classes).float()  # (K, C)

@@ -61,6 +61,8 @@ class YOLACTOptions:
         class_weight: weight of the class loss (reference: 1).
         box_weight: weight of the box loss (reference: 1.5).
         mask_weight: weight of the mask loss (reference: 6.125).
+        mask_loss_stride: resolution of the mask loss in input pixels: 4 (the prototypes', the
+            paper's), 2 or 1 (the assembled mask upsampled as in decoding first).
         semantic_weight: weight of the auxiliary semantic loss (reference: 1; 0 disables it).
         score_threshold: decoding: class scores below it are dropped. 0.5, as Mask R-CNN's:
             segwise's DSB score, AP50 and PQ count every output instance (a low-score false
@@ -88,6 +90,7 @@ class YOLACTOptions:
     class_weight: float = 1.0
     box_weight: float = 1.5
     mask_weight: float = 6.125
+    mask_loss_stride: int = 4
     semantic_weight: float = 1.0
     score_threshold: float = 0.5
     top_k: int = 500
@@ -115,6 +118,11 @@ class YOLACTOptions:
             "score_threshold", "nms_iou", "mask_threshold", "positive_iou", "negative_iou"
         ):
             check_probability(getattr(self, name), name)
+        if self.mask_loss_stride not in (1, 2, 4):
+            raise ValueError(
+                f"mask_loss_stride={self.mask_loss_stride!r}; expected 4 (prototype "
+                "resolution), 2 or 1 (input pixels)"
+            )
         if self.negative_iou > self.positive_iou:
             raise ValueError(
                 f"negative_iou={self.negative_iou!r} > positive_iou={self.positive_iou!r}; "
