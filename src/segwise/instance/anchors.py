@@ -79,10 +79,10 @@ def anchor_sizes_by_stride(
     ``l = clip(round(log2(size / (scale * s_0))), 0, L - 1)`` (objects smaller than P3's range go
     to P3, larger than P7's to P7), and a level's anchor size is the median size of its objects,
     or ``scale * s`` when it has none. So the anchors sit where the data's objects are while each
-    level keeps objects its stride can localise: on 128 px dsb2018 crops (nuclei 5-41 px,
-    median 14 px) P3-P7 get 13.4, 44.5, 74.1, 192, 384 px, where `anchor_sizes_from_stats`
-    gives 4.7, 8.1, 13.9, 23.9, 41 px (the median nucleus on stride 32). Rounded to 0.1 px, at
-    least 2 px.
+    level keeps objects its stride can localise: on the dsb2018 training images (nuclei 7-53 px
+    between the 5th and 95th percentiles, median 20 px) P3-P7 get 18, 47.3, 76, 192, 384 px,
+    where `anchor_sizes_from_stats` gives 7.1, 11.7, 19.3, 31.8, 52.5 px (the median nucleus
+    on stride 32). Rounded to 0.1 px, at least 2 px.
 
     Args:
         sizes: ``float (K,)`` ``sqrt(box width * box height)`` of the training objects, px.

@@ -7,7 +7,8 @@ A single-stage detector whose masks are linear combinations of ``k`` shared prot
   one prediction head shared by all levels (class scores, SSD box deltas, ``k`` tanh mask
   coefficients per anchor), a semantic head on P3 for the auxiliary loss;
 - anchors: one size per level, derived from the training data's object sizes by default
-  (`segwise.instance.anchors.anchor_sizes_by_stride`), aspect ratios 1, 1/2, 2;
+  (`segwise.instance.anchors.anchor_sizes_by_stride`), times 3 scales 2^(-1/3), 1, 2^(1/3),
+  aspect ratios 1, 1/2, 2; matched at IoU 0.4 / 0.3 with every tied best anchor claimed;
 - losses (`segwise.instance.yolact.loss`): OHEM 3:1 cross-entropy (or focal), smooth-L1 box,
   box-cropped box-area-normalised mask BCE, semantic BCE;
 - decoding (`segwise.instance.yolact.decode`): Fast NMS (`segwise.instance.nms`), masks
