@@ -46,8 +46,9 @@ class YOLACTOptions:
         anchor_scales: multipliers of each level's anchor size, on every level (YOLACT: 1;
             YOLACT++ (Bolya et al., TPAMI 2020): 1, 2^(1/3), 2^(2/3)). Here 2^(-1/3), 1,
             2^(1/3): centred on the derived size, which is a median of the level's objects
-            (dsb2018: objects >= 25 px without an anchor at IoU >= 0.5 fall from 56 % to 2 %,
-            AP50 0.350 -> 0.366 after 200 steps, docs/benchmarks.md).
+            (dsb2018: objects >= 25 px without an anchor at IoU >= 0.5 fall from 56 % to 2 %;
+            AP50 0.350 -> 0.366 after 200 steps, one seed, within seed noise;
+            docs/benchmarks.md).
         class_loss: `ClassLoss` (paper: OHEM).
         negative_ratio: hard negatives per positive of the OHEM loss (paper: 3).
         positive_iou: anchor-box IoU at or above which an anchor is positive (paper: 0.5;
