@@ -69,6 +69,29 @@ def test_match_anchors_claims_every_tied_best_anchor():
     assert match_anchors(anchors, far).tolist() == [0, BACKGROUND, BACKGROUND, BACKGROUND]
 
 
+def test_default_matching_gives_a_small_nucleus_several_positives():
+    # issue 12: a 12 x 14 px nucleus centred near the corner of four 8 px cells, among data whose
+    # derived P3 anchor is 18 px (dsb2018's). The paper's matching (IoU 0.5 / 0.4, one scale)
+    # gives it only the anchor it claims; the defaults (0.4 / 0.3, scales 2^(-1/3), 1, 2^(1/3))
+    # give it four natural positives, e.g. the 14.29 px anchor at (12, 12): intersection
+    # 10.14 x 11.14 = 112.9, union 168 + 204.1 - 112.9 = 259.3, IoU 0.435
+    gt = torch.tensor([[9.0, 8, 21, 22]])
+    paper = YOLACTOptions(positive_iou=0.5, negative_iou=0.4, anchor_scales=[1.0])
+    counts = []
+    for options in (paper, YOLACTOptions()):
+        anchors = grid_anchors(
+            [(4, 4)], strides=[8], sizes=[18.0], aspect_ratios=options.aspect_ratios,
+            scales=options.anchor_scales,
+        )  # fmt: skip
+        matched = match_anchors(
+            anchors, gt, positive_iou=options.positive_iou, negative_iou=options.negative_iou
+        )
+        counts.append(int((matched == 0).sum()))
+    assert counts == [1, 4]
+    small = torch.tensor([[12 - 7.1436, 12 - 7.1436, 12 + 7.1436, 12 + 7.1436]])
+    assert box_iou(gt, small).item() == pytest.approx(112.9 / 259.3, abs=1e-3)
+
+
 # ---------------------------------------------------------------- anchors
 def test_grid_anchors_order_and_values():
     anchors = grid_anchors([(1, 2)], strides=[8], sizes=[8.0], aspect_ratios=[1.0, 4.0])
