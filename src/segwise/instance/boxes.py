@@ -106,9 +106,10 @@ def match_anchors(
     gt_best = iou.amax(dim=1, keepdim=True)  # (K, 1)
     is_best = (iou >= gt_best) & (gt_best > 0)  # (K, A)
     is_best[torch.arange(num_gt, device=anchors.device), iou.argmax(dim=1)] = True
-    index = torch.arange(num_gt, device=anchors.device)[:, None].expand_as(iou)
-    claim = torch.where(is_best, index, torch.full_like(index, -1)).amax(dim=0)  # (A,)
-    claimed = claim >= 0
+    # the highest index claiming each anchor: the first True of the flipped (K, A) mask
+    last = num_gt - 1 - is_best.flip(0).to(torch.uint8).argmax(dim=0)  # (A,)
+    claimed = is_best.any(dim=0)
+    claim = torch.where(claimed, last, torch.full_like(last, -1))
     best_gt = torch.where(claimed, claim, best_gt)
     best_iou = torch.where(claimed, torch.full_like(best_iou, 2.0), best_iou)
     matched = torch.where(
