@@ -128,10 +128,10 @@ def build_unet_textbook(
         depth: number of poolings (4), widths ``base_width * 2**i``.
         upsampling: ``"transposed"`` (default, the paper's up-convolution), ``"bilinear"``
             or ``"nearest"``.
-        norm: ``"batch"`` (default), ``"group"``, ``"instance"`` (MONAI ``BasicUNet``'s and
-            nnU-Net's; learned faster on dsb2018's mixed microscopy, slower on CamVid, so not
-            the default: docs/benchmarks.md, "Textbook U-Net: the default norm") or ``"none"``
-            (the paper; convs get biases).
+        norm: ``"batch"`` (default), ``"group"`` (fastest on dsb2018's mixed microscopy,
+            second on CamVid), ``"instance"`` (MONAI ``BasicUNet``'s and nnU-Net's; faster on
+            dsb2018, slower on CamVid; docs/benchmarks.md, "Textbook U-Net: the default
+            norm") or ``"none"`` (the paper; convs get biases).
         head_kernel_size: 1 (default, the paper's classifier) or 3.
 
     Init (:mod:`segwise.models.init`): the paper's Gaussian ``N(0, 2 / fan_in)`` (section 3)
