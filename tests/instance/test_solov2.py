@@ -249,3 +249,15 @@ def test_weights_file_round_trip_and_mismatch(tiny_model, tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         method.build(encoder="resnet18", in_channels=3, num_classes=2, options=opts,
                      weights=str(tmp_path / "missing.pt"))
+
+
+def test_decoder_buffers_follow_the_models_device(tiny_model):
+    """The per-level min_area is indexed by a tensor on the model's device: a CPU buffer
+    under a CUDA model raised in ``candidates`` (found on an H200). ``meta`` stands in for
+    a second device here."""
+    from segwise.instance.solov2.decode import SOLOv2Decoder
+
+    method, opts, model = tiny_model
+    decoder = SOLOv2Decoder(model.to("meta"), opts)
+    assert {b.device.type for b in decoder.buffers()} == {"meta"}
+    assert {p.device.type for p in decoder.parameters()} == {"meta"}

@@ -66,7 +66,11 @@ class SOLOv2Decoder(nn.Module):
         self.options = options
         ranges = options.scale_ranges or PAPER_SCALE_RANGES
         factor = (ranges[0][1] / _PAPER_FIRST_HI) ** 2
-        self.register_buffer("min_area", torch.tensor(PAPER_MIN_AREAS) * factor,
+        # on the model's device: indexed by the level of each candidate, a CUDA tensor on a
+        # GPU (a CPU buffer there raised "indices should be either on cpu or on the same
+        # device"); `.to()` of the decoder moves it with the model
+        device = next(model.parameters()).device
+        self.register_buffer("min_area", torch.tensor(PAPER_MIN_AREAS, device=device) * factor,
                              persistent=False)  # (levels,)
         # the wrapper takes the model's mode: exporters put the wrapper back into ITS mode
         # afterwards, which would otherwise switch an eval-mode model to training
