@@ -28,6 +28,11 @@ PyTorch's default ``kaiming_uniform_(a=sqrt(5))`` everywhere outside the encoder
 - ``current_decoder_kaiming``    ``current`` with the decoder convs scaled by sqrt(6): the same
                         draws, at He's scale ``kaiming_uniform_(fan_in, relu)`` (smp's)
 - ``current_smp_init``  both of the above: every weight at smp's scale, the same draws
+- ``dlv3p_current``     ``create_model("deeplabv3plus", encoder="resnet50", separable=True)``
+                        as built now (separable as smp's, as in bench_convergence.py)
+- ``dlv3p_decoder_kaiming``  ``dlv3p_current`` with the norm-followed decoder convs at He's
+                        scale (same draws, times sqrt(6))
+- ``dlv3p_smp``         ``smp.DeepLabV3Plus("resnet50", encoder_weights=None)``
 
 Usage:
     .venv/bin/python benchmarks/ablate_init.py --steps 60 --crop 64 --batch 8 --seeds 0 \\
@@ -84,13 +89,15 @@ def _decoder(model: nn.Module, mode: str) -> None:
 
 
 def _rescale_decoder(model: nn.Module, factor: float) -> None:
-    """Multiply every decoder conv weight by ``factor``: PyTorch's default init is
-    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, He's uniform ``U(-sqrt(6/fan_in), ...)``, so
-    ``factor = sqrt(6)`` gives He's scale with the same draws."""
+    """Multiply every norm-followed decoder conv weight by ``factor``: PyTorch's default init
+    is ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, He's uniform ``U(-sqrt(6/fan_in), ...)``, so
+    ``factor = sqrt(6)`` gives He's scale with the same draws. (Every U-Net decoder conv is
+    norm-followed; DeepLab's ASPP pooling conv is not and already has He's scale.)"""
+    from segwise.models.init import norm_followed_convs
+
     with torch.no_grad():
-        for module in model.decoder.modules():
-            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-                module.weight.mul_(factor)
+        for module in norm_followed_convs(model.decoder):
+            module.weight.mul_(factor)
 
 
 def _no_zero_init_last(model: nn.Module) -> None:
@@ -107,6 +114,15 @@ def build_arm(arm: str, seed: int) -> tuple[nn.Module, object]:
     torch.manual_seed(seed)
     if arm == "smp":
         return bc.build("smp.Unet-resnet34", 1)
+    if arm == "dlv3p_smp":
+        return bc.build("smp.DeepLabV3Plus-resnet50", 1)
+    if arm.startswith("dlv3p_"):
+        model = create_model("deeplabv3plus", encoder="resnet50", num_classes=1, separable=True)
+        if arm == "dlv3p_decoder_kaiming":
+            _rescale_decoder(model, 6**0.5)
+        elif arm != "dlv3p_current":
+            raise ValueError(f"arm={arm!r} is not valid")
+        return model, lambda out: out
     options = {"upsampling": "bilinear"} if arm == "bilinear" else {}
     model = create_model("unet", encoder="resnet34", num_classes=1, **options)
     if arm == "current":
@@ -166,6 +182,9 @@ ARMS = [
     "current_no_zero_init_last",
     "current_decoder_kaiming",
     "current_smp_init",
+    "dlv3p_current",
+    "dlv3p_decoder_kaiming",
+    "dlv3p_smp",
 ]
 
 
