@@ -255,9 +255,11 @@ def test_decoder_buffers_follow_the_models_device(tiny_model):
     """The per-level min_area is indexed by a tensor on the model's device: a CPU buffer
     under a CUDA model raised in ``candidates`` (found on an H200). ``meta`` stands in for
     a second device here."""
+    import copy
+
     from segwise.instance.solov2.decode import SOLOv2Decoder
 
-    method, opts, model = tiny_model
-    decoder = SOLOv2Decoder(model.to("meta"), opts)
+    _, opts, model = tiny_model
+    decoder = SOLOv2Decoder(copy.deepcopy(model).to("meta"), opts)  # the fixture is shared
     assert {b.device.type for b in decoder.buffers()} == {"meta"}
     assert {p.device.type for p in decoder.parameters()} == {"meta"}

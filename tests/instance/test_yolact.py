@@ -456,3 +456,27 @@ def test_loss_and_predict_under_autocast(tiny):
         loose = YOLACTOptions(**TINY, score_threshold=0.0, mask_threshold=0.0)
         preds = YOLACT().predict(model, torch.rand(1, 3, 64, 64), options=loose)
     assert len(preds[0]) > 0 and preds[0].scores.dtype == np.float32
+
+
+def test_a_record_without_anchor_scales_rebuilds_the_one_scale_model(tmp_path):
+    """Checkpoints written before ``anchor_scales`` existed hold one anchor scale per level;
+    their recorded options rebuild that model (not today's three scales) and load its
+    weights. A record that names the option keeps its value."""
+    from segwise.engine.instance_adapter import build_instance_model
+    from segwise.instance.methods import options_from_record, options_to_dict
+
+    torch.manual_seed(0)
+    old = YOLACTOptions(**TINY, anchor_scales=(1.0,))
+    model = YOLACT().build(encoder="resnet18", in_channels=3, num_classes=2, options=old,
+                           weights=None)
+    path = tmp_path / "old.pt"
+    torch.save(model.state_dict(), path)
+    record = options_to_dict(old)
+    del record["anchor_scales"]
+    args = {"kind": "instance", "method": "yolact", "name": "yolact", "encoder": "resnet18",
+            "in_channels": 3, "num_classes": 2, "options": record}
+    again = build_instance_model(args, str(path))
+    for key, value in model.state_dict().items():
+        assert torch.equal(again.state_dict()[key], value), key
+    assert options_from_record(YOLACT(), record).anchor_scales == (1.0,)
+    assert len(options_from_record(YOLACT(), options_to_dict(YOLACTOptions())).anchor_scales) == 3

@@ -56,10 +56,10 @@ def clean_instances(inst: dict[str, torch.Tensor], *, drop_crowd: bool = False) 
 
 
 def _spec_and_options(args: dict[str, Any]) -> tuple[Any, Any]:
-    from segwise.instance.methods import get_method, options_from_mapping
+    from segwise.instance.methods import get_method, options_from_record
 
     spec = get_method(args["method"])
-    return spec, options_from_mapping(spec.options_type, args.get("options"), method=spec.name)
+    return spec, options_from_record(spec, args.get("options"))
 
 
 def build_instance_model(args: dict[str, Any], weights: str | None) -> nn.Module:

@@ -118,11 +118,11 @@ def instance_export_module(
         ExportError: the method cannot be exported (its message names the part and why).
         ValueError: an unknown method, or ``max_instances < 1``.
     """
-    from segwise.instance.methods import get_method, options_from_mapping
+    from segwise.instance.methods import get_method, options_from_record
 
     spec = get_method(method)
     if options is None or isinstance(options, Mapping):
-        options = options_from_mapping(spec.options_type, options, method=spec.name)
+        options = options_from_record(spec, options)
     k = default_max_instances(options) if max_instances is None else max_instances
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(

@@ -27,6 +27,7 @@ from segwise.instance.methods.base import (
     InstanceMethodSpec,
     ObjectStats,
     options_from_mapping,
+    options_from_record,
     options_to_dict,
 )
 from segwise.instance.representation import InstancePrediction
@@ -38,6 +39,7 @@ __all__ = [
     "ObjectStats",
     "get_method",
     "options_from_mapping",
+    "options_from_record",
     "options_to_dict",
     "predict_instances",
 ]

@@ -25,7 +25,10 @@ Conventions shared by every method:
   stored dict) back into the options value and refuses unknown keys, naming the allowed ones.
 - ``build(encoder=None)`` means the method's own default encoder.
 - Added after the first draft (additions only): ``derived_summary(options)``, the banner's
-  one line on what was derived from the data.
+  one line on what was derived from the data; ``record_defaults``, the values of options
+  added to a method after its first release for stored records that lack them
+  (`options_from_record`), so a checkpoint written before an option existed loads into the
+  model it was trained as, not into one built with the option's new default.
 """
 
 from __future__ import annotations
@@ -42,7 +45,13 @@ from torch import nn
 
 from segwise.instance.representation import InstancePrediction
 
-__all__ = ["InstanceMethodSpec", "ObjectStats", "options_from_mapping", "options_to_dict"]
+__all__ = [
+    "InstanceMethodSpec",
+    "ObjectStats",
+    "options_from_mapping",
+    "options_from_record",
+    "options_to_dict",
+]
 
 
 @dataclass(frozen=True)
@@ -74,12 +83,16 @@ class InstanceMethodSpec(Protocol):
         description: one line for ``segwise models`` and the run banner.
         options_type: the method's frozen options dataclass.
         exportable: whether `export_module` is implemented (single-stage methods).
+        record_defaults: option name -> the value a stored record that lacks the option was
+            built with (options added after the method's first release whose new default
+            differs from the old behaviour; `options_from_record`). Empty for most methods.
     """
 
     name: ClassVar[str]
     description: ClassVar[str]
     options_type: ClassVar[type]
     exportable: ClassVar[bool]
+    record_defaults: ClassVar[Mapping[str, Any]]
 
     def resolve_options(self, options: Any, stats: ObjectStats | None) -> Any:
         """``options`` with its data-derived defaults filled in (e.g. anchors from
@@ -168,6 +181,21 @@ def options_from_mapping(options_type: type, raw: Mapping[str, Any] | None, *, m
             f"{', '.join(allowed)}"
         )
     return options_type(**raw)
+
+
+def options_from_record(spec: InstanceMethodSpec, raw: Mapping[str, Any] | None) -> Any:
+    """The options value of a stored record (a checkpoint's ``model_args["options"]``).
+
+    Options the record lacks take ``spec.record_defaults`` where listed (the value files of
+    that time were built with: an option added later), else the current default; the record's
+    own values always win. Use `options_from_mapping` for options a user gives.
+
+    Raises:
+        ValueError: as `options_from_mapping` (a key that is not an option, a bad value).
+    """
+    raw = dict(raw or {})
+    older = {k: v for k, v in spec.record_defaults.items() if k not in raw}
+    return options_from_mapping(spec.options_type, older | raw, method=spec.name)
 
 
 def _plain(value: Any) -> Any:

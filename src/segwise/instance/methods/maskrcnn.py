@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import torch
@@ -121,6 +122,7 @@ class MaskRCNN:
     )
     options_type: ClassVar[type] = MaskRCNNOptions
     exportable: ClassVar[bool] = False
+    record_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
 
     def resolve_options(self, options: MaskRCNNOptions, stats: ObjectStats | None) -> Any:
         """Anchors from ``stats`` where not given (torchvision's when ``stats`` is None or

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import torch
@@ -73,6 +74,9 @@ class SOLOv2:
     )
     options_type: ClassVar[type] = SOLOv2Options
     exportable: ClassVar[bool] = True
+    #: options added later (prediction, tile_overlap, grid_reference) default to what older
+    #: files did or, for ``prediction``, only act with a ``grid_reference`` (absent = None)
+    record_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
 
     # ------------------------------------------------------------------ options
     def resolve_options(self, options: SOLOv2Options, stats: ObjectStats | None) -> SOLOv2Options:

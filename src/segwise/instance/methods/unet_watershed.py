@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -167,6 +168,7 @@ class UNetWatershed:
     )
     options_type: ClassVar[type] = UNetWatershedOptions
     exportable: ClassVar[bool] = False
+    record_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
 
     def __init__(self) -> None:
         self._losses: dict[tuple[float, float], nn.Module] = {}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import torch
@@ -46,6 +47,8 @@ class YOLACT:
     )
     options_type: ClassVar[type] = YOLACTOptions
     exportable: ClassVar[bool] = True
+    #: files written before anchor_scales existed have one anchor scale per level (YOLACT)
+    record_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({"anchor_scales": (1.0,)})
 
     def resolve_options(self, options: YOLACTOptions, stats: ObjectStats | None) -> YOLACTOptions:
         """Fill ``anchor_sizes`` from ``stats.sizes`` when unset (kept unset without data or
