@@ -33,6 +33,13 @@ PyTorch's default ``kaiming_uniform_(a=sqrt(5))`` everywhere outside the encoder
 - ``dlv3p_decoder_kaiming``  ``dlv3p_current`` with the norm-followed decoder convs at He's
                         scale (same draws, times sqrt(6))
 - ``dlv3p_smp``         ``smp.DeepLabV3Plus("resnet50", encoder_weights=None)``
+- ``{unet,dlv3p,fcn}_norm_default`` / ``..._norm_he``: the model as built (U-Net/ResNet-34,
+                        DeepLabv3+/ResNet-50 separable, FCN/ResNet-50), its norm-followed
+                        decoder convs re-drawn from torch seed ``seed + 2000`` at PyTorch's
+                        default scale ``U(+-1/sqrt(fan_in))`` or He's ``U(+-sqrt(6/fan_in))``:
+                        the same draws, only the scale differs, whatever the library's own
+                        default is (the ``current_*`` arms are relative to it)
+- ``fcn_tv``            torchvision ``fcn_resnet50(weights=None, weights_backbone=None)``
 
 Usage:
     .venv/bin/python benchmarks/ablate_init.py --steps 60 --crop 64 --batch 8 --seeds 0 \\
@@ -100,6 +107,30 @@ def _rescale_decoder(model: nn.Module, factor: float) -> None:
             module.weight.mul_(factor)
 
 
+def _redraw_normed_decoder(model: nn.Module, seed: int, *, he: bool) -> None:
+    """Re-draw every norm-followed decoder conv from ``seed``: ``U(-b, b)`` with ``b =
+    1/sqrt(fan_in)`` (PyTorch's default) or ``b = sqrt(6/fan_in)`` (He, fan-in, ReLU); the
+    same uniform draws either way (``kaiming_uniform_`` scales one ``uniform_`` call)."""
+    from segwise.models.init import norm_followed_convs
+
+    convs = sorted(norm_followed_convs(model.decoder),
+                   key=lambda c: [id(m) for m in model.decoder.modules()].index(id(c)))
+    torch.manual_seed(seed + 2000)
+    with torch.no_grad():
+        for conv in convs:
+            if he:
+                nn.init.kaiming_uniform_(conv.weight, mode="fan_in", nonlinearity="relu")
+            else:
+                nn.init.kaiming_uniform_(conv.weight, a=5**0.5)
+
+
+_SCALE_ARCHS = {
+    "unet": ("unet", "resnet34", {}),
+    "dlv3p": ("deeplabv3plus", "resnet50", {"separable": True}),
+    "fcn": ("fcn", "resnet50", {}),
+}
+
+
 def _no_zero_init_last(model: nn.Module) -> None:
     for module in model.encoder.modules():
         last = getattr(module, "bn3", None) or getattr(module, "bn2", None)
@@ -114,6 +145,13 @@ def build_arm(arm: str, seed: int) -> tuple[nn.Module, object]:
     torch.manual_seed(seed)
     if arm == "smp":
         return bc.build("smp.Unet-resnet34", 1)
+    if arm == "fcn_tv":
+        return bc.build("torchvision.fcn_resnet50", 1)
+    if arm.endswith(("_norm_default", "_norm_he")):
+        arch, encoder, options = _SCALE_ARCHS[arm.split("_norm_")[0]]
+        model = create_model(arch, encoder=encoder, num_classes=1, **options)
+        _redraw_normed_decoder(model, seed, he=arm.endswith("_he"))
+        return model, lambda out: out
     if arm == "dlv3p_smp":
         return bc.build("smp.DeepLabV3Plus-resnet50", 1)
     if arm.startswith("dlv3p_"):
@@ -185,6 +223,8 @@ ARMS = [
     "dlv3p_current",
     "dlv3p_decoder_kaiming",
     "dlv3p_smp",
+    *(f"{a}_norm_{s}" for a in _SCALE_ARCHS for s in ("default", "he")),
+    "fcn_tv",
 ]
 
 
