@@ -135,7 +135,7 @@ def build_unet_textbook(
         head_kernel_size: 1 (default, the paper's classifier) or 3.
 
     Init (:mod:`segwise.models.init`): the paper's Gaussian ``N(0, 2 / fan_in)`` (section 3)
-    for convs without a following norm, PyTorch's default before a norm, Glorot classifier.
+    for every conv (with or without a following norm), Glorot classifier.
     """
     _check_head_kernel(head_kernel_size)
     if encoder != "unet_textbook":

@@ -3,20 +3,19 @@
 Policy (measured in ``benchmarks/ablate_init.py``, figures in ``docs/benchmarks.md``,
 "Initialisation and convergence"; the table per layer is in ``docs/models.md``):
 
-- Convolutions followed by a ReLU **without** a normalisation layer in between (FCN fc6/fc7,
-  the ASPP image-pooling conv with ``norm="batch"``, VGG without BN, any model built with
-  ``norm="none"``): He et al. 2015 ("Delving deep into rectifiers", eq. 10), weight variance
-  ``2 / fan_in`` so activations keep their scale through the ReLUs; biases 0. Uniform form
-  ``U(-b, b), b = sqrt(6 / fan_in)`` (smp's ``initialize_decoder``), Gaussian
-  ``N(0, 2 / fan_in)`` where a paper prescribes it (the textbook U-Net: Ronneberger et al.
-  2015, section 3; VGG).
-- Convolutions followed by BatchNorm/GroupNorm/InstanceNorm: PyTorch's default
-  ``kaiming_uniform_(a=sqrt(5))`` (``U(-b, b), b = 1 / sqrt(fan_in)``, variance ``1/(3*fan_in)``),
-  biases 0, chosen on purpose. The norm fixes the forward scale whatever the weights' scale (Ioffe
-  & Szegedy 2015, section 3), so the scale only sets how far an optimizer step moves the weights
-  relative to their size (Hoffer et al. 2018, "Norm matters"); with AdamW the smaller default
-  scale learned faster than He's 6x larger variance in the U-Net decoder in both seeds measured
-  (issue 17).
+- Convolutions that feed a ReLU, directly or through a normalisation layer (the U-Net blocks,
+  ASPP branches, DeepLab and FCN decoder and head blocks, the textbook U-Net and VGG, FCN
+  fc6/fc7, the ASPP image-pooling conv): He et al. 2015 ("Delving deep into rectifiers",
+  eq. 10), weight variance ``2 / fan_in``; biases 0. Uniform form ``U(-b, b), b = sqrt(6 /
+  fan_in)`` (smp's ``initialize_decoder``; torchvision's and timm's ResNets use He too),
+  Gaussian ``N(0, 2 / fan_in)`` where a paper prescribes it (the textbook U-Net: Ronneberger
+  et al. 2015, section 3; VGG). Where a norm follows, the weights' scale does not change the
+  forward pass (Ioffe & Szegedy 2015, section 3); it sets how far an AdamW step moves the
+  weights relative to their size (Hoffer et al. 2018, "Norm matters"). PyTorch's default
+  (``kaiming_uniform_(a=sqrt(5))``, variance ``1 / (3 fan_in)``, 6x smaller) was segwise's
+  choice for norm-followed convs until the 200-step and GPU runs of issue 17: it led by
+  0.03 at 60 steps of 64x64 crops (within noise) and fell behind He at 200 steps of 128x128
+  crops in every seed measured and behind smp at 16x512x512 on an H200.
 - Normalisation layers: scale 1, shift 0.
 - Learned up-convolutions (transposed, no ReLU after): ``N(0, 1 / fan_in)`` with the fan-in a
   transposed conv really has, ``in_channels * (kernel / stride)^2`` (He et al. 2015 with gain
@@ -81,22 +80,22 @@ def init_relu_convs(
 ) -> None:
     """Initialise every ``Conv2d`` of ``module`` that feeds a ReLU; reset norms (in place).
 
-    Convs whose output goes into a norm layer (:func:`norm_followed_convs`) get PyTorch's
-    default ``kaiming_uniform_(a=sqrt(5))``; the others He et al. 2015 (variance
-    ``2 / fan_in``, eq. 10) in ``distribution``'s form. Biases 0; affine norm layers
-    scale 1, shift 0; transposed convs :func:`init_upconv`. See the module docstring for why.
+    Every ``Conv2d`` gets He et al. 2015 (variance ``2 / fan_in``, eq. 10) in
+    ``distribution``'s form, whether a norm layer follows it or not (see the module docstring
+    for why). Biases 0; affine norm layers scale 1, shift 0; transposed convs
+    :func:`init_upconv`. Classifiers are re-initialised after by :func:`init_classifier`.
 
     Args:
         module: the module whose submodules are initialised.
         distribution: :class:`Distribution` of the He init.
+
+    Raises:
+        ValueError: ``distribution`` is not a :class:`Distribution` value.
     """
     distribution = as_enum(distribution, Distribution, "distribution")
-    normed = norm_followed_convs(module)
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
-            if m in normed:
-                nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5))
-            elif distribution is Distribution.UNIFORM:
+            if distribution is Distribution.UNIFORM:
                 nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu")
             else:
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")

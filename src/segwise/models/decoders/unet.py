@@ -75,8 +75,8 @@ class UNetDecoder(nn.Module):
         norm: :class:`Norm` inside each block.
 
     ``forward(features) -> (N, decoder_channels[-1], H, W)`` at stride 1. Init
-    (:mod:`segwise.models.init`): PyTorch's default for convs before a norm, He (fan-in,
-    uniform) without norm, ``N(0, 1/fan_in)`` for transposed convs.
+    (:mod:`segwise.models.init`): He (fan-in, uniform) for every conv, before a norm or not,
+    ``N(0, 1/fan_in)`` for transposed convs.
     """
 
     def __init__(

@@ -27,8 +27,8 @@ class UNetTextbookEncoder(nn.Module):
         norm: normalisation after each conv (the paper had none; BATCH is the common choice;
             INSTANCE is MONAI ``BasicUNet``'s and nnU-Net's: :class:`segwise.models.blocks.Norm`).
 
-    Init (:mod:`segwise.models.init`): with ``norm="none"`` the paper's He Gaussian
-    ``N(0, 2 / fan_in)`` (section 3); convs followed by a norm get PyTorch's default.
+    Init (:mod:`segwise.models.init`): the paper's He Gaussian ``N(0, 2 / fan_in)`` (section 3)
+    for every conv, with any ``norm``.
     """
 
     native_prefix = ""
@@ -55,8 +55,7 @@ class UNetTextbookEncoder(nn.Module):
         self.out_channels: tuple[int, ...] = tuple(widths)
         self.reductions: tuple[int, ...] = tuple(2**i for i in range(depth + 1))
         self.divisor = 2**depth
-        # the paper's Gaussian N(0, 2 / N) (section 3) where no norm follows (norm="none");
-        # PyTorch's default before a norm (segwise.models.init explains why)
+        # the paper's Gaussian N(0, 2 / N) (section 3), before a norm too (segwise.models.init)
         init_relu_convs(self, distribution=Distribution.NORMAL)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -67,7 +67,7 @@ class VGGEncoder(nn.Module):
         )
         # He et al. 2015, N(0, 2 / fan_in), biases 0: keeps the forward scale through 13 convs
         # without norm (torchvision's fan_out shrinks it by sqrt(3 / 512) from RGB to conv5);
-        # the _bn variants get PyTorch's default before each BN (segwise.models.init)
+        # the _bn variants get the same before each BN (segwise.models.init)
         init_relu_convs(self.features, distribution=Distribution.NORMAL)
         if pretrained:
             self._load_imagenet(name)
