@@ -69,7 +69,7 @@ class SOLOv2Decoder(nn.Module):
         # on the model's device: indexed by the level of each candidate, a CUDA tensor on a
         # GPU (a CPU buffer there raised "indices should be either on cpu or on the same
         # device"); `.to()` of the decoder moves it with the model
-        device = next(model.parameters()).device
+        device = next(model.parameters(), torch.empty(0)).device  # CPU if parameterless
         self.register_buffer("min_area", torch.tensor(PAPER_MIN_AREAS, device=device) * factor,
                              persistent=False)  # (levels,)
         # the wrapper takes the model's mode: exporters put the wrapper back into ITS mode
