@@ -113,8 +113,8 @@ def _redraw_normed_decoder(model: nn.Module, seed: int, *, he: bool) -> None:
     same uniform draws either way (``kaiming_uniform_`` scales one ``uniform_`` call)."""
     from segwise.models.init import norm_followed_convs
 
-    convs = sorted(norm_followed_convs(model.decoder),
-                   key=lambda c: [id(m) for m in model.decoder.modules()].index(id(c)))
+    normed = norm_followed_convs(model.decoder)
+    convs = [m for m in model.decoder.modules() if m in normed]  # module order: fixed draws
     torch.manual_seed(seed + 2000)
     with torch.no_grad():
         for conv in convs:
