@@ -480,3 +480,5 @@ def test_a_record_without_anchor_scales_rebuilds_the_one_scale_model(tmp_path):
         assert torch.equal(again.state_dict()[key], value), key
     assert options_from_record(YOLACT(), record).anchor_scales == (1.0,)
     assert len(options_from_record(YOLACT(), options_to_dict(YOLACTOptions())).anchor_scales) == 3
+    with pytest.raises(ValueError, match="checkpoint option not_an_option is not a yolact option"):
+        options_from_record(YOLACT(), record | {"not_an_option": 1})

@@ -165,8 +165,17 @@ class InstanceMethodSpec(Protocol):
         ...
 
 
-def options_from_mapping(options_type: type, raw: Mapping[str, Any] | None, *, method: str) -> Any:
+def options_from_mapping(
+    options_type: type,
+    raw: Mapping[str, Any] | None,
+    *,
+    method: str,
+    source: str = "--model-option",
+) -> Any:
     """The options value of ``method`` from ``--model-option`` values or a stored dict.
+
+    ``source`` names where ``raw`` came from in the error: ``"--model-option"`` for a user's
+    flags, ``"checkpoint option"`` from `options_from_record`.
 
     Raises:
         ValueError: a key that is not a field of ``options_type`` (naming the allowed keys), or
@@ -177,7 +186,7 @@ def options_from_mapping(options_type: type, raw: Mapping[str, Any] | None, *, m
     unknown = sorted(set(raw) - set(allowed))
     if unknown:
         raise ValueError(
-            f"--model-option {', '.join(unknown)} is not a {method} option; allowed: "
+            f"{source} {', '.join(unknown)} is not a {method} option; allowed: "
             f"{', '.join(allowed)}"
         )
     return options_type(**raw)
@@ -191,11 +200,17 @@ def options_from_record(spec: InstanceMethodSpec, raw: Mapping[str, Any] | None)
     own values always win. Use `options_from_mapping` for options a user gives.
 
     Raises:
-        ValueError: as `options_from_mapping` (a key that is not an option, a bad value).
+        ValueError: as `options_from_mapping` (a key that is not an option, named as a
+            checkpoint option; a bad value).
     """
     raw = dict(raw or {})
     older = {k: v for k, v in spec.record_defaults.items() if k not in raw}
-    return options_from_mapping(spec.options_type, older | raw, method=spec.name)
+    return options_from_mapping(
+        spec.options_type,
+        older | raw,
+        method=spec.name,
+        source="checkpoint option",
+    )
 
 
 def _plain(value: Any) -> Any:
