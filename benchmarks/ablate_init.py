@@ -40,6 +40,9 @@ PyTorch's default ``kaiming_uniform_(a=sqrt(5))`` everywhere outside the encoder
                         the same draws, only the scale differs, whatever the library's own
                         default is (the ``current_*`` arms are relative to it)
 - ``fcn_tv``            torchvision ``fcn_resnet50(weights=None, weights_backbone=None)``
+- ``current_from_smp``  ``current`` loaded with ``smp``'s initial weights (the same seed's
+                        draws, state dicts matched in order, every shape checked): the control
+                        that says whether anything but the initial weights differs in training
 
 Usage:
     .venv/bin/python benchmarks/ablate_init.py --steps 60 --crop 64 --batch 8 --seeds 0 \\
@@ -138,6 +141,24 @@ def _no_zero_init_last(model: nn.Module) -> None:
             nn.init.ones_(last.weight)
 
 
+def _from_smp(seed: int) -> nn.Module:
+    """segwise's U-Net/ResNet-34 holding smp ``Unet``'s initial weights drawn from ``seed``."""
+    from segwise.models import create_model
+
+    torch.manual_seed(seed)
+    peer, _ = bc.build("smp.Unet-resnet34", 1)
+    model = create_model("unet", encoder="resnet34", num_classes=1)
+    ours, theirs = model.state_dict(), peer.state_dict()
+    if len(ours) != len(theirs):
+        raise RuntimeError(f"{len(ours)} tensors in segwise's U-Net, {len(theirs)} in smp's")
+    for (key, value), (peer_key, peer_value) in zip(ours.items(), theirs.items(), strict=True):
+        same_kind = key.rsplit(".", 1)[-1] == peer_key.rsplit(".", 1)[-1]
+        if value.shape != peer_value.shape or not same_kind:
+            raise RuntimeError(f"{key} {tuple(value.shape)} vs {peer_key} {peer_value.shape}")
+    model.load_state_dict(dict(zip(ours, theirs.values(), strict=True)))
+    return model
+
+
 def build_arm(arm: str, seed: int) -> tuple[nn.Module, object]:
     """Build the U-Net/ResNet-34 variant ``arm`` from torch seed ``seed``."""
     from segwise.models import create_model
@@ -145,6 +166,8 @@ def build_arm(arm: str, seed: int) -> tuple[nn.Module, object]:
     torch.manual_seed(seed)
     if arm == "smp":
         return bc.build("smp.Unet-resnet34", 1)
+    if arm == "current_from_smp":
+        return _from_smp(seed), lambda out: out
     if arm == "fcn_tv":
         return bc.build("torchvision.fcn_resnet50", 1)
     if arm.endswith(("_norm_default", "_norm_he")):
@@ -225,6 +248,7 @@ ARMS = [
     "dlv3p_smp",
     *(f"{a}_norm_{s}" for a in _SCALE_ARCHS for s in ("default", "he")),
     "fcn_tv",
+    "current_from_smp",
 ]
 
 
