@@ -242,21 +242,24 @@ def _write_onnx(deploy: nn.Module, sample: tuple[torch.Tensor], path: Path, *, o
                 metadata: Mapping[str, str]) -> None:
     import onnx
 
-    torch.onnx.export(
-        deploy,
-        sample,
-        str(path),
-        dynamo=False,
-        input_names=["image"],
-        output_names=["scores", "labels", "masks"],
-        opset_version=opset,
-        dynamic_axes={
-            "image": {0: "batch", 2: "height", 3: "width"},
-            "scores": {0: "batch"},
-            "labels": {0: "batch"},
-            "masks": {0: "batch", 2: "height", 3: "width"},
-        },
-    )
+    from segwise.inference.onnx_norms import precise_norms
+
+    with precise_norms(deploy):  # onnxruntime's InstanceNormalization is imprecise: see there
+        torch.onnx.export(
+            deploy,
+            sample,
+            str(path),
+            dynamo=False,
+            input_names=["image"],
+            output_names=["scores", "labels", "masks"],
+            opset_version=opset,
+            dynamic_axes={
+                "image": {0: "batch", 2: "height", 3: "width"},
+                "scores": {0: "batch"},
+                "labels": {0: "batch"},
+                "masks": {0: "batch", 2: "height", 3: "width"},
+            },
+        )
     proto = onnx.load(str(path))
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
