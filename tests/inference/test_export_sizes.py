@@ -31,7 +31,9 @@ ODD = (97, 131)  # the issue's size: not a multiple of 2, let alone 32
 def stride32_unet():
     """A tiny U-Net (textbook, 5 poolings: output stride 32), eval mode, non-trivial BN."""
     torch.manual_seed(0)
-    model = segwise.create_model("unet_textbook", num_classes=3, base_width=4, depth=5).eval()
+    model = segwise.create_model(
+        "unet_textbook", num_classes=3, base_width=4, depth=5, norm="batch"
+    ).eval()
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):

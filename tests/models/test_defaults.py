@@ -20,7 +20,7 @@ def test_architecture_defaults_are_every_option_as_plain_values():
     encoder, options = architecture_defaults("unet_textbook")
     assert encoder == "unet_textbook"
     assert options == {"base_width": 64, "depth": 4, "upsampling": "transposed",
-                       "norm": "batch", "head_kernel_size": 1}
+                       "norm": "group", "head_kernel_size": 1}
     for name in MODELS.names():
         params = inspect.signature(MODELS.get(name).build).parameters
         assert set(architecture_defaults(name)[1]) == set(params) - BUILDER_ARGS, name
