@@ -1,6 +1,8 @@
 """Ablation: why segwise's textbook U-Net trained slower than MONAI's BasicUNet (issue 17).
 
-The two are the same graph up to a few choices: widths (64, 128, 256, 512, 1024), double 3x3
+(Written when segwise's textbook U-Net defaulted to BatchNorm; its default is GroupNorm since
+2026-12-01, so ``shipped`` is now ``group``; ``batch`` is the old network.) The two are the same
+graph up to a few choices: widths (64, 128, 256, 512, 1024), double 3x3
 convs, 2x2 max-pool, 2x2 transposed-conv upsampling, 1x1 classifier. They differ in
 normalisation (segwise: BatchNorm; BasicUNet: InstanceNorm with affine), activation (ReLU vs
 LeakyReLU(0.1)), conv biases (none before a norm vs always), the classifier's init (Glorot vs
