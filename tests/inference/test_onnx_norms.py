@@ -40,6 +40,9 @@ def test_instance_norm_is_swapped_only_with_instance_statistics():
         assert swapped[0].weight is model[0].weight  # shared, not copied
         torch.testing.assert_close(swapped(x), expected, rtol=1e-5, atol=1e-5)
     assert [type(m) for m in model] == [nn.InstanceNorm2d, nn.InstanceNorm2d, nn.GroupNorm]
+    unbatched = torch.randn(4, 6, 5)  # InstanceNorm2d takes (C, H, W) too
+    with precise_norms(nn.Sequential(nn.InstanceNorm2d(4))) as swapped, torch.no_grad():
+        torch.testing.assert_close(swapped(unbatched), nn.InstanceNorm2d(4)(unbatched))
 
 
 def test_layers_are_restored_when_the_block_fails():

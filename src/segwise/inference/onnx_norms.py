@@ -35,17 +35,26 @@ class AxiswiseGroupNorm(nn.Module):
     """``nn.GroupNorm`` with its statistics reduced one axis at a time (module docstring).
 
     Shares ``weight`` and ``bias`` (``(C,)`` or ``None``) with the layer it stands for. Input
-    ``(N, C, H, W)``; any other rank falls back to ``F.group_norm``.
+    ``(N, C, H, W)``, or ``(C, H, W)`` for a replaced InstanceNorm2d (which takes unbatched
+    input); any other rank falls back to ``F.group_norm``.
     """
 
     def __init__(
-        self, num_groups: int, eps: float, weight: torch.Tensor | None, bias: torch.Tensor | None
+        self,
+        num_groups: int,
+        eps: float,
+        weight: torch.Tensor | None,
+        bias: torch.Tensor | None,
+        *,
+        instance: bool = False,
     ) -> None:
         super().__init__()
-        self.num_groups, self.eps = num_groups, eps
+        self.num_groups, self.eps, self.instance = num_groups, eps, instance
         self.weight, self.bias = weight, bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.instance and x.dim() == 3:  # unbatched (C, H, W), as InstanceNorm2d takes it
+            return self(x.unsqueeze(0)).squeeze(0)
         if x.dim() != 4:
             return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
         n, c, h, w = x.shape
@@ -69,7 +78,9 @@ def _replacement(module: nn.Module) -> AxiswiseGroupNorm | None:
         module.training or not module.track_running_stats
     )
     if instance_stats:
-        return AxiswiseGroupNorm(module.num_features, module.eps, module.weight, module.bias)
+        return AxiswiseGroupNorm(
+            module.num_features, module.eps, module.weight, module.bias, instance=True
+        )
     return None
 
 
