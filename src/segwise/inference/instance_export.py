@@ -48,6 +48,7 @@ from segwise.inference.instance_program import (
     load_instance_program,
     write_program,
 )
+from segwise.inference.onnx_norms import precise_norms
 from segwise.inference.verify import verify_export
 
 __all__ = ["DEFAULT_MAX_INSTANCES", "InstanceExport", "default_max_instances",
@@ -241,8 +242,6 @@ def _check_refuses(path: Path, size: tuple[int, int], *, in_channels: int) -> No
 def _write_onnx(deploy: nn.Module, sample: tuple[torch.Tensor], path: Path, *, opset: int,
                 metadata: Mapping[str, str]) -> None:
     import onnx
-
-    from segwise.inference.onnx_norms import precise_norms
 
     with precise_norms(deploy):  # onnxruntime's InstanceNormalization is imprecise: see there
         torch.onnx.export(
