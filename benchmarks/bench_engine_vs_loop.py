@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench_engine_vs_loop.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    from segwise.engine.checkpoint import load_run
+    from segwise.runs.checkpoint import load_run
 
     task = bc.load_task("dsb2018", args.data, n_train=args.n_train, n_val=64)
     rows = []

@@ -80,11 +80,11 @@ def _option(text: str) -> tuple[str, str, object]:
 
 def run_method(method: str, data: Path, run_dir: Path, args: argparse.Namespace) -> dict:
     from segwise.data import InstanceDataset, discover_dataset, eval_transforms
-    from segwise.engine.checkpoint import load_run
     from segwise.engine.config import config_from_dict
-    from segwise.engine.instance_adapter import predict_image
     from segwise.engine.trainer import fit
     from segwise.instance import render_overlay
+    from segwise.instance.methods import predict_image
+    from segwise.runs.checkpoint import load_run
     from segwise.viz import denormalize
 
     options = {k: v for m, k, v in map(_option, args.option) if m == method}

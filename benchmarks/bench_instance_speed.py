@@ -1,8 +1,8 @@
 """Inference speed of trained instance methods: images/s at one image size, in one run.
 
 Each checkpoint (``--checkpoint METHOD=PATH``, e.g. the runs of ``bench_instance.py``) is loaded
-with ``segwise.engine.checkpoint.load_run`` and predicts, through the one prediction path
-``segwise.engine.instance_adapter.predict_image`` (network + decoding to `InstancePrediction`,
+with ``segwise.runs.checkpoint.load_run`` and predicts, through the one prediction path
+``segwise.instance.methods.predict_image`` (network + decoding to `InstancePrediction`,
 what ``segwise predict`` runs), the centre ``--size`` x ``--size`` crop of each image of the
 DSB2018 ``val`` split (images smaller than the crop are skipped). Two warm-up images, then the
 median of ``--rounds`` timed passes over the crops. Trained checkpoints matter: the decoding
@@ -46,8 +46,8 @@ def crops(data: Path, size: int, limit: int) -> list[torch.Tensor]:
 
 
 def time_method(path: Path, images: list[torch.Tensor], rounds: int) -> dict:
-    from segwise.engine.checkpoint import load_run
-    from segwise.engine.instance_adapter import predict_image
+    from segwise.instance.methods import predict_image
+    from segwise.runs.checkpoint import load_run
 
     run = load_run(path, device="cpu")
 

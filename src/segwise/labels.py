@@ -21,13 +21,21 @@ what to pass instead.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from segwise._validation import as_enum
 from segwise.enums import Task
 
-__all__ = ["VOC_VOID_LABEL", "Color", "LabelSpace", "check_ignore_label", "palette"]
+__all__ = [
+    "VOC_VOID_LABEL",
+    "Color",
+    "LabelSpace",
+    "check_ignore_label",
+    "labels_from_logits",
+    "palette",
+]
 
 Color = tuple[int, int, int]
 
@@ -176,8 +184,6 @@ class LabelSpace:
             the argmax over channels (ties to the lowest class). Multilabel is refused (no
             single label per pixel).
         """
-        from segwise.metrics.functional import labels_from_logits
-
         return labels_from_logits(logits, self.task)
 
     def to_dict(self) -> dict[str, Any]:
@@ -216,3 +222,65 @@ class LabelSpace:
         return cls(task=info.task, names=tuple(info.class_names),
                    colors=tuple(info.class_colors), ignore_index=info.ignore_index,
                    ignore_color=info.ignore_color)
+
+
+def labels_from_logits(
+    logits: Any, task: Task | str, *, threshold: float = 0.5
+) -> Any:
+    """Turn model outputs into a label map, the input every semantic metric takes.
+
+    - ``binary``: ``logits`` is (N, 1, H, W); a pixel is 1 where ``sigmoid(logit) > threshold``,
+      computed exactly as ``logit > log(threshold / (1 - threshold))`` (no saturation of the
+      sigmoid in float32). At ``threshold=0.5`` a logit of exactly 0 is background.
+    - ``multiclass``: ``logits`` is (N, C, H, W) with C >= 2; the label is the argmax over C
+      (ties go to the lowest class index). ``threshold`` is not used.
+    - ``multilabel`` has no single label per pixel and is refused.
+
+    Args:
+        logits: (N, C, H, W) unnormalised scores (log-odds for binary).
+        task: :class:`segwise.enums.Task` or its string value.
+        threshold: probability threshold for ``binary``, strictly between 0 and 1.
+
+    Returns:
+        (N, H, W) int64 class indices.
+
+    Raises:
+        ValueError: on a bad task, threshold, dtype or shape.
+    """
+    import torch  # labels.py stays importable without torch; the rule needs it only here
+
+    task = as_enum(task, Task, "task")
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        what = logits.dtype if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"logits has type/dtype {what}; expected a float tensor (N, C, H, W)")
+    if logits.ndim != 4:
+        raise ValueError(f"logits has shape {tuple(logits.shape)}; expected (N, C, H, W)")
+    channels = logits.shape[1]
+    if task is Task.BINARY:
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, (int, float))
+            or not (0.0 < threshold < 1.0)
+        ):
+            raise ValueError(
+                f"threshold={threshold!r} is not valid; expected a probability strictly "
+                "between 0 and 1"
+            )
+        if channels != 1:
+            raise ValueError(
+                f"logits has {channels} channels (shape {tuple(logits.shape)}); task='binary' "
+                "expects (N, 1, H, W). Use task='multiclass' for C >= 2 classes"
+            )
+        cut = math.log(threshold) - math.log1p(-threshold)  # logit(threshold)
+        return (logits[:, 0] > cut).long()
+    if task is Task.MULTICLASS:
+        if channels < 2:
+            raise ValueError(
+                f"logits has {channels} channel (shape {tuple(logits.shape)}); task='multiclass' "
+                "expects (N, C, H, W) with C >= 2. Use task='binary' for one channel"
+            )
+        return logits.argmax(dim=1)
+    raise ValueError(
+        f"task={task.value!r} is not valid here; a multilabel output has no single label per "
+        "pixel. Expected 'binary' or 'multiclass' (threshold each channel for multilabel)"
+    )

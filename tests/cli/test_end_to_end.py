@@ -173,7 +173,7 @@ def test_resume_after_sigkill(tiny_multiclass, tmp_path, fast_flags):
         proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]  # no half-written file
-    from segwise.engine.checkpoint import load_checkpoint
+    from segwise.runs.checkpoint import load_checkpoint
 
     assert load_checkpoint(run / "last.pt")["training"]["epoch"] == 1
     assert main(["train", "--resume", str(run), "--quiet"]) == 0

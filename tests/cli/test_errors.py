@@ -88,10 +88,10 @@ def test_export_of_a_stride_32_unet_verifies_at_an_odd_size_and_cleans_up(
     used to crash in its own verification with a raw onnxruntime traceback."""
     import numpy as np
 
-    from segwise.engine.checkpoint import load_run
     from segwise.inference import OnnxPredictor
     from segwise.inference import export as export_lib
     from segwise.inference import verify as verify_lib
+    from segwise.runs.checkpoint import load_run
 
     run = tmp_path / "run"
     assert main(["train", "--data", str(tiny_binary), "--out", str(run), "--model",

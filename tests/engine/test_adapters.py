@@ -36,7 +36,7 @@ def test_aux_heads_add_weighted_losses(tiny_multiclass, fast_config):
 
 
 def test_checkpoint_of_a_retired_instance_kind_says_retrain():
-    from segwise.engine.registry import build_model_from_args
+    from segwise.runs.builders import build_model_from_args
 
     with pytest.raises(ValueError, match="older segwise.*--model maskrcnn"):
         build_model_from_args({"kind": "maskrcnn", "options": {}})

@@ -26,8 +26,8 @@ from segwise.engine.callbacks import (
     checkpoint_payload,
     restore_state,
 )
-from segwise.engine.checkpoint import load_checkpoint
 from segwise.engine.progress import RunPlan
+from segwise.runs.checkpoint import load_checkpoint
 
 _ONE_PROCESS = SimpleNamespace(is_main=True, enabled=False, world_size=1, rank=0)
 

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from segwise.engine.checkpoint import load_checkpoint
 from segwise.engine.trainer import TrainingDivergedError, fit
+from segwise.runs.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -113,8 +113,8 @@ def _check_validation_loss(ckpt, root, logged):
     import numpy as np
 
     from segwise.data import DataInfo, SegmentationDataset, discover_dataset, eval_transforms
-    from segwise.engine.checkpoint import build_model_from_checkpoint
     from segwise.losses import create_loss
+    from segwise.runs.checkpoint import build_model_from_checkpoint
 
     info = DataInfo.from_dict(ckpt["data_info"])
     model = build_model_from_checkpoint(ckpt)

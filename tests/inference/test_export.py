@@ -152,6 +152,6 @@ def test_bad_export_arguments(unet, tmp_path):
 
 
 def test_importing_the_package_does_not_import_torch():
-    code = "import sys, segwise.inference, segwise.inference.options; print('torch' in sys.modules)"
+    code = "import sys, segwise.inference, segwise.inferers.options; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -13,11 +13,11 @@ import torch
 
 from segwise.cli.main import main
 from segwise.data import DataInfo
-from segwise.engine.checkpoint import save_checkpoint
-from segwise.engine.registry import build_model_from_args
 from segwise.enums import Task
 from segwise.inference.deploy import read_onnx_metadata
 from segwise.inference.instance_export import default_max_instances, export_instance
+from segwise.runs.builders import build_model_from_args
+from segwise.runs.checkpoint import save_checkpoint
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
 # tiny heads; thresholds at 0 so an untrained model fills its output slots (real detections
@@ -52,8 +52,8 @@ def _checkpoint(tmp_path: Path, method: str) -> Path:
 
 
 def _reference(checkpoint: Path, k: int):
-    from segwise.engine.checkpoint import load_run
     from segwise.inference.instance_export import instance_export_module
+    from segwise.runs.checkpoint import load_run
 
     loaded = load_run(checkpoint, device="cpu")
     module, _ = instance_export_module(loaded.model, method=loaded.model_args["method"],

@@ -17,7 +17,6 @@ from PIL import Image
 from torch import nn
 
 from segwise.data import DataInfo
-from segwise.engine.checkpoint import LoadedRun
 from segwise.engine.evaluation import SemanticScorer, evaluation_loop
 from segwise.engine.instance_scoring import InstanceScorer
 from segwise.enums import Task
@@ -32,6 +31,7 @@ from segwise.inference import (
     predictor_from_run,
 )
 from segwise.inference.predictor import is_instance_checkpoint, load_onnx_predictor
+from segwise.runs.checkpoint import LoadedRun
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 # pixels: red, green / blue, black -> normalised (2, -2, -2), (-2, 2, -2) / (-2, -2, 2), (-2,)*3

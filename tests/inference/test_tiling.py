@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segwise.inference.options import Blend
-from segwise.inference.tiling import importance_map, pad_amounts, tile_grid, tile_starts
+from segwise.inferers.options import Blend
+from segwise.inferers.tiling import importance_map, pad_amounts, tile_grid, tile_starts
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,7 @@ def test_importance_map_hand_values():
 
 
 def test_default_tile_size_is_twice_the_crop_at_least_512():
-    from segwise.inference.tiling import default_tile_size
+    from segwise.inferers.tiling import default_tile_size
 
     assert default_tile_size(None) == 512
     assert default_tile_size(48) == 512 and default_tile_size(384) == 768

@@ -90,8 +90,8 @@ def tiny_semantic_root(tmp_path_factory):
 def test_maskrcnn_model_args_rebuild_the_model(tiny_instance):
     from segwise.data import discover_dataset
     from segwise.engine.instance_adapter import measure_object_stats
-    from segwise.engine.registry import build_model_from_args
     from segwise.instance.maskrcnn import derive_anchors
+    from segwise.runs.builders import build_model_from_args
 
     adapter, _ = _adapter(tiny_instance, "maskrcnn", score_threshold=0.3,
                           rpn_post_nms_top_n=[20, 20], fpn_channels=32)
@@ -120,8 +120,8 @@ def test_maskrcnn_model_args_rebuild_the_model(tiny_instance):
 
 @pytest.mark.slow
 def test_unet_watershed_run_resumes_and_rebuilds(tiny_instance, tmp_path):
-    from segwise.engine.checkpoint import load_run
     from segwise.engine.trainer import fit
+    from segwise.runs.checkpoint import load_run
 
     config = _config(tiny_instance, "unet_watershed", min_area=2)
     run = tmp_path / "run"

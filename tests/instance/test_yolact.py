@@ -462,8 +462,8 @@ def test_a_record_without_anchor_scales_rebuilds_the_one_scale_model(tmp_path):
     """Checkpoints written before ``anchor_scales`` existed hold one anchor scale per level;
     their recorded options rebuild that model (not today's three scales) and load its
     weights. A record that names the option keeps its value."""
-    from segwise.engine.instance_adapter import build_instance_model
     from segwise.instance.methods import options_from_record, options_to_dict
+    from segwise.runs.builders import build_instance_model
 
     torch.manual_seed(0)
     old = YOLACTOptions(**TINY, anchor_scales=(1.0,))

@@ -83,7 +83,7 @@ def evaluation_inputs(args: Any) -> tuple[Any, list[Any], Path]:
         ValueError: the split is empty or the data has more classes than the checkpoint.
     """
     from segwise.data import discover_dataset
-    from segwise.engine.checkpoint import load_run
+    from segwise.runs.checkpoint import load_run
 
     loaded = load_run(args.checkpoint, device=args.device)
     info = loaded.info

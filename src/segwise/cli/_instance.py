@@ -30,7 +30,7 @@ def write_report(args: Any, loaded: Any, result: Any, out: Path) -> int:
 
     Args:
         args: the verb's arguments (``data``, ``split``, ``worst``, ``json``).
-        loaded: the checkpoint's :class:`~segwise.engine.checkpoint.LoadedRun`.
+        loaded: the checkpoint's :class:`~segwise.runs.checkpoint.LoadedRun`.
         result: :class:`~segwise.engine.instance_scoring.InstanceEvalResult`.
         out: the report folder (created here).
     """

@@ -89,8 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from segwise.cli._common import evaluation_inputs, resolve_checkpoint
-    from segwise.inference.options import PredictOptions
     from segwise.inference.predictor import predictor_from_run
+    from segwise.inferers.options import PredictOptions
     from segwise.notices import Level, printed
 
     args.checkpoint = str(resolve_checkpoint(args.checkpoint))

@@ -85,7 +85,6 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from segwise.cli._common import check_new_path
-    from segwise.engine.checkpoint import load_run
     from segwise.inference.export import (
         export_onnx,
         export_program,
@@ -93,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         verification_sizes,
     )
     from segwise.inference.verify import verify_export
+    from segwise.runs.checkpoint import load_run
 
     out = Path(args.out)
     check_new_path(out, overwrite=args.overwrite, what="output file")

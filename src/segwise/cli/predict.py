@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from segwise.inference.options import TTA_FLIPS, PredictOptions
+    from segwise.inferers.options import TTA_FLIPS, PredictOptions
 
     return PredictOptions(tile_size=args.tile_size, overlap=args.overlap,
                           flips=TTA_FLIPS if args.tta else ())
@@ -136,12 +136,12 @@ class _SemanticOutputs:
         import numpy as np
 
         from segwise.inference.inputs import prepare_images
-        from segwise.inference.postprocess import (
+        from segwise.inference.predictor import write_label_png
+        from segwise.inferers.postprocess import (
             fill_holes,
             keep_largest_component,
             remove_small_objects,
         )
-        from segwise.inference.predictor import write_label_png
 
         args = self.args
         [image] = prepare_images(path, predictor.info)

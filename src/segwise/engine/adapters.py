@@ -19,7 +19,7 @@ rest, behind this contract:
   images (semantic runs; lower is better, so it is not part of ``summary``).
 
 :func:`segwise.engine.registry.make_adapter` picks the adapter for a run and
-:func:`segwise.engine.registry.build_model_from_args` rebuilds a model from stored
+:func:`segwise.runs.builders.build_model_from_args` rebuilds a model from stored
 ``model_args`` for any task (the tables of adapters and model kinds live there, so that this
 module and :mod:`segwise.engine.instance_adapter` do not import each other).
 """
@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from segwise.engine.config import DataConfig, Monitor, RunConfig
+from segwise.runs.builders import build_semantic_model
 
 __all__ = ["AUX_LOSS_WEIGHT", "SemanticAdapter", "TaskAdapter"]
 
@@ -113,20 +114,6 @@ class TaskAdapter:
         return images
 
 
-def _semantic_model(args: dict[str, Any], weights: str | None) -> nn.Module:
-    from segwise.models import create_model
-
-    options = dict(args.get("options") or {})
-    return create_model(
-        args["name"],
-        encoder=args["encoder"],
-        in_channels=args["in_channels"],
-        num_classes=args["num_classes"],
-        weights=weights,
-        **options,
-    )
-
-
 class SemanticAdapter(TaskAdapter):
     """One class per pixel; models from :func:`segwise.create_model`."""
 
@@ -136,7 +123,7 @@ class SemanticAdapter(TaskAdapter):
 
     @property
     def model_args(self) -> dict[str, Any]:
-        from segwise.engine.model_args import complete_model_args
+        from segwise.runs.model_args import complete_model_args
 
         out = self.info.labels.out_channels  # 1 for binary (the label space's rule)
         m = self.config.model
@@ -163,7 +150,7 @@ class SemanticAdapter(TaskAdapter):
             # Dice+CE's own term weights, for the losses that have them
             **{k: getattr(t, k) for k in ("dice_weight", "ce_weight") if k in loss_options(t.loss)},
         )
-        return _semantic_model(self.model_args, weights)
+        return build_semantic_model(self.model_args, weights)
 
     def datasets(self, index: Any, data_cfg: DataConfig) -> tuple[Any, Any]:
         from segwise.data import SegmentationDataset, eval_transforms
@@ -202,7 +189,7 @@ class SemanticAdapter(TaskAdapter):
         keep_overlays: int,
     ) -> tuple[dict[str, float], list]:
         from segwise.engine.evaluation import evaluate_model
-        from segwise.inference.tiling import default_tile_size
+        from segwise.inferers.tiling import default_tile_size
 
         result = evaluate_model(
             model,

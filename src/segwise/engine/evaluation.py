@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from segwise.enums import Task
+from segwise.inferers.forward import forward_logits
 
 __all__ = [
     "BoundarySettings",
@@ -27,7 +27,6 @@ __all__ = [
     "SemanticScorer",
     "evaluate_model",
     "evaluation_loop",
-    "forward_logits",
     "metric_classes",
 ]
 
@@ -157,48 +156,6 @@ def _json_number(value: float) -> float | str | None:
     """NaN -> None, inf -> "inf" (JSON has neither), else the float."""
     value = float(value)
     return "inf" if math.isinf(value) and value > 0 else _none_if_nan(value)
-
-
-def forward_logits(
-    model: nn.Module,
-    images: torch.Tensor,
-    *,
-    amp_dtype: torch.dtype | None = None,
-    channels_last: bool = False,
-    tile_size: int | None = None,
-    overlap: float = 0.25,
-) -> torch.Tensor:
-    """Logits of ``model`` for ``images``, as float32 on the images' device.
-
-    Args:
-        model: a segwise model (eval mode is the caller's choice).
-        images: ``(N, C, H, W)`` normalised images on the model's device.
-        amp_dtype: autocast dtype (bf16/fp16) or None for full precision.
-        channels_last: feed the images in channels-last memory format.
-        tile_size: when set and the image is larger than the tile in either side, run
-            Gaussian-blended sliding-window inference with this tile instead of one forward.
-        overlap: fraction of a tile shared with its neighbour (sliding window only).
-
-    Returns:
-        ``(N, K, H, W)`` float32 logits.
-    """
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    device_type = images.device.type
-    autocast = (
-        torch.autocast(device_type=device_type, dtype=amp_dtype) if amp_dtype else nullcontext()
-    )
-    h, w = images.shape[-2:]
-    with autocast:
-        if tile_size is not None and (h > tile_size or w > tile_size):
-            from segwise.inference import sliding_window_inference
-
-            logits = sliding_window_inference(
-                model, images, tile_size=tile_size, overlap=overlap
-            )
-        else:
-            logits = model(images)  # always a tensor: the one model output type
-    return logits.float()
 
 
 class Scorer(Protocol):

@@ -30,20 +30,17 @@ from torch import nn
 
 from segwise.engine.adapters import TaskAdapter
 from segwise.engine.config import DataConfig, Monitor
+from segwise.instance.methods import predict_image
+from segwise.runs.builders import build_instance_model
 
 __all__ = [
-    "INSTANCE_KINDS",
     "InstanceAdapter",
     "InstanceItems",
-    "build_instance_model",
     "clean_instances",
     "measure_object_stats",
     "overlay_maps",
-    "predict_image",
 ]
 
-#: ``model_args["kind"]`` of instance models (the CLI dispatches on it)
-INSTANCE_KINDS = ("instance",)
 #: at most this many training images are read to measure object sizes (evenly spaced)
 STATS_MAX_IMAGES = 200
 
@@ -53,25 +50,6 @@ def clean_instances(inst: dict[str, torch.Tensor], *, drop_crowd: bool = False) 
     from segwise.instance.targets import clean_instances as clean
 
     return clean(inst, drop_crowd=drop_crowd)
-
-
-def _spec_and_options(args: dict[str, Any]) -> tuple[Any, Any]:
-    from segwise.instance.methods import get_method, options_from_record
-
-    spec = get_method(args["method"])
-    return spec, options_from_record(spec, args.get("options"))
-
-
-def build_instance_model(args: dict[str, Any], weights: str | None) -> nn.Module:
-    """Builder of model kind ``instance`` (see ``MODEL_KINDS``): the method's ``build``."""
-    spec, options = _spec_and_options(args)
-    return spec.build(
-        encoder=args.get("encoder"),
-        in_channels=args["in_channels"],
-        num_classes=args["num_classes"],
-        options=options,
-        weights=weights,
-    )
 
 
 def measure_object_stats(samples: Any, info: Any, *, image_size: tuple[int, int]) -> Any:
@@ -146,36 +124,6 @@ class InstanceItems(torch.utils.data.Dataset):
         return self.spec.prepare_item(item, options=self.options, pad_value=self.pad_value)
 
 
-@torch.no_grad()
-def predict_image(
-    model: nn.Module,
-    image: torch.Tensor,
-    *,
-    model_args: dict[str, Any],
-    device: torch.device,
-    amp_dtype: torch.dtype | None = None,
-    tile_size: int | None = None,
-) -> Any:
-    """Instances of one normalised image, decoded as stored in ``model_args``.
-
-    Args:
-        model: a model rebuilt from ``model_args`` (put in eval mode here).
-        image: ``(C, H, W)`` float32, normalised as in training; any size.
-        model_args: the checkpoint's ``model_args`` (``method``, ``options``).
-        device: the model's device.
-        amp_dtype: autocast dtype or None.
-        tile_size: sliding-window tile for methods that tile (dense outputs).
-
-    Returns:
-        An :class:`~segwise.instance.InstancePrediction` of shape ``(H, W)``.
-    """
-    spec, options = _spec_and_options(model_args)
-    model.eval()
-    x = image.to(device)[None]
-    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        return spec.predict(model, x, options=options, tile_size=tile_size)[0]
-
-
 def overlay_maps(target: Any, pred: Any) -> tuple[np.ndarray, np.ndarray]:
     """Class maps with instance edges cut out (0), for the trainer's class-palette overlays."""
     return _cut_edges(target), _cut_edges(pred)
@@ -243,8 +191,8 @@ class InstanceAdapter(TaskAdapter):
         self._set_options(self.spec.resolve_options(self._user_options, stats))
 
     def _set_options(self, options: Any) -> None:
-        from segwise.engine.model_args import complete_model_args
         from segwise.instance.methods import options_to_dict
+        from segwise.runs.model_args import complete_model_args
 
         self.options = options
         # complete_model_args: a semantic architecture named by the options (arch,
@@ -301,7 +249,7 @@ class InstanceAdapter(TaskAdapter):
         distributed: bool,
         keep_overlays: int,
     ) -> tuple[dict[str, float], list]:
-        from segwise.inference.tiling import default_tile_size
+        from segwise.inferers.tiling import default_tile_size
         from segwise.instance import InstancePrediction
         from segwise.metrics.instance import InstanceMetrics
         from segwise.viz import denormalize

@@ -22,7 +22,6 @@ from torch import nn
 from segwise.engine import distributed as dist_utils
 from segwise.engine.banner import describe_run
 from segwise.engine.callbacks import TrainingRun, TrainingState, restore_state
-from segwise.engine.checkpoint import load_checkpoint
 from segwise.engine.config import OptimizerName, RunConfig
 from segwise.engine.preflight import CheckedRun, check_run
 from segwise.engine.progress import RunPlan, describe_warmup
@@ -32,9 +31,10 @@ from segwise.engine.setup import (
     check_batch_statistics,
     derive_data_defaults,
     resolve_amp,
-    resolve_device,
     seed_everything,
 )
+from segwise.runs.checkpoint import load_checkpoint
+from segwise.runs.device import resolve_device
 
 __all__ = ["LoopParts", "start_run"]
 

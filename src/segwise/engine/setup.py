@@ -15,24 +15,8 @@ __all__ = [
     "check_batch_statistics",
     "derive_data_defaults",
     "resolve_amp",
-    "resolve_device",
     "seed_everything",
 ]
-
-def resolve_device(spec: str) -> torch.device:
-    """``"auto"`` picks CUDA when available, else CPU; anything else is checked."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError as err:
-        raise ValueError(
-            f"train.device={spec!r} is not a device; use auto, cpu or cuda[:N]"
-        ) from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device={spec!r} but CUDA is not available; use --device cpu")
-    return device
-
 
 def resolve_amp(mode: AmpMode, device: torch.device) -> tuple[torch.dtype | None, bool]:
     """Autocast dtype (or None) and whether a GradScaler is needed.

@@ -19,7 +19,8 @@ from torch import nn
 
 from segwise._validation import as_enum
 from segwise.enums import Task
-from segwise.inference.options import ExportHead
+from segwise.errors import ExportError
+from segwise.inferers.options import ExportHead
 
 __all__ = [
     "DeployModule",
@@ -32,11 +33,6 @@ __all__ = [
 
 #: Largest output stride of the segwise models; the second verification size is not a multiple.
 _STRIDE = 32
-
-
-class ExportError(ValueError):
-    """An export failed, or its artefact does not reproduce PyTorch (the message names the file,
-    the input size and what to do)."""
 
 
 class ExportFormat(str, Enum):

@@ -37,8 +37,8 @@ from segwise.inference.deploy import (
     verification_sizes,
 )
 from segwise.inference.onnx_norms import precise_norms
-from segwise.inference.options import ExportHead
 from segwise.inference.verify import verify_export
+from segwise.inferers.options import ExportHead
 
 __all__ = [
     "DeployModule",

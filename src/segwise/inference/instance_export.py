@@ -14,7 +14,7 @@ front) and writes it as ONNX, TorchScript or a ``torch.export`` program. The art
            mask threshold, 0.5 by default)
 
 Methods whose decoding cannot be a fixed-size graph (Mask R-CNN, U-Net + watershed) raise
-:class:`~segwise.inference.deploy.ExportError` from their ``export_module``, naming the part
+:class:`~segwise.errors.ExportError` from their ``export_module``, naming the part
 that cannot be exported, before anything is written. ``torch.export`` programs are written by
 :mod:`segwise.inference.instance_program`: free height and width where the graph allows it,
 else fixed to the sample size with the reason recorded (and other sizes refused by

@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from segwise.inference.deploy import ExportError, _sample, verification_sizes
+from segwise.errors import ExportError
+from segwise.inference.deploy import _sample, verification_sizes
 
 __all__ = ["InstanceProgram", "ProgramShape", "load_instance_program", "write_program"]
 
@@ -76,7 +77,7 @@ def write_program(
 
     Raises:
         Whatever ``torch.export`` raises when even the fixed-size export fails (the caller
-        turns it into :class:`~segwise.inference.deploy.ExportError`).
+        turns it into :class:`~segwise.errors.ExportError`).
     """
     sample = _sample(in_channels, tuple(sample_size), batch=2)  # batch 1 would fix N = 1
     probe = _sample(in_channels, verification_sizes(sample_size)[1], batch=1)

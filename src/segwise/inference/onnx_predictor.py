@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segwise.inference.options import ExportHead
+from segwise.inferers.options import ExportHead
 
 __all__ = ["OnnxPredictor"]
 

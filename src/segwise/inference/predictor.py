@@ -10,10 +10,10 @@
 - :class:`SemanticPredictor` (checkpoint or ONNX file) returns :class:`SemanticPrediction`;
 - :class:`InstancePredictor` (instance checkpoints) returns
   :class:`~segwise.instance.InstancePrediction` (decoded with
-  :func:`segwise.engine.instance_adapter.predict_image`, as validation did).
+  :func:`segwise.instance.methods.predict_image`, as validation did).
 
 Both take the accepted input forms of :mod:`segwise.inference.inputs`, tiling and test-time
-flips through one :class:`~segwise.inference.options.PredictOptions`, and the classes, colours
+flips through one :class:`~segwise.inferers.options.PredictOptions`, and the classes, colours
 and logits-to-labels rule from the checkpoint's :class:`~segwise.labels.LabelSpace`.
 """
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from segwise.enums import Task
 from segwise.inference.inputs import ImageInput, PreparedImage, prepare_images
-from segwise.inference.options import PredictOptions
+from segwise.inferers.options import PredictOptions
 
 __all__ = [
     "InstancePredictor",
@@ -78,7 +78,7 @@ class Predictor(Protocol):
         kind: what :meth:`predict` returns (:class:`PredictionKind`).
         info: the training data's :class:`~segwise.data.DataInfo` (channels, normalisation).
         label_space: the :class:`~segwise.labels.LabelSpace` (classes, colours, ignore label).
-        options: the :class:`~segwise.inference.options.PredictOptions` in use.
+        options: the :class:`~segwise.inferers.options.PredictOptions` in use.
     """
 
     kind: PredictionKind
@@ -164,13 +164,13 @@ class SemanticPredictor:
     def from_checkpoint(cls, path: str | Path, *, device: str = "auto",
                         options: PredictOptions | None = None) -> SemanticPredictor:
         """From ``RUN/best.pt`` (a semantic checkpoint; instance ones: :func:`load_predictor`)."""
-        from segwise.engine.checkpoint import load_run
+        from segwise.runs.checkpoint import load_run
 
         return cls.from_run(load_run(path, device=device), options=options)
 
     @classmethod
     def from_run(cls, loaded: Any, *, options: PredictOptions | None = None) -> SemanticPredictor:
-        """From an already loaded :class:`~segwise.engine.checkpoint.LoadedRun`."""
+        """From an already loaded :class:`~segwise.runs.checkpoint.LoadedRun`."""
         options = _resolved(options, loaded)
         forward = _torch_forward(loaded.model, loaded.info.labels, loaded.device, options)
         return cls(forward, loaded.info, options=options)
@@ -208,7 +208,7 @@ def _resolved(options: PredictOptions | None, loaded: Any) -> PredictOptions:
     """``options`` with the tile size filled in from the training crop when unset."""
     import dataclasses
 
-    from segwise.inference.tiling import default_tile_size
+    from segwise.inferers.tiling import default_tile_size
 
     options = options or PredictOptions()
     if options.tile_size is None:
@@ -218,7 +218,7 @@ def _resolved(options: PredictOptions | None, loaded: Any) -> PredictOptions:
 
 
 def _onnx_forward(session: Any, task: Task) -> SemanticForward:
-    from segwise.inference.options import ExportHead
+    from segwise.inferers.options import ExportHead
 
     if session.head == ExportHead.LABELS:
         raise ValueError(
@@ -247,9 +247,9 @@ def _torch_forward(model: Any, label_space: Any, device: Any,
                    options: PredictOptions) -> SemanticForward:
     import torch
 
-    from segwise.engine.evaluation import forward_logits
     from segwise.inference import tta_inference
-    from segwise.inference.options import Activation
+    from segwise.inferers.forward import forward_logits
+    from segwise.inferers.options import Activation
 
     binary = label_space.task is Task.BINARY
     model.eval()
@@ -282,10 +282,10 @@ class InstancePredictor:
     """Instances from an instance checkpoint (Mask R-CNN, U-Net + watershed).
 
     Decoding follows the checkpoint's ``model_args`` through
-    :func:`segwise.engine.instance_adapter.predict_image` (the function validation uses).
+    :func:`segwise.instance.methods.predict_image` (the function validation uses).
 
     Args:
-        loaded: a :class:`~segwise.engine.checkpoint.LoadedRun` of an instance model.
+        loaded: a :class:`~segwise.runs.checkpoint.LoadedRun` of an instance model.
         options: the tile size (methods that tile); flips and another overlap than the
             default are refused (not defined for instances / fixed by the method).
     """
@@ -310,7 +310,7 @@ class InstancePredictor:
     def from_checkpoint(cls, path: str | Path, *, device: str = "auto",
                         options: PredictOptions | None = None) -> InstancePredictor:
         """From ``RUN/best.pt`` of ``segwise train --task instance``."""
-        from segwise.engine.checkpoint import load_run
+        from segwise.runs.checkpoint import load_run
 
         return cls(load_run(path, device=device), options=options)
 
@@ -318,7 +318,7 @@ class InstancePredictor:
         """An :class:`~segwise.instance.InstancePrediction` ``(H, W)`` per image."""
         import torch
 
-        from segwise.engine.instance_adapter import predict_image
+        from segwise.instance.methods import predict_image
 
         run = self._loaded
         return [
@@ -330,7 +330,7 @@ class InstancePredictor:
 
 
 def _is_instance_args(model_args: dict[str, Any]) -> bool:
-    from segwise.engine.instance_adapter import INSTANCE_KINDS
+    from segwise.runs.builders import INSTANCE_KINDS
 
     return dict(model_args or {}).get("kind") in INSTANCE_KINDS
 
@@ -369,7 +369,7 @@ def load_predictor(checkpoint: str | Path, *, device: str = "auto",
         options: tiling and test-time flips; default :class:`PredictOptions` with the tile
             from the training crop.
     """
-    from segwise.engine.checkpoint import load_run
+    from segwise.runs.checkpoint import load_run
 
     return predictor_from_run(load_run(checkpoint, device=device), options=options)
 

@@ -7,12 +7,10 @@ are thin wrappers over these functions.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from segwise._validation import as_enum
-from segwise.enums import Task
+from segwise.labels import labels_from_logits
 from segwise.metrics._checks import check_ignore_index, check_label_maps, check_num_classes
 from segwise.metrics.options import EmptyRule
 
@@ -207,63 +205,3 @@ def batch_confusion_matrix(
         pred, target, num_classes=num_classes, ignore_index=ignore_index
     )
     return _bincount_confusion(pred, target, num_classes, ignore_index)
-
-
-def labels_from_logits(
-    logits: torch.Tensor, task: Task | str, *, threshold: float = 0.5
-) -> torch.Tensor:
-    """Turn model outputs into a label map, the input every semantic metric takes.
-
-    - ``binary``: ``logits`` is (N, 1, H, W); a pixel is 1 where ``sigmoid(logit) > threshold``,
-      computed exactly as ``logit > log(threshold / (1 - threshold))`` (no saturation of the
-      sigmoid in float32). At ``threshold=0.5`` a logit of exactly 0 is background.
-    - ``multiclass``: ``logits`` is (N, C, H, W) with C >= 2; the label is the argmax over C
-      (ties go to the lowest class index). ``threshold`` is not used.
-    - ``multilabel`` has no single label per pixel and is refused.
-
-    Args:
-        logits: (N, C, H, W) unnormalised scores (log-odds for binary).
-        task: :class:`segwise.enums.Task` or its string value.
-        threshold: probability threshold for ``binary``, strictly between 0 and 1.
-
-    Returns:
-        (N, H, W) int64 class indices.
-
-    Raises:
-        ValueError: on a bad task, threshold, dtype or shape.
-    """
-    task = as_enum(task, Task, "task")
-    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
-        what = logits.dtype if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"logits has type/dtype {what}; expected a float tensor (N, C, H, W)")
-    if logits.ndim != 4:
-        raise ValueError(f"logits has shape {tuple(logits.shape)}; expected (N, C, H, W)")
-    channels = logits.shape[1]
-    if task is Task.BINARY:
-        if (
-            isinstance(threshold, bool)
-            or not isinstance(threshold, (int, float))
-            or not (0.0 < threshold < 1.0)
-        ):
-            raise ValueError(
-                f"threshold={threshold!r} is not valid; expected a probability strictly "
-                "between 0 and 1"
-            )
-        if channels != 1:
-            raise ValueError(
-                f"logits has {channels} channels (shape {tuple(logits.shape)}); task='binary' "
-                "expects (N, 1, H, W). Use task='multiclass' for C >= 2 classes"
-            )
-        cut = math.log(threshold) - math.log1p(-threshold)  # logit(threshold)
-        return (logits[:, 0] > cut).long()
-    if task is Task.MULTICLASS:
-        if channels < 2:
-            raise ValueError(
-                f"logits has {channels} channel (shape {tuple(logits.shape)}); task='multiclass' "
-                "expects (N, C, H, W) with C >= 2. Use task='binary' for one channel"
-            )
-        return logits.argmax(dim=1)
-    raise ValueError(
-        f"task={task.value!r} is not valid here; a multilabel output has no single label per "
-        "pixel. Expected 'binary' or 'multiclass' (threshold each channel for multilabel)"
-    )

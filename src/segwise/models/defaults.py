@@ -4,7 +4,7 @@ A checkpoint that records only the options a user gave loads into whatever the d
 on the day it is loaded: change a default (say the textbook U-Net's norm) and every saved
 default model rebuilds as a different network. So checkpoints record every option
 (:func:`complete_build_args`, with the current defaults filled in), and checkpoints written
-before that (format 1, :mod:`segwise.engine.checkpoint`) are completed with the defaults that
+before that (format 1, :mod:`segwise.runs.checkpoint`) are completed with the defaults that
 applied when they were written, frozen here in one table, :data:`FORMAT1_DEFAULTS`
 (:func:`format1_build_args`).
 

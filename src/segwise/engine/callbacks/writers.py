@@ -17,8 +17,8 @@ from segwise.engine.callbacks.base import (
     ValidationReport,
     mean_across,
 )
-from segwise.engine.checkpoint import save_checkpoint, weights_only_payload
 from segwise.engine.run_log import RunLog
+from segwise.runs.checkpoint import save_checkpoint, weights_only_payload
 
 __all__ = [
     "Checkpoints",
@@ -33,7 +33,7 @@ __all__ = [
 def checkpoint_payload(run: TrainingRun) -> dict[str, Any]:
     """What ``last.pt`` holds: config, data info, model (and EMA) weights, training state.
 
-    The layout is :mod:`segwise.engine.checkpoint`'s; :func:`restore_state` reads it back.
+    The layout is :mod:`segwise.runs.checkpoint`'s; :func:`restore_state` reads it back.
     """
     state, ema = run.state, run.ema
     return {
@@ -84,7 +84,7 @@ def restore_state(ckpt: dict[str, Any], model, optimizer, scaler, ema) -> Traini
 class Checkpoints(Callback):
     """``last.pt`` after every epoch; ``best.pt`` (weights, no optimizer) when it improved.
 
-    Both are written atomically (:func:`~segwise.engine.checkpoint.save_checkpoint`), so a
+    Both are written atomically (:func:`~segwise.runs.checkpoint.save_checkpoint`), so a
     crash leaves the previous file whole and ``--resume`` continues from the last epoch.
     """
 

@@ -41,6 +41,7 @@ __all__ = [
     "options_from_mapping",
     "options_from_record",
     "options_to_dict",
+    "predict_image",
     "predict_instances",
 ]
 
@@ -92,3 +93,34 @@ def predict_instances(
         images = torch.stack(list(images))
     model.eval()
     return spec.predict(model, images, options=options, tile_size=tile_size)
+
+
+@torch.no_grad()
+def predict_image(
+    model: nn.Module,
+    image: torch.Tensor,
+    *,
+    model_args: dict[str, Any],
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+    tile_size: int | None = None,
+) -> Any:
+    """Instances of one normalised image, decoded as stored in ``model_args``.
+
+    Args:
+        model: a model rebuilt from ``model_args`` (put in eval mode here).
+        image: ``(C, H, W)`` float32, normalised as in training; any size.
+        model_args: the checkpoint's ``model_args`` (``method``, ``options``).
+        device: the model's device.
+        amp_dtype: autocast dtype or None.
+        tile_size: sliding-window tile for methods that tile (dense outputs).
+
+    Returns:
+        An :class:`~segwise.instance.InstancePrediction` of shape ``(H, W)``.
+    """
+    spec = get_method(model_args["method"])
+    options = options_from_record(spec, model_args.get("options"))
+    model.eval()
+    x = image.to(device)[None]
+    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        return spec.predict(model, x, options=options, tile_size=tile_size)[0]

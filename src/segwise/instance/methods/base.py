@@ -160,7 +160,7 @@ class InstanceMethodSpec(Protocol):
     def export_module(self, model: nn.Module, *, options: Any, max_instances: int) -> nn.Module:
         """A traceable module ``images (N, C, H, W) -> (scores (N, k), labels (N, k), masks
         (N, k, H, W))`` with decoding included up to fixed-size outputs (k = max_instances,
-        zero-padded). Raises `segwise.inference.deploy.ExportError` naming the part that cannot
+        zero-padded). Raises `segwise.errors.ExportError` naming the part that cannot
         be exported, and why, for methods that cannot."""
         ...
 

@@ -261,7 +261,7 @@ class MaskRCNN:
     def export_module(
         self, model: nn.Module, *, options: MaskRCNNOptions, max_instances: int
     ) -> nn.Module:
-        from segwise.inference.deploy import ExportError
+        from segwise.errors import ExportError
 
         raise ExportError(
             "maskrcnn cannot be exported with its decoding: its two stages (proposals, then "

@@ -253,7 +253,7 @@ class UNetWatershed:
         tile_size: int | None = None,
     ) -> list[InstancePrediction]:
         """Logits (sliding window beyond ``tile_size``), then `decode_unet_logits`."""
-        from segwise.engine.evaluation import forward_logits
+        from segwise.inferers.forward import forward_logits
 
         logits = forward_logits(model, images, tile_size=tile_size)
         return decode_unet_logits(logits, options=options)
@@ -261,7 +261,7 @@ class UNetWatershed:
     def export_module(
         self, model: nn.Module, *, options: UNetWatershedOptions, max_instances: int
     ) -> nn.Module:
-        from segwise.inference.deploy import ExportError
+        from segwise.errors import ExportError
 
         raise ExportError(
             "unet_watershed cannot be exported with its decoding: the watershed "

@@ -41,7 +41,7 @@ from typing import Any
 import torch
 
 from segwise import __version__
-from segwise.engine.model_args import COMPLETE_MODEL_ARGS_SINCE, complete_model_args
+from segwise.runs.model_args import COMPLETE_MODEL_ARGS_SINCE, complete_model_args
 
 __all__ = [
     "FORMAT",
@@ -163,7 +163,7 @@ def build_model_from_checkpoint(ckpt: dict[str, Any], *, use_ema: bool = True) -
         ckpt: a dict returned by :func:`load_checkpoint`.
         use_ema: load the EMA weights when the checkpoint has them.
     """
-    from segwise.engine.registry import build_model_from_args
+    from segwise.runs.builders import build_model_from_args
 
     model = build_model_from_args(dict(ckpt["model_args"]))
     state = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
@@ -195,7 +195,7 @@ class LoadedRun:
 def load_run(checkpoint: str | Path, *, device: str = "auto") -> LoadedRun:
     """Load a checkpoint, rebuild its model and its data description."""
     from segwise.data import DataInfo
-    from segwise.engine.setup import resolve_device
+    from segwise.runs.device import resolve_device
 
     dev = resolve_device(device)
     ckpt = load_checkpoint(checkpoint)

@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from segwise.engine.checkpoint import (
+from segwise.runs.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
     load_checkpoint,

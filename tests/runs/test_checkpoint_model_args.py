@@ -7,7 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from segwise.engine.checkpoint import (
+from segwise.models import create_model
+from segwise.models.architectures import build_unet_textbook
+from segwise.runs.checkpoint import (
     FORMAT,
     build_model_from_checkpoint,
     load_checkpoint,
@@ -15,9 +17,7 @@ from segwise.engine.checkpoint import (
     save_checkpoint,
     state_digest,
 )
-from segwise.engine.model_args import complete_model_args
-from segwise.models import create_model
-from segwise.models.architectures import build_unet_textbook
+from segwise.runs.model_args import complete_model_args
 
 # a small textbook U-Net, given options only (what a format-1 checkpoint recorded)
 _GIVEN = {"base_width": 4, "depth": 2}

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from segwise.inference.options import Blend
+from segwise.inferers.options import Blend
 
 __all__ = [
     "MIN_DEFAULT_TILE",

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from segwise._validation import as_enum
-from segwise.inference.options import Activation, Flip
+from segwise.inferers.options import Activation, Flip
 
 __all__ = ["GeometricTransform", "tta_inference", "tta_transforms"]
 

@@ -7,7 +7,7 @@ plus the output accumulator plus a ``(tile_h, W)`` band of summed weights; with
 ``output=Output.ARGMAX`` the accumulator itself is only a ``(K, tile_h, W)`` band and the result is
 a label map plus a score map, so the full ``(K, H, W)`` float map never exists.
 
-The tile grid and the Gaussian map are MONAI's (see :mod:`segwise.inference.tiling`): with
+The tile grid and the Gaussian map are MONAI's (see :mod:`segwise.inferers.tiling`): with
 ``activation=Activation.NONE`` and ``output=Output.FULL`` the result equals
 ``monai.inferers.sliding_window_inference(image, tile_size, tile_batch_size, model, overlap,
 mode=blend, sigma_scale=sigma_scale, padding_mode=pad_mode)`` up to float rounding.
@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from segwise._validation import as_enum
-from segwise.inference.options import Activation, Blend, Output, PadMode
-from segwise.inference.tiling import TileGrid, importance_map, tile_grid
+from segwise.inferers.options import Activation, Blend, Output, PadMode
+from segwise.inferers.tiling import TileGrid, importance_map, tile_grid
 
 __all__ = ["LabelPrediction", "sliding_window_inference"]
 

@@ -1,7 +1,7 @@
 """``model_args``: the builder arguments checkpoints record, completed with every option.
 
 A checkpoint records the arguments its model was built with (``model_args``, see
-:mod:`segwise.engine.checkpoint`). Since checkpoint format 2 they are complete: the encoder
+:mod:`segwise.runs.checkpoint`). Since checkpoint format 2 they are complete: the encoder
 resolved and every option of the architecture with the value it was built with, defaults
 included, so that a later change of a default never changes what a saved model loads into.
 Format-1 files recorded only the options given; they are completed with the defaults of their

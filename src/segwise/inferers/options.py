@@ -115,7 +115,7 @@ class PredictOptions:
 
     Attributes:
         tile_size: sliding-window tile side (px) for images larger than it in either side;
-            ``None``: the checkpoint's default, ``segwise.inference.tiling.default_tile_size``
+            ``None``: the checkpoint's default, ``segwise.inferers.tiling.default_tile_size``
             of the training crop.
         overlap: fraction of a tile shared with its neighbour, in ``[0, 1)``.
         flips: test-time augmentation: every subset of these :class:`Flip` values is predicted

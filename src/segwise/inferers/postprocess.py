@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from segwise._validation import as_enum
-from segwise.inference.options import Connectivity
+from segwise.inferers.options import Connectivity
 
 __all__ = ["fill_holes", "keep_largest_component", "remove_small_objects"]
 

@@ -1,0 +1,58 @@
+"""One forward pass of a segmentation model over a batch, whole or tiled.
+
+The step shared by training validation (:mod:`segwise.engine.evaluation`), the predictor
+(:mod:`segwise.inference.predictor`) and instance methods that decode semantic logits
+(U-Net + watershed): autocast, channels-last, and the sliding window for images larger
+than the tile.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+
+from segwise.inferers.sliding_window import sliding_window_inference
+
+__all__ = ["forward_logits"]
+
+
+def forward_logits(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    tile_size: int | None = None,
+    overlap: float = 0.25,
+) -> torch.Tensor:
+    """Logits of ``model`` for ``images``, as float32 on the images' device.
+
+    Args:
+        model: a segwise model (eval mode is the caller's choice).
+        images: ``(N, C, H, W)`` normalised images on the model's device.
+        amp_dtype: autocast dtype (bf16/fp16) or None for full precision.
+        channels_last: feed the images in channels-last memory format.
+        tile_size: when set and the image is larger than the tile in either side, run
+            Gaussian-blended sliding-window inference with this tile instead of one forward.
+        overlap: fraction of a tile shared with its neighbour (sliding window only).
+
+    Returns:
+        ``(N, K, H, W)`` float32 logits.
+    """
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    device_type = images.device.type
+    autocast = (
+        torch.autocast(device_type=device_type, dtype=amp_dtype) if amp_dtype else nullcontext()
+    )
+    h, w = images.shape[-2:]
+    with autocast:
+        if tile_size is not None and (h > tile_size or w > tile_size):
+            logits = sliding_window_inference(
+                model, images, tile_size=tile_size, overlap=overlap
+            )
+        else:
+            logits = model(images)  # always a tensor: the one model output type
+    return logits.float()
