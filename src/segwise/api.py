@@ -352,7 +352,7 @@ def _score_semantic(loaded: Any, predictor: Any, samples: list[Any],
     scorer = SemanticScorer(
         task=info.task,
         num_classes=loaded.model_args["num_classes"],
-        ignore_index=info.labels.left_out,  # ignored and padded pixels: one label, never a class
+        ignore_index=info.labels.pad_value,  # ignored and padded pixels: one label, never a class
         class_names=list(info.class_names),
         mean=tuple(info.mean),
         std=tuple(info.std),
