@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 
@@ -25,7 +28,7 @@ def test_palette_is_the_voc_colour_map_by_hand():
 ])
 def test_pad_value_is_never_a_class_and_out_channels(task, names, ignore, pad, channels):
     space = LabelSpace(task=task, names=names, ignore_index=ignore)
-    assert space.pad_value == space.left_out == pad
+    assert space.pad_value == pad
     assert not 0 <= space.pad_value < space.num_classes
     assert space.out_channels == channels
     assert space.colors == palette(len(names))
@@ -74,9 +77,49 @@ def test_logits_to_labels_rule():
     assert multi.logits_to_labels(z).tolist() == [[[1, 2]]]  # tie 1 vs 2 in pixel 0 -> 1
 
 
+@pytest.mark.parametrize("kind", ["torch", "numpy"])
+def test_probability_rule_by_hand(kind):
+    def as_kind(values, shape):
+        t = torch.tensor(values, dtype=torch.float32).reshape(shape)
+        return t if kind == "torch" else t.numpy()
+
+    def listed(x):
+        return np.asarray(x, dtype=np.float64).round(6).tolist()
+
+    binary = LabelSpace(task="binary", names=("bg", "fg"))
+    # p = sigmoid(z) = 1/2, 3/4, 1/4 for z = 0, ln 3, -ln 3; the classes are [1 - p, p]
+    probs = binary.probabilities(as_kind([0.0, math.log(3), -math.log(3)], (1, 1, 1, 3)))
+    assert type(probs) is type(as_kind([0.0], (1, 1, 1, 1)))
+    assert listed(probs) == [[[[0.5, 0.25, 0.75]], [[0.5, 0.75, 0.25]]]]
+    assert listed(binary.probabilities(as_kind([0.2], (1, 1, 1, 1)), from_logits=False)) == [
+        [[[0.8]], [[0.2]]]]
+    multi = LabelSpace(task="multiclass", names=("a", "b", "c"))
+    # softmax of (0, ln 2, ln 5) = (1, 2, 5) / 8
+    probs = multi.probabilities(as_kind([0.0, math.log(2), math.log(5)], (1, 3, 1, 1)))
+    assert listed(probs) == [[[[0.125]], [[0.25]], [[0.625]]]]
+    assert probs.dtype == (torch.float32 if kind == "torch" else np.float32)
+    many = LabelSpace(task="multilabel", names=("a", "b"))
+    assert listed(many.probabilities(as_kind([0.0, math.log(3)], (1, 2, 1, 1)))) == [
+        [[[0.5]], [[0.75]]]]
+    with pytest.raises(ValueError, match="task='binary' expects \\(N, 1, H, W\\)"):
+        binary.probabilities(as_kind([0.0, 1.0], (1, 2, 1, 1)))
+    with pytest.raises(ValueError, match="task='multiclass' expects"):
+        multi.probabilities(as_kind([0.0], (1, 1, 1, 1)))
+
+
+@pytest.mark.parametrize("kind", ["torch", "numpy"])
+def test_argmax_of_the_probabilities_is_the_label_rule(kind):
+    z = torch.tensor([-3.0, -0.1, 0.0, 0.1, 4.0]).reshape(1, 1, 1, 5)
+    z = z if kind == "torch" else z.numpy()
+    binary = LabelSpace(task="binary", names=("bg", "fg"))
+    labels = binary.logits_to_labels(z)
+    assert np.asarray(labels).tolist() == [[[0, 0, 0, 1, 1]]]
+    assert np.asarray(binary.probabilities(z).argmax(1)).tolist() == [[[0, 0, 0, 1, 1]]]
+
+
 def test_confusion_matrix_above_255_classes_with_the_pad_label():
     space = LabelSpace(task="multiclass", names=tuple(f"c{i}" for i in range(300)))
-    cm = ConfusionMatrix(space.num_classes, ignore_index=space.left_out)
+    cm = ConfusionMatrix(space.num_classes, ignore_index=space.pad_value)
     target = torch.tensor([[[255, 299, space.pad_value]]])
     pred = torch.tensor([[[255, 0, 7]]])
     cm.update(pred, target)

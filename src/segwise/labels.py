@@ -10,7 +10,10 @@ checkpoints all read these values from :class:`LabelSpace` instead of re-derivin
 - ``pad_value``: the label that padded pixels get and that loss and metrics leave out; it is
   never a real class (``ignore_index`` when the data has one, else ``num_classes``);
 - ``colors``: one RGB colour per class, from :func:`palette` when the data gives none;
-- :meth:`LabelSpace.logits_to_labels`: the one rule from model output to class indices.
+- :meth:`LabelSpace.logits_to_labels`: the one rule from model output to class indices;
+- :meth:`LabelSpace.probabilities`: the one rule from model output to class probabilities
+  (binary: ``[1 - p, p]`` with ``p = sigmoid(logit)``), for torch tensors and numpy arrays
+  alike, so that the torch-free ONNX predictor applies the same rule.
 
 The validity rule for ``ignore_index`` (:func:`check_ignore_label`): ``None`` or an integer
 outside ``[0, num_classes)``. An ignore label inside the class range (e.g. "void" stored as 0)
@@ -25,6 +28,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from segwise._validation import as_enum
 from segwise.enums import Task
 
@@ -33,6 +38,7 @@ __all__ = [
     "Color",
     "LabelSpace",
     "check_ignore_label",
+    "class_probabilities",
     "labels_from_logits",
     "palette",
 ]
@@ -158,11 +164,6 @@ class LabelSpace:
         return self.num_classes if self.ignore_index is None else self.ignore_index
 
     @property
-    def left_out(self) -> int:
-        """The target value that loss and metrics skip (the same as :attr:`pad_value`)."""
-        return self.pad_value
-
-    @property
     def label_range(self) -> tuple[int, int]:
         """``(lowest, highest)`` value a class-index mask can hold (classes and padding)."""
         return min(0, self.pad_value), max(self.num_classes - 1, self.pad_value)
@@ -185,6 +186,20 @@ class LabelSpace:
             single label per pixel).
         """
         return labels_from_logits(logits, self.task)
+
+    def probabilities(self, scores: Any, *, from_logits: bool = True) -> Any:
+        """The one rule from model output to class probabilities (:func:`class_probabilities`).
+
+        Args:
+            scores: ``(N, out_channels, H, W)`` float torch tensor or numpy array: logits, or
+                the model's own probabilities when ``from_logits=False``.
+            from_logits: whether ``scores`` are logits (sigmoid/softmax applied here).
+
+        Returns:
+            ``(N, num_classes, H, W)`` of the same kind: binary ``[1 - p, p]``, multiclass the
+            softmax over channels, multilabel the sigmoid of each channel.
+        """
+        return class_probabilities(scores, self.task, from_logits=from_logits)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain builtins (for checkpoints, configs and export metadata)."""
@@ -224,6 +239,37 @@ class LabelSpace:
                    ignore_color=info.ignore_color)
 
 
+def _check_scores(scores: Any, task: Task, what: str) -> tuple[bool, int]:
+    """Whether ``scores`` is a numpy array (else a torch tensor), and its channels; checks its
+    type, dtype, shape and channels for ``task`` (binary 1, multiclass >= 2)."""
+    is_numpy = isinstance(scores, np.ndarray)
+    if is_numpy:
+        floating = np.issubdtype(scores.dtype, np.floating)
+        what_type = scores.dtype
+    else:
+        import torch  # labels.py stays importable without torch; only torch input needs it
+
+        floating = isinstance(scores, torch.Tensor) and scores.is_floating_point()
+        what_type = scores.dtype if isinstance(scores, torch.Tensor) else type(scores).__name__
+    if not floating:
+        raise ValueError(f"{what} has type/dtype {what_type}; expected a float tensor or array "
+                         "(N, C, H, W)")
+    if scores.ndim != 4:
+        raise ValueError(f"{what} has shape {tuple(scores.shape)}; expected (N, C, H, W)")
+    channels = int(scores.shape[1])
+    if task is Task.BINARY and channels != 1:
+        raise ValueError(
+            f"{what} has {channels} channels (shape {tuple(scores.shape)}); task='binary' "
+            "expects (N, 1, H, W). Use task='multiclass' for C >= 2 classes"
+        )
+    if task is Task.MULTICLASS and channels < 2:
+        raise ValueError(
+            f"{what} has {channels} channel (shape {tuple(scores.shape)}); task='multiclass' "
+            "expects (N, C, H, W) with C >= 2. Use task='binary' for one channel"
+        )
+    return is_numpy, channels
+
+
 def labels_from_logits(
     logits: Any, task: Task | str, *, threshold: float = 0.5
 ) -> Any:
@@ -237,25 +283,19 @@ def labels_from_logits(
     - ``multilabel`` has no single label per pixel and is refused.
 
     Args:
-        logits: (N, C, H, W) unnormalised scores (log-odds for binary).
+        logits: (N, C, H, W) unnormalised scores (log-odds for binary), a float torch tensor
+            or numpy array.
         task: :class:`segwise.enums.Task` or its string value.
         threshold: probability threshold for ``binary``, strictly between 0 and 1.
 
     Returns:
-        (N, H, W) int64 class indices.
+        (N, H, W) int64 class indices, of the input's kind (tensor or array).
 
     Raises:
         ValueError: on a bad task, threshold, dtype or shape.
     """
-    import torch  # labels.py stays importable without torch; the rule needs it only here
-
     task = as_enum(task, Task, "task")
-    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
-        what = logits.dtype if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"logits has type/dtype {what}; expected a float tensor (N, C, H, W)")
-    if logits.ndim != 4:
-        raise ValueError(f"logits has shape {tuple(logits.shape)}; expected (N, C, H, W)")
-    channels = logits.shape[1]
+    is_numpy, _ = _check_scores(logits, task, "logits")
     if task is Task.BINARY:
         if (
             isinstance(threshold, bool)
@@ -266,21 +306,65 @@ def labels_from_logits(
                 f"threshold={threshold!r} is not valid; expected a probability strictly "
                 "between 0 and 1"
             )
-        if channels != 1:
-            raise ValueError(
-                f"logits has {channels} channels (shape {tuple(logits.shape)}); task='binary' "
-                "expects (N, 1, H, W). Use task='multiclass' for C >= 2 classes"
-            )
         cut = math.log(threshold) - math.log1p(-threshold)  # logit(threshold)
-        return (logits[:, 0] > cut).long()
+        above = logits[:, 0] > cut
+        return above.astype(np.int64) if is_numpy else above.long()
     if task is Task.MULTICLASS:
-        if channels < 2:
-            raise ValueError(
-                f"logits has {channels} channel (shape {tuple(logits.shape)}); task='multiclass' "
-                "expects (N, C, H, W) with C >= 2. Use task='binary' for one channel"
-            )
-        return logits.argmax(dim=1)
+        return logits.argmax(axis=1).astype(np.int64) if is_numpy else logits.argmax(dim=1)
     raise ValueError(
         f"task={task.value!r} is not valid here; a multilabel output has no single label per "
         "pixel. Expected 'binary' or 'multiclass' (threshold each channel for multilabel)"
     )
+
+
+def class_probabilities(scores: Any, task: Task | str, *, from_logits: bool = True) -> Any:
+    """The one rule from model output to class probabilities, for torch and numpy alike.
+
+    - ``binary``: ``scores`` is (N, 1, H, W); with ``p = sigmoid(logit)`` (or ``p = scores``
+      when ``from_logits=False``) the result is the two classes ``[1 - p, p]``
+      (background, foreground), (N, 2, H, W);
+    - ``multiclass``: the softmax over the C >= 2 channels (``scores`` as given when
+      ``from_logits=False``);
+    - ``multilabel``: the sigmoid of each channel (independent classes).
+
+    The argmax of the result is the label of :func:`labels_from_logits` (binary: up to pixels
+    whose float sigmoid rounds to exactly 0.5, which the argmax gives to the background).
+
+    Args:
+        scores: (N, C, H, W) float torch tensor or numpy array of logits (or probabilities).
+        task: :class:`segwise.enums.Task` or its string value.
+        from_logits: whether ``scores`` are logits.
+
+    Returns:
+        (N, K, H, W) probabilities of the input's kind and dtype; ``K = 2`` for binary, else C.
+
+    Raises:
+        ValueError: on a bad task, dtype, shape or channel count.
+    """
+    task = as_enum(task, Task, "task")
+    is_numpy, _ = _check_scores(scores, task, "scores")
+    if is_numpy:
+        return _probabilities_numpy(scores, task, from_logits=from_logits)
+    import torch  # only torch input gets here
+
+    if task is Task.MULTICLASS:
+        return scores.softmax(dim=1) if from_logits else scores
+    p = scores.sigmoid() if from_logits else scores
+    return torch.cat([1 - p, p], dim=1) if task is Task.BINARY else p
+
+
+def _probabilities_numpy(scores: np.ndarray, task: Task, *, from_logits: bool) -> np.ndarray:
+    """:func:`class_probabilities` for numpy arrays (the ONNX predictor runs without torch)."""
+    if task is Task.MULTICLASS:
+        if not from_logits:
+            return scores
+        e = np.exp(scores - scores.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    if from_logits:
+        with np.errstate(over="ignore"):  # exp(-z) -> inf for very negative z: p = 0 exactly
+            p = (1.0 / (1.0 + np.exp(-scores))).astype(scores.dtype, copy=False)
+    else:
+        p = scores
+    if task is Task.BINARY:
+        return np.concatenate([1 - p, p], axis=1)
+    return p

@@ -181,7 +181,7 @@ def test_bad_constructor_and_merge_arguments():
     for bad in (0, -1, 2.0, True, "3"):
         with pytest.raises(ValueError, match=rf"num_classes={bad!r} is not valid"):
             ConfusionMatrix(bad)
-    with pytest.raises(ValueError, match=r"ignore_index=1 is not valid for num_classes=3"):
+    with pytest.raises(ValueError, match=r"metric: ignore_index=1 lies inside the 3 classes"):
         ConfusionMatrix(3, ignore_index=1)
     with pytest.raises(ValueError, match=r"ignore_index=2.5 is not valid"):
         ConfusionMatrix(3, ignore_index=2.5)

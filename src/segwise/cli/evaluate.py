@@ -173,7 +173,7 @@ def _semantic_scorer(loaded, *, boundary=None, keep_overlays: int = 0):
     return SemanticScorer(
         task=info.task,
         num_classes=loaded.model_args["num_classes"],
-        ignore_index=info.labels.left_out,  # ignored and padded pixels: one label, never a class
+        ignore_index=info.labels.pad_value,  # ignored and padded pixels: one label, never a class
         class_names=list(info.class_names),
         keep_overlays=keep_overlays,
         mean=tuple(info.mean),
@@ -205,7 +205,7 @@ def _write_html(out: Path, report: dict, loaded, predictor, dataset, samples) ->
                                 indices=worst)
         worst_png = save_overlay_grid(
             out / "worst.png", again.overlays, list(info.labels.colors),
-            ignore_index=info.labels.left_out, ignore_color=info.labels.ignore_color,
+            ignore_index=info.labels.pad_value, ignore_color=info.labels.ignore_color,
             title="worst images (lowest per-image Dice)", class_names=list(info.class_names),
         )
     write_html_report(

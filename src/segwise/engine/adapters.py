@@ -65,9 +65,9 @@ class TaskAdapter:
 
     @property
     def ignore_index(self) -> int:
-        """The label loss and metrics leave out (:attr:`segwise.labels.LabelSpace.left_out`:
+        """The label loss and metrics leave out (:attr:`segwise.labels.LabelSpace.pad_value`:
         the data's ignore label, else the padding label; never a real class)."""
-        return self.info.labels.left_out
+        return self.info.labels.pad_value
 
     @property
     def loss_description(self) -> str:

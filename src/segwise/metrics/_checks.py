@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from segwise.labels import check_ignore_label
+
 __all__ = ["check_class_names", "check_ignore_index", "check_label_maps", "check_num_classes"]
 
 
@@ -20,21 +22,9 @@ def check_num_classes(num_classes: int) -> int:
 
 
 def check_ignore_index(ignore_index: int | None, num_classes: int) -> int | None:
-    """Return ``ignore_index`` after checking it is ``None`` or an int outside ``[0, C)``.
-
-    An ignore value inside ``[0, num_classes)`` would make one class both counted (in the
-    predictions) and not counted (in the target), so it is refused.
-    """
-    if ignore_index is None:
-        return None
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        raise ValueError(f"ignore_index={ignore_index!r} is not valid; expected None or an int")
-    if 0 <= ignore_index < num_classes:
-        raise ValueError(
-            f"ignore_index={ignore_index} is not valid for num_classes={num_classes}; expected "
-            f"None or a value outside [0, {num_classes}) such as 255 (a class index cannot be "
-            "ignored; drop that class from the reported means instead)"
-        )
+    """Return ``ignore_index`` after checking it by the one ignore-label rule
+    (:func:`segwise.labels.check_ignore_label`: ``None`` or an int outside ``[0, C)``)."""
+    check_ignore_label(ignore_index, num_classes, where="metric")
     return ignore_index
 
 
