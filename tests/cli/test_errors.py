@@ -13,7 +13,7 @@ import torch
 import segwise
 from segwise.cli import export as export_verb
 from segwise.cli.main import error_message, main
-from segwise.engine.setup import check_batch_statistics
+from segwise.engine.preflight import check_batch_statistics
 
 
 def _raising(err: BaseException):

@@ -71,3 +71,18 @@ def test_a_refused_retry_leaves_a_failed_starts_folder_as_it_was(tiny_multiclass
     assert code != 0 and "unett" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == [
         "config.yaml", "data_info.json", "model_args.json"]
+
+
+def test_batch_one_on_a_1x1_map_is_refused_before_the_folder(tiny_multiclass, tmp_path, capsys):
+    """The batch-statistics check is part of the checks: a batch-1 run whose encoder's deepest
+    map is 1x1 (32 px crop, stride-32 ResNet-18) names the layer and the fix, and writes
+    nothing (it used to write config.yaml, data_info.json and model_args.json first)."""
+    out = tmp_path / "run"
+    code = main(["train", "--data", str(tiny_multiclass), "--out", str(out), "--model", "unet",
+                 "--encoder", "resnet18", "--batch-size", "1", "--crop-size", "32",
+                 "--epochs", "1", "--device", "cpu", "--workers", "0", "--quiet"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "batch-norm layer 'encoder." in err and "a single value per channel" in err
+    assert "--batch-size 2 or more, or --crop-size 64 or more" in err
+    assert not out.exists()

@@ -81,6 +81,9 @@ class TaskAdapter:
             return f"{t.loss} (dice x{t.dice_weight}, ce x{t.ce_weight})"
         return t.loss
 
+    def __post_init__(self) -> None:
+        """Build what the adapter keeps for the whole run (e.g. its loss); default nothing."""
+
     def resolve(self, index: Any) -> None:
         """Learn data-derived settings from the dataset index (``segwise.data.DatasetIndex``)
         before ``model_args`` is read; called by ``make_adapter``. Default: nothing."""
@@ -137,11 +140,14 @@ class SemanticAdapter(TaskAdapter):
             "options": dict(m.options),
         })
 
-    def build_model(self, weights: str | None) -> nn.Module:
+    def __post_init__(self) -> None:
+        self.loss_fn = self._build_loss()  # once, with the adapter (the run's recipe)
+
+    def _build_loss(self) -> nn.Module:
         from segwise.losses import create_loss, loss_options
 
         t = self.config.train
-        self.loss_fn = create_loss(
+        return create_loss(
             t.loss,
             task=self.info.task,
             num_classes=self.model_args["num_classes"],
@@ -150,6 +156,8 @@ class SemanticAdapter(TaskAdapter):
             # Dice+CE's own term weights, for the losses that have them
             **{k: getattr(t, k) for k in ("dice_weight", "ce_weight") if k in loss_options(t.loss)},
         )
+
+    def build_model(self, weights: str | None) -> nn.Module:
         return build_semantic_model(self.model_args, weights)
 
     def datasets(self, index: Any, data_cfg: DataConfig) -> tuple[Any, Any]:

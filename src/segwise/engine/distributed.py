@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistContext", "barrier", "cleanup", "init_distributed"]
+__all__ = ["DistContext", "barrier", "cleanup", "init_distributed", "process_device"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,14 @@ class DistContext:
     def is_main(self) -> bool:
         """Only the main process writes files and prints."""
         return self.rank == 0
+
+
+def process_device(device: torch.device) -> torch.device:
+    """This process's device: under ``torchrun`` on CUDA, the GPU of its ``LOCAL_RANK``
+    (read from the environment; nothing is joined yet), else ``device``."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and device.type == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
 
 
 def init_distributed(device_type: str) -> DistContext:

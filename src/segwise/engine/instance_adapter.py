@@ -84,17 +84,6 @@ def measure_object_stats(samples: Any, info: Any, *, image_size: tuple[int, int]
     )
 
 
-_STATS_CACHE: dict[tuple, Any] = {}  # preflight and the run measure the same data once
-
-
-def _cached_stats(samples: Any, info: Any, image_size: tuple[int, int]) -> Any:
-    key = (tuple(str(getattr(s, "mask", s)) for s in samples), image_size)
-    if key not in _STATS_CACHE:
-        _STATS_CACHE.clear()
-        _STATS_CACHE[key] = measure_object_stats(samples, info, image_size=image_size)
-    return _STATS_CACHE[key]
-
-
 class InstanceItems(torch.utils.data.Dataset):
     """An :class:`~segwise.data.InstanceDataset` with its items made ready for one method.
 
@@ -185,9 +174,10 @@ class InstanceAdapter(TaskAdapter):
 
     # -- model ----------------------------------------------------------------------------
     def resolve(self, index: Any) -> None:
-        """Measure the training objects of ``index`` and resolve the options (once)."""
+        """Measure the training objects of ``index`` and resolve the options (once per run:
+        the run's adapter is built by its preflight, :func:`segwise.engine.preflight.check_run`)."""
         crop = self.config.data.crop_size or 256
-        stats = _cached_stats(list(index.train), self.info, (crop, crop))
+        stats = measure_object_stats(list(index.train), self.info, image_size=(crop, crop))
         self._set_options(self.spec.resolve_options(self._user_options, stats))
 
     def _set_options(self, options: Any) -> None:

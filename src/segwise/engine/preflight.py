@@ -1,80 +1,149 @@
-"""Check a run before it writes anything: every name and option, the data, the model.
+"""Plan and check a run before it writes anything: the recipe the run then uses as it is.
 
 :func:`segwise.engine.trainer.fit` calls :func:`check_run` before it creates the run folder, so
 a run refused for a misspelt ``--model``, ``--encoder``, ``--model-option``, ``--loss``,
-``--monitor``, ``--ignore-index``, a missing ``--data`` folder or ``--weights`` file, or data
-that cannot be trained on, leaves nothing on disk; the corrected retry with the same ``--out``
-just works. (nnU-Net and MONAI runners fail late; this is the "check everything, then write"
-habit of ``STYLE.md``.)
+``--monitor``, ``--ignore-index``, a missing ``--data`` folder or ``--weights`` file, data that
+cannot be trained on, or a batch-norm layer that would see one value per channel, leaves
+nothing on disk; the corrected retry with the same ``--out`` just works. (nnU-Net and MONAI
+runners fail late; this is the "check everything, then write" habit of ``STYLE.md``.)
 
-What is checked, in order (each raises with the bad value and the fix):
+What is checked and built, in order (each check raises with the bad value and the fix):
 
-1. the config's own values (:meth:`RunConfig.validate`: ranges, loss names and weights);
+1. the config's own values (:meth:`RunConfig.validate`: ranges, loss names and weights) and
+   a ``--weights`` file;
 2. the data (:func:`segwise.data.discover_dataset`, strict): layout, pairs, label values, the
    label space's ignore rule; a training and a validation split exist; every image decodes;
-3. the task's adapter accepts the data and the options (e.g. instance masks for ``--task
-   instance``), and ``train.monitor`` is a metric this task reports;
-4. the model builds from its stored arguments (name, encoder, options) on PyTorch's ``meta``
-   device, which checks every builder argument without allocating or initialising weights;
-   a ``--weights`` file exists.
+3. where the run computes (device, mixed precision) and the data defaults that follow
+   (crop and batch size, loader settings: :func:`~segwise.engine.setup.derive_data_defaults`);
+4. the task's adapter, built once: it accepts the data and the options (e.g. instance masks
+   for ``--task instance``), resolves its data-derived options and builds its loss;
+   ``train.monitor`` is a metric this task reports;
+5. the model, built once with its start weights (every builder argument checked);
+6. batch statistics (:func:`check_batch_statistics`): a forward on PyTorch's ``meta`` device
+   (shapes only, no arithmetic) finds a batch-norm layer that would see a single value per
+   channel.
+
+The result, a :class:`RunRecipe`, is what :func:`segwise.engine.run_start.start_run` runs:
+nothing is built twice. A resumed run checks the config stored in its checkpoint the same way
+(``resume=True``: no start weights, the checkpoint holds them).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from segwise.engine.config import RunConfig
+from segwise.engine import distributed as dist_utils
+from segwise.engine.config import DataConfig, RunConfig
+from segwise.engine.setup import derive_data_defaults, resolve_amp, seed_everything
+from segwise.runs.device import resolve_device
 
-__all__ = ["CheckedRun", "check_run"]
+__all__ = ["RunRecipe", "check_batch_statistics", "check_run"]
 
 
 @dataclass(frozen=True)
-class CheckedRun:
-    """What :func:`check_run` learnt, reused by the run so nothing is read twice.
+class RunRecipe:
+    """The checked plan of a run: built once by :func:`check_run`, run as it is.
 
     Attributes:
+        config: the run configuration with the data defaults filled in (config.yaml).
+        user_data: the data section as given (the banner marks what segwise chose).
         index: the discovered dataset (:class:`segwise.data.DatasetIndex`).
+        adapter: the task adapter (:mod:`segwise.engine.adapters`), options resolved from the
+            data, loss built.
+        model: the network on the CPU with its start weights (none when resuming: the
+            checkpoint holds them); the run moves it to ``device`` and trains it.
+        device: where the run computes (this process's GPU in a distributed run).
+        amp_dtype: the autocast dtype, or None.
+        use_scaler: whether fp16 needs a gradient scaler.
+        channels_last: channels-last inputs and weights.
+        monitor: the summary key that selects ``best.pt``.
         decoded: images decoded by the start-up check.
         decode_seconds: how long that took.
     """
 
+    config: RunConfig
+    user_data: DataConfig
     index: Any
+    adapter: Any
+    model: nn.Module
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    use_scaler: bool
+    channels_last: bool
+    monitor: str
     decoded: int
     decode_seconds: float
 
 
-def check_run(config: RunConfig, *, check_weights: bool = True) -> CheckedRun:
-    """Check a new run completely, writing nothing (see the module docstring).
+def check_run(config: RunConfig, *, resume: bool = False) -> RunRecipe:
+    """Check a run completely and build what it runs, writing nothing (module docstring).
+
+    Sets the process's thread count (``train.threads``) and seeds it (``train.seed``: the
+    start weights are the seed's), as the run would.
 
     Args:
         config: the run configuration.
-        check_weights: check that a ``--weights`` file exists (False when resuming: the
-            checkpoint holds the weights, the start file may be gone).
+        resume: the config of a run being resumed: its ``--weights`` file is not checked or
+            loaded (the checkpoint holds the weights; the start file may be gone).
 
     Returns:
-        The :class:`CheckedRun` (the dataset index and the decode check's figures).
+        The :class:`RunRecipe`.
 
     Raises:
         ValueError: a bad option, with its value and the allowed ones (``DataError``, a
             ``ValueError``, for the data).
         FileNotFoundError: the data folder or the ``--weights`` file does not exist.
     """
-    from segwise.data import discover_dataset
-    from segwise.engine.data_check import decode_every_image
     from segwise.engine.registry import make_adapter
 
     config.validate()
+    if not resume:
+        _check_weights_file(config)
+    index, decoded, seconds = _check_data(config)
+    t_cfg = config.train
+    if t_cfg.threads is not None:
+        torch.set_num_threads(t_cfg.threads)
+    device = dist_utils.process_device(resolve_device(t_cfg.device))
+    amp_dtype, use_scaler = resolve_amp(t_cfg.amp, device)
+    channels_last = device.type == "cuda" if t_cfg.channels_last is None else t_cfg.channels_last
+    data = derive_data_defaults(config.data, index.info, device)
+    resolved = dataclasses.replace(config, data=data)
+    adapter = make_adapter(resolved, index.info, device=device, amp_dtype=amp_dtype,
+                           channels_last=channels_last, index=index)
+    monitor = _check_monitor(config, adapter)
+    seed_everything(t_cfg.seed)
+    model = adapter.build_model(None if resume else config.model.weights)
+    check_batch_statistics(model, batch_size=min(data.batch_size, len(index.train)),
+                           crop_size=data.crop_size, in_channels=index.info.in_channels)
+    return RunRecipe(config=resolved, user_data=config.data, index=index, adapter=adapter,
+                     model=model, device=device, amp_dtype=amp_dtype, use_scaler=use_scaler,
+                     channels_last=channels_last, monitor=monitor, decoded=decoded,
+                     decode_seconds=seconds)
+
+
+def _check_weights_file(config: RunConfig) -> None:
     weights = config.model.weights
     # "coco": Mask R-CNN's documented alias for torchvision's COCO checkpoint (its builder
     # finds the file in the torch hub cache or says where to put it)
     named = (None, "imagenet", *(("coco",) if config.train.task.value == "instance" else ()))
-    if check_weights and weights not in named and not Path(str(weights)).is_file():
+    if weights not in named and not Path(str(weights)).is_file():
         raise FileNotFoundError(f"--weights {weights} does not exist; pass an existing .pth / "
                                 ".safetensors file, 'imagenet', or nothing")
+
+
+def _check_data(config: RunConfig) -> tuple[Any, int, float]:
+    """The strict dataset index, with a training and a validation split, every image decoded;
+    the index, the images decoded and the seconds that took."""
+    from segwise.data import discover_dataset
+    from segwise.engine.data_check import decode_every_image
+
     index = discover_dataset(
         config.data.root,
         mask_kind=config.data.mask_kind,
@@ -90,8 +159,12 @@ def check_run(config: RunConfig, *, check_weights: bool = True) -> CheckedRun:
             "--val-fraction (at least one image must be held out)"
         )
     decoded, seconds = decode_every_image(index.samples, config.data.root)
-    adapter = make_adapter(config, index.info, device=torch.device("cpu"), amp_dtype=None,
-                           channels_last=False, index=index)
+    return index, decoded, seconds
+
+
+def _check_monitor(config: RunConfig, adapter: Any) -> str:
+    """``train.monitor`` (or the adapter's default) as a summary key; refused when the task
+    does not report it."""
     monitor = config.train.monitor
     allowed = type(adapter).MONITORS
     if monitor is not None and monitor not in allowed:
@@ -99,6 +172,67 @@ def check_run(config: RunConfig, *, check_weights: bool = True) -> CheckedRun:
             f"--monitor {monitor.value} is not reported by a {config.train.task.value} run; "
             f"choose one of {', '.join(m.value for m in allowed)}"
         )
-    with torch.device("meta"):  # every builder argument checked; no memory, no init work
-        adapter.build_model(None)
-    return CheckedRun(index=index, decoded=decoded, decode_seconds=seconds)
+    return (monitor or adapter.default_monitor).value
+
+
+def check_batch_statistics(
+    model: nn.Module, *, batch_size: int, crop_size: int, in_channels: int
+) -> None:
+    """Refuse a configuration where a batch-norm layer would see one value per channel.
+
+    In training mode batch norm needs more than one value per channel (batch x height x width);
+    with batch 1, a map that is 1x1 at the encoder's deepest stage (a 32 px crop on a stride-32
+    encoder) or a global-pooling branch has exactly one, and PyTorch stops at the first step.
+    Only checked for ``batch_size == 1`` on a segmentation model with batch norm (the models
+    of :func:`segwise.create_model`, and instance methods built on one): one forward of a
+    ``(1, C, crop, crop)`` image on the ``meta`` device (the model's own modules with meta
+    copies of its weights: shapes only, no arithmetic, nothing allocated) records the size
+    each batch-norm layer sees, whatever the architecture, encoder depth, output stride or
+    padding to the encoder's divisor.
+
+    Raises:
+        ValueError: naming the layer, the batch and crop size, and the fix.
+    """
+    from segwise.models import SegmentationModel
+
+    bns = [(name, m) for name, m in model.named_modules()
+           if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if batch_size != 1 or not bns or not isinstance(model, SegmentationModel):
+        return
+    single = _single_value_layers(model, bns, crop_size, in_channels)
+    if not single:
+        return
+    divisor = int(getattr(model.encoder, "divisor", 32))
+    fix = "use --batch-size 2 or more"
+    if crop_size <= divisor and not _single_value_layers(model, bns, 2 * divisor, in_channels):
+        fix += f", or --crop-size {2 * divisor} or more"
+    raise ValueError(
+        f"batch size 1 with {crop_size} px crops gives batch-norm layer {single[0]!r} a single "
+        f"value per channel ({len(single)} such layer(s)), which cannot be trained; {fix}"
+    )
+
+
+def _single_value_layers(model: nn.Module, bns: list, size: int, channels: int) -> list:
+    """Names of the batch-norm layers that see one value per channel on a 1-image batch
+    (an eval-mode forward on the ``meta`` device)."""
+    seen: dict[str, int] = {}
+
+    def record(name: str):
+        def hook(_module, args) -> None:  # returns None: the input is left unchanged
+            seen.setdefault(name, args[0][0, 0].numel())  # H x W of the first image
+        return hook
+
+    hooks = [m.register_forward_pre_hook(record(name)) for name, m in bns]
+    was_training = model.training
+    meta = {name: torch.empty_like(t, device="meta")
+            for name, t in itertools.chain(model.named_parameters(), model.named_buffers())}
+    try:
+        model.eval()
+        probe = torch.zeros(1, channels, size, size, device="meta")
+        with torch.no_grad():
+            torch.func.functional_call(model, meta, (probe,))
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return [name for name, values in seen.items() if values == 1]

@@ -1,15 +1,17 @@
 """Everything a run does before its first epoch, and what the loop needs from it.
 
-:func:`start_run` reads a resumed run's checkpoint, picks the device (and joins a distributed
-run), builds the adapter, model, optimizer, AMP scaler and EMA, restores the training state,
-builds the loaders and the :class:`~segwise.engine.progress.RunPlan`, writes the resolved
-config and prints the start-of-run lines. Options, data and model were checked before
-(:func:`~segwise.engine.preflight.check_run`).
+:func:`start_run` takes the recipe :func:`~segwise.engine.preflight.check_run` built and
+checked (adapter, data index, model, device, precision) and does only what writes or joins:
+it joins a distributed run, writes the resolved config, prints the start-of-run lines, builds
+the optimizer, AMP scaler and EMA around the recipe's model, restores a resumed run's state,
+and builds the loaders and the :class:`~segwise.engine.progress.RunPlan`.
+:func:`resume_recipe` checks a resumed run's stored config the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,20 +25,12 @@ from segwise.engine import distributed as dist_utils
 from segwise.engine.banner import describe_run
 from segwise.engine.callbacks import TrainingRun, TrainingState, restore_state
 from segwise.engine.config import OptimizerName, RunConfig
-from segwise.engine.preflight import CheckedRun, check_run
+from segwise.engine.preflight import RunRecipe, check_run
 from segwise.engine.progress import RunPlan, describe_warmup
-from segwise.engine.registry import make_adapter
 from segwise.engine.schedule import warmup_steps as resolve_warmup
-from segwise.engine.setup import (
-    check_batch_statistics,
-    derive_data_defaults,
-    resolve_amp,
-    seed_everything,
-)
 from segwise.runs.checkpoint import load_checkpoint
-from segwise.runs.device import resolve_device
 
-__all__ = ["LoopParts", "start_run"]
+__all__ = ["LoopParts", "resume_recipe", "start_run"]
 
 
 @dataclass(frozen=True)
@@ -100,76 +94,73 @@ def _resident_batches(train_ds: Any, data_cfg: Any, device: torch.device, seed: 
     return batches
 
 
-def start_run(config: RunConfig | None, run_dir: Path, *, resume: bool, quiet: bool, box: list,
-              checked: CheckedRun | None,
-              clock: Callable[[], float]) -> tuple[TrainingRun, LoopParts]:
-    """Everything before the first epoch: device, data, model, optimizer, resumed state,
-    loaders, the plan, and the start-of-run lines (the banner).
+def start_run(recipe: RunRecipe, run_dir: Path, *, ckpt: dict[str, Any] | None, quiet: bool,
+              box: list, clock: Callable[[], float]) -> tuple[TrainingRun, LoopParts]:
+    """Everything before the first epoch, on the checked recipe: the distributed group, the
+    resolved files, the banner, optimizer, AMP scaler, EMA, resumed state, loaders, the plan.
 
     Args:
-        config: the run configuration; ignored with ``resume`` (the checkpoint's is used).
+        recipe: :func:`~segwise.engine.preflight.check_run`'s result; its model is moved to
+            the device and trained (nothing is built again).
         run_dir: the run folder (already checked, and locked by the caller).
-        resume: continue from ``run_dir/last.pt``.
+        ckpt: the ``last.pt`` payload of a resumed run (:func:`resume_recipe`), else None.
         quiet: print nothing.
         box: receives the training state as soon as it exists (for the Ctrl-C message).
-        checked: :func:`check_run`'s result for a new run; None: checked here.
         clock: the run's monotonic clock (time limit and elapsed time).
     """
-    from segwise.data import make_loader
-    from segwise.data.loaders import LoaderSettings
-
     started = clock()
-    ckpt = None
-    if resume:
-        ckpt = load_checkpoint(run_dir / "last.pt")
-        config = _config_from_checkpoint(ckpt)
-        for stale in run_dir.glob(".*.pt.*.tmp"):  # a write cut short by a crash or kill
-            stale.unlink()
-    t_cfg = config.train
-    deadline = None if t_cfg.time_limit is None else started + t_cfg.time_limit
-    if t_cfg.threads is not None:
-        torch.set_num_threads(t_cfg.threads)
-    device = resolve_device(t_cfg.device)
+    config, info, device = recipe.config, recipe.index.info, recipe.device
     ctx = dist_utils.init_distributed(device.type)
-    if ctx.enabled and device.type == "cuda":
-        device = torch.device("cuda", ctx.local_rank)
-    _say(ctx, quiet, f"run folder {run_dir} (curves.png and overlays.png appear there as it "
-                     "trains)")
-    amp_dtype, use_scaler = resolve_amp(t_cfg.amp, device)
-    channels_last = t_cfg.channels_last if t_cfg.channels_last is not None else (
-        device.type == "cuda"
-    )
-
-    # a resumed run checks the config stored in its checkpoint (the weights are in it)
-    checked = checked or check_run(config, check_weights=False)
-    index = checked.index
-    info = index.info
-    _say(ctx, quiet, f"checked   decoded all {checked.decoded} images in "
-                     f"{checked.decode_seconds:.1f} s (as `segwise data inspect` does)")
-    user_data = config.data
-    data_cfg = derive_data_defaults(config.data, info, device)
-    config = dataclasses.replace(config, data=data_cfg)
-    adapter = make_adapter(
-        config, info, device=device, amp_dtype=amp_dtype, channels_last=channels_last,
-        index=index,
-    )
-    monitor = (t_cfg.monitor or adapter.default_monitor).value
-    model_args = adapter.model_args
-
+    say = functools.partial(_say, ctx, quiet)
+    say(f"run folder {run_dir} (curves.png and overlays.png appear there as it trains)")
+    say(f"checked   decoded all {recipe.decoded} images in {recipe.decode_seconds:.1f} s "
+        "(as `segwise data inspect` does)")
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _write_resolved(run_dir, config, info, model_args)
-    _say(ctx, quiet, describe_run(config, user_data, info, adapter, device, amp_dtype,
-                                  channels_last, ctx))
+        _write_resolved(run_dir, config, info, recipe.adapter.model_args)
+    say(describe_run(config, recipe.user_data, info, recipe.adapter, device, recipe.amp_dtype,
+                     recipe.channels_last, ctx))
+    model, optimizer, scaler, ema = _training_objects(recipe)
+    state = TrainingState()
+    if ckpt is not None:
+        state = restore_state(ckpt, model, optimizer, scaler, ema)
+        say(f"resumed {run_dir} after epoch {state.epoch} (step {state.step})")
+    box.append(state)
+    train_ds, val_ds, loader, device_aug = _training_data(recipe, ctx, quiet)
+    plan, warmup_steps = _plan(config, len(loader), state, say)
+    t_cfg = config.train
+    run = TrainingRun(
+        run_dir=run_dir, config=config, info=info, adapter=recipe.adapter, model=model, ema=ema,
+        optimizer=optimizer, scaler=scaler, ctx=ctx, device=device, plan=plan, state=state,
+        monitor=recipe.monitor, model_args=recipe.adapter.model_args, quiet=quiet, clock=clock,
+        started=started,
+    )
+    loop = LoopParts(train_model=_wrapped(model, ctx, device, compile=t_cfg.compile),
+                     loader=loader, device_aug=device_aug, val_ds=val_ds,
+                     train_size=len(train_ds), amp_dtype=recipe.amp_dtype,
+                     warmup_steps=warmup_steps,
+                     deadline=None if t_cfg.time_limit is None else started + t_cfg.time_limit)
+    return run, loop
 
-    seed_everything(t_cfg.seed)
-    model = adapter.build_model(config.model.weights if ckpt is None else None).to(device)
-    check_batch_statistics(model, batch_size=min(data_cfg.batch_size, len(index.train)),
-                           crop_size=data_cfg.crop_size, in_channels=info.in_channels)
-    if channels_last:
+
+def resume_recipe(run_dir: Path) -> tuple[RunRecipe, dict[str, Any]]:
+    """A resumed run's recipe and its ``last.pt`` payload: the config stored in the checkpoint
+    (with its recorded model options), checked once as a new run's is; a write cut short by a
+    crash or kill is removed. Called inside the run-folder lock."""
+    ckpt = load_checkpoint(run_dir / "last.pt")
+    for stale in run_dir.glob(".*.pt.*.tmp"):
+        stale.unlink()
+    return check_run(_config_from_checkpoint(ckpt), resume=True), ckpt
+
+
+def _training_objects(recipe: RunRecipe) -> tuple[nn.Module, Any, Any, Any]:
+    """The recipe's model on its device, its optimizer, AMP scaler and EMA (or None)."""
+    config, device = recipe.config, recipe.device
+    model = recipe.model.to(device)
+    if recipe.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = _build_optimizer(config, model, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+    scaler = torch.amp.GradScaler(device.type, enabled=recipe.use_scaler)
     ema = None
     if config.optim.ema_decay is not None:
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -177,15 +168,20 @@ def start_run(config: RunConfig | None, run_dir: Path, *, resume: bool, quiet: b
         ema = AveragedModel(
             model, multi_avg_fn=get_ema_multi_avg_fn(config.optim.ema_decay), use_buffers=True
         )
-    state = TrainingState()
-    if ckpt is not None:
-        state = restore_state(ckpt, model, optimizer, scaler, ema)
-        _say(ctx, quiet, f"resumed {run_dir} after epoch {state.epoch} (step {state.step})")
-    box.append(state)
+    return model, optimizer, scaler, ema
 
-    train_ds, val_ds = adapter.datasets(index, data_cfg)
-    device_aug = adapter.device_augment(data_cfg)  # None: the loader's items are augmented
-    loader = _resident_batches(train_ds, data_cfg, device, t_cfg.seed, ctx, quiet)
+
+def _training_data(recipe: RunRecipe, ctx: dist_utils.DistContext,
+                   quiet: bool) -> tuple[Any, Any, Any, Any]:
+    """``(train_ds, val_ds, loader, device_aug)``: the adapter's datasets, the training batches
+    (resident on the device, or a loader) and the on-device augmentation (or None)."""
+    from segwise.data import make_loader
+    from segwise.data.loaders import LoaderSettings
+
+    data_cfg, seed = recipe.config.data, recipe.config.train.seed
+    train_ds, val_ds = recipe.adapter.datasets(recipe.index, data_cfg)
+    device_aug = recipe.adapter.device_augment(data_cfg)  # None: the loader's items are augmented
+    loader = _resident_batches(train_ds, data_cfg, recipe.device, seed, ctx, quiet)
     if loader is None:
         loader = make_loader(
             train_ds,
@@ -195,35 +191,35 @@ def start_run(config: RunConfig | None, run_dir: Path, *, resume: bool, quiet: b
                                     persistent_workers=data_cfg.persistent_workers,
                                     prefetch_factor=data_cfg.prefetch_factor),
             drop_last=len(train_ds) > data_cfg.batch_size,
-            seed=t_cfg.seed,
+            seed=seed,
             distributed=ctx.enabled,
         )
-    steps_per_epoch = len(loader)
+    return train_ds, val_ds, loader, device_aug
+
+
+def _plan(config: RunConfig, batches: int, state: TrainingState,
+          say: Callable[[str], None]) -> tuple[RunPlan, int]:
+    """The run's :class:`RunPlan` and warmup steps for ``batches`` per epoch; both said."""
+    t_cfg = config.train
+    steps_per_epoch = batches
     if t_cfg.max_steps_per_epoch is not None:
         steps_per_epoch = min(steps_per_epoch, t_cfg.max_steps_per_epoch)
     plan = RunPlan(steps_per_epoch, t_cfg.epochs, t_cfg.max_steps, state.planned_epochs)
     warmup_steps = resolve_warmup(config.optim.warmup_epochs, steps_per_epoch=steps_per_epoch,
                                   epochs=t_cfg.epochs, max_steps=t_cfg.max_steps)
-    _say(ctx, quiet, plan.describe(t_cfg.time_limit))
-    _say(ctx, quiet, describe_warmup(warmup_steps, plan.total_steps, steps_per_epoch))
+    say(plan.describe(t_cfg.time_limit))
+    say(describe_warmup(warmup_steps, plan.total_steps, steps_per_epoch))
+    return plan, warmup_steps
 
-    train_model: nn.Module = model
+
+def _wrapped(model: nn.Module, ctx: dist_utils.DistContext, device: torch.device, *,
+             compile: bool) -> nn.Module:
+    """The model as trained: DistributedDataParallel in a distributed run, then compiled."""
     if ctx.enabled:
-        train_model = nn.parallel.DistributedDataParallel(
+        model = nn.parallel.DistributedDataParallel(
             model, device_ids=[ctx.local_rank] if device.type == "cuda" else None
         )
-    if t_cfg.compile:
-        train_model = torch.compile(train_model)
-
-    run = TrainingRun(
-        run_dir=run_dir, config=config, info=info, adapter=adapter, model=model, ema=ema,
-        optimizer=optimizer, scaler=scaler, ctx=ctx, device=device, plan=plan, state=state,
-        monitor=monitor, model_args=model_args, quiet=quiet, clock=clock, started=started,
-    )
-    loop = LoopParts(train_model=train_model, loader=loader, device_aug=device_aug,
-                     val_ds=val_ds, train_size=len(train_ds), amp_dtype=amp_dtype,
-                     warmup_steps=warmup_steps, deadline=deadline)
-    return run, loop
+    return torch.compile(model) if compile else model
 
 
 def _config_from_checkpoint(ckpt: dict[str, Any]) -> RunConfig:

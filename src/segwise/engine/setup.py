@@ -11,12 +11,8 @@ import torch
 
 from segwise.engine.config import AmpMode, DataConfig
 
-__all__ = [
-    "check_batch_statistics",
-    "derive_data_defaults",
-    "resolve_amp",
-    "seed_everything",
-]
+__all__ = ["derive_data_defaults", "resolve_amp", "seed_everything"]
+
 
 def resolve_amp(mode: AmpMode, device: torch.device) -> tuple[torch.dtype | None, bool]:
     """Autocast dtype (or None) and whether a GradScaler is needed.
@@ -74,60 +70,3 @@ def derive_data_defaults(cfg: DataConfig, info: Any, device: torch.device) -> Da
         pin_memory=loader.pin_memory, persistent_workers=loader.persistent_workers,
         prefetch_factor=loader.prefetch_factor,
     )
-
-
-def check_batch_statistics(
-    model: torch.nn.Module, *, batch_size: int, crop_size: int, in_channels: int
-) -> None:
-    """Refuse a configuration where a batch-norm layer would see one value per channel.
-
-    In training mode batch norm needs more than one value per channel (batch x height x width);
-    with batch 1, a map that is 1x1 at the encoder's deepest stage (a 32 px crop on a stride-32
-    encoder) or a global-pooling branch (DeepLab's ASPP) has exactly one, and PyTorch stops at
-    the first step. Only checked for ``batch_size == 1`` on a segmentation model with batch
-    norm: one eval-mode forward of a ``(1, C, crop, crop)`` zero image on the CPU records the
-    size each batch-norm layer sees.
-
-    Raises:
-        ValueError: naming the layer, the batch and crop size, and the fix.
-    """
-    from segwise.models import SegmentationModel
-
-    bns = [(name, m) for name, m in model.named_modules()
-           if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if batch_size != 1 or not bns or not isinstance(model, SegmentationModel):
-        return
-    single = _single_value_layers(model, bns, crop_size, in_channels)
-    if not single:
-        return
-    divisor = int(getattr(model.encoder, "divisor", 32))
-    fix = "use --batch-size 2 or more"
-    if crop_size <= divisor and not _single_value_layers(model, bns, 2 * divisor, in_channels):
-        fix += f", or --crop-size {2 * divisor} or more"
-    raise ValueError(
-        f"batch size 1 with {crop_size} px crops gives batch-norm layer {single[0]!r} a single "
-        f"value per channel ({len(single)} such layer(s)), which cannot be trained; {fix}"
-    )
-
-
-def _single_value_layers(model: torch.nn.Module, bns: list, size: int, channels: int) -> list:
-    """Names of the batch-norm layers that see one value per channel on a 1-image batch."""
-    seen: dict[str, int] = {}
-
-    def record(name: str):
-        def hook(_module, args) -> None:  # returns None: the input is left unchanged
-            seen.setdefault(name, args[0][0, 0].numel())  # H x W of the first image
-        return hook
-
-    hooks = [m.register_forward_pre_hook(record(name)) for name, m in bns]
-    was_training = model.training
-    try:
-        model.eval()
-        probe = torch.zeros(1, channels, size, size, device=next(model.parameters()).device)
-        with torch.no_grad():
-            model(probe)
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
-    return [name for name, values in seen.items() if values == 1]

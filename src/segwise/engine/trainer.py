@@ -34,7 +34,7 @@ from segwise.engine.callbacks import (
     mean_across,
 )
 from segwise.engine.config import RunConfig
-from segwise.engine.preflight import CheckedRun, check_run
+from segwise.engine.preflight import RunRecipe, check_run
 from segwise.engine.progress import ProgressDataset, epoch_line, format_duration
 from segwise.engine.run_folder import (
     RunFolderLock,
@@ -42,7 +42,7 @@ from segwise.engine.run_folder import (
     check_resumable,
     interrupted_message,
 )
-from segwise.engine.run_start import LoopParts, start_run
+from segwise.engine.run_start import LoopParts, resume_recipe, start_run
 from segwise.engine.schedule import lr_at_step
 from segwise.engine.setup import seed_everything
 
@@ -85,8 +85,9 @@ def fit(
 ) -> FitResult:
     """Train a model as ``config`` says, writing everything into ``run_dir``.
 
-    Everything is checked before the run folder is written (:func:`check_run`: options, data,
-    model), so a refused run leaves nothing on disk. The run folder is the first line printed,
+    Everything is checked, and what the run uses built once, before the run folder is written
+    (:func:`check_run`: options, data, adapter, model, batch statistics), so a refused run
+    leaves nothing on disk. The run folder is the first line printed,
     so ``curves.png`` can be opened while the run trains.
     ``train.time_limit`` fits the epochs (and so the learning-rate schedule) to the budget
     after the first epoch, and stops the run cleanly (validated, ``best.pt``/``last.pt``
@@ -125,7 +126,7 @@ def fit(
     run_dir = Path(run_dir)
     extra = CallbackList(callbacks).callbacks  # refused before the folder is touched
     is_main = int(os.environ.get("RANK", "0")) == 0
-    checked = None
+    recipe = None
     if resume:
         check_resumable(run_dir)
     elif config is None:
@@ -133,26 +134,29 @@ def fit(
     else:
         check_new_run_folder(run_dir, clear=False)  # a refused folder fails before the checks
         # every name and option, the data and the model, before the folder is touched
-        checked = check_run(config)
+        recipe = check_run(config)
         check_new_run_folder(run_dir, clear=is_main)  # only now: a failed start's leftovers
     box: list[TrainingState] = []
     with RunFolderLock(run_dir, enabled=is_main):
         try:
-            return _fit(config, run_dir, resume=resume, stop_after_epoch=stop_after_epoch,
-                        quiet=quiet, box=box, checked=checked, extra=extra)
+            return _fit(recipe, run_dir, stop_after_epoch=stop_after_epoch, quiet=quiet,
+                        box=box, extra=extra)
         except KeyboardInterrupt:
             if is_main and not quiet:
                 print(interrupted_message(run_dir, box[0] if box else None), flush=True)
             raise
 
 
-def _fit(config, run_dir: Path, *, resume: bool, stop_after_epoch, quiet: bool,
-         box: list, checked: CheckedRun | None = None, extra: Sequence[Any] = ()) -> FitResult:
+def _fit(recipe: RunRecipe | None, run_dir: Path, *, stop_after_epoch, quiet: bool,
+         box: list, extra: Sequence[Any] = ()) -> FitResult:
     """:func:`fit` inside the run-folder lock; ``box`` receives the training state (for the
-    Ctrl-C message) as soon as it exists; ``checked`` is :func:`check_run`'s result for a new
-    run (a resumed run checks the config stored in its checkpoint here)."""
-    run, loop = start_run(config, run_dir, resume=resume, quiet=quiet, box=box,
-                          checked=checked, clock=time.monotonic)
+    Ctrl-C message) as soon as it exists; ``recipe`` is :func:`check_run`'s result for a new
+    run, None to resume (the config stored in the checkpoint is checked here, once)."""
+    ckpt = None
+    if recipe is None:
+        recipe, ckpt = resume_recipe(run_dir)
+    run, loop = start_run(recipe, run_dir, ckpt=ckpt, quiet=quiet, box=box,
+                          clock=time.monotonic)
     callbacks = CallbackList([*default_callbacks(run.config), *extra])
     state, plan, t_cfg = run.state, run.plan, run.config.train
     stopped_early = False
