@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import warnings
+from collections.abc import Iterator
 
 __all__ = ["DESCRIPTION", "HELP", "NAME", "add_arguments", "run"]
 
@@ -16,9 +19,11 @@ Check a dataset folder (or a pairs .csv) the way training will read it.
   segwise data inspect DIR            a report in the terminal
   segwise data inspect DIR --json     the same report as JSON on stdout
 
-Lists counts, sizes, channels, the detected mask kind, the classes with their pixel
-frequencies, and every problem with its file: images without masks and masks without images,
-size mismatches, unreadable files, unexpected label values, heavy class imbalance.
+Lists counts, sizes, channels, the images' colour spaces with the rule applied to each (CMYK
+and YCCK converted to RGB, Lab refused, ...), the detected mask kind, the classes with their
+pixel frequencies, and every problem with its file: images without masks and masks without
+images, size mismatches, unreadable files, NaN / inf pixels, unexpected label values, heavy
+class imbalance. Notices are printed once each on stderr, without Python source lines.
 Exit code 0 when training can start, 1 when an error would stop it (with --json, a
 layout that cannot be read at all is reported as JSON too: {"fatal": MESSAGE, ...}).
 Supported layouts and mask kinds: docs/data.md.
@@ -42,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of that split (default 0)")
     p.add_argument("--headers-only", action="store_true",
                    help="read image headers only (faster; misses truncated images)")
+    p.add_argument("--nonfinite", default="refuse", choices=("refuse", "ignore"),
+                   help="NaN / inf pixels in float images: refuse (an error, the default) or "
+                        "ignore (read as the mean, their mask pixels left out)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,11 +57,11 @@ def run(args: argparse.Namespace) -> int:
     from segwise.notices import printed
 
     try:
-        with printed():
+        with printed(), _warnings_as_notices():
             report = inspect_dataset(
                 args.root, mask_kind=args.mask_kind, ignore_index=args.ignore_index,
                 num_classes=args.num_classes, val_fraction=args.val_fraction, seed=args.seed,
-                decode_images=not args.headers_only)
+                decode_images=not args.headers_only, nonfinite=args.nonfinite)
     except (ValueError, FileNotFoundError) as err:
         if not args.json:
             raise
@@ -73,6 +81,26 @@ def run(args: argparse.Namespace) -> int:
     return 1 if report.errors else 0
 
 
+@contextlib.contextmanager
+def _warnings_as_notices() -> Iterator[None]:
+    """Python warnings raised by the libraries that read the files (Pillow, tifffile, ...)
+    go through the one notice channel (:func:`segwise.notices.notify`): printed once each as
+    ``segwise warning: ...``, without the source line Python's default printer adds."""
+    from segwise.notices import Level, notify
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            seen = set()
+            for w in caught:
+                text = f"{w.category.__name__}: {w.message}"
+                if text not in seen:
+                    seen.add(text)
+                    notify(Level.WARNING, text)
+
+
 def _render(report) -> None:
     from rich.table import Table
 
@@ -85,6 +113,10 @@ def _render(report) -> None:
         f"train {s['train']}  val {s['val']}  unpaired files {s['unpaired']}  |  size (H, W) "
         f"min {tuple(s['size_min'])} median {tuple(s['size_median'])} max {tuple(s['size_max'])}"
         f"  |  channels {s['channels']}  dtypes {s['dtypes']}")
+    for space, c in s["color_spaces"].items():
+        console.print(f"colour space {space} ({c['images']} images): {c['rule']}")
+    console.print("values: " + ", ".join(f"{d} {rule}" for d, rule in s["value_scale"].items())
+                  + ", then (x - mean) / std per channel")
     console.print(f"masks: {s['mask_kind']}  task: {s['task']}  ignore_index: "
                   f"{s['ignore_index']} ({s['ignored_pixels']:,} pixels)  classes from: "
                   f"{s['classes_source']}")

@@ -10,6 +10,7 @@ Importing this package imports torch and torchvision (``import segwise`` does no
 
 from __future__ import annotations
 
+from segwise.data.colorspace import ColorSpace
 from segwise.data.datasets import (
     InstanceDataset,
     SegmentationDataset,
@@ -18,7 +19,7 @@ from segwise.data.datasets import (
     read_mask,
 )
 from segwise.data.discover import discover_dataset
-from segwise.data.formats import MaskKind, read_image
+from segwise.data.formats import MaskKind, NonFinite, read_image
 from segwise.data.info import (
     DataError,
     DataInfo,
@@ -32,12 +33,14 @@ from segwise.data.loaders import make_loader, pad_collate
 from segwise.data.transforms import eval_transforms, train_transforms
 
 __all__ = [
+    "ColorSpace",
     "DataError",
     "DataInfo",
     "DatasetIndex",
     "InspectionReport",
     "InstanceDataset",
     "MaskKind",
+    "NonFinite",
     "Problem",
     "Sample",
     "SegmentationDataset",

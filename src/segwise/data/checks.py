@@ -14,12 +14,14 @@ from typing import Any
 import numpy as np
 
 from segwise.data.classes import ClassTable
-from segwise.data.formats import BINARY_SNAP_RULE, LOSSY_SUFFIXES, MaskKind
+from segwise.data.colorspace import RULES, ColorSpace
+from segwise.data.formats import BINARY_SNAP_RULE, LOSSY_SUFFIXES, MaskKind, NonFinite
 from segwise.data.info import Problem, Sample, Severity
 from segwise.data.masks import mask_kind_spec
 from segwise.data.masks.base import size_problem, turn_name
 
-__all__ = ["IMBALANCE_RATIO", "FileFindings", "check_files", "imbalance_problems"]
+__all__ = ["IMBALANCE_RATIO", "FileFindings", "check_files", "image_problems",
+           "imbalance_problems"]
 
 #: Most / least frequent class pixel ratio above which the data is called heavily imbalanced.
 IMBALANCE_RATIO = 50.0
@@ -55,11 +57,13 @@ def check_files(
     kind: MaskKind,
     table: ClassTable,
     ignore_index: int | None,
+    nonfinite: NonFinite = NonFinite.REFUSE,
 ) -> FileFindings:
     """Check each pair (a pure pass: it returns its findings and changes none of its inputs).
 
-    The checks every file gets (alpha, EXIF orientation, lossy masks, size, transparency) run
-    here; what the labels mean is checked by the kind's module (``MaskKindSpec.check``).
+    The checks every file gets (alpha, colour space, non-finite pixels, EXIF orientation, lossy
+    masks, size, transparency) run here; what the labels mean is checked by the kind's module
+    (``MaskKindSpec.check``).
 
     Args:
         samples: the pairs to check.
@@ -69,6 +73,8 @@ def check_files(
         kind: how the masks encode labels.
         table: the class table (names, colours, ignore colour).
         ignore_index: the ignore label, or ``None``.
+        nonfinite: what NaN / inf image pixels are (:class:`NonFinite`: an error, or a warning
+            when they are to be ignored).
     """
     spec = mask_kind_spec(kind)
     counts = np.zeros(len(table.names), dtype=np.int64)
@@ -81,6 +87,8 @@ def check_files(
         if img is not None and img.alpha:
             problems.append(Problem(Severity.INFO, "alpha_dropped", str(s.image_path),
                                     "image has an alpha channel; it is dropped"))
+        if img is not None:
+            problems += image_problems(s, img, nonfinite=nonfinite, soft=kind is MaskKind.SOFT)
         if img is not None and img.orientation != 1:
             problems.append(Problem(
                 Severity.INFO, "exif_orientation", str(s.image_path),
@@ -106,6 +114,11 @@ def check_files(
                 continue  # unreadable: already reported
             if img is not None and img.size != tuple(m.size):
                 problems.append(size_problem(s, img.size, m.size, img.orientation))
+            if m.nonfinite:
+                problems.append(Problem(
+                    Severity.ERROR, "nonfinite_pixels", str(s.mask_path),
+                    f"{m.nonfinite} mask values are NaN or infinite; a soft target must be a "
+                    "number in [0, 1] everywhere: fix the file"))
             if m.transparent:
                 problems.append(Problem(
                     Severity.INFO, "mask_alpha", str(s.mask_path),
@@ -127,6 +140,50 @@ def check_files(
             "mask (not background), scored as crowd by evaluation (pycocotools' rule)"))
     problems += imbalance_problems(counts, table, where=str(root))
     return FileFindings(counts, problems, instance_counts, ignored, crowd_counts)
+
+
+def image_problems(sample: Sample, img: Any, *, nonfinite: NonFinite = NonFinite.REFUSE,
+                   soft: bool = False) -> list[Problem]:
+    """The findings about one image's pixels: its colour space (the rule applied, as a notice),
+    non-finite pixels of float images (an error, or a warning under ``NonFinite.IGNORE``), and
+    float values outside [0, 1] (a notice: used as stored).
+
+    Args:
+        sample: the pair (its image is named).
+        img: the image's :class:`~segwise.data.scan.ImageScan`.
+        nonfinite: what NaN / inf pixels are.
+        soft: the masks are soft (no ignore label: non-finite pixels are refused either way).
+    """
+    where = str(sample.image_path)
+    problems = []
+    space = ColorSpace(img.space)
+    if space.converted:
+        problems.append(Problem(Severity.INFO, "color_space", where,
+                                f"{space.value} image: {RULES[space]}"))
+    if img.nonfinite:
+        h, w = img.size
+        what = (f"{img.nonfinite} of {h * w} pixels hold NaN or +-inf values (a float image); "
+                "they would make the loss NaN")
+        if nonfinite is NonFinite.IGNORE and not soft:
+            problems.append(Problem(
+                Severity.WARNING, "nonfinite_pixels", where,
+                f"{what}: read as the channel mean, their mask pixels ignored "
+                "(nonfinite='ignore')"))
+        else:
+            fix = ("fix the file (soft masks have no ignore label)" if soft else
+                   "fix the file, or read them as the mean and leave their mask pixels out "
+                   "with nonfinite='ignore' (`segwise data inspect --nonfinite ignore`)")
+            problems.append(Problem(Severity.ERROR, "nonfinite_pixels", where,
+                                    f"{what}; {fix}"))
+    if img.value_range is not None and not (img.value_range[0] >= 0.0
+                                            and img.value_range[1] <= 1.0):
+        lo, hi = img.value_range
+        problems.append(Problem(
+            Severity.INFO, "float_range", where,
+            f"float values span [{lo:.4g}, {hi:.4g}], outside [0, 1]: used as stored "
+            "(normalised by the dataset mean/std); colour jitter clips float images to [0, 1], "
+            "so leave it off for such data"))
+    return problems
 
 
 def imbalance_problems(counts: np.ndarray, table: ClassTable, *, where: str) -> list[Problem]:

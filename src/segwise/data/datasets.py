@@ -24,6 +24,7 @@ __all__ = [
     "InstanceDataset",
     "SegmentationDataset",
     "image_to_tensor",
+    "nonfinite_to_mean",
     "normalize_image",
     "normalize_tensor",
     "read_mask",
@@ -89,7 +90,34 @@ def normalize_image(array: np.ndarray, info: DataInfo) -> torch.Tensor:
         ``float32 (C, H, W)``: scaled to [0, 1] by the dtype's range, then per-channel
         ``(x - info.mean) / info.std``.
     """
-    return normalize_tensor(image_to_tensor(array, info, keep_uint8=True), info)
+    image, _ = nonfinite_to_mean(image_to_tensor(array, info, keep_uint8=True), info)
+    return normalize_tensor(image, info)
+
+
+def nonfinite_to_mean(image: torch.Tensor, info: DataInfo
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """NaN / +-inf pixels of a float image read as the channel mean (0 after normalisation).
+
+    Discovery refuses such pixels unless ``nonfinite="ignore"`` was chosen
+    (:class:`~segwise.data.formats.NonFinite`); this is how they are read then, by training and
+    prediction alike.
+
+    Args:
+        image: ``(C, H, W)`` on the [0, 1] scale of :func:`image_to_tensor` (``uint8`` images
+            cannot hold NaN and are returned unchanged).
+        info: gives the per-channel ``mean``.
+
+    Returns:
+        The image (a new tensor when pixels were replaced) and ``bool (H, W)``, True where a
+        channel was not finite, or ``None`` when every pixel is finite.
+    """
+    if not image.is_floating_point():
+        return image, None
+    bad = ~torch.isfinite(image).all(dim=0)
+    if not bool(bad.any()):
+        return image, None
+    mean = torch.tensor(info.mean, dtype=image.dtype).view(-1, 1, 1)
+    return torch.where(bad, mean, image), bad
 
 
 def read_mask(path: str | Path, info: DataInfo, *, image_name: str | None = None) -> np.ndarray:
@@ -167,6 +195,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         s = self.samples[i]
         image = image_to_tensor(read_image(s.image_path), self.info, source=s.image_path,
                                 keep_uint8=True)
+        image, bad = nonfinite_to_mean(image, self.info)
         if s.mask_path is None:
             raise ValueError(f"sample {s.id} ({s.image_path}) has no mask")
         inst = None
@@ -180,6 +209,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
                 f"mask {s.mask_path} is {tuple(mask.shape[-2:])} but image {s.image_path} is "
                 f"{tuple(image.shape[-2:])}; re-export the mask at the image's size"
             )
+        if bad is not None and not np.issubdtype(mask.dtype, np.floating):
+            # pixels that were NaN / inf (nonfinite="ignore"): left out of loss and metrics
+            mask = np.where(bad.numpy(), np.int64(self.info.labels.pad_value), mask)
         if self.cache:
             self._cache[i] = (image, mask, inst)
         return image, mask, inst

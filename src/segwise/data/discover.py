@@ -15,7 +15,8 @@ import numpy as np
 from segwise._validation import as_enum
 from segwise.data.checks import check_files
 from segwise.data.classes import CAMVID_CLASSES, ClassTable, load_classes_file
-from segwise.data.formats import IMAGE_SUFFIXES, MaskKind, read_image, to_unit_float
+from segwise.data.colorspace import ColorSpaceError
+from segwise.data.formats import IMAGE_SUFFIXES, MaskKind, NonFinite, read_image, to_unit_float
 from segwise.data.info import DataInfo, DatasetIndex, Problem, Sample, Severity, raise_or_warn
 from segwise.data.masks import detect_kind, mask_kind_spec
 from segwise.data.masks.base import ClassContext
@@ -41,6 +42,8 @@ class DiscoverOptions:
         class_names: one name per class (default: class file, known layout, or "class_<i>").
         val_fraction: share of samples put into val when the data has no split of its own.
         seed: seed of that split and of the sample of images used for mean/std.
+        nonfinite: NaN / inf pixels of float images: refused (an error per file, the default)
+            or ignored (:class:`~segwise.data.formats.NonFinite`).
     """
 
     mask_kind: MaskKind = MaskKind.AUTO
@@ -49,9 +52,11 @@ class DiscoverOptions:
     class_names: tuple[str, ...] | None = None
     val_fraction: float = 0.2
     seed: int = 0
+    nonfinite: NonFinite = NonFinite.REFUSE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mask_kind", as_enum(self.mask_kind, MaskKind, "mask_kind"))
+        object.__setattr__(self, "nonfinite", as_enum(self.nonfinite, NonFinite, "nonfinite"))
         if self.class_names is not None:
             object.__setattr__(self, "class_names", tuple(self.class_names))
 
@@ -78,6 +83,7 @@ def discover_dataset(
     val_fraction: float = 0.2,
     seed: int = 0,
     strict: bool = True,
+    nonfinite: NonFinite | str = NonFinite.REFUSE,
 ) -> DatasetIndex:
     """Find image/mask pairs under ``root``, split them, and describe the data.
 
@@ -95,6 +101,9 @@ def discover_dataset(
             mismatches, unexpected label values, ...) and emit one ``UserWarning`` per kind of
             recoverable problem or notice (files left out, 0/255 mapped, ...), naming the files.
             ``False`` only records them in ``problems`` (what ``inspect_dataset`` uses).
+        nonfinite: NaN / inf pixels in float images: ``"refuse"`` (an error naming each file
+            and its count) or ``"ignore"`` (read as the channel mean, their mask pixels left
+            out of loss and metrics); :class:`~segwise.data.formats.NonFinite`.
 
     Returns:
         The :class:`DatasetIndex`; its ``problems`` list what was noticed or left out.
@@ -106,7 +115,8 @@ def discover_dataset(
     """
     index = analyse(root, DiscoverOptions(
         mask_kind=mask_kind, ignore_index=ignore_index, num_classes=num_classes,
-        class_names=class_names, val_fraction=val_fraction, seed=seed)).index
+        class_names=class_names, val_fraction=val_fraction, seed=seed,
+        nonfinite=nonfinite)).index
     if strict:
         raise_or_warn(index.problems, index.root)
     return index
@@ -137,8 +147,8 @@ def analyse(root: str | Path, options: DiscoverOptions) -> Analysis:
         try:
             image_scans[s.id] = scan_image(s.image_path)
         except ValueError as err:
-            problems.append(Problem(Severity.ERROR, "unreadable_image", str(s.image_path),
-                                    str(err)))
+            code = "color_space" if isinstance(err, ColorSpaceError) else "unreadable_image"
+            problems.append(Problem(Severity.ERROR, code, str(s.image_path), str(err)))
     if kind == MaskKind.AUTO:  # from the layout and folders, before decoding any mask
         kind = detect_kind(layout.name, samples, None)
     mask_scans: dict[str, MaskScan] = {}
@@ -157,7 +167,8 @@ def analyse(root: str | Path, options: DiscoverOptions) -> Analysis:
         samples=samples, options=options)
     problems += notes
     found = check_files(samples, image_scans=image_scans, mask_scans=mask_scans, root=root,
-                        kind=kind, table=table, ignore_index=ignore)
+                        kind=kind, table=table, ignore_index=ignore,
+                        nonfinite=options.nonfinite)
     analysis = Analysis(DatasetIndex(root, train, val, info=None, layout=layout.name,  # type: ignore[arg-type]
                                      split_source=split_source, unpaired=layout.unpaired,
                                      test=test),
@@ -253,7 +264,7 @@ def _mean_std(samples: list[Sample], scans: dict[str, ImageScan], channels: int,
     pick = sorted(rng.choice(len(usable), size=min(_STATS_IMAGES, len(usable)), replace=False))
     total = np.zeros(channels)
     total_sq = np.zeros(channels)
-    n = 0
+    n = np.zeros(channels)  # finite values per channel: NaN / inf pixels never enter
     for i in pick:
         try:
             arr = to_unit_float(read_image(usable[i].image_path))
@@ -265,10 +276,12 @@ def _mean_std(samples: list[Sample], scans: dict[str, ImageScan], channels: int,
             continue
         step = max(1, max(arr.shape[:2]) // 256)  # subsample large images: stats, not pixels
         flat = arr[::step, ::step].reshape(-1, channels).astype(np.float64)
+        finite = np.isfinite(flat)
+        flat = np.where(finite, flat, 0.0)
         total += flat.sum(0)
         total_sq += (flat**2).sum(0)
-        n += flat.shape[0]
-    if n == 0:
+        n += finite.sum(0)
+    if not n.all():
         return (0.5,) * channels, (0.25,) * channels
     mean = total / n
     std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))

@@ -17,8 +17,19 @@ from __future__ import annotations
 import warnings
 from enum import Enum
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+
+from segwise.data.colorspace import (
+    ColorSpace,
+    ColorSpaceError,
+    pil_color_space,
+    tiff_channels,
+    tiff_color_space,
+    tiff_to_display,
+)
+from segwise.notices import Level, notify
 
 __all__ = [
     "BINARY_SNAP_RULE",
@@ -26,12 +37,17 @@ __all__ = [
     "LOSSY_SUFFIXES",
     "MASK_SUFFIXES",
     "SNAP_AT",
+    "ImageHeader",
     "MaskKind",
+    "NonFinite",
     "RawMask",
     "exif_orientation",
+    "grey_of_rgb",
     "image_header",
+    "read_header",
     "read_image",
     "read_mask_raw",
+    "rgb_codes",
     "to_unit_float",
 ]
 
@@ -46,9 +62,26 @@ SNAP_AT = 128
 _EXIF_ORIENTATION = 0x0112
 
 _ALPHA_NOTICE = (
-    "segwise: an image with an alpha channel was read; the alpha channel is dropped "
+    "an image with an alpha channel was read; the alpha channel is dropped "
     "(`segwise data inspect DIR` lists the files)"
 )
+_ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
+
+
+class NonFinite(str, Enum):
+    """What discovery does with NaN / +-inf pixels in float images (``docs/data.md``).
+
+    - ``REFUSE``: an error per file naming the count of such pixels: ``segwise data inspect``
+      exits 1 and a run is refused before it writes anything (the default).
+    - ``IGNORE``: a warning per file; the dataset reads those pixels as the channel mean
+      (0 after normalisation, like padding) and gives their mask pixels the pad label, so loss
+      and metrics leave them out. Not available for soft masks (no ignore label).
+
+    Masks with non-finite values (float soft masks) are refused either way.
+    """
+
+    REFUSE = "refuse"
+    IGNORE = "ignore"
 
 
 class MaskKind(str, Enum):
@@ -98,10 +131,34 @@ def _is_palette_png(data: bytes) -> bool:
     return len(data) > 25 and data[:8] == b"\x89PNG\r\n\x1a\n" and data[25] == 3
 
 
-def image_header(path: str | Path) -> tuple[int, int, int, str]:
-    """Read only the header of an image: ``(height, width, channels, dtype name)``.
+class ImageHeader(NamedTuple):
+    """What an image's header says (:func:`read_header`; nothing is decoded).
+
+    Attributes:
+        height, width: the size as displayed (EXIF orientations 5..8 swap them).
+        channels: channels after the colour-space rule, alpha included (PNG/JPEG/BMP alpha is
+            dropped when read, see ``alpha``; TIFF channels are all kept).
+        dtype: the stored dtype name (``uint8``, ``uint16``, ``float32``, ...).
+        space: the file's :class:`~segwise.data.colorspace.ColorSpace`.
+        orientation: the EXIF ``Orientation`` (1 = as stored).
+        alpha: a PNG/JPEG/BMP with an alpha channel (dropped when read).
+    """
+
+    height: int
+    width: int
+    channels: int
+    dtype: str
+    space: ColorSpace
+    orientation: int = 1
+    alpha: bool = False
+
+
+def read_header(path: str | Path) -> ImageHeader:
+    """Read only the header of an image (size, channels, dtype, colour space, orientation).
 
     Raises:
+        ColorSpaceError: (a ``ValueError``) naming the file when its colour space is refused
+            (``segwise.data.colorspace``).
         ValueError: naming the file when it cannot be opened as an image.
     """
     path = Path(path)
@@ -112,27 +169,48 @@ def image_header(path: str | Path) -> tuple[int, int, int, str]:
             with tifffile.TiffFile(path) as tif:
                 series = tif.series[0]
                 shape, dtype, axes = series.shape, series.dtype.name, series.axes
+                page = tif.pages[0]
+                space = tiff_color_space(page)
+                extras = len(page.extrasamples or ())
             if len(shape) == 2:
-                return shape[0], shape[1], 1, dtype
-            if axes.endswith("YX"):  # planar (C, H, W)
-                return shape[-2], shape[-1], int(np.prod(shape[:-2])), dtype
-            return shape[0], shape[1], shape[2], dtype
+                h, w, c = shape[0], shape[1], 1
+            elif axes.endswith("YX"):  # planar (C, H, W)
+                h, w, c = shape[-2], shape[-1], int(np.prod(shape[:-2]))
+            else:
+                h, w, c = shape[0], shape[1], shape[2]
+            return ImageHeader(h, w, tiff_channels(space, c, extras), dtype, space)
         from PIL import Image
 
         with Image.open(path) as im:
             w, h = im.size
-            if _orientation_of(im) in (5, 6, 7, 8):  # rotated by 90 degrees when displayed
+            orientation = _orientation_of(im)
+            if orientation in (5, 6, 7, 8):  # rotated by 90 degrees when displayed
                 w, h = h, w
+            space = pil_color_space(im)
             bands = len(im.getbands())
             dtype = {"I;16": "uint16", "I;16B": "uint16", "I": "int32", "F": "float32"}.get(
                 im.mode, "uint8")
-            if im.mode == "P":
-                bands = 3
-        return h, w, bands, dtype
+            if space in (ColorSpace.PALETTE, ColorSpace.CMYK, ColorSpace.YCCK):
+                bands = 3 + (im.mode == "PA")
+            alpha = im.mode in _ALPHA_MODES
+        return ImageHeader(h, w, bands, dtype, space, orientation, alpha)
+    except ColorSpaceError as err:
+        raise ColorSpaceError(f"image {path} is {err}") from None
     except Exception as err:
         raise ValueError(
             f"cannot read image {path}: {err}. Re-export it as PNG/TIFF or remove it."
         ) from err
+
+
+def image_header(path: str | Path) -> tuple[int, int, int, str]:
+    """Read only the header of an image: ``(height, width, channels, dtype name)``
+    (:func:`read_header` says more).
+
+    Raises:
+        ValueError: naming the file when it cannot be opened as an image.
+    """
+    head = read_header(path)
+    return head.height, head.width, head.channels, head.dtype
 
 
 def _orientation_of(im) -> int:
@@ -169,10 +247,13 @@ def read_image(path: str | Path) -> np.ndarray:
     with ``tifffile`` (any channel count, 8/16-bit or float, planar or interleaved), BMP and
     palette PNGs with PIL. Images carrying an EXIF orientation other than 1 are decoded with
     PIL and turned as displayed (``ImageOps.exif_transpose``), so a mask drawn on the displayed
-    picture lines up. An alpha channel of a PNG/JPEG/BMP (RGBA, LA) is dropped with a one-time
-    warning; TIFF channels are all kept.
+    picture lines up. An alpha channel of a PNG/JPEG/BMP (RGBA, LA) is dropped with a notice
+    (:func:`segwise.notices.notify`); TIFF channels are all kept. Colour spaces other than grey,
+    RGB and palette follow the rules of :mod:`segwise.data.colorspace` (CMYK and YCCK JPEGs
+    are decoded with Pillow and converted to RGB; Lab TIFFs are refused).
 
     Raises:
+        ColorSpaceError: (a ``ValueError``) naming the file when its colour space is refused.
         ValueError: naming the file when it cannot be decoded.
     """
     path = Path(path)
@@ -182,27 +263,29 @@ def read_image(path: str | Path) -> np.ndarray:
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
+                page = tif.pages[0]
+                space = tiff_color_space(page)
                 axes = tif.series[0].axes
                 arr = np.asarray(tif.asarray())
-                page = tif.pages[0]
-                colormap = (page.colormap if page.photometric == tifffile.PHOTOMETRIC.PALETTE
-                            else None)
-            if colormap is not None and arr.ndim == 2:  # palette TIFF: the colours, like PNG
-                arr = (np.asarray(colormap).T[arr] >> 8).astype(np.uint8)  # 16 -> 8 bit
-            elif arr.ndim == 2:
+                colormap = page.colormap if space is ColorSpace.PALETTE else None
+                bits = int(page.bitspersample)
+            if arr.ndim == 2:
                 arr = arr[..., None]
             elif arr.ndim == 3 and axes.endswith("YX"):
                 arr = np.moveaxis(arr, 0, -1)  # planar (C, H, W) -> (H, W, C)
             if arr.ndim != 3:
                 raise ValueError(f"expected a 2-D image with channels, got shape {arr.shape}")
+            arr = tiff_to_display(arr, space, bits=bits, colormap=colormap)
             if arr.dtype == np.bool_:
                 arr = arr.astype(np.uint8) * 255  # 1-bit: black and white, as PNG/BMP read
             return np.ascontiguousarray(arr)
         data = path.read_bytes()
         if not data:
             raise ValueError("the file is empty (0 bytes)")
-        oriented = suffix in (".png", ".jpg", ".jpeg", ".bmp") and _data_orientation(data) != 1
-        if suffix in (".png", ".jpg", ".jpeg") and not _is_palette_png(data) and not oriented:
+        orientation, space = _data_header(data)
+        oriented = suffix in (".png", ".jpg", ".jpeg", ".bmp") and orientation != 1
+        if (suffix in (".png", ".jpg", ".jpeg") and not _is_palette_png(data) and not oriented
+                and space not in (ColorSpace.CMYK, ColorSpace.YCCK)):
             import torch
             from torchvision.io import ImageReadMode, decode_image
 
@@ -220,33 +303,40 @@ def read_image(path: str | Path) -> np.ndarray:
 
             with Image.open(io.BytesIO(data)) as im:
                 im = ImageOps.exif_transpose(im)  # as displayed (a no-op without EXIF)
-                if im.mode == "P":
+                if im.mode == "CMYK":  # Pillow reads JPEG inks in Adobe polarity; YCCK too
+                    im = im.convert("RGB")
+                elif im.mode == "P":
                     im = im.convert("RGBA" if "transparency" in im.info else "RGB")
                 elif im.mode == "1":
                     im = im.convert("L")
                 arr = np.asarray(im)
             if arr.ndim == 2:
                 arr = arr[..., None]
+    except ColorSpaceError as err:
+        raise ColorSpaceError(f"image {path} is {err}") from None
     except Exception as err:
         raise ValueError(
             f"cannot read image {path}: {err}. Re-export it as PNG/TIFF or remove it."
         ) from err
     if arr.shape[-1] in (2, 4):  # LA / RGBA: drop alpha
-        warnings.warn(_ALPHA_NOTICE, stacklevel=2)
+        notify(Level.INFO, _ALPHA_NOTICE)
         arr = arr[..., :-1]
     return np.ascontiguousarray(arr)
 
 
-def _data_orientation(data: bytes) -> int:
+def _data_header(data: bytes) -> tuple[int, ColorSpace | None]:
+    """``(EXIF orientation, colour space)`` of encoded PNG/JPEG/BMP bytes (header only)."""
     import io
 
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as im:
-            return _orientation_of(im)
+            return _orientation_of(im), pil_color_space(im)
+    except ColorSpaceError:
+        raise
     except Exception:
-        return 1  # not an image PIL knows: the decoder below names the problem
+        return 1, None  # not an image PIL knows: the decoder below names the problem
 
 
 def to_unit_float(arr: np.ndarray) -> np.ndarray:
@@ -258,6 +348,22 @@ def to_unit_float(arr: np.ndarray) -> np.ndarray:
     if np.issubdtype(arr.dtype, np.integer):
         return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
     return arr.astype(np.float32)
+
+
+def rgb_codes(rgb: np.ndarray) -> np.ndarray:
+    """One integer per colour: ``int64 (H, W)`` ``r << 16 | g << 8 | b`` of an ``(H, W, >=3)``
+    8-bit RGB array (black is 0). The one encoding of colours that scans, colour masks and
+    colour-coded instance masks share."""
+    x = rgb[..., :3].astype(np.int64)
+    return (x[..., 0] << 16) | (x[..., 1] << 8) | x[..., 2]
+
+
+def grey_of_rgb(rgb: np.ndarray) -> np.ndarray | None:
+    """Channel 0 of an ``(H, W, >=3)`` mask whose first three channels are equal (a grey mask
+    saved as RGB), else ``None``. Scans and instance masks decide "grey or colour" here."""
+    if bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
+        return rgb[..., 0]
+    return None
 
 
 def read_mask_raw(path: str | Path) -> RawMask:

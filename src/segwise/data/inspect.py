@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from segwise.data.colorspace import RULES, ColorSpace
 from segwise.data.discover import DiscoverOptions, analyse
-from segwise.data.formats import MaskKind, read_image
+from segwise.data.formats import MaskKind, NonFinite, read_image
 from segwise.data.info import DataError, DatasetIndex, Problem, Severity, raise_or_warn
 
 __all__ = ["DataError", "InspectionReport", "inspect_dataset"]
@@ -31,6 +32,8 @@ class InspectionReport:
         image_sizes: ``(H, W)`` per sample id.
         channels: image channel counts -> number of images.
         dtypes: image dtypes -> number of images.
+        color_spaces: image colour spaces (:class:`~segwise.data.colorspace.ColorSpace`
+            values) -> number of images.
         instances_per_image: object counts per sample id (instance data only).
         ignored_pixels: mask pixels labelled ``ignore_index`` (not counted in any class).
         crowd_per_image: COCO crowd regions (``iscrowd: 1``) per sample id, images with any.
@@ -41,6 +44,7 @@ class InspectionReport:
     image_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
     channels: dict[int, int] = field(default_factory=dict)
     dtypes: dict[str, int] = field(default_factory=dict)
+    color_spaces: dict[str, int] = field(default_factory=dict)
     instances_per_image: dict[str, int] = field(default_factory=dict)
     ignored_pixels: int = 0
     crowd_per_image: dict[str, int] = field(default_factory=dict)
@@ -83,6 +87,9 @@ class InspectionReport:
             "size_max": [int(v) for v in sizes.max(axis=0)],
             "channels": {str(k): v for k, v in sorted(self.channels.items())},
             "dtypes": dict(sorted(self.dtypes.items())),
+            "color_spaces": {k: {"images": v, "rule": RULES[ColorSpace(k)]}
+                             for k, v in sorted(self.color_spaces.items())},
+            "value_scale": {d: _SCALE_RULE.get(d, _OTHER_SCALE) for d in sorted(self.dtypes)},
             "mask_kind": info.mask_kind.value,
             "task": info.task.value,
             "ignore_index": info.ignore_index,
@@ -109,6 +116,12 @@ class InspectionReport:
         }
 
 
+#: How images of each dtype are scaled before the per-channel mean/std normalisation.
+_SCALE_RULE = {"uint8": "/ 255", "uint16": "/ 65535", "bool": "0/255, then / 255",
+               "float16": "as stored", "float32": "as stored", "float64": "as stored"}
+_OTHER_SCALE = "/ the dtype's maximum"
+
+
 def inspect_dataset(
     root: str | Path,
     *,
@@ -119,6 +132,7 @@ def inspect_dataset(
     val_fraction: float = 0.2,
     seed: int = 0,
     decode_images: bool = True,
+    nonfinite: NonFinite | str = NonFinite.REFUSE,
 ) -> InspectionReport:
     """Check a dataset; the options are those of :func:`segwise.data.discover_dataset`.
 
@@ -134,11 +148,12 @@ def inspect_dataset(
     """
     analysis = analyse(root, DiscoverOptions(
         mask_kind=mask_kind, ignore_index=ignore_index, num_classes=num_classes,
-        class_names=class_names, val_fraction=val_fraction, seed=seed))
+        class_names=class_names, val_fraction=val_fraction, seed=seed, nonfinite=nonfinite))
     index = analysis.index
     problems = list(index.problems)
     if decode_images:
-        known_bad = {p.file for p in problems if p.code == "unreadable_image"}
+        known_bad = {p.file for p in problems if p.code in ("unreadable_image", "color_space")
+                     and p.severity == Severity.ERROR}
         for s in index.samples:
             if str(s.image_path) in known_bad:
                 continue
@@ -162,6 +177,7 @@ def inspect_dataset(
         image_sizes={k: v.size for k, v in scans.items()},
         channels=dict(Counter(v.channels for v in scans.values())),
         dtypes=dict(Counter(v.dtype for v in scans.values())),
+        color_spaces=dict(Counter(v.space for v in scans.values())),
         instances_per_image=dict(analysis.instance_counts),
         ignored_pixels=analysis.ignored_pixels,
         crowd_per_image=dict(analysis.crowd_counts),

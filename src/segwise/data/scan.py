@@ -1,8 +1,10 @@
 """Reading what is needed to check and describe files, with a small cache.
 
 A :class:`MaskScan` holds a mask's size and its label values with pixel counts (or colours,
-or the float range); a :class:`ImageScan` holds an image's size, channels and dtype. Scans are
-cached by (path, size, mtime), so discovery followed by inspection reads each file once.
+or the float range, and the count of non-finite values); a :class:`ImageScan` holds an image's
+size, channels, dtype and colour space (float images are decoded, to count their NaN / inf
+pixels and find their range). Scans are cached by (path, size, mtime), so discovery followed by
+inspection reads each file once.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segwise.data.formats import exif_orientation, image_header, read_mask_raw
+from segwise.data.formats import grey_of_rgb, read_header, read_image, read_mask_raw, rgb_codes
 
 __all__ = ["ImageScan", "MaskScan", "scan_image", "scan_mask"]
 
@@ -23,13 +25,18 @@ _CACHE_LIMIT = 50_000
 @dataclass(frozen=True)
 class ImageScan:
     """An image's header: ``size (H, W)`` as displayed, ``channels`` after dropping alpha,
-    ``alpha``, and the EXIF ``orientation`` (1 = as stored; 5..8 swap H and W)."""
+    ``alpha``, the EXIF ``orientation`` (1 = as stored; 5..8 swap H and W), the colour
+    ``space`` (a :class:`~segwise.data.colorspace.ColorSpace` value); for float images also
+    ``nonfinite`` (pixels with a NaN or +-inf channel) and ``value_range`` (finite min, max)."""
 
     size: tuple[int, int]
     channels: int
     dtype: str
     alpha: bool
     orientation: int = 1
+    space: str = "rgb"
+    nonfinite: int = 0
+    value_range: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class MaskScan:
         float_range: ``(min, max)`` for float masks.
         gray_rgb: an RGB mask whose three channels are equal (a grey mask saved as RGB).
         transparent: pixels made background because their alpha was < 128.
+        nonfinite: NaN / +-inf values of a float mask.
     """
 
     size: tuple[int, int]
@@ -58,6 +66,7 @@ class MaskScan:
     float_range: tuple[float, float] | None = None
     gray_rgb: bool = False
     transparent: int = 0
+    nonfinite: int = 0
 
 
 def _key(kind: str, path: Path) -> tuple[str, str, int, int]:
@@ -80,14 +89,25 @@ def _cached(kind: str, path: Path, fn):
 
 
 def scan_image(path: str | Path) -> ImageScan:
-    """Header-only scan of an image (no decoding). Raises ``ValueError`` naming the file."""
+    """Header scan of an image; float images are decoded (non-finite pixels, range).
+
+    Raises:
+        ValueError: naming the file (``ColorSpaceError`` for a refused colour space).
+    """
     path = Path(path)
 
     def run() -> ImageScan:
-        h, w, c, dtype = image_header(path)
-        is_tiff = path.suffix.lower() in (".tif", ".tiff")
-        alpha = not is_tiff and c in (2, 4)
-        return ImageScan((h, w), c - 1 if alpha else c, dtype, alpha, exif_orientation(path))
+        head = read_header(path)
+        c = head.channels - 1 if head.alpha else head.channels
+        nonfinite, value_range = 0, None
+        if head.dtype.startswith("float"):
+            arr = read_image(path)
+            finite = np.isfinite(arr)
+            nonfinite = int((~finite.all(axis=-1)).sum())
+            if finite.any():
+                value_range = (float(arr[finite].min()), float(arr[finite].max()))
+        return ImageScan((head.height, head.width), c, head.dtype, head.alpha,
+                         head.orientation, head.space.value, nonfinite, value_range)
 
     return _cached("image", path, run)
 
@@ -111,20 +131,15 @@ def _scan_mask(path: Path) -> MaskScan:
         finite = np.isfinite(arr)
         lo = float(arr[finite].min()) if finite.any() else float("nan")
         hi = float(arr[finite].max()) if finite.any() else float("nan")
-        if not finite.all():
-            lo = hi = float("nan")
         return MaskScan((arr.shape[1], arr.shape[2]), arr.shape[0], arr.dtype.name, empty, empty,
-                        float_range=(lo, hi))
+                        float_range=(lo, hi), nonfinite=int((~finite).sum()))
     if arr.ndim == 3:
-        rgb = arr[..., :3].astype(np.int64)
-        gray = bool(np.array_equal(rgb[..., 0], rgb[..., 1])
-                    and np.array_equal(rgb[..., 1], rgb[..., 2]))
-        if gray:
-            values, counts = _bincount(arr[..., 0])
+        grey = grey_of_rgb(arr)
+        if grey is not None:
+            values, counts = _bincount(grey)
             return MaskScan(arr.shape[:2], 1, arr.dtype.name, values, counts, gray_rgb=True,
                             transparent=raw.transparent)
-        code = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-        values, counts = np.unique(code, return_counts=True)
+        values, counts = np.unique(rgb_codes(arr), return_counts=True)
         return MaskScan(arr.shape[:2], 3, arr.dtype.name, values, counts,
                         transparent=raw.transparent)
     if arr.ndim != 2:
