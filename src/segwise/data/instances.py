@@ -2,9 +2,12 @@
 
 Per-instance classes of an instance-label image ``instances/<id>.png`` are read from an optional
 sidecar ``instances/<id>.json`` (``{"<instance id>": <class index>, ...}``); without it every
-instance is class 1 (binary). In the semantic map of a COCO image, overlapping pixels take the
-class of the smallest instance covering them (instances are painted largest first); the
-instance masks themselves keep the overlap.
+instance is class 1 (binary). An RGB instance image is colour-coded (each object has its own
+colour, as many annotation tools export): :func:`instance_label` reads each colour as the id
+``r * 65536 + g * 256 + b``, so black (0, 0, 0) is the background, id 0; its sidecar may name
+the objects by colour, ``{"#rrggbb": <class index>}``. In the semantic map of a COCO image,
+overlapping pixels take the class of the smallest instance covering them (instances are
+painted largest first); the instance masks themselves keep the overlap.
 
 COCO crowd regions (``iscrowd: 1``, one RLE over a group of objects) are read too: they are in
 the Instance item with ``"crowd": True`` (training leaves them out, evaluation scores them as
@@ -23,9 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from segwise.data.formats import grey_of_rgb, rgb_codes
+
 __all__ = [
     "CocoFile",
     "CocoTargets",
+    "instance_label",
     "instances_from_label",
     "load_coco",
     "read_instance_classes",
@@ -40,11 +46,42 @@ def read_instance_classes(mask_path: str | Path) -> dict[int, int] | None:
         return None
     try:
         data = json.loads(sidecar.read_text())
-        return {int(k): int(v) for k, v in data.items()}
+        return {int(k[1:], 16) if k.startswith("#") else int(k): int(v)
+                for k, v in data.items()}
     except (ValueError, AttributeError, json.JSONDecodeError) as err:
         raise ValueError(
-            f"{sidecar}: expected {{'<instance id>': <class index>, ...}} ({err})"
+            f"{sidecar}: expected {{'<instance id>': <class index>, ...}} (colour-coded masks: "
+            f"{{'#rrggbb': <class index>, ...}}) ({err})"
         ) from err
+
+
+def instance_label(raw: np.ndarray, *, source: str | Path = "<array>") -> np.ndarray:
+    """The instance ids of an instance mask as stored: ``int64 (H, W)``, 0 = background.
+
+    The one rule that ``segwise data inspect`` (through the mask's scan, which encodes colours
+    the same way) and the dataset item share:
+
+    - ``(H, W)`` integer ids: as stored;
+    - ``(H, W, 3)`` whose channels are equal (grey ids saved as RGB): channel 0;
+    - ``(H, W, 3)`` colour-coded: each distinct colour is one object, id
+      ``r * 65536 + g * 256 + b`` (:func:`segwise.data.formats.rgb_codes`), so black is the
+      background (id 0); transparent pixels were made black when the file was read.
+
+    Raises:
+        ValueError: naming ``source`` for any other shape or a float array.
+    """
+    raw = np.asarray(raw)
+    if np.issubdtype(raw.dtype, np.floating) or not (
+        raw.ndim == 2 or (raw.ndim == 3 and raw.shape[-1] >= 3)
+    ):
+        raise ValueError(
+            f"instance mask {source} is {raw.dtype.name} {raw.shape}; expected integer ids "
+            "(H, W) or a colour-coded RGB image (H, W, 3), one colour per object on black"
+        )
+    if raw.ndim == 2:
+        return raw.astype(np.int64)
+    grey = grey_of_rgb(raw)
+    return (grey if grey is not None else rgb_codes(raw)).astype(np.int64)
 
 
 def semantic_from_instances(
@@ -61,6 +98,10 @@ def semantic_from_instances(
         raise ValueError(
             f"instance ids {missing[:10]} of {source} have no class in its sidecar .json; add them"
         )
+    if ids.size and int(ids[-1]) >= 1 << 20:  # colour-coded ids: no 16M-entry lookup table
+        of_id = np.array([classes[i] for i in ids.tolist()], dtype=np.int64)
+        pos = np.minimum(np.searchsorted(ids, label), ids.size - 1)
+        return np.where(label > 0, of_id[pos], 0)
     lut = np.zeros(int(label.max()) + 1, dtype=np.int64)
     for i in ids.tolist():
         lut[i] = classes[i]

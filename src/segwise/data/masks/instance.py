@@ -1,7 +1,9 @@
 """``INSTANCE`` masks: uint16 instance-label images, 0 = background, 1..N one object each
-(ids need not be contiguous; inspect notes it). Per-instance classes come from an optional
-sidecar ``<mask stem>.json`` (:func:`segwise.data.instances.read_instance_classes`); without
-it every object is class 1.
+(ids need not be contiguous; inspect notes it), or colour-coded RGB images: each distinct
+colour is one object, black (0, 0, 0) the background (:func:`segwise.data.instances.
+instance_label`, the one rule the check and the reader share). Per-instance classes come from an
+optional sidecar ``<mask stem>.json`` (:func:`segwise.data.instances.read_instance_classes`);
+without it every object is class 1.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from segwise.data.classes import ClassTable, default_colors
 from segwise.data.formats import MaskKind, read_mask_raw
 from segwise.data.info import Problem, Sample, Severity
 from segwise.data.instances import (
+    instance_label,
     instances_from_label,
     read_instance_classes,
     semantic_from_instances,
@@ -60,7 +63,10 @@ class InstanceMasks:
         n = len(table.names)
         problems = []
         ids = [int(v) for v in mask.values.tolist() if v > 0]
-        if ids and ids != list(range(1, len(ids) + 1)):
+        coloured = mask.channels == 3  # colour codes r << 16 | g << 8 | b, as instance_label
+        if coloured:
+            problems += _colour_notes(sample, mask, len(ids))
+        elif ids and ids != list(range(1, len(ids) + 1)):
             problems.append(Problem(Severity.INFO, "noncontiguous_ids", str(sample.mask_path),
                                     f"instance ids are not 1..{len(ids)} (e.g. {ids[:6]}); "
                                     "they are kept as they are"))
@@ -72,24 +78,44 @@ class InstanceMasks:
         for v, c in zip(mask.values.tolist(), mask.counts.tolist(), strict=True):
             cls = 0 if v == 0 else (1 if classes is None else classes.get(int(v), -1))
             if not 0 <= cls < n:
+                name = f"#{int(v):06x}" if coloured else str(v)
                 problems.append(label_problem(
-                    sample, f"instance {v} has class {cls}, not in 1..{n - 1} (sidecar .json)"))
+                    sample, f"instance {name} has class {cls}, not in 1..{n - 1} "
+                    "(sidecar .json)"))
                 continue
             counts[cls] += c
         return FileCheck(counts, problems, objects=len(ids))
 
     def read(self, path: Path, options: ReadOptions, *, image_name: str | None = None
              ) -> np.ndarray:
-        return semantic_from_instances(read_mask_raw(path).array, read_instance_classes(path),
-                                       source=path)
+        label = instance_label(read_mask_raw(path).array, source=path)
+        return semantic_from_instances(label, read_instance_classes(path), source=path)
 
     def read_instances(self, path: Path, options: ReadOptions, *, image_name: str | None = None
                        ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The Instance item (numpy) and the semantic mask of one file."""
-        raw = read_mask_raw(path).array
+        label = instance_label(read_mask_raw(path).array, source=path)
         classes = read_instance_classes(path)
-        return (instances_from_label(raw, classes),
-                semantic_from_instances(raw, classes, source=path))
+        return (instances_from_label(label, classes),
+                semantic_from_instances(label, classes, source=path))
+
+
+def _colour_notes(sample: Sample, mask: MaskScan, objects: int) -> list[Problem]:
+    """A colour-coded instance mask: a notice of the rule, and a warning when it has no black
+    background but one colour covers most of it (a background of another colour)."""
+    notes = [Problem(Severity.INFO, "instance_colors", str(sample.mask_path),
+                     f"colour-coded instance mask: {objects} objects, one per colour, black "
+                     "(0, 0, 0) the background; ids are r*65536 + g*256 + b")]
+    total = int(mask.counts.sum())
+    top = int(np.argmax(mask.counts)) if mask.counts.size else 0
+    if mask.values.size and 0 not in mask.values.tolist() and 2 * mask.counts[top] > total:
+        c = int(mask.values[top])
+        notes.append(Problem(
+            Severity.WARNING, "instance_background", str(sample.mask_path),
+            f"no black pixel, and colour ({c >> 16}, {(c >> 8) & 255}, {c & 255}) covers "
+            f"{100 * mask.counts[top] / total:.0f}% of the mask: it is read as one object; the "
+            "background of a colour-coded instance mask must be black (0, 0, 0): re-export it"))
+    return notes
 
 
 INSTANCE = InstanceMasks()
