@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import torch
@@ -21,13 +22,14 @@ from segwise.metrics._distributed import all_gather_objects
 from segwise.metrics.per_image import EmptyRule
 from segwise.metrics.surface import (
     STAT_FIELDS,
+    DistanceMetric,
     _check_options,
     check_spacing,
     scores_from_statistics,
     surface_statistics,
 )
 
-__all__ = ["BoundaryMetrics", "BoundaryScores"]
+__all__ = ["BoundaryMetrics", "BoundaryScores", "ImageReduction", "reduce_values"]
 
 _NAMES = ("hd", "hd_percentile", "assd", "nsd")
 
@@ -39,6 +41,77 @@ def _mean(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
     total = total.sum() if dim is None else total.sum(dim)
     count = defined.sum() if dim is None else defined.sum(dim)
     return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, math.nan))
+
+
+class ImageReduction(str, Enum):
+    """How per (image, class) values ``(M, C)`` become fewer numbers; MONAI's
+    ``MetricReduction`` (its name in brackets). Only defined (non-NaN) values enter; inf
+    propagates.
+
+    - ``NONE``: ``(M, C)`` as they are ("none").
+    - ``MEAN``: per image the mean over its defined classes, then the mean over the images
+      that have one: a scalar ("mean"). Not :attr:`BoundaryScores.mean`, which averages over
+      images first, then over classes.
+    - ``SUM``: the sum of every defined value: a scalar ("sum").
+    - ``MEAN_IMAGES``: per class the mean over images, ``(C,)`` ("mean_batch"; equals
+      :attr:`BoundaryScores.per_class`).
+    - ``SUM_IMAGES``: per class the sum over images, ``(C,)`` ("sum_batch").
+    - ``MEAN_CLASSES``: per image the mean over classes, ``(M,)`` ("mean_channel").
+    - ``SUM_CLASSES``: per image the sum over classes, ``(M,)`` ("sum_channel").
+
+    A mean or sum with no defined value is NaN (MONAI writes 0 there; the ``not_nans`` count
+    of :func:`reduce_values`, 0, says which).
+    """
+
+    NONE = "none"
+    MEAN = "mean"
+    SUM = "sum"
+    MEAN_IMAGES = "mean_images"
+    SUM_IMAGES = "sum_images"
+    MEAN_CLASSES = "mean_classes"
+    SUM_CLASSES = "sum_classes"
+
+
+def reduce_values(values: torch.Tensor, reduction: ImageReduction | str = ImageReduction.MEAN
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reduce per (image, class) values, counting the defined ones (MONAI's ``not_nans``).
+
+    Args:
+        values: ``(M, C)`` float, NaN where undefined (e.g. :attr:`BoundaryScores.hd`).
+        reduction: :class:`ImageReduction`.
+
+    Returns:
+        ``(value, not_nans)``: the reduced values (float64; scalar, ``(C,)``, ``(M,)`` or
+        ``(M, C)``) and ``int64`` counts of the same shape: the defined values that entered
+        each one (for ``MEAN``, the images with at least one defined class; for ``NONE``, 1
+        where defined, else 0).
+    """
+    how = as_enum(reduction, ImageReduction, "reduction")
+    x = values.double()
+    if x.ndim != 2:
+        raise ValueError(f"values have shape {tuple(x.shape)}; expected (images, classes)")
+    defined = ~x.isnan()
+    if how is ImageReduction.NONE:
+        return x, defined.long()
+    zeroed = torch.where(defined, x, torch.zeros_like(x))
+    nan = torch.tensor(math.nan, dtype=torch.float64)
+
+    def over(dim, mean: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        count = defined.sum() if dim is None else defined.sum(dim)
+        total = zeroed.sum() if dim is None else zeroed.sum(dim)
+        value = total / count.clamp_min(1) if mean else total
+        return torch.where(count > 0, value, nan), count.long()
+
+    if how is ImageReduction.MEAN:
+        per_image, count = over(1, mean=True)
+        images = count > 0
+        total = torch.where(images, per_image, torch.zeros_like(per_image)).sum()
+        n = images.sum()
+        return torch.where(n > 0, total / n.clamp_min(1), nan), n.long()
+    dim = {ImageReduction.SUM: None, ImageReduction.MEAN_IMAGES: 0,
+           ImageReduction.SUM_IMAGES: 0, ImageReduction.MEAN_CLASSES: 1,
+           ImageReduction.SUM_CLASSES: 1}[how]
+    return over(dim, mean=how in (ImageReduction.MEAN_IMAGES, ImageReduction.MEAN_CLASSES))
 
 
 @dataclass(frozen=True)
@@ -55,6 +128,11 @@ class BoundaryScores:
         percentile, tolerance, directed, spacing: the settings the values were computed with
             (``spacing`` as given at construction; a batch may have overridden it).
         class_names: optional names, one per class.
+        distance_metric: how distances were measured (:class:`~segwise.metrics.surface.
+            DistanceMetric`).
+
+    :attr:`not_nans` counts the images behind each ``per_class`` value and :meth:`reduce`
+    gives MONAI's other reductions (sums over images, ...).
     """
 
     hd: torch.Tensor
@@ -68,6 +146,28 @@ class BoundaryScores:
     directed: bool
     spacing: tuple[float, ...] | None
     class_names: tuple[str, ...] | None = None
+    distance_metric: DistanceMetric = DistanceMetric.EUCLIDEAN
+
+    @property
+    def not_nans(self) -> dict[str, torch.Tensor]:
+        """``{name: (C,) int64}``: per class the images where the value is defined (NaN left
+        out), the denominators of ``per_class`` (MONAI's ``not_nans`` of ``mean_batch``)."""
+        return {n: (~getattr(self, n).isnan()).sum(0) for n in _NAMES}
+
+    def reduce(self, name: str, reduction: ImageReduction | str = ImageReduction.MEAN
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One metric reduced over images and/or classes: :func:`reduce_values` of ``name``.
+
+        Args:
+            name: ``"hd"``, ``"hd_percentile"``, ``"assd"`` or ``"nsd"``.
+            reduction: :class:`ImageReduction` (e.g. ``"sum_images"``).
+
+        Returns:
+            ``(value, not_nans)`` as :func:`reduce_values`.
+        """
+        if name not in _NAMES:
+            raise ValueError(f"name={name!r} is not valid; expected one of {', '.join(_NAMES)}")
+        return reduce_values(getattr(self, name), reduction)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict: settings, ``mean`` and ``per_class`` (NaN as None, inf as
@@ -82,12 +182,14 @@ class BoundaryScores:
             "tolerance": self.tolerance,
             "directed": self.directed,
             "spacing": None if self.spacing is None else list(self.spacing),
+            "distance_metric": self.distance_metric.value,
             "num_images": int(self.hd.shape[0]),
             "mean": {key.get(n, n): clean(self.mean[n]) for n in _NAMES},
             "per_class": {
                 key.get(n, n): [clean(v) for v in self.per_class[n].tolist()] for n in _NAMES
             },
             "class_names": None if self.class_names is None else list(self.class_names),
+            "not_nans": {key.get(n, n): v.tolist() for n, v in self.not_nans.items()},
         }
 
 
@@ -109,6 +211,8 @@ class BoundaryMetrics:
         ignore_index: target value of pixels that belong to no class (outside ``[0, C)``).
         empty: :class:`~segwise.metrics.EmptyRule` when a class is absent from both.
         class_names: optional C strings.
+        distance_metric: euclidean (default), chessboard or taxicab distances between pixel
+            centres (:class:`~segwise.metrics.surface.DistanceMetric`), in units of ``spacing``.
     """
 
     def __init__(
@@ -122,6 +226,7 @@ class BoundaryMetrics:
         ignore_index: int | None = None,
         empty: EmptyRule | str = EmptyRule.EXCLUDE,
         class_names: Any = None,
+        distance_metric: DistanceMetric | str = DistanceMetric.EUCLIDEAN,
     ) -> None:
         self.num_classes = check_num_classes(num_classes)
         self.ignore_index = check_ignore_index(ignore_index, num_classes)
@@ -138,13 +243,15 @@ class BoundaryMetrics:
         self.directed = bool(directed)
         self.empty = as_enum(empty, EmptyRule, "empty")
         self.class_names = check_class_names(class_names, num_classes)
+        self.distance_metric = as_enum(distance_metric, DistanceMetric, "distance_metric")
         self._stats: list[torch.Tensor] = []  # each (N, C, 10) float64
 
     def __len__(self) -> int:
         return sum(int(s.shape[0]) for s in self._stats)
 
     def _config(self) -> tuple[Any, ...]:
-        return (self.num_classes, self.ignore_index, self.tolerance, self.percentile)
+        return (self.num_classes, self.ignore_index, self.tolerance, self.percentile,
+                self.distance_metric.value)
 
     def update(
         self,
@@ -169,6 +276,7 @@ class BoundaryMetrics:
             pred, target, num_classes=self.num_classes,
             spacing=self.spacing if spacing is None else spacing, tolerance=self.tolerance,
             percentile=self.percentile, ignore_index=self.ignore_index,
+            distance_metric=self.distance_metric,
         )  # fmt: skip
         self._stats.append(stats)
 
@@ -191,6 +299,7 @@ class BoundaryMetrics:
             directed=self.directed,
             spacing=self.spacing,
             class_names=self.class_names,
+            distance_metric=self.distance_metric,
         )
 
     def reset(self) -> None:
@@ -200,8 +309,8 @@ class BoundaryMetrics:
     def _check_config(self, config: tuple[Any, ...], what: str) -> None:
         if tuple(config) != self._config():
             raise ValueError(
-                f"{what} has (num_classes, ignore_index, tolerance, percentile)={tuple(config)}; "
-                f"expected {self._config()} to match"
+                f"{what} has (num_classes, ignore_index, tolerance, percentile, "
+                f"distance_metric)={tuple(config)}; expected {self._config()} to match"
             )
 
     def merge(self, other: BoundaryMetrics) -> BoundaryMetrics:
@@ -209,7 +318,7 @@ class BoundaryMetrics:
 
         Raises:
             ValueError: if ``other`` is not a BoundaryMetrics with the same num_classes,
-                ignore_index, tolerance and percentile.
+                ignore_index, tolerance, percentile and distance metric.
         """
         if not isinstance(other, BoundaryMetrics):
             raise ValueError(f"other is a {type(other).__name__}; expected a BoundaryMetrics")
@@ -232,6 +341,7 @@ class BoundaryMetrics:
             "ignore_index": self.ignore_index,
             "tolerance": self.tolerance,
             "percentile": self.percentile,
+            "distance_metric": self.distance_metric.value,
             "stats": self.statistics().clone(),
         }
 
@@ -246,7 +356,8 @@ class BoundaryMetrics:
             raise ValueError(f"state is missing the keys {sorted(keys - set(state))}")
         self._check_config(
             (state["num_classes"], state["ignore_index"], state["tolerance"],
-             state["percentile"]), "state")  # fmt: skip
+             state["percentile"], state.get("distance_metric", "euclidean")),
+            "state")  # fmt: skip
         stats = state["stats"]
         shape = (self.num_classes, len(STAT_FIELDS))
         if not isinstance(stats, torch.Tensor) or stats.ndim != 3 or tuple(stats.shape[1:]) != (

@@ -5,8 +5,9 @@ Definitions (``docs/metrics.md`` §7), for one image and class c, N-dimensional:
 - The **boundary** ``S`` of a mask is its set of pixels with at least one face neighbour
   (4-connectivity in 2D, 6 in 3D) outside the mask or outside the image: the mask minus its
   binary erosion by the cross-shaped element (the pixels MONAI's ``get_mask_edges`` returns).
-- Distances are Euclidean between pixel centres in physical units: pixel index times
-  ``spacing`` per axis (anisotropic spacing allowed).
+- Distances are between pixel centres in physical units: pixel index times ``spacing`` per
+  axis (anisotropic spacing allowed), Euclidean by default, or chessboard (L-infinity) or
+  taxicab (L1) with ``distance_metric`` (:class:`DistanceMetric`, MONAI's option).
 - ``d(x, S) = min_{y in S} |x - y|``; the directed distances are ``D_pg = {d(x, S_g) : x in
   S_p}`` (prediction to target) and ``D_gp = {d(y, S_p) : y in S_g}``.
 - Hausdorff ``HD = max(max D_pg, max D_gp)``; percentile Hausdorff ``HDq = max(q-th percentile
@@ -19,20 +20,23 @@ Definitions (``docs/metrics.md`` §7), for one image and class c, N-dimensional:
 - ``directed=True`` uses ``D_pg`` only: ``max D_pg``, its percentile, ``mean D_pg`` and
   ``|{D_pg <= tau}| / |S_p|``.
 - Empty masks: one of the two empty gives HD = HDq = ASSD = inf and NSD = 0 (every distance to
-  an empty set is infinite; MONAI gives the same); both empty is undefined and follows the
+  an empty set is infinite; MONAI gives inf for HD and ASSD, 0 for NSD, but NaN for HDq, the
+  percentile of infinite distances); both empty is undefined and follows the
   :class:`~segwise.metrics.EmptyRule`: NaN (``exclude``), a perfect 0 / NSD 1 (``one``) or a
   failure inf / NSD 0 (``zero``).
 - Pixels whose target is ``ignore_index`` belong to no class; boundary pixels of the prediction
   lying on them are dropped.
 
-Only boundary pixels enter: their coordinates go into a k-d tree (``scipy.spatial.cKDTree``),
-so the cost grows with the boundary length, not the image area.
+Only boundary pixels enter: their coordinates go into a k-d tree (``scipy.spatial.cKDTree``,
+queried with the Minkowski ``p`` of the distance: 2, infinity or 1), so the cost grows with the
+boundary length, not the image area.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from enum import Enum
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +47,7 @@ from segwise.metrics.per_image import EmptyRule
 
 __all__ = [
     "STAT_FIELDS",
+    "DistanceMetric",
     "average_surface_distance",
     "boundary_mask",
     "hausdorff_distance",
@@ -55,6 +60,31 @@ __all__ = [
 STAT_FIELDS = ("n_pred", "n_target", "max_pg", "max_gp", "pct_pg", "pct_gp", "sum_pg", "sum_gp",
                "within_pg", "within_gp")  # fmt: skip
 _NP, _NG, _MAXPG, _MAXGP, _PCTPG, _PCTGP, _SUMPG, _SUMGP, _INPG, _INGP = range(10)
+
+
+class DistanceMetric(str, Enum):
+    """How far apart two pixel centres are (MONAI's ``distance_metric``).
+
+    For index offsets ``d = (d_1, ..., d_n)`` (pixels) and ``spacing`` ``s`` (physical units per
+    pixel along each axis), the distance in the units of ``spacing``:
+
+    - ``EUCLIDEAN``: ``sqrt(sum_i (d_i s_i)^2)`` (the default).
+    - ``CHESSBOARD``: ``max_i |d_i| s_i`` (L-infinity: a diagonal step costs one pixel).
+    - ``TAXICAB``: ``sum_i |d_i| s_i`` (L1, Manhattan: a diagonal step costs two).
+
+    At spacing 1, chessboard and taxicab are exactly scipy's
+    ``ndimage.distance_transform_cdt(metric="chessboard" | "taxicab")``, which MONAI uses; MONAI
+    ignores ``spacing`` for them (pixel units), segwise applies it per axis as above.
+    """
+
+    EUCLIDEAN = "euclidean"
+    CHESSBOARD = "chessboard"
+    TAXICAB = "taxicab"
+
+    @property
+    def p(self) -> float:
+        """The Minkowski exponent of the distance (``scipy.spatial.cKDTree.query``'s ``p``)."""
+        return {"euclidean": 2.0, "chessboard": math.inf, "taxicab": 1.0}[self.value]
 
 
 def check_spacing(spacing: Sequence[float] | float | None, ndim: int) -> tuple[float, ...]:
@@ -176,6 +206,7 @@ def surface_statistics(
     tolerance: float = 1.0,
     percentile: float = 95.0,
     ignore_index: int | None = None,
+    distance_metric: DistanceMetric | str = DistanceMetric.EUCLIDEAN,
 ) -> torch.Tensor:
     """Per (image, class) boundary statistics, from which every distance metric follows.
 
@@ -187,6 +218,8 @@ def surface_statistics(
         tolerance: NSD tolerance tau, in the units of ``spacing``.
         percentile: the q of the percentile Hausdorff distance.
         ignore_index: target value of pixels that belong to no class, or None.
+        distance_metric: euclidean, chessboard or taxicab distance between pixel centres
+            (:class:`DistanceMetric`), in the units of ``spacing``.
 
     Returns:
         (N, C, 10) float64 tensor, fields :data:`STAT_FIELDS`: boundary sizes ``|S_p|``,
@@ -200,6 +233,7 @@ def surface_statistics(
     check_num_classes(num_classes)
     check_ignore_index(ignore_index, num_classes)
     _check_options(tolerance, percentile)
+    p = as_enum(distance_metric, DistanceMetric, "distance_metric").p
     pred, target = _check_maps(pred, target, num_classes, ignore_index)
     scale = np.asarray(check_spacing(spacing, pred.ndim - 1), dtype=np.float64)
     keep = torch.ones_like(pred, dtype=torch.bool) if ignore_index is None else (
@@ -219,8 +253,8 @@ def surface_statistics(
             row = out[i, k]
             row[_NP], row[_NG] = len(a), len(b)
             if len(a) and len(b):
-                d_pg = cKDTree(b).query(a, k=1)[0]
-                d_gp = cKDTree(a).query(b, k=1)[0]
+                d_pg = cKDTree(b).query(a, k=1, p=p)[0]
+                d_gp = cKDTree(a).query(b, k=1, p=p)[0]
                 row[[_MAXPG, _PCTPG, _SUMPG, _INPG]] = _directed(d_pg, tolerance, percentile)
                 row[[_MAXGP, _PCTGP, _SUMGP, _INGP]] = _directed(d_gp, tolerance, percentile)
             elif len(a):
@@ -275,10 +309,10 @@ def scores_from_statistics(
 
 
 def _metric(name, pred, target, *, num_classes, spacing, ignore_index, directed, empty,
-            tolerance=1.0, percentile=95.0):
+            distance_metric, tolerance=1.0, percentile=95.0):
     stats = surface_statistics(pred, target, num_classes=num_classes, spacing=spacing,
                                tolerance=tolerance, percentile=percentile,
-                               ignore_index=ignore_index)
+                               ignore_index=ignore_index, distance_metric=distance_metric)
     return scores_from_statistics(stats, directed=directed, empty=empty)[name]
 
 
@@ -292,6 +326,7 @@ def hausdorff_distance(
     spacing: Sequence[float] | float | None = None,
     ignore_index: int | None = None,
     empty: EmptyRule | str = EmptyRule.EXCLUDE,
+    distance_metric: DistanceMetric | str = DistanceMetric.EUCLIDEAN,
 ) -> torch.Tensor:
     """Hausdorff distance per (image, class); ``percentile=None`` for the maximum, 95 for HD95.
 
@@ -303,13 +338,16 @@ def hausdorff_distance(
         spacing: physical pixel size per spatial axis (None: 1).
         ignore_index: target value of pixels that belong to no class.
         empty: rule when the class is absent from both (:class:`~segwise.metrics.EmptyRule`).
+        distance_metric: euclidean (default), chessboard or taxicab (:class:`DistanceMetric`).
 
     Returns:
-        (N, C) float64 distances (inf when exactly one of the two is empty).
+        (N, C) float64 distances in the units of ``spacing`` (inf when exactly one of the two
+        is empty).
     """
     name = "hd" if percentile is None else "hd_percentile"
     return _metric(name, pred, target, num_classes=num_classes, spacing=spacing,
                    ignore_index=ignore_index, directed=directed, empty=empty,
+                   distance_metric=distance_metric,
                    percentile=95.0 if percentile is None else percentile)
 
 
@@ -322,13 +360,16 @@ def average_surface_distance(
     spacing: Sequence[float] | float | None = None,
     ignore_index: int | None = None,
     empty: EmptyRule | str = EmptyRule.EXCLUDE,
+    distance_metric: DistanceMetric | str = DistanceMetric.EUCLIDEAN,
 ) -> torch.Tensor:
     """Average symmetric surface distance (ASSD; ``directed=True``: mean of ``D_pg``).
 
-    Arguments as :func:`hausdorff_distance`. Returns (N, C) float64.
+    Arguments as :func:`hausdorff_distance`. Returns (N, C) float64, in the units of
+    ``spacing``.
     """
     return _metric("assd", pred, target, num_classes=num_classes, spacing=spacing,
-                   ignore_index=ignore_index, directed=directed, empty=empty)
+                   ignore_index=ignore_index, directed=directed, empty=empty,
+                   distance_metric=distance_metric)
 
 
 def normalized_surface_dice(
@@ -341,12 +382,14 @@ def normalized_surface_dice(
     spacing: Sequence[float] | float | None = None,
     ignore_index: int | None = None,
     empty: EmptyRule | str = EmptyRule.EXCLUDE,
+    distance_metric: DistanceMetric | str = DistanceMetric.EUCLIDEAN,
 ) -> torch.Tensor:
-    """Normalised surface Dice at ``tolerance`` (in the units of ``spacing``), in [0, 1].
+    """Normalised surface Dice at ``tolerance`` (in the units of ``spacing``, measured with
+    ``distance_metric``), in [0, 1].
 
     Other arguments as :func:`hausdorff_distance`. Returns (N, C) float64 (0 when exactly one
     of the two is empty).
     """
     return _metric("nsd", pred, target, num_classes=num_classes, spacing=spacing,
                    ignore_index=ignore_index, directed=directed, empty=empty,
-                   tolerance=tolerance)
+                   distance_metric=distance_metric, tolerance=tolerance)
