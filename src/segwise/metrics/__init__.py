@@ -8,7 +8,7 @@ libraries; the boundary metrics import scipy when first used).
 
 from __future__ import annotations
 
-from segwise.metrics.boundary import BoundaryMetrics, BoundaryScores
+from segwise.metrics.boundary import BoundaryMetrics, BoundaryScores, ImageReduction
 from segwise.metrics.confusion import ConfusionMatrix
 from segwise.metrics.functional import (
     batch_confusion_matrix,
@@ -21,6 +21,7 @@ from segwise.metrics.options import Average, EmptyRule, MetricEmptyRule
 from segwise.metrics.per_image import PerImageDice, PerImageScores
 from segwise.metrics.scores import SegmentationScores, scores_from_confusion
 from segwise.metrics.surface import (
+    DistanceMetric,
     average_surface_distance,
     hausdorff_distance,
     normalized_surface_dice,
@@ -32,7 +33,9 @@ __all__ = [
     "BoundaryMetrics",
     "BoundaryScores",
     "ConfusionMatrix",
+    "DistanceMetric",
     "EmptyRule",
+    "ImageReduction",
     "MetricEmptyRule",
     "PerImageDice",
     "PerImageScores",
