@@ -122,7 +122,7 @@ def run_method(method: str, data: Path, run_dir: Path, args: argparse.Namespace)
 
 def _score(val, predict, args) -> tuple[dict, list]:
     from segwise.instance import InstancePrediction
-    from segwise.instance.targets import clean_instances
+    from segwise.instance.methods.unet_watershed.targets import clean_instances
     from segwise.metrics.instance import InstanceMetrics
 
     metrics = InstanceMetrics()

@@ -10,14 +10,18 @@ from torch import nn
 from segwise.instance.methods import predict_instances
 from segwise.instance.methods.maskrcnn import MaskRCNNOptions
 from segwise.instance.methods.unet_watershed import (
+    Decoding,
     UNetWatershedOptions,
     decode_unet_logits,
+)
+from segwise.instance.methods.unet_watershed.decode import decode_distance, decode_three_class
+from segwise.instance.methods.unet_watershed.targets import (
+    distance_target,
     instance_map_from_item,
+    three_class_target,
     unet_targets_from_item,
 )
 from segwise.instance.representation import InstancePrediction
-from segwise.instance.targets import distance_target, three_class_target
-from segwise.instance.watershed import Decoding, decode_distance, decode_three_class
 from segwise.metrics.instance import dsb_score
 
 from .conftest import rect_map

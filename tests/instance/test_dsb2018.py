@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segwise.instance.targets import border_weight_map, three_class_target
-from segwise.instance.watershed import decode_three_class
+from segwise.instance.methods.unet_watershed.decode import decode_three_class
+from segwise.instance.methods.unet_watershed.targets import border_weight_map, three_class_target
 from segwise.metrics.instance import InstanceMetrics
 
 pytestmark = pytest.mark.shared_data

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from segwise.instance.maskrcnn import (
+from segwise.instance.methods import predict_instances
+from segwise.instance.methods.maskrcnn.model import (
     build_maskrcnn,
     collate_maskrcnn,
     maskrcnn_targets_from_item,
 )
-from segwise.instance.methods import predict_instances
 from segwise.instance.representation import InstancePrediction
 
 # small enough for a shared 2-core CPU: 64x64 input, few proposals and sampled RoIs
@@ -158,7 +158,7 @@ def test_encoder_and_weights_are_honoured_or_refused_by_name():
 def test_derive_anchors_hand_computed():
     import numpy as np
 
-    from segwise.instance.maskrcnn import DEFAULT_ANCHOR_SIZES, derive_anchors
+    from segwise.instance.methods.maskrcnn.options import DEFAULT_ANCHOR_SIZES, derive_anchors
 
     sizes = np.arange(101) + 10.0  # 5th percentile 15, 95th 105: levels 15 * 7 ** (i / 4)
     s, r = derive_anchors(sizes, np.ones(101))

@@ -21,8 +21,8 @@ from segwise.instance.methods import (
     options_from_mapping,
     options_to_dict,
 )
+from segwise.instance.methods.unet_watershed.targets import clean_instances
 from segwise.instance.representation import InstancePrediction
-from segwise.instance.targets import clean_instances
 
 from .conftest import tiny_options
 

@@ -11,9 +11,13 @@ import torch
 
 from segwise.instance.methods.base import ObjectStats
 from segwise.instance.methods.solov2 import PAPER_SCALE_RANGES, SOLOv2, SOLOv2Options
-from segwise.instance.solov2.decode import point_nms
-from segwise.instance.solov2.loss import grid_targets_for, solov2_loss_terms
-from segwise.instance.solov2.targets import GridTargets, assign_grid_targets, instance_scales
+from segwise.instance.methods.solov2.decode import point_nms
+from segwise.instance.methods.solov2.loss import grid_targets_for, solov2_loss_terms
+from segwise.instance.methods.solov2.targets import (
+    GridTargets,
+    assign_grid_targets,
+    instance_scales,
+)
 
 #: a small network for CPU tests
 TINY = {"fpn_channels": 16, "head_channels": 16, "stacked_convs": 1, "mask_channels": 8,
@@ -257,7 +261,7 @@ def test_decoder_buffers_follow_the_models_device(tiny_model):
     a second device here."""
     import copy
 
-    from segwise.instance.solov2.decode import SOLOv2Decoder
+    from segwise.instance.methods.solov2.decode import SOLOv2Decoder
 
     _, opts, model = tiny_model
     decoder = SOLOv2Decoder(copy.deepcopy(model).to("meta"), opts)  # the fixture is shared

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from segwise.instance.methods.solov2 import SOLOv2, SOLOv2Options
+from segwise.instance.methods.solov2.options import SOLOv2Prediction
+from segwise.instance.methods.solov2.tiling import predict_tiled, tile_cores, tile_starts
 from segwise.instance.representation import InstancePrediction
-from segwise.instance.solov2.options import SOLOv2Prediction
-from segwise.instance.solov2.tiling import predict_tiled, tile_cores, tile_starts
 
 #: a small network for CPU tests
 TINY = {"fpn_channels": 16, "head_channels": 16, "stacked_convs": 1, "mask_channels": 8,
@@ -132,13 +132,13 @@ class _HandMadeOutputs(torch.nn.Module):
         self.outputs = (categories, kernels, features)
 
     def forward(self, images):
-        from segwise.instance.solov2.head import SOLOv2Output
+        from segwise.instance.methods.solov2.model import SOLOv2Output
 
         return SOLOv2Output(*self.outputs)
 
 
 def test_decoding_puts_a_cell_s_mask_where_its_kernel_points_on_a_non_square_grid():
-    from segwise.instance.solov2.decode import SOLOv2Decoder
+    from segwise.instance.methods.solov2.decode import SOLOv2Decoder
 
     # a 64 x 96 input; five levels of non-square grids (2 x 3 four times, then 4 x 6)
     shapes = [(2, 3)] * 4 + [(4, 6)]

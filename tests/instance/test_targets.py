@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from segwise.instance.targets import (
+from segwise.instance.methods.unet_watershed.targets import (
     ClassBalance,
     border_weight_map,
     distance_target,
@@ -120,7 +120,7 @@ def test_huge_ids_cost_no_memory():
 def test_clean_instances_drops_emptied_and_crowd_and_recomputes_boxes():
     import torch
 
-    from segwise.instance.targets import clean_instances
+    from segwise.instance.methods.unet_watershed.targets import clean_instances
 
     masks = torch.zeros(3, 6, 8, dtype=torch.uint8)
     masks[0, 1:3, 2:5] = 1  # rows 1-2, cols 2-4 -> box (2, 1, 5, 3)

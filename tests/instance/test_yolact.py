@@ -13,8 +13,8 @@ from segwise.instance.anchors import anchor_sizes_by_stride, anchor_sizes_from_s
 from segwise.instance.boxes import BACKGROUND, NEUTRAL, decode_boxes, encode_boxes, match_anchors
 from segwise.instance.methods.base import ObjectStats
 from segwise.instance.methods.yolact import PAPER_ANCHOR_SIZES, YOLACT, YOLACTOptions
+from segwise.instance.methods.yolact.loss import anchor_targets, mask_loss, ohem_class_loss
 from segwise.instance.representation import InstancePrediction
-from segwise.instance.yolact.loss import anchor_targets, mask_loss, ohem_class_loss
 from segwise.metrics.instance import average_precision
 
 LOG2 = math.log(2.0)
@@ -387,7 +387,7 @@ def test_encoder_without_stride_32_is_refused():
 def test_decoding_an_oracle_output_recovers_the_instances():
     # outputs a perfect network would give: anchors on the objects, zero deltas, one prototype
     # per object (+10 inside its mask at stride 4, -10 elsewhere), one-hot coefficients
-    from segwise.instance.yolact.decode import detect
+    from segwise.instance.methods.yolact.decode import detect
 
     h, w = 40, 48
     inst = np.zeros((h, w), np.int32)
@@ -427,7 +427,7 @@ def test_decoding_an_oracle_output_recovers_the_instances():
 def test_a_box_centred_in_the_padding_is_no_detection():
     # a 36-row image padded to 40: the second anchor's box (centre y = 38) lies mostly in the
     # padding; clipped to the image it keeps rows 30-36, but it is no object of the image
-    from segwise.instance.yolact.decode import select_detections
+    from segwise.instance.methods.yolact.decode import select_detections
 
     anchors = torch.tensor([[4.0, 4, 20, 20], [8.0, 30, 24, 46], [30.0, 2, 38, 10]])
     logits = torch.tensor([[[-5.0, 5.0], [-5.0, 5.0], [5.0, -5.0]]])  # 1st, 2nd foreground

@@ -46,8 +46,8 @@ STATS_MAX_IMAGES = 200
 
 
 def clean_instances(inst: dict[str, torch.Tensor], *, drop_crowd: bool = False) -> dict:
-    """`segwise.instance.targets.clean_instances` (kept here for the CLI's imports)."""
-    from segwise.instance.targets import clean_instances as clean
+    """`segwise.instance.clean_instances` (kept here for the CLI's imports)."""
+    from segwise.instance.methods.unet_watershed.targets import clean_instances as clean
 
     return clean(inst, drop_crowd=drop_crowd)
 

@@ -15,7 +15,7 @@ suppress others). Only pairs of the same class interact. Two kernels:
   ``exp(-iou**2 / sigma)``, i.e. the code's ``sigma = 2`` is the text's ``sigma = 0.5``.
 
 Everything is matrix algebra over ``(K, K)`` (no data-dependent loop), so it traces and exports
-to ONNX. The pure function here is used by SOLOv2's decoding (`segwise.instance.methods.solov2`).
+to ONNX. The pure function here is used by SOLOv2's decoding.
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """The registry of instance-segmentation methods (the protocol is in :mod:`.base`).
 
-Each method is one module under ``segwise.instance.methods`` and one line below, an import
-path resolved on first use (no registration by import side effect, no heavy import at
-``import segwise``):
+Each method is one package under ``segwise.instance.methods`` (``spec.py`` the method
+object, ``options.py``, and its model, targets, loss and decoding modules) and one line below,
+an import path resolved on first use (no registration by import side effect, no heavy import
+at ``import segwise``):
 
-- ``maskrcnn``: Mask R-CNN on any segwise encoder + FPN (`.maskrcnn.MaskRCNN`);
+- ``maskrcnn``: Mask R-CNN on any segwise encoder + FPN (`.maskrcnn.spec.MaskRCNN`);
 - ``unet_watershed``: a 3-class semantic model (background / interior / boundary) split into
-  objects by watershed (`.unet_watershed.UNetWatershed`);
-- ``yolact``: YOLACT, prototypes x coefficients (`.yolact.YOLACT`);
-- ``solov2``: SOLOv2, dynamic mask kernels per grid cell, Matrix NMS (`.solov2.SOLOv2`).
+  objects by watershed (`.unet_watershed.spec.UNetWatershed`);
+- ``yolact``: YOLACT, prototypes x coefficients (`.yolact.spec.YOLACT`);
+- ``solov2``: SOLOv2, dynamic mask kernels per grid cell, Matrix NMS (`.solov2.spec.SOLOv2`).
 
 `get_method` returns the method object; `predict_instances` decodes a batch with any method.
 """
@@ -47,10 +48,12 @@ __all__ = [
 
 #: method name (``--task instance --model NAME``) -> ``"module:object"`` of its spec
 INSTANCE_METHODS: Registry[str] = Registry("instance method")
-INSTANCE_METHODS.register("maskrcnn", "segwise.instance.methods.maskrcnn:MaskRCNN")
-INSTANCE_METHODS.register("unet_watershed", "segwise.instance.methods.unet_watershed:UNetWatershed")
-INSTANCE_METHODS.register("yolact", "segwise.instance.methods.yolact:YOLACT")
-INSTANCE_METHODS.register("solov2", "segwise.instance.methods.solov2:SOLOv2")
+INSTANCE_METHODS.register("maskrcnn", "segwise.instance.methods.maskrcnn.spec:MaskRCNN")
+INSTANCE_METHODS.register(
+    "unet_watershed", "segwise.instance.methods.unet_watershed.spec:UNetWatershed"
+)
+INSTANCE_METHODS.register("yolact", "segwise.instance.methods.yolact.spec:YOLACT")
+INSTANCE_METHODS.register("solov2", "segwise.instance.methods.solov2.spec:SOLOv2")
 
 
 @cache

@@ -1,20 +1,21 @@
 """The instance-method seam: the protocol every instance-segmentation method implements.
 
-An instance method (Mask R-CNN, U-Net + watershed, YOLACT, SOLOv2, ...) is ONE module under
-``segwise.instance.methods`` holding one object that satisfies `InstanceMethodSpec`, listed
-in the explicit registry ``segwise.instance.methods.INSTANCE_METHODS`` (no registration by
-import side effect). The engine (one generic training adapter), the predictor, ``evaluate``,
-``predict`` and ``export`` only ever talk to a method through this protocol, so a new method is
-a new module plus one registry line, and nothing else.
+An instance method (Mask R-CNN, U-Net + watershed, YOLACT, SOLOv2, ...) is ONE package under
+``segwise.instance.methods`` whose ``spec.py`` holds one object that satisfies
+`InstanceMethodSpec`, listed in the explicit registry
+``segwise.instance.methods.INSTANCE_METHODS`` (no registration by import side effect). The
+engine (one generic training adapter), the predictor, ``evaluate``, ``predict`` and ``export``
+only ever talk to a method through this protocol, so a new method is a new package plus one
+registry line, and nothing else.
 
 Conventions shared by every method:
 
 - Images are ``float32 (N, C, H, W)`` normalised as in training (the dataset item's
   ``"image"``), any ``H, W >= 1`` (methods pad internally to their stride and crop back).
 - Targets are the dataset item's ``"instances"`` after augmentation and
-  `segwise.instance.targets.clean_instances`: ``{"masks": uint8 (K, H, W), "labels": int64 (K,)
-  in [1, num_classes], "boxes": float32 (K, 4) pixel-edge xyxy, "ids": int64 (K,)}``, plus
-  ``"crowd": bool (K,)`` when the source marks crowd regions (never trained as instances).
+  `clean_instances`: ``{"masks": uint8 (K, H, W), "labels": int64 (K,) in [1, num_classes],
+  "boxes": float32 (K, 4) pixel-edge xyxy, "ids": int64 (K,)}``, plus ``"crowd": bool (K,)``
+  when the source marks crowd regions (never trained as instances).
 - ``num_classes`` counts FOREGROUND classes (class labels ``1..num_classes``); background is
   implicit.
 - Every method has its own options value: a frozen dataclass (``spec.options_type``) whose

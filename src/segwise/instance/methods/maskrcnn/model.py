@@ -1,4 +1,4 @@
-"""Mask R-CNN builders, targets adapter, prediction (He et al., ICCV 2017; torchvision's heads).
+"""Mask R-CNN's networks (He et al., ICCV 2017; torchvision's heads) and their builders.
 
 Two layouts:
 
@@ -7,8 +7,8 @@ Two layouts:
 - `build_maskrcnn`: torchvision's ``maskrcnn_resnet50_fpn_v2`` itself (the layout of its COCO
   checkpoint, encoder name ``tv_resnet50_fpn_v2`` in ``segwise train``).
 
-Anchors: `derive_anchors` picks one size per pyramid level and three aspect ratios from the
-training objects (`segwise.instance.methods.ObjectStats`).
+Anchors: `.options.derive_anchors` picks one size per pyramid level and three aspect ratios
+from the training objects (`segwise.instance.methods.ObjectStats`).
 
 No network access at run time: weights come from a local file. ``weights="coco"`` looks for
 torchvision's COCO checkpoint in the torch hub cache only and otherwise fails at once, saying
@@ -23,71 +23,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from segwise._validation import check_probability
-from segwise.instance.representation import InstancePrediction
+from segwise.instance.methods.maskrcnn.options import LEVELS
 
 __all__ = [
-    "COCO_NUM_CLASSES",
-    "DEFAULT_ANCHOR_SIZES",
-    "DEFAULT_ASPECT_RATIOS",
     "build_maskrcnn",
     "build_maskrcnn_on_encoder",
     "collate_maskrcnn",
-    "derive_anchors",
     "maskrcnn_targets_from_item",
     "native_size",
-    "predict_maskrcnn",
     "set_anchors",
 ]
 
-#: classes of torchvision's COCO checkpoint, background included (91 = 90 category slots + 1)
-COCO_NUM_CLASSES = 91
-#: torchvision's anchors (one size per level P2..P6, three ratios height / width), used when
-#: the training data has no objects to measure
-DEFAULT_ANCHOR_SIZES = (32.0, 64.0, 128.0, 256.0, 512.0)
-DEFAULT_ASPECT_RATIOS = (0.5, 1.0, 2.0)
-#: pyramid levels of the segwise-encoder layout: RPN on P2..P6, RoIAlign on P2..P5
-_LEVELS = (2, 3, 4, 5, 6)
+#: pyramid levels RoIAlign pools from (the RPN runs on every level of `LEVELS`, P2..P6)
 _ROI_LEVELS = ("p2", "p3", "p4", "p5")
-
-
-def derive_anchors(
-    sizes: np.ndarray, aspect_ratios: np.ndarray, *, levels: int = len(_LEVELS)
-) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Anchor sizes (one per pyramid level) and three aspect ratios from the training objects.
-
-    Sizes: `segwise.instance.anchors.anchor_sizes_from_stats` (shared with YOLACT): ``levels``
-    values spaced geometrically from the 5th to the 95th percentile of the object sizes (at
-    least 2 px; smallest level first, so small objects meet the finest stride), i.e. the
-    anchors span the objects the data has rather than torchvision's COCO range of 32-512 px.
-    Ratios (height / width): the 10th, 50th and 90th percentiles of the object aspect
-    ratios, widened to at least x1.25 around the median so the three differ.
-    No objects: torchvision's defaults (`DEFAULT_ANCHOR_SIZES`, `DEFAULT_ASPECT_RATIOS`).
-
-    Args:
-        sizes: ``(K,)`` object sizes ``sqrt(w * h)`` in px.
-        aspect_ratios: ``(K,)`` object ``h / w``.
-        levels: pyramid levels with anchors.
-
-    Returns:
-        ``(sizes, ratios)``, rounded to 0.1 px and 0.01.
-    """
-    from segwise.instance.anchors import anchor_sizes_from_stats
-
-    sizes = np.asarray(sizes, dtype=np.float64)
-    ratios = np.asarray(aspect_ratios, dtype=np.float64)
-    if sizes.size == 0:
-        return DEFAULT_ANCHOR_SIZES[:levels], DEFAULT_ASPECT_RATIOS
-    r10, r50, r90 = (float(v) for v in np.quantile(ratios, [0.1, 0.5, 0.9]))
-    r10, r90 = min(r10, r50 / 1.25), max(r90, r50 * 1.25)
-    return (
-        anchor_sizes_from_stats(sizes, num_levels=levels),
-        tuple(round(v, 2) for v in (r10, r50, r90)),
-    )
 
 
 def set_anchors(model: nn.Module, sizes: Sequence[float], ratios: Sequence[float]) -> None:
@@ -169,13 +121,13 @@ def build_maskrcnn_on_encoder(
 
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes={num_classes!r} is not valid; expected an int >= 1")
-    if len(anchor_sizes) != len(_LEVELS):
+    if len(anchor_sizes) != len(LEVELS):
         raise ValueError(
-            f"anchor_sizes={list(anchor_sizes)}; expected {len(_LEVELS)} sizes, one per level "
+            f"anchor_sizes={list(anchor_sizes)}; expected {len(LEVELS)} sizes, one per level "
             "P2..P6"
         )
     backbone = build_encoder_fpn(
-        encoder, in_channels=in_channels, levels=_LEVELS, out_channels=fpn_channels,
+        encoder, in_channels=in_channels, levels=LEVELS, out_channels=fpn_channels,
         extra="maxpool", pretrained=pretrained_encoder,
     )
     from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -435,39 +387,3 @@ def collate_maskrcnn(items: Sequence[Mapping[str, Any]]) -> tuple[list[torch.Ten
     """Collate Instance items into the ``(images, targets)`` lists Mask R-CNN takes."""
     pairs = [maskrcnn_targets_from_item(item) for item in items]
     return [p[0] for p in pairs], [p[1] for p in pairs]
-
-
-@torch.inference_mode()
-def predict_maskrcnn(
-    model: nn.Module,
-    images: torch.Tensor | Sequence[torch.Tensor],
-    *,
-    score_threshold: float = 0.5,
-    mask_threshold: float = 0.5,
-) -> list[InstancePrediction]:
-    """Run Mask R-CNN in eval mode and convert each output to an `InstancePrediction`.
-
-    The model is put in eval mode and left there.
-
-    Args:
-        model: a model from `build_maskrcnn`.
-        images: ``(N, C, H, W)`` float tensor or a list of ``(C, H, W)`` tensors (any sizes),
-            on the model's device.
-        score_threshold: detections below this score are dropped.
-        mask_threshold: mask probability above which a pixel belongs to a detection; overlaps go
-            to the higher-score detection (see `InstancePrediction.from_masks`).
-
-    Returns:
-        One `InstancePrediction` per image, at the image's resolution.
-    """
-    model.eval()
-    batch = list(images) if isinstance(images, Sequence) else list(images.unbind(0))
-    outputs = model(batch)
-    return [
-        InstancePrediction.from_maskrcnn_output(
-            out, score_threshold=score_threshold, mask_threshold=mask_threshold
-        )
-        if len(out["scores"])
-        else InstancePrediction.empty(tuple(img.shape[-2:]))
-        for img, out in zip(batch, outputs, strict=True)
-    ]

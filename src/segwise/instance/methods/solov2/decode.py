@@ -26,10 +26,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segwise.instance.matrix_nms import matrix_nms
-from segwise.instance.solov2.head import SOLOv2Model, flatten_levels, pad_to_divisor
+from segwise.instance.methods.solov2.model import SOLOv2Model, flatten_levels, pad_to_divisor
 
 if TYPE_CHECKING:
-    from segwise.instance.solov2.options import SOLOv2Options
+    from segwise.instance.methods.solov2.options import SOLOv2Options
 
 __all__ = ["PAPER_MIN_AREAS", "SOLOv2Decoder", "point_nms"]
 
@@ -60,7 +60,7 @@ class SOLOv2Decoder(nn.Module):
 
     def __init__(self, model: SOLOv2Model, options: SOLOv2Options) -> None:
         super().__init__()
-        from segwise.instance.solov2.options import PAPER_SCALE_RANGES
+        from segwise.instance.methods.solov2.options import PAPER_SCALE_RANGES
 
         self.model = model
         self.options = options

@@ -1,4 +1,4 @@
-"""SOLOv2's training loss (paper equations in `segwise.instance.methods.solov2`'s docstring).
+"""SOLOv2's training loss (paper equations in `.spec`'s docstring).
 
 ``L = L_cate + lambda * L_mask``:
 
@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from segwise.instance.solov2.head import SOLOv2Model, flatten_levels, pad_to_divisor
-from segwise.instance.solov2.targets import GridTargets, assign_grid_targets
+from segwise.instance.methods.solov2.model import SOLOv2Model, flatten_levels, pad_to_divisor
+from segwise.instance.methods.solov2.targets import GridTargets, assign_grid_targets
 
 if TYPE_CHECKING:
-    from segwise.instance.solov2.options import SOLOv2Options
+    from segwise.instance.methods.solov2.options import SOLOv2Options
 
 __all__ = ["grid_targets_for", "solov2_loss", "solov2_loss_terms"]
 

@@ -73,7 +73,7 @@ def pad_to_divisor(images: Tensor, divisor: int) -> Tensor:
 
 def flatten_levels(maps: Sequence[Tensor]) -> Tensor:
     """Per-level ``(N, D, S, S)`` maps -> ``(N, sum S**2, D)`` (cells level by level, row-major:
-    the numbering of `segwise.instance.solov2.targets`)."""
+    the numbering of `.targets`)."""
     return torch.cat([m.flatten(2).transpose(1, 2) for m in maps], dim=1)
 
 

@@ -1,6 +1,6 @@
 """SOLOv2's options value (``--model-option KEY=VALUE``) and the paper's constants, in their
 own module so that the network, targets, loss and decoding read them without importing the
-method object (`segwise.instance.methods.solov2`)."""
+method object (`.spec`)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ LEVELS = (2, 3, 4, 5, 6)
 
 class SOLOv2Prediction(str, Enum):
     """How ``predict`` decodes an image larger than the training crops
-    (`segwise.instance.solov2.tiling`)."""
+    (`.tiling`)."""
 
     #: overlapping tiles of the training crops' side (``grid_reference``), merged: the network
     #: sees the CoordConv geometry it was trained on

@@ -3,7 +3,7 @@
 Instances are segmented by location: each cell of an ``S x S`` grid on each FPN level predicts
 whether an instance's centre falls in it (category branch) and a dynamic 1x1 kernel that turns
 the unified mask feature map into that instance's mask (kernel branch). Network:
-`segwise.instance.solov2.head`; targets: `segwise.instance.solov2.targets`; decoding: Matrix
+`.model`; targets: `.targets`; decoding: Matrix
 NMS (`segwise.instance.matrix_nms`).
 
 Loss (paper eq. 1 of SOLO, kept by SOLOv2): ``L = L_cate + lambda * L_mask`` with
@@ -36,15 +36,15 @@ import torch
 from torch import Tensor, nn
 
 from segwise.instance.methods.base import ObjectStats
-from segwise.instance.representation import InstancePrediction
-from segwise.instance.solov2.options import (
+from segwise.instance.methods.solov2.options import (
     LEVELS,
     PAPER_SCALE_RANGES,
     PAPER_SHORT_SIDE,
     SOLOv2Options,
 )
+from segwise.instance.representation import InstancePrediction
 
-__all__ = ["PAPER_SCALE_RANGES", "SOLOv2", "SOLOv2Options"]
+__all__ = ["SOLOv2", "derive_scale_ranges"]
 
 #: the encoder of the paper's main results
 DEFAULT_ENCODER = "resnet50"
@@ -107,7 +107,7 @@ class SOLOv2:
         ``weights``: None, ``"imagenet"`` (the encoder's, local files), or a path to a
         state_dict of the whole model.
         """
-        from segwise.instance.solov2.head import SOLOv2Head, SOLOv2MaskBranch, SOLOv2Model
+        from segwise.instance.methods.solov2.model import SOLOv2Head, SOLOv2MaskBranch, SOLOv2Model
         from segwise.models.necks import build_encoder_fpn
 
         backbone = build_encoder_fpn(encoder or DEFAULT_ENCODER, in_channels=in_channels,
@@ -141,7 +141,7 @@ class SOLOv2:
         optionally ``crowd (K,)``: crowd regions are no instance, and the grid cells they would
         own are left out of the focal loss (neither positive nor negative).
         """
-        from segwise.instance.solov2.loss import solov2_loss
+        from segwise.instance.methods.solov2.loss import solov2_loss
 
         return solov2_loss(model, images, targets, options=self.resolve_options(options, None))
 
@@ -152,12 +152,12 @@ class SOLOv2:
 
         Images larger than ``options.grid_reference`` (the training crops' side) in either side
         are decoded in overlapping tiles of that side (``options.prediction = tiles``, the
-        default; `segwise.instance.solov2.tiling` says why); others, and every image with
+        default; `.tiling` says why); others, and every image with
         ``prediction = whole``, in one pass of `SOLOv2Decoder`. ``tile_size`` (the dense
         methods' sliding window) is not used: SOLOv2's tile is fixed by its training crops.
         """
-        from segwise.instance.solov2.options import SOLOv2Prediction
-        from segwise.instance.solov2.tiling import predict_tiled
+        from segwise.instance.methods.solov2.options import SOLOv2Prediction
+        from segwise.instance.methods.solov2.tiling import predict_tiled
 
         tile = options.grid_reference
         if (options.prediction is SOLOv2Prediction.TILES and tile is not None
@@ -171,7 +171,7 @@ class SOLOv2:
     def _predict_whole(model: nn.Module, images: Tensor, *,
                        options: SOLOv2Options) -> list[InstancePrediction]:
         """Fixed-size decoding (`SOLOv2Decoder`) of whole inputs, then the instances found."""
-        from segwise.instance.solov2.decode import SOLOv2Decoder
+        from segwise.instance.methods.solov2.decode import SOLOv2Decoder
 
         decoder = SOLOv2Decoder(model, options)
         with torch.no_grad():
@@ -191,6 +191,6 @@ class SOLOv2:
         """`SOLOv2Decoder` with ``max_instances`` outputs: ``images (N, C, H, W) -> scores
         (N, k) float32, labels (N, k) int64, masks (N, k, H, W) float32`` mask probabilities
         (threshold: ``options.mask_threshold``; zero rows past the instances found)."""
-        from segwise.instance.solov2.decode import SOLOv2Decoder
+        from segwise.instance.methods.solov2.decode import SOLOv2Decoder
 
         return SOLOv2Decoder(model, replace(options, max_instances=int(max_instances)))

@@ -1,8 +1,9 @@
 """Semantic-to-instance decoding: from U-Net outputs to an `InstancePrediction`.
 
-Two kinds of network output are decoded (targets: `segwise.instance.targets`):
+Two kinds of network output are decoded (targets: `.targets`):
 
-- three-class probabilities (background / interior / boundary): `decode_three_class`;
+- three-class probabilities (background / interior / boundary): `decode_three_class`, and
+  ``unet_watershed``'s logits through it (`decode_unet_logits`);
 - a distance map (each instance's distance transform, scaled to [0, 1]): `decode_distance`.
 
 Each has two decodings (`Decoding`): marker-based watershed (scikit-image, imported lazily) or
@@ -12,28 +13,19 @@ instances of their own, so no foreground pixel is lost. Definitions: ``docs/inst
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Any
 
 import numpy as np
 
 from segwise._validation import as_enum, check_positive, check_probability
+from segwise.instance.methods.unet_watershed.options import (
+    UNET_NUM_CLASSES,
+    Decoding,
+    UNetWatershedOptions,
+)
 from segwise.instance.representation import InstancePrediction
 
-__all__ = ["Decoding", "decode_distance", "decode_three_class"]
-
-
-class Decoding(str, Enum):
-    """How markers become instances.
-
-    - ``WATERSHED``: ``skimage.segmentation.watershed`` from the markers over the foreground.
-    - ``CONNECTED_COMPONENTS``: the markers' connected components (``scipy.ndimage.label``),
-      each grown over its foreground component by at most ``grow`` pixels (chessboard
-      distance) to the nearest marker pixel.
-    """
-
-    WATERSHED = "watershed"
-    CONNECTED_COMPONENTS = "connected_components"
+__all__ = ["decode_distance", "decode_three_class", "decode_unet_logits"]
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -227,3 +219,32 @@ def _finish(
     else:
         scores = np.zeros(0)
     return InstancePrediction.from_label_map(inst, labels=int(label), scores=scores)
+
+
+def decode_unet_logits(
+    logits: Any, *, options: UNetWatershedOptions | None = None
+) -> list[InstancePrediction]:
+    """Decode ``unet_watershed`` logits.
+
+    Args:
+        logits: ``(N, 3, H, W)`` unnormalised scores (background, interior, boundary).
+        options: decoding options; default `UNetWatershedOptions()`.
+    """
+    options = options or UNetWatershedOptions()
+    if logits.ndim != 4 or logits.shape[1] != UNET_NUM_CLASSES:
+        raise ValueError(
+            f"logits has shape {tuple(logits.shape)}; expected (N, 3, H, W) (background, "
+            "interior, boundary)"
+        )
+    probs = logits.detach().float().softmax(dim=1).cpu().numpy()
+    return [
+        decode_three_class(
+            p,
+            decoding=options.decoding,
+            foreground_threshold=options.foreground_threshold,
+            interior_threshold=options.interior_threshold,
+            min_area=options.min_area,
+            grow=options.boundary_width,
+        )
+        for p in probs
+    ]

@@ -3,159 +3,32 @@ interior seeds a watershed over the foreground (the DSB 2018 winners' recipe).
 
 - Model: any segwise semantic architecture (``arch``, default ``unet``) on any segwise encoder,
   with 3 outputs.
-- Targets (`unet_targets_from_item`): `segwise.instance.targets.three_class_target` and the
-  U-Net border weight map (Ronneberger et al. 2015, eq. 2).
+- Targets (`.targets.unet_targets_from_item`): `.targets.three_class_target` and the U-Net
+  border weight map (Ronneberger et al. 2015, eq. 2).
 - Loss: Dice + cross-entropy over the 3 classes, the CE weighted per pixel by that map.
-- Decoding (`decode_unet_logits`): `segwise.instance.watershed.decode_three_class`.
+- Decoding (`.decode.decode_unet_logits`): `.decode.decode_three_class`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 
-from segwise._validation import as_enum, check_probability
 from segwise.instance.methods.base import ObjectStats
+from segwise.instance.methods.unet_watershed.decode import decode_unet_logits
+from segwise.instance.methods.unet_watershed.options import (
+    UNET_IGNORE,
+    UNET_NUM_CLASSES,
+    UNetWatershedOptions,
+)
+from segwise.instance.methods.unet_watershed.targets import unet_targets_from_item
 from segwise.instance.representation import InstancePrediction
-from segwise.instance.targets import ClassBalance, border_weight_map, three_class_target
-from segwise.instance.watershed import Decoding, decode_three_class
 
-__all__ = [
-    "UNET_IGNORE",
-    "UNET_NUM_CLASSES",
-    "UNetWatershed",
-    "UNetWatershedOptions",
-    "decode_unet_logits",
-    "instance_map_from_item",
-    "unet_targets_from_item",
-]
-
-#: output channels: background, interior, boundary
-UNET_NUM_CLASSES = 3
-#: target value of pixels the loss leaves out (padding, the data's ignore label)
-UNET_IGNORE = 255
-
-
-@dataclass(frozen=True)
-class UNetWatershedOptions:
-    """Options of ``unet_watershed`` (``--model-option KEY=VALUE``; stored in checkpoints).
-
-    Attributes:
-        arch: the semantic architecture (``segwise models``).
-        arch_options: keyword arguments of that architecture, e.g. ``{base_width: 16}``.
-        decoding: `Decoding` (``watershed`` or ``connected_components``).
-        foreground_threshold: ``1 - p_background`` above which a pixel is foreground.
-        interior_threshold: ``p_interior`` above which a pixel seeds a marker.
-        min_area: instances with fewer pixels are removed.
-        boundary_width: boundary thickness of the training target (px), also the growth
-            radius of connected-components decoding.
-        w0: border weight amplitude (U-Net paper: 10).
-        sigma: border weight width in px (U-Net paper: 5).
-        class_balance: the ``w_c`` term of the weight map (`ClassBalance`).
-        dice_weight: weight of the Dice term of the loss.
-        ce_weight: weight of the (border-weighted) cross-entropy term.
-    """
-
-    arch: str = "unet"
-    arch_options: Mapping[str, Any] = field(default_factory=dict)
-    decoding: Decoding = Decoding.WATERSHED
-    foreground_threshold: float = 0.5
-    interior_threshold: float = 0.5
-    min_area: int = 0
-    boundary_width: int = 1
-    w0: float = 10.0
-    sigma: float = 5.0
-    class_balance: ClassBalance = ClassBalance.BALANCED
-    dice_weight: float = 1.0
-    ce_weight: float = 1.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "decoding", as_enum(self.decoding, Decoding, "decoding"))
-        object.__setattr__(
-            self, "class_balance", as_enum(self.class_balance, ClassBalance, "class_balance")
-        )
-        if not isinstance(self.arch_options, Mapping):
-            raise ValueError(
-                f"arch_options={self.arch_options!r}; expected a mapping of architecture "
-                "options, e.g. arch_options='{base_width: 16}'"
-            )
-        object.__setattr__(self, "arch_options", dict(self.arch_options))
-        check_probability(self.foreground_threshold, "foreground_threshold")
-        check_probability(self.interior_threshold, "interior_threshold")
-        if self.min_area < 0 or self.boundary_width < 1:
-            raise ValueError(
-                f"min_area={self.min_area!r}, boundary_width={self.boundary_width!r}; expected "
-                "min_area >= 0 and boundary_width >= 1"
-            )
-        for name in ("w0", "sigma", "dice_weight", "ce_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)!r}; expected a value >= 0")
-
-
-def instance_map_from_item(item: Mapping[str, Any]) -> np.ndarray:
-    """``int32 (H, W)`` instance map from an Instance item's ``"instances"``.
-
-    IDs are the item's ``"ids"`` (else ``k + 1``); where masks overlap the earlier one wins.
-    """
-    return InstancePrediction.from_target(item["instances"]).instance_map
-
-
-def unet_targets_from_item(
-    item: Mapping[str, Any],
-    *,
-    boundary_width: int = 1,
-    w0: float = 10.0,
-    sigma: float = 5.0,
-    class_balance: ClassBalance | str = ClassBalance.BALANCED,
-) -> dict[str, torch.Tensor]:
-    """Targets of a ``unet_watershed`` model for one Instance item.
-
-    Returns:
-        ``{"mask": int64 (H, W)`` 0 background / 1 interior / 2 boundary, ``"pixel_weights":
-        float32 (H, W)`` the U-Net border weight map (for ``DiceCELoss(pixel_weights=...)``)}.
-    """
-    inst = instance_map_from_item(item)
-    return {
-        "mask": torch.from_numpy(three_class_target(inst, width=boundary_width)),
-        "pixel_weights": torch.from_numpy(
-            border_weight_map(inst, w0=w0, sigma=sigma, class_balance=class_balance)
-        ),
-    }
-
-
-def decode_unet_logits(
-    logits: torch.Tensor, *, options: UNetWatershedOptions | None = None
-) -> list[InstancePrediction]:
-    """Decode ``unet_watershed`` logits.
-
-    Args:
-        logits: ``(N, 3, H, W)`` unnormalised scores (background, interior, boundary).
-        options: decoding options; default `UNetWatershedOptions()`.
-    """
-    options = options or UNetWatershedOptions()
-    if logits.ndim != 4 or logits.shape[1] != UNET_NUM_CLASSES:
-        raise ValueError(
-            f"logits has shape {tuple(logits.shape)}; expected (N, 3, H, W) (background, "
-            "interior, boundary)"
-        )
-    probs = torch.softmax(logits.detach().float(), dim=1).cpu().numpy()
-    return [
-        decode_three_class(
-            p,
-            decoding=options.decoding,
-            foreground_threshold=options.foreground_threshold,
-            interior_threshold=options.interior_threshold,
-            min_area=options.min_area,
-            grow=options.boundary_width,
-        )
-        for p in probs
-    ]
+__all__ = ["UNetWatershed"]
 
 
 class UNetWatershed:

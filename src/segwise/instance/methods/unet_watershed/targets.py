@@ -4,6 +4,7 @@
 - `distance_target`: each instance's Euclidean distance transform, scaled to [0, 1] per instance;
 - `border_weight_map`: the U-Net paper's weight map
   ``w(x) = w_c(x) + w0 * exp(-(d1(x) + d2(x))**2 / (2 * sigma**2))``;
+- `unet_targets_from_item`: the first and the third for one dataset item, as tensors;
 - `clean_instances`: a dataset item's ``"instances"`` after augmentation, made ready for every
   instance method (emptied instances dropped, boxes recomputed, crowd regions optionally left
   out of the trained instances).
@@ -14,12 +15,14 @@ numpy/scipy.
 
 from __future__ import annotations
 
-from enum import Enum
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from segwise._validation import as_enum, check_positive
+from segwise.instance.methods.unet_watershed.options import ClassBalance
+from segwise.instance.representation import InstancePrediction
 
 __all__ = [
     "BOUNDARY",
@@ -28,23 +31,13 @@ __all__ = [
     "border_weight_map",
     "clean_instances",
     "distance_target",
+    "instance_map_from_item",
     "three_class_target",
+    "unet_targets_from_item",
 ]
 
 #: class indices of `three_class_target`
 INTERIOR, BOUNDARY = 1, 2
-
-
-class ClassBalance(str, Enum):
-    """The ``w_c`` term of `border_weight_map`.
-
-    - ``NONE``: ``w_c = 1``.
-    - ``BALANCED``: ``w_c = N / (C * n_c)`` for foreground/background (``n_c`` pixels of class
-      ``c``, ``C`` classes present, ``N`` pixels), so ``w_c`` averages to 1 over the image.
-    """
-
-    NONE = "none"
-    BALANCED = "balanced"
 
 
 def _check_map(instance_map: np.ndarray) -> np.ndarray:
@@ -242,3 +235,36 @@ def clean_instances(inst: dict[str, Any], *, drop_crowd: bool = False) -> dict[s
     if crowd is not None and not drop_crowd:
         out["crowd"] = torch.as_tensor(crowd, dtype=torch.bool)[keep]
     return out
+
+
+def instance_map_from_item(item: Mapping[str, Any]) -> np.ndarray:
+    """``int32 (H, W)`` instance map from an Instance item's ``"instances"``.
+
+    IDs are the item's ``"ids"`` (else ``k + 1``); where masks overlap the earlier one wins.
+    """
+    return InstancePrediction.from_target(item["instances"]).instance_map
+
+
+def unet_targets_from_item(
+    item: Mapping[str, Any],
+    *,
+    boundary_width: int = 1,
+    w0: float = 10.0,
+    sigma: float = 5.0,
+    class_balance: ClassBalance | str = ClassBalance.BALANCED,
+) -> dict[str, Any]:
+    """Targets of a ``unet_watershed`` model for one Instance item.
+
+    Returns:
+        ``{"mask": int64 (H, W)`` 0 background / 1 interior / 2 boundary, ``"pixel_weights":
+        float32 (H, W)`` the U-Net border weight map (for ``DiceCELoss(pixel_weights=...)``)}.
+    """
+    import torch
+
+    inst = instance_map_from_item(item)
+    return {
+        "mask": torch.from_numpy(three_class_target(inst, width=boundary_width)),
+        "pixel_weights": torch.from_numpy(
+            border_weight_map(inst, w0=w0, sigma=sigma, class_balance=class_balance)
+        ),
+    }

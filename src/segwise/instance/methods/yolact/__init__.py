@@ -1,5 +1,9 @@
-"""YOLACT's network, losses and decoding; the method object is `segwise.instance.methods.yolact`."""
+"""YOLACT (``--model yolact``): the method object (`.spec`), its options (`.options`), network
+(`.model`), losses (`.loss`) and decoding (`.decode`)."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from segwise.instance.methods.yolact.options import PAPER_ANCHOR_SIZES, ClassLoss, YOLACTOptions
+from segwise.instance.methods.yolact.spec import YOLACT
+
+__all__ = ["PAPER_ANCHOR_SIZES", "YOLACT", "ClassLoss", "YOLACTOptions"]

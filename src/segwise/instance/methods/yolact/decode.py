@@ -26,11 +26,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segwise.instance.boxes import decode_boxes
+from segwise.instance.methods.yolact.model import PROTO_STRIDE
 from segwise.instance.nms import multiclass_fast_nms
-from segwise.instance.yolact.model import PROTO_STRIDE
 
 if TYPE_CHECKING:
-    from segwise.instance.yolact.options import YOLACTOptions
+    from segwise.instance.methods.yolact.options import YOLACTOptions
 
 __all__ = ["YOLACTExport", "assemble_masks", "detect", "select_detections"]
 

@@ -45,10 +45,10 @@ from torch import Tensor
 from torchvision.ops import box_iou, sigmoid_focal_loss
 
 from segwise.instance.boxes import BACKGROUND, NEUTRAL, encode_boxes, match_anchors
-from segwise.instance.yolact.model import LEVELS, PROTO_STRIDE
+from segwise.instance.methods.yolact.model import LEVELS, PROTO_STRIDE
 
 if TYPE_CHECKING:
-    from segwise.instance.yolact.options import YOLACTOptions
+    from segwise.instance.methods.yolact.options import YOLACTOptions
 
 __all__ = ["anchor_targets", "mask_loss", "ohem_class_loss", "yolact_loss"]
 
@@ -186,7 +186,7 @@ def yolact_loss(
     Returns:
         ``{"loss_class", "loss_box", "loss_mask", "loss_semantic"}`` weighted scalars.
     """
-    from segwise.instance.yolact.options import ClassLoss
+    from segwise.instance.methods.yolact.options import ClassLoss
 
     anchors = outputs["anchors"]
     protos = outputs["prototypes"]  # (N, k, h, w)

@@ -2,16 +2,16 @@
 
 A single-stage detector whose masks are linear combinations of ``k`` shared prototypes:
 
-- model (`segwise.instance.yolact.model.YOLACTNet`): any segwise encoder with output stride 32
+- model (`.model.YOLACTNet`): any segwise encoder with output stride 32
   -> FPN P3-P7 (`segwise.models.necks`) -> protonet on P3 (``k = 32`` prototypes at stride 4),
   one prediction head shared by all levels (class scores, SSD box deltas, ``k`` tanh mask
   coefficients per anchor), a semantic head on P3 for the auxiliary loss;
 - anchors: one size per level, derived from the training data's object sizes by default
   (`segwise.instance.anchors.anchor_sizes_by_stride`), times 3 scales 2^(-1/3), 1, 2^(1/3),
   aspect ratios 1, 1/2, 2; matched at IoU 0.4 / 0.3 with every tied best anchor claimed;
-- losses (`segwise.instance.yolact.loss`): OHEM 3:1 cross-entropy (or focal), smooth-L1 box,
+- losses (`.loss`): OHEM 3:1 cross-entropy (or focal), smooth-L1 box,
   box-cropped box-area-normalised mask BCE, semantic BCE;
-- decoding (`segwise.instance.yolact.decode`): Fast NMS (`segwise.instance.nms`), masks
+- decoding (`.decode`): Fast NMS (`segwise.instance.nms`), masks
   assembled as ``sigmoid(prototypes x coefficients)`` and cropped to the box; exportable to ONNX
   with fixed-size outputs.
 """
@@ -28,10 +28,10 @@ import torch
 from torch import nn
 
 from segwise.instance.methods.base import ObjectStats
+from segwise.instance.methods.yolact.options import PAPER_ANCHOR_SIZES, ClassLoss, YOLACTOptions
 from segwise.instance.representation import InstancePrediction
-from segwise.instance.yolact.options import PAPER_ANCHOR_SIZES, ClassLoss, YOLACTOptions
 
-__all__ = ["PAPER_ANCHOR_SIZES", "YOLACT", "ClassLoss", "YOLACTOptions"]
+__all__ = ["YOLACT"]
 
 #: encoder used when ``--encoder`` is not given (the paper's YOLACT-550 with ResNet-50 variant)
 DEFAULT_ENCODER = "resnet50"
@@ -54,7 +54,7 @@ class YOLACT:
         """Fill ``anchor_sizes`` from ``stats.sizes`` when unset (kept unset without data or
         objects: `build` then uses `PAPER_ANCHOR_SIZES`)."""
         from segwise.instance.anchors import anchor_sizes_by_stride
-        from segwise.instance.yolact.model import LEVELS
+        from segwise.instance.methods.yolact.model import LEVELS
 
         if options.anchor_sizes is not None or stats is None or len(stats.sizes) == 0:
             return options
@@ -82,7 +82,7 @@ class YOLACT:
     ) -> nn.Module:
         """`YOLACTNet` on ``encoder`` (default resnet50). ``weights``: None, ``"imagenet"``
         (the encoder's ImageNet weights, local files) or a path to a YOLACT state_dict."""
-        from segwise.instance.yolact.model import LEVELS, YOLACTNet
+        from segwise.instance.methods.yolact.model import LEVELS, YOLACTNet
         from segwise.models.necks import build_encoder_fpn
 
         name = encoder or DEFAULT_ENCODER
@@ -131,8 +131,8 @@ class YOLACT:
         batch: Mapping[str, Any],
     ) -> dict[str, torch.Tensor]:
         """``{"loss_class", "loss_box", "loss_mask", "loss_semantic"}``
-        (`segwise.instance.yolact.loss.yolact_loss`)."""
-        from segwise.instance.yolact.loss import yolact_loss
+        (`.loss.yolact_loss`)."""
+        from segwise.instance.methods.yolact.loss import yolact_loss
 
         return yolact_loss(model(images), targets, options=options)
 
@@ -145,10 +145,10 @@ class YOLACT:
         options: YOLACTOptions,
         tile_size: int | None = None,
     ) -> list[InstancePrediction]:
-        """`segwise.instance.yolact.decode.select_detections`, masks assembled for the kept
+        """`.decode.select_detections`, masks assembled for the kept
         detections only (`assemble_masks`), overlaps resolved by score
         (`InstancePrediction.from_masks`). ``tile_size`` is not used (whole images)."""
-        from segwise.instance.yolact.decode import assemble_masks, select_detections
+        from segwise.instance.methods.yolact.decode import assemble_masks, select_detections
 
         height, width = images.shape[-2:]
         outputs = model(images)
@@ -179,10 +179,10 @@ class YOLACT:
     def export_module(
         self, model: nn.Module, *, options: YOLACTOptions, max_instances: int
     ) -> nn.Module:
-        """`segwise.instance.yolact.decode.YOLACTExport` with ``max_instances`` slots: ``images
+        """`.decode.YOLACTExport` with ``max_instances`` slots: ``images
         (N, C, H, W) -> scores (N, k), labels (N, k), masks (N, k, H, W)`` (mask
         probabilities; zero in empty slots)."""
-        from segwise.instance.yolact.decode import YOLACTExport
+        from segwise.instance.methods.yolact.decode import YOLACTExport
 
         return YOLACTExport(
             model, options=dataclasses.replace(options, max_detections=int(max_instances))
