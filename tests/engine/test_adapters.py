@@ -27,7 +27,9 @@ def test_aux_heads_add_weighted_losses(tiny_multiclass, fast_config):
         assert with_aux  # the adapter asks for the aux outputs; it never probes the type
         return SegmentationOutput(logits=logits, aux=(aux1, aux2))
 
-    loss = adapter.training_loss(model, batch)
+    step = adapter.training_loss(model, batch)
+    assert dict(step.terms) == {}  # one loss, no named parts
+    loss = step.total
     f = adapter.loss_fn
     expected = f(logits, batch["mask"]) + AUX_LOSS_WEIGHT * (
         f(aux1, batch["mask"]) + f(aux2, batch["mask"])

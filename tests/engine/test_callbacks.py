@@ -144,38 +144,34 @@ def test_progress_lines_validation_only_when_slow_and_the_epoch_line(capsys):
         "note: predicts background everywhere | 2 min elapsed\n")
 
 
-def _report(improved=True, overlays=()):
+def _report(improved=True, overlays=(), census=None):
     return ValidationReport(epoch=1, summary={"mean_dice": 0.0}, score=0.0, improved=improved,
-                            seconds=1.0, overlays=list(overlays))
+                            seconds=1.0, overlays=list(overlays), census=census)
 
 
-def test_prediction_hints_read_the_adapters_census():
+def test_prediction_hints_read_the_reports_census():
     census = {"pixels_per_class": [100, 0], "true_pixels_per_class": [60, 40]}
-    run = _fake_run(adapter=SimpleNamespace(prediction_census=census),
-                    info=SimpleNamespace(class_names=("background", "nucleus")))
-    PredictionHints().on_validation_end(run, _report())
+    names = ("background", "nucleus")
+    run = _fake_run(adapter=SimpleNamespace(),
+                    info=SimpleNamespace(class_names=names, labels=SimpleNamespace(names=names)))
+    PredictionHints().on_validation_end(run, _report(census=census))
     assert run.hint.startswith("predicts background everywhere (no foreground pixel)")
-    run.adapter = SimpleNamespace()  # an adapter that counts nothing: no hint
-    PredictionHints().on_validation_end(run, _report())
+    PredictionHints().on_validation_end(run, _report())  # no census: no hint
     assert run.hint is None
 
 
 def test_loss_terms_are_batch_weighted_epoch_means():
-    adapter = SimpleNamespace()
-    run = _fake_run(adapter=adapter)
+    run = _fake_run(adapter=SimpleNamespace())
     terms = LossTerms()
     terms.on_epoch_start(run, 1)
-    adapter.last_loss_terms = {"mask": 1.0, "box": 3.0}
-    terms.on_step_end(run, StepReport(1, 1, 4.0, 2, 4.0, 2))
-    adapter.last_loss_terms = {"mask": 4.0, "box": 0.0}
-    terms.on_step_end(run, StepReport(1, 2, 4.0, 4, 4.0, 6))
+    terms.on_step_end(run, StepReport(1, 1, 4.0, 2, 4.0, 2, {"mask": 1.0, "box": 3.0}))
+    terms.on_step_end(run, StepReport(1, 2, 4.0, 4, 4.0, 6, {"mask": 4.0, "box": 0.0}))
     record = {"epoch": 1}
     terms.on_train_end(run, record)
     # mask (2 * 1 + 4 * 4) / 6 = 3; box (2 * 3 + 4 * 0) / 6 = 1
     assert record == {"epoch": 1, "loss/box": 1.0, "loss/mask": 3.0}
     terms.on_epoch_start(run, 2)  # a new epoch starts from zero
-    del adapter.last_loss_terms  # an adapter without terms adds nothing
-    terms.on_step_end(run, StepReport(2, 1, 4.0, 2, 4.0, 2))
+    terms.on_step_end(run, StepReport(2, 1, 4.0, 2, 4.0, 2))  # a loss without terms
     record = {"epoch": 2}
     terms.on_train_end(run, record)
     assert record == {"epoch": 2}
@@ -304,15 +300,14 @@ def test_user_callbacks_see_every_hook_in_order_and_can_stop_the_run(tiny_binary
 @pytest.mark.slow
 def test_an_adapters_loss_terms_reach_metrics_jsonl(tiny_binary, tmp_path, fast_config,
                                                     monkeypatch):
-    from segwise.engine.adapters import SemanticAdapter
+    from segwise.engine.adapters import SemanticAdapter, StepLoss
     from segwise.engine.trainer import fit
 
     real = SemanticAdapter.training_loss
 
     def with_terms(self, model, batch):
-        loss = real(self, model, batch)
-        self.last_loss_terms = {"half": float(loss.detach()) / 2}
-        return loss
+        loss = real(self, model, batch).total
+        return StepLoss(loss, {"half": loss.detach() / 2})
 
     monkeypatch.setattr(SemanticAdapter, "training_loss", with_terms)
     result = fit(fast_config(tiny_binary, epochs=1), tmp_path / "run", quiet=True)

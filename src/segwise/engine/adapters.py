@@ -7,16 +7,19 @@ rest, behind this contract:
 - ``model_args``: the builder arguments stored in checkpoints (``kind`` selects the builder);
 - ``build_model(weights)``: the network;
 - ``datasets(index, data_cfg)``: ``(train, val)`` datasets;
-- ``training_loss(model, batch)``: forward + loss of one batch (called under autocast);
-- ``validate(model, val_ds, *, indices, distributed, keep_overlays)``: ``(summary, overlays)``,
-  where ``summary`` maps metric names (higher is better) to floats;
+- ``training_loss(model, batch)``: forward + loss of one batch (called under autocast), a
+  :class:`StepLoss` (the total the optimizer steps on, and its named terms);
+- ``validate(model, val_ds, *, indices, distributed, keep_overlays)``: one
+  :class:`ValidationResult` (the summary of metrics, the validation loss, the census of what
+  was predicted, the overlay pictures);
 - ``default_monitor``: the summary key that selects ``best.pt`` by default;
 - ``MONITORS`` (class attribute): every summary key a run may monitor (checked before the run
-  writes anything, :mod:`segwise.engine.preflight`);
-- ``prediction_census`` (optional, set by ``validate``): what the model predicted, read by
-  :func:`segwise.engine.hints.degenerate_prediction_hint`;
-- ``validation_loss`` (optional, set by ``validate``): the training loss over the validation
-  images (semantic runs; lower is better, so it is not part of ``summary``).
+  writes anything, :mod:`segwise.engine.preflight`).
+
+An adapter is built once per run, by :func:`segwise.engine.preflight.check_run` (what it keeps
+for the whole run, e.g. its loss, is built when it is constructed). It returns what the loop
+needs as values and keeps no per-step or per-validation state: the loop never reads an
+adapter's attributes after a call.
 
 :func:`segwise.engine.registry.make_adapter` picks the adapter for a run and
 :func:`segwise.runs.builders.build_model_from_args` rebuilds a model from stored
@@ -26,7 +29,8 @@ module and :mod:`segwise.engine.instance_adapter` do not import each other).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -35,9 +39,44 @@ from torch import nn
 from segwise.engine.config import DataConfig, Monitor, RunConfig
 from segwise.runs.builders import build_semantic_model
 
-__all__ = ["AUX_LOSS_WEIGHT", "SemanticAdapter", "TaskAdapter"]
+__all__ = ["AUX_LOSS_WEIGHT", "SemanticAdapter", "StepLoss", "TaskAdapter", "ValidationResult"]
 
 AUX_LOSS_WEIGHT = 0.4  # weight of auxiliary-head losses (as in PSPNet / torchvision)
+
+
+@dataclass(frozen=True)
+class StepLoss:
+    """What ``training_loss`` returns for one batch.
+
+    Attributes:
+        total: the scalar loss the optimizer steps on (with its autograd graph).
+        terms: its named parts, detached scalars (e.g. Mask R-CNN's ``classifier``,
+            ``box_reg``, ``mask``), logged as ``loss/<name>`` epoch means; empty when the loss
+            has no parts worth naming.
+    """
+
+    total: torch.Tensor
+    terms: Mapping[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """What ``validate`` returns for one pass over the validation images.
+
+    Attributes:
+        summary: metric name -> value, higher is better (``train.monitor`` is one of them).
+        loss: the training loss averaged over this process's validation images, or None where
+            the task does not compute one (lower is better, so it is not in ``summary``).
+        census: what the model predicted, for
+            :func:`segwise.engine.hints.degenerate_prediction_hint` (its documented keys), or
+            None.
+        overlays: ``(id, rgb, target, pred)`` of the first images, for overlays.png.
+    """
+
+    summary: dict[str, float]
+    loss: float | None = None
+    census: Mapping[str, Any] | None = None
+    overlays: list = field(default_factory=list)
 
 
 def _augmentation_preset(data_cfg: DataConfig) -> dict[str, Any]:
@@ -178,14 +217,14 @@ class SemanticAdapter(TaskAdapter):
         )
         return train, val
 
-    def training_loss(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+    def training_loss(self, model: nn.Module, batch: dict[str, Any]) -> StepLoss:
         # with_aux=True: always a SegmentationOutput (aux is () without auxiliary heads)
         output = model(self.to_device(batch["image"]), with_aux=True)
         target = batch["mask"].to(self.device, non_blocking=True)
         loss = self.loss_fn(output.logits.float(), target)
         for aux in output.aux:  # one tensor per auxiliary head
             loss = loss + AUX_LOSS_WEIGHT * self.loss_fn(aux.float(), target)
-        return loss
+        return StepLoss(loss)
 
     def validate(
         self,
@@ -195,7 +234,7 @@ class SemanticAdapter(TaskAdapter):
         indices: list[int],
         distributed: bool,
         keep_overlays: int,
-    ) -> tuple[dict[str, float], list]:
+    ) -> ValidationResult:
         from segwise.engine.evaluation import evaluate_model
         from segwise.inferers.tiling import default_tile_size
 
@@ -217,10 +256,9 @@ class SemanticAdapter(TaskAdapter):
             distributed=distributed,
             loss_fn=self.loss_fn,
         )
-        self.validation_loss = result.loss  # read by the trainer (val_loss in the logs)
-        # what was predicted, for the trainer's degenerate-prediction hint (engine/hints.py)
-        self.prediction_census = {
+        census = {  # what was predicted, for the degenerate-prediction hint (engine/hints.py)
             "pixels_per_class": result.matrix.sum(axis=0).tolist(),
             "true_pixels_per_class": result.matrix.sum(axis=1).tolist(),
         }
-        return result.summary(), result.overlays
+        return ValidationResult(result.summary(), loss=result.loss, census=census,
+                                overlays=result.overlays)

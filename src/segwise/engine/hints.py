@@ -3,7 +3,8 @@
 A validation score alone does not say *why* it is low: a model that paints every pixel
 background, or finds one object per image, scores near 0 and is still marked ``* best`` on
 its first validation. :func:`degenerate_prediction_hint` reads what the model predicted over
-the validation set (its *census*, filled in by the task adapter's ``validate``) and says it.
+the validation set (its *census*, returned by the task adapter's ``validate`` in its
+``ValidationResult``) and says it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def degenerate_prediction_hint(
     """A one-line hint when the validation predictions are degenerate, else None.
 
     Args:
-        census: what the adapter counted during validation, one of:
+        census: what the adapter counted during validation (``ValidationResult.census``), one
+            of:
             ``{"pixels_per_class": [C], "true_pixels_per_class": [C]}`` (semantic: predicted
             and ground-truth pixels per class, class 0 = background) or
             ``{"objects_per_image": [N], "true_objects_per_image": [N]}`` (instance); None

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from segwise.engine.adapters import TaskAdapter
+from segwise.engine.adapters import StepLoss, TaskAdapter, ValidationResult
 from segwise.engine.config import DataConfig, Monitor
 from segwise.instance.methods import predict_image
 from segwise.runs.builders import build_instance_model
@@ -220,15 +220,15 @@ class InstanceAdapter(TaskAdapter):
         return train, val
 
     # -- training -------------------------------------------------------------------------
-    def training_loss(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+    def training_loss(self, model: nn.Module, batch: dict[str, Any]) -> StepLoss:
         images = self.to_device(batch["image"])
         targets = [
             {k: v.to(self.device, non_blocking=True) for k, v in inst.items()}
             for inst in batch["instances"]
         ]
         terms = self.spec.loss(model, images, targets, options=self.options, batch=batch)
-        self.last_loss_terms = {k: v.detach() for k, v in terms.items()}  # logged per epoch
-        return sum(v.float() for v in terms.values())
+        return StepLoss(sum(v.float() for v in terms.values()),
+                        {k: v.detach() for k, v in terms.items()})  # logged per epoch
 
     def validate(
         self,
@@ -238,7 +238,7 @@ class InstanceAdapter(TaskAdapter):
         indices: list[int],
         distributed: bool,
         keep_overlays: int,
-    ) -> tuple[dict[str, float], list]:
+    ) -> ValidationResult:
         from segwise.inferers.tiling import default_tile_size
         from segwise.instance import InstancePrediction
         from segwise.metrics.instance import InstanceMetrics
@@ -265,10 +265,11 @@ class InstanceAdapter(TaskAdapter):
         if distributed:
             metrics.all_reduce()
         r = metrics.compute()
-        self.prediction_census = {  # for the trainer's degenerate-prediction hint
+        census = {  # for the trainer's degenerate-prediction hint
             "objects_per_image": [c[0] for c in counts],
             "true_objects_per_image": [c[1] for c in counts],
         }
         summary = {"dsb_score": r.dsb_score, "ap50": r.ap50, "pq": r.pq, "sq": r.sq,
                    "rq": r.rq, "f1_50": r.f1_50}
-        return {k: float(v) for k, v in summary.items()}, overlays
+        return ValidationResult({k: float(v) for k, v in summary.items()}, census=census,
+                                overlays=overlays)

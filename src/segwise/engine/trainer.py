@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from segwise.engine import distributed as dist_utils
+from segwise.engine.adapters import StepLoss
 from segwise.engine.callbacks import (
     CallbackList,
     StepReport,
@@ -223,12 +224,13 @@ def _train_epoch(run: TrainingRun, loop: LoopParts, callbacks: CallbackList,
         loss = _step(run, loop, batch, epoch, lr)
         batch_size = len(batch["image"])
         state.step += 1
-        loss_value = float(loss.detach())
+        loss_value = float(loss.total.detach())
         loss_sum += loss_value * batch_size
         seen += batch_size
         if report_steps:
+            terms = {name: float(value) for name, value in loss.terms.items()}
             callbacks.fire("on_step_end", run, StepReport(epoch, i + 1, loss_value, batch_size,
-                                                          loss_sum / seen, seen))
+                                                          loss_sum / seen, seen, terms))
     elapsed = time.perf_counter() - t0
     record: dict[str, Any] = {
         "epoch": epoch,
@@ -259,11 +261,13 @@ def _set_lr(run: TrainingRun, loop: LoopParts) -> float:
 
 
 def _step(run: TrainingRun, loop: LoopParts, batch: dict[str, Any], epoch: int,
-          lr: float) -> torch.Tensor:
-    """Forward, backward (scaled under AMP), clipping, optimizer and EMA update; the loss."""
+          lr: float) -> StepLoss:
+    """Forward, backward (scaled under AMP), clipping, optimizer and EMA update; the
+    adapter's :class:`StepLoss` (the total and its named terms)."""
     amp_dtype, optimizer, scaler = loop.amp_dtype, run.optimizer, run.scaler
     with torch.autocast(run.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        loss = run.adapter.training_loss(loop.train_model, batch)
+        step = run.adapter.training_loss(loop.train_model, batch)
+    loss = step.total
     if not torch.isfinite(loss):
         raise TrainingDivergedError(
             f"loss is {loss.item()} at epoch {epoch}, step {run.state.step + 1} "
@@ -280,7 +284,7 @@ def _step(run: TrainingRun, loop: LoopParts, batch: dict[str, Any], epoch: int,
     scaler.update()
     if run.ema is not None:
         run.ema.update_parameters(run.model)
-    return loss
+    return step
 
 
 def _validate(run: TrainingRun, loop: LoopParts, callbacks: CallbackList, epoch: int,
@@ -295,7 +299,7 @@ def _validate(run: TrainingRun, loop: LoopParts, callbacks: CallbackList, epoch:
     def report(done: int, total: int, seconds: float) -> None:
         callbacks.fire("on_validation_progress", run, done, total, seconds)
 
-    summary, overlays = adapter.validate(
+    result = adapter.validate(
         eval_model,
         ProgressDataset(loop.val_ds, report, total=len(indices)),
         indices=indices,
@@ -303,8 +307,10 @@ def _validate(run: TrainingRun, loop: LoopParts, callbacks: CallbackList, epoch:
         keep_overlays=run.config.train.overlays if ctx.is_main else 0,
     )
     run.val_seconds = time.perf_counter() - tv
-    if getattr(adapter, "validation_loss", None) is not None:
-        record["val_loss"] = mean_across(adapter.validation_loss, 1, ctx, run.device)
+    loss = None if result.loss is None else mean_across(result.loss, 1, ctx, run.device)
+    if loss is not None:
+        record["val_loss"] = loss
+    summary = result.summary
     record.update({f"val_{k}": v for k, v in summary.items()})
     if monitor not in summary:
         raise ValueError(
@@ -314,7 +320,8 @@ def _validate(run: TrainingRun, loop: LoopParts, callbacks: CallbackList, epoch:
     score = summary[monitor]
     improved = run.state.record_score(score, epoch)
     callbacks.fire("on_validation_end", run, ValidationReport(
-        epoch, summary, score, improved, run.val_seconds, overlays or []))
+        epoch, summary, score, improved, run.val_seconds, list(result.overlays), loss=loss,
+        census=result.census))
     return improved
 
 

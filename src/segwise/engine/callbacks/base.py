@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,8 @@ class StepReport:
         batch_size: images in this process's batch.
         loss_mean: the epoch's running mean loss over this process's images.
         seen: images this process trained on in this epoch.
+        terms: the named parts of this step's loss (the adapter's ``StepLoss.terms``), or
+            empty.
     """
 
     epoch: int
@@ -100,6 +102,7 @@ class StepReport:
     batch_size: int
     loss_mean: float
     seen: int
+    terms: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,9 @@ class ValidationReport:
         improved: the score is the run's new best (``best.pt`` is written this epoch).
         seconds: wall time of the pass.
         overlays: the adapter's kept validation pictures (main process only; may be empty).
+        loss: the validation loss over every process's images (``val_loss`` in the record),
+            or None where the task computes none.
+        census: what the model predicted (``ValidationResult.census``), or None.
     """
 
     epoch: int
@@ -122,6 +128,8 @@ class ValidationReport:
     improved: bool
     seconds: float
     overlays: list = field(default_factory=list)
+    loss: float | None = None
+    census: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

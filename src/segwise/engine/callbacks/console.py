@@ -52,12 +52,13 @@ class ProgressLines(Callback):
 
 
 class PredictionHints(Callback):
-    """Sets ``run.hint`` from what the model predicted in the last validation
-    (:func:`~segwise.engine.hints.degenerate_prediction_hint`: e.g. background everywhere)."""
+    """Sets ``run.hint`` from what the model predicted in the last validation (the report's
+    census, :func:`~segwise.engine.hints.degenerate_prediction_hint`: e.g. background
+    everywhere)."""
 
     def on_validation_end(self, run: TrainingRun, report: ValidationReport) -> None:
         run.hint = degenerate_prediction_hint(
-            getattr(run.adapter, "prediction_census", None), run.info.class_names
+            report.census, run.info.class_names
         )
 
 

@@ -120,10 +120,10 @@ class MetricsLog(Callback):
 class LossTerms(Callback):
     """The parts of a multi-term loss, as ``loss/<name>`` epoch means in the record.
 
-    An adapter whose ``training_loss`` sets ``last_loss_terms: dict[str, float]`` (e.g. Mask
-    R-CNN's ``classifier``, ``box_reg``, ``mask``, ...) gets each term averaged over the
-    epoch's images, like ``train_loss`` (weighted by batch size, summed over processes).
-    Adapters without the attribute add nothing.
+    The terms of each step (``StepReport.terms``: the adapter's ``StepLoss.terms``, e.g. Mask
+    R-CNN's ``classifier``, ``box_reg``, ``mask``, ...) are averaged over the epoch's images,
+    like ``train_loss`` (weighted by batch size, summed over processes). A loss without terms
+    adds nothing.
     """
 
     def __init__(self) -> None:
@@ -135,8 +135,7 @@ class LossTerms(Callback):
         self.counts.clear()
 
     def on_step_end(self, run: TrainingRun, step: StepReport) -> None:
-        terms = getattr(run.adapter, "last_loss_terms", None)
-        for name, value in (terms or {}).items():
+        for name, value in step.terms.items():
             self.sums[name] += float(value) * step.batch_size
             self.counts[name] += step.batch_size
 
