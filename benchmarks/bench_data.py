@@ -138,7 +138,7 @@ def _torchvision_steps(info, crop, jitter: float):
 
     from segwise.data.transforms import RandomScale
 
-    fill = {tv_tensors.Image: list(info.mean), tv_tensors.Mask: info.pad_value}
+    fill = {tv_tensors.Image: list(info.mean), tv_tensors.Mask: info.labels.pad_value}
     steps = [RandomScale((0.5, 2.0)), v2.RandomCrop(crop, pad_if_needed=True, fill=fill),
              v2.RandomHorizontalFlip(), v2.RandomRotation(10, fill=fill)]
     if jitter:
@@ -154,7 +154,7 @@ def _albumentations(info, crop, jitter: float, *, single_warp: bool):
 
     h, w = crop
     pad = {"border_mode": cv2.BORDER_CONSTANT, "fill": [round(m * 255) for m in info.mean],
-           "fill_mask": info.pad_value}
+           "fill_mask": info.labels.pad_value}
     if single_warp:  # scale + rotation in one Affine, then pad + crop (no resampling)
         geometry = [A.Affine(scale=(0.5, 2.0), rotate=(-10, 10), p=1.0, **pad)]
     else:  # the preset's order: scale, pad + crop, flip, rotation
@@ -329,12 +329,12 @@ def train_rates(index, name: str, args) -> dict:
         cpu_ds[i], raw_ds[i]
     aug = DeviceAugment(info, crop_size=crop, **preset)
     resident = ResidentBatches(raw_ds, batch_size=batch, device=device)
-    outputs = 1 if info.task.value == "binary" else info.num_classes  # as the engine
+    outputs = 1 if info.labels.task.value == "binary" else info.labels.num_classes  # as the engine
     model = create_model(args.train_model, encoder=None, in_channels=info.in_channels,
                          num_classes=outputs, **json.loads(args.train_model_options))
     model = model.to(device)
-    loss_fn = create_loss("dicece", task=info.task, num_classes=outputs,
-                          ignore_index=info.pad_value)
+    loss_fn = create_loss("dicece", task=info.labels.task, num_classes=outputs,
+                          ignore_index=info.labels.pad_value)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
     def step(b: dict) -> None:

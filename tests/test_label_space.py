@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -56,16 +57,63 @@ def test_round_trip_and_stored_derived_values_are_checked():
         LabelSpace.from_dict({**d, "extra": 1})
 
 
-def test_data_info_takes_its_labels_from_the_label_space():
-    info = DataInfo(task="multiclass", num_classes=3, class_names=("a", "b", "c"),
-                    class_colors=(), in_channels=1, ignore_index=None, mask_kind="index",
-                    mean=(0.5,), std=(0.2,))
-    assert info.pad_value == 3 and info.labels.colors == palette(3)
-    void0 = DataInfo(task="multiclass", num_classes=4, class_names=("v", "a", "b", "c"),
-                     class_colors=(), in_channels=1, ignore_index=0, mask_kind="index",
-                     mean=(0.5,), std=(0.2,))
-    with pytest.raises(ValueError, match="inside the 4 classes"):
-        void0.pad_value  # noqa: B018
+def _info(labels: LabelSpace) -> DataInfo:
+    return DataInfo(labels=labels, in_channels=1, mask_kind="index", mean=(0.5,), std=(0.2,))
+
+
+def test_data_info_holds_its_label_space_as_a_field():
+    space = LabelSpace(task="multiclass", names=("a", "b", "c"))
+    info = _info(space)
+    assert info.labels is space  # a field: the same value on every access, never rebuilt
+    assert info.labels.pad_value == 3 and info.labels.colors == palette(3)
+    with pytest.raises(ValueError, match="labels=.* expected a segwise.labels.LabelSpace"):
+        DataInfo(labels={"task": "binary"}, in_channels=1, mask_kind="index", mean=(0.5,),
+                 std=(0.2,))
+
+
+def test_data_info_round_trip_nests_the_label_space():
+    space = LabelSpace(task="multiclass", names=("a", "b"), colors=((1, 2, 3), (4, 5, 6)),
+                       ignore_index=255, ignore_color=(9, 9, 9))
+    info = DataInfo(labels=space, in_channels=2, mask_kind="color", mean=(0.5, 0.25),
+                    std=(0.2, 0.1), class_pixel_counts=(7, 3), median_size=(32, 48),
+                    classes_source="classes.json")
+    d = info.to_dict()
+    assert d == {
+        "labels": {"task": "multiclass", "names": ["a", "b"], "colors": [[1, 2, 3], [4, 5, 6]],
+                   "ignore_index": 255, "ignore_color": [9, 9, 9], "num_classes": 2,
+                   "pad_value": 255, "out_channels": 2},
+        "in_channels": 2, "mask_kind": "color", "mean": [0.5, 0.25], "std": [0.2, 0.1],
+        "class_pixel_counts": [7, 3], "median_size": [32, 48], "classes_source": "classes.json",
+    }
+    assert DataInfo.from_dict(json.loads(json.dumps(d))) == info
+
+
+#: a checkpoint's ``data_info`` as segwise wrote it before the label space became a field
+OLD_FLAT_DATA_INFO = {
+    "task": "binary", "num_classes": 2, "class_names": ["background", "nucleus"],
+    "class_colors": [[0, 0, 0], [255, 0, 0]], "in_channels": 3, "ignore_index": None,
+    "mask_kind": "binary", "mean": [0.4, 0.5, 0.6], "std": [0.2, 0.2, 0.2],
+    "class_pixel_counts": [900, 100], "median_size": [64, 64], "ignore_color": None,
+    "classes_source": "binary masks",
+}
+
+
+def test_data_info_reads_the_old_flat_form():
+    info = DataInfo.from_dict(OLD_FLAT_DATA_INFO)
+    assert info.labels == LabelSpace(task="binary", names=("background", "nucleus"),
+                                     colors=((0, 0, 0), (255, 0, 0)))
+    assert (info.labels.num_classes, info.labels.out_channels, info.labels.pad_value) == (2, 1, 2)
+    assert (info.in_channels, info.mask_kind.value, info.mean) == (3, "binary", (0.4, 0.5, 0.6))
+    assert info.class_pixel_counts == (900, 100) and info.classes_source == "binary masks"
+    assert DataInfo.from_dict(info.to_dict()) == info  # written again in the nested form
+    with pytest.raises(ValueError, match="num_classes=3 was stored with 2 class names"):
+        DataInfo.from_dict({**OLD_FLAT_DATA_INFO, "num_classes": 3})
+    with pytest.raises(ValueError, match="both a nested 'labels' and the flat keys"):
+        DataInfo.from_dict({**info.to_dict(), "task": "binary"})
+    with pytest.raises(ValueError, match="unknown keys \\['extra'\\]"):
+        DataInfo.from_dict({**OLD_FLAT_DATA_INFO, "extra": 1})
+    with pytest.raises(ValueError, match="ignore_index=0 lies inside the 2 classes"):
+        DataInfo.from_dict({**OLD_FLAT_DATA_INFO, "ignore_index": 0})
 
 
 def test_logits_to_labels_rule():

@@ -319,9 +319,9 @@ def _split_samples(loaded: Any, root: Path, split: EvalSplit) -> list[Any]:
     index = discover_dataset(
         root,
         mask_kind=info.mask_kind,
-        ignore_index=info.ignore_index,
-        num_classes=info.num_classes,
-        class_names=list(info.class_names),
+        ignore_index=info.labels.ignore_index,
+        num_classes=info.labels.num_classes,
+        class_names=list(info.labels.names),
         val_fraction=run.get("data", {}).get("val_fraction", 0.2),
         seed=run.get("train", {}).get("seed", 0),
     )
@@ -330,10 +330,11 @@ def _split_samples(loaded: Any, root: Path, split: EvalSplit) -> list[Any]:
     if not samples:
         raise ValueError(f"data={str(root)!r} has no images in split {split.value!r}; "
                          "try split='all'")
-    if index.info.num_classes > info.num_classes:
+    found, trained = index.info.labels, info.labels
+    if found.num_classes > trained.num_classes:
         raise ValueError(
-            f"data={str(root)!r} has {index.info.num_classes} classes but the checkpoint was "
-            f"trained on {info.num_classes} ({list(info.class_names)})"
+            f"data={str(root)!r} has {found.num_classes} classes but the checkpoint was "
+            f"trained on {trained.num_classes} ({list(trained.names)})"
         )
     return samples
 
@@ -350,10 +351,7 @@ def _score_semantic(loaded: Any, predictor: Any, samples: list[Any],
 
     info = loaded.info
     scorer = SemanticScorer(
-        task=info.task,
-        num_classes=loaded.model_args["num_classes"],
-        ignore_index=info.labels.pad_value,  # ignored and padded pixels: one label, never a class
-        class_names=list(info.class_names),
+        labels=info.labels,  # classes, names, and pad_value: the one label left out
         mean=tuple(info.mean),
         std=tuple(info.std),
         boundary=boundary,

@@ -209,18 +209,20 @@ class LabelSpace:
             "colors": [list(c) for c in self.colors],
             "ignore_index": self.ignore_index,
             "ignore_color": None if self.ignore_color is None else list(self.ignore_color),
+            "num_classes": self.num_classes,
             "pad_value": self.pad_value,
             "out_channels": self.out_channels,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LabelSpace:
-        """Inverse of :meth:`to_dict` (derived keys ``pad_value``/``out_channels`` are checked).
+        """Inverse of :meth:`to_dict` (the derived keys ``num_classes``, ``pad_value`` and
+        ``out_channels`` are optional and checked).
 
         Raises:
             ValueError: on unknown keys, or derived values that disagree with the rule here.
         """
-        derived = {"pad_value", "out_channels"}
+        derived = {"num_classes", "pad_value", "out_channels"}
         unknown = set(d) - set(cls.__dataclass_fields__) - derived
         if unknown:
             raise ValueError(f"LabelSpace.from_dict: unknown keys {sorted(unknown)}")
@@ -230,13 +232,6 @@ class LabelSpace:
                 raise ValueError(f"LabelSpace.from_dict: {key}={d[key]} was stored but the "
                                  f"label space gives {getattr(space, key)}")
         return space
-
-    @classmethod
-    def from_info(cls, info: Any) -> LabelSpace:
-        """The label space of a :class:`segwise.data.DataInfo` (or any object with its fields)."""
-        return cls(task=info.task, names=tuple(info.class_names),
-                   colors=tuple(info.class_colors), ignore_index=info.ignore_index,
-                   ignore_color=info.ignore_color)
 
 
 def _check_scores(scores: Any, task: Task, what: str) -> tuple[bool, int]:

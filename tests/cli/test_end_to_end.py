@@ -42,7 +42,7 @@ def test_evaluate_writes_report(trained_run, tiny_multiclass, tmp_path, capsys):
     assert {"scores.json", "per_class.csv", "per_image.csv", "confusion.csv",
             "confusion.png"} <= {p.name for p in out.iterdir()}
     info = json.loads((trained_run / "data_info.json").read_text())
-    assert len(report["per_class"]) == info["num_classes"]
+    assert len(report["per_class"]) == info["labels"]["num_classes"]
 
 
 def test_predict_writes_palette_pngs_with_valid_classes(trained_run, tiny_multiclass, tmp_path):
@@ -59,9 +59,9 @@ def test_predict_writes_palette_pngs_with_valid_classes(trained_run, tiny_multic
         assert mask.mode == "P"
         labels = np.asarray(mask)
         assert labels.shape == Image.open(img).size[::-1]
-        assert labels.max() < info["num_classes"]
+        assert labels.max() < info["labels"]["num_classes"]
         probs = np.load(out / f"{img.stem}_prob.npy")
-        assert probs.shape == (info["num_classes"], *labels.shape)
+        assert probs.shape == (info["labels"]["num_classes"], *labels.shape)
         np.testing.assert_allclose(probs.astype(np.float32).sum(0), 1.0, atol=1e-2)
         assert (out / f"{img.stem}_overlay.png").is_file()
     summary = json.loads((out / "summary.json").read_text())

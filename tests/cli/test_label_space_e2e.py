@@ -54,7 +54,7 @@ def test_300_classes_in_16_bit_masks_without_ignore_label(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--data", str(data), "--out", str(run), *FAST]) == 0
     info = json.loads((run / "data_info.json").read_text())
-    assert info["num_classes"] == 300 and info["ignore_index"] is None
+    assert info["labels"]["num_classes"] == 300 and info["labels"]["ignore_index"] is None
 
     capsys.readouterr()
     assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--data", str(data),
@@ -99,7 +99,7 @@ def test_binary_task_evaluate_predict_export_use_the_label_space(tiny_binary, tm
                  "--out", str(tmp_path / "pred"), "--device", "cpu"]) == 0
     with Image.open(tmp_path / "pred" / f"{image.stem}.png") as mask:
         assert mask.mode == "P"
-        colours = json.loads((run / "data_info.json").read_text())["class_colors"]
+        colours = json.loads((run / "data_info.json").read_text())["labels"]["colors"]
         assert mask.getpalette()[:6] == [v for c in colours for v in c]  # the label space's
         assert set(np.unique(np.asarray(mask)).tolist()) <= {0, 1}
 

@@ -52,7 +52,7 @@ def test_crowd_flagged_in_item_and_ignored_in_mask(tmp_path, files):
     _write(tmp_path, files)
     report = inspect_dataset(tmp_path)
     info = report.index.info
-    assert info.class_names == ("background", "cell", "debris") and info.pad_value == 3
+    assert info.labels.names == ("background", "cell", "debris") and info.labels.pad_value == 3
     item = SegmentationDataset(report.index.train, info, instances=True)[0]
     inst = item["instances"]
     assert inst["ids"].tolist() == [20, 21, 22] and inst["crowd"].tolist() == [False, True, False]

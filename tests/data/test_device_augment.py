@@ -22,12 +22,14 @@ from segwise.data.device_augment import (
 )
 from segwise.data.synthetic import write_synthetic_dataset
 from segwise.data.transforms import RandomAffineCrop
+from segwise.labels import LabelSpace
 
 
 def _info(ignore_index=None) -> DataInfo:
-    return DataInfo(task="multiclass", num_classes=3, class_names=("a", "b", "c"),
-                    class_colors=((0, 0, 0),) * 3, in_channels=3, ignore_index=ignore_index,
-                    mask_kind="index", mean=(0.5,) * 3, std=(0.25,) * 3)
+    labels = LabelSpace(task="multiclass", names=("a", "b", "c"), colors=((0, 0, 0),) * 3,
+                        ignore_index=ignore_index)
+    return DataInfo(labels=labels, in_channels=3, mask_kind="index", mean=(0.5,) * 3,
+                    std=(0.25,) * 3)
 
 
 def _marker_batch(n=4, h=40, w=50):

@@ -39,7 +39,7 @@ def test_camvid_style_folders_split_by_folder(tmp_path, files):
     index = discover_dataset(tmp_path)
     assert index.layout == "camvid" and index.split_source == "folders"
     assert [s.id for s in index.train] == ["x", "y"] and [s.id for s in index.val] == ["z"]
-    assert index.info.num_classes == 4  # not named camvid: classes inferred
+    assert index.info.labels.num_classes == 4  # not named camvid: classes inferred
 
 
 def test_pairs_csv_with_split_column(tmp_path, files):
@@ -97,7 +97,7 @@ def test_info_round_trips_through_builtins(tmp_path, files):
     d = info.to_dict()
     assert json.loads(json.dumps(d)) == d  # builtins only
     assert DataInfo.from_dict(d) == info
-    assert info.class_names == ("bg", "x", "y") and info.task == Task.MULTICLASS
+    assert info.labels.names == ("bg", "x", "y") and info.labels.task == Task.MULTICLASS
     assert len(info.mean) == 3 and all(0 <= m <= 1 for m in info.mean)
     assert info.median_size == (8, 10) and sum(info.class_pixel_counts) == 160
     with pytest.raises(ValueError, match="unknown keys"):

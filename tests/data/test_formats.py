@@ -81,7 +81,7 @@ def test_binary_0_1(tmp_path, files):
     m = files.labels([0, 1])
     index, item = _item(files.dataset(tmp_path, {"a": m, "b": m}))
     assert index.info.mask_kind == MaskKind.BINARY
-    assert index.info.task == Task.BINARY and index.info.num_classes == 2
+    assert index.info.labels.task == Task.BINARY and index.info.labels.num_classes == 2
     assert item["mask"].dtype == torch.int64
     np.testing.assert_array_equal(item["mask"].numpy(), m)
 
@@ -100,7 +100,7 @@ def test_index_uint8_png_classes_inferred_and_said(tmp_path, files):
     m = files.labels([0, 1, 2, 4])
     index, item = _item(files.dataset(tmp_path, {"a": m, "b": m}))
     assert index.info.mask_kind == MaskKind.INDEX
-    assert index.info.num_classes == 5 and index.info.task == Task.MULTICLASS
+    assert index.info.labels.num_classes == 5 and index.info.labels.task == Task.MULTICLASS
     assert any(p.code == "classes_inferred" for p in index.problems)
     np.testing.assert_array_equal(item["mask"].numpy(), m)
     assert index.info.class_pixel_counts[3] == 0  # absent class is counted, and reported:
@@ -123,8 +123,8 @@ def test_palette_png_voc_style_255_ignored(tmp_path, files):
     index, item = _item(tmp_path)
     info = index.info
     assert info.mask_kind == MaskKind.PALETTE
-    assert info.ignore_index == 255 and info.num_classes == 3
-    assert info.class_colors == tuple(colors)
+    assert info.labels.ignore_index == 255 and info.labels.num_classes == 3
+    assert info.labels.colors == tuple(colors)
     np.testing.assert_array_equal(item["mask"].numpy(), m)
     report = inspect_dataset(tmp_path)
     assert report.summary()["ignored_pixels"] == 2 * 2 * 10  # two masks, rows 6-7 are 255
@@ -139,7 +139,7 @@ def test_color_coded_rgb_with_class_table(tmp_path, files):
                                                    "colors": colors}))
     index, item = _item(root)
     assert index.info.mask_kind == MaskKind.COLOR
-    assert index.info.class_names == ("bg", "red", "blue")
+    assert index.info.labels.names == ("bg", "red", "blue")
     np.testing.assert_array_equal(item["mask"].numpy(), idx)
 
 
@@ -160,7 +160,7 @@ def test_color_mask_unknown_colour_is_an_error_naming_the_file(tmp_path, files):
 def test_soft_float_masks(tmp_path, files, ext):
     m = np.linspace(0, 1, 80, dtype=np.float32).reshape(8, 10)
     index, item = _item(files.dataset(tmp_path, {"a": m, "b": m}, ext=ext))
-    assert index.info.mask_kind == MaskKind.SOFT and index.info.task == Task.BINARY
+    assert index.info.mask_kind == MaskKind.SOFT and index.info.labels.task == Task.BINARY
     assert item["mask"].dtype == torch.float32 and item["mask"].shape == (1, 8, 10)
     np.testing.assert_allclose(item["mask"][0].numpy(), m)
 
@@ -197,7 +197,7 @@ def test_instance_labels_noncontiguous_ids(tmp_path, files):
         files.png(tmp_path / "images" / f"{sid}.png", files.rgb())
         files.png(tmp_path / "instances" / f"{sid}.png", inst)
     index = discover_dataset(tmp_path)
-    assert index.info.mask_kind == MaskKind.INSTANCE and index.info.task == Task.BINARY
+    assert index.info.mask_kind == MaskKind.INSTANCE and index.info.labels.task == Task.BINARY
     assert any(p.code == "noncontiguous_ids" for p in index.problems)
     item = SegmentationDataset(index.train, index.info, instances=True)[0]
     np.testing.assert_array_equal(item["mask"].numpy(), (inst > 0).astype(np.int64))
@@ -215,7 +215,7 @@ def test_instance_classes_from_sidecar(tmp_path, files):
         (tmp_path / "instances" / f"{sid}.json").write_text(json.dumps({"1": 2, "2": 1}))
     (tmp_path / "classes.json").write_text(json.dumps({"names": ["bg", "cat", "dog"]}))
     index = discover_dataset(tmp_path)
-    assert index.info.num_classes == 3 and index.info.task == Task.MULTICLASS
+    assert index.info.labels.num_classes == 3 and index.info.labels.task == Task.MULTICLASS
     item = SegmentationDataset(index.train, index.info, instances=True)[0]
     assert item["instances"]["labels"].tolist() == [2, 1]
     np.testing.assert_array_equal(item["mask"].numpy(), files.labels([0, 2, 1]))
@@ -245,7 +245,7 @@ def test_coco_polygons_and_rle_with_overlap(tmp_path, files):
     (tmp_path / "splits.json").write_text(json.dumps({"train": ["a"], "val": ["b"]}))
     report = inspect_dataset(tmp_path)
     info = report.index.info
-    assert info.mask_kind == MaskKind.COCO and info.class_names == ("background", "cell", "debris")
+    assert info.mask_kind == MaskKind.COCO and info.labels.names == ("background", "cell", "debris")
     codes = {p.code for p in report.problems}
     assert {"coco_overlap", "coco_category_ids"} <= codes
     item = SegmentationDataset(report.index.train, info, instances=True)[0]

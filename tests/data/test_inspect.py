@@ -135,7 +135,7 @@ def test_cli_json_and_exit_codes(tmp_path, files, capsys):
     assert main(["data", "inspect", str(root), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["summary"]["mask_kind"] == "binary" and data["problem_counts"]["error"] == 0
-    assert data["info"]["num_classes"] == 2
+    assert data["info"]["labels"]["num_classes"] == 2
     files.png(root / "masks" / "s1.png", files.labels([0, 1], h=9))
     assert main(["data", "inspect", str(root)]) == 1
     out = capsys.readouterr().out

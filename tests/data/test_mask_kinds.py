@@ -11,7 +11,7 @@ import pytest
 
 from segwise.data import MaskKind, SegmentationDataset, discover_dataset
 from segwise.data.info import Severity
-from segwise.data.masks import MASK_KINDS, ReadOptions, detect_kind, mask_kind_spec
+from segwise.data.masks import MASK_KINDS, detect_kind, mask_kind_spec
 from segwise.data.masks.base import InstanceKindSpec, MaskKindSpec
 
 H, W = 8, 10
@@ -112,25 +112,16 @@ def test_every_kind_is_detected_checked_and_read(tmp_path, files, kind):
     assert info.mask_kind is kind  # auto-detected
     assert not [p for p in index.problems if p.severity is Severity.ERROR]
     spec = mask_kind_spec(kind)
-    options = ReadOptions.from_info(info)
-    assert options.pad_value == info.pad_value
+    labels = info.labels  # readers take the label space itself (classes, ignore, pad)
     ds = SegmentationDataset(index.samples, info, instances=spec.has_instances)
     for i, s in enumerate(index.samples):
-        mask = spec.read(s.mask_path, options, image_name=s.image_path.name)
+        mask = spec.read(s.mask_path, labels, image_name=s.image_path.name)
         assert mask.shape[-2:] == (H, W)
         assert mask.dtype == (np.float32 if kind is MaskKind.SOFT else np.int64)
         assert np.array_equal(ds[i]["mask"].numpy(), mask)
         if spec.has_instances:
-            inst, semantic = spec.read_instances(s.mask_path, options,
+            inst, semantic = spec.read_instances(s.mask_path, labels,
                                                  image_name=s.image_path.name)
             assert np.array_equal(semantic, mask) and inst["masks"].shape[1:] == (H, W)
     if kind is not MaskKind.SOFT:  # the check pass counted every pixel of every mask
         assert sum(info.class_pixel_counts) == 2 * H * W
-
-
-def test_coco_read_needs_the_pad_label(tmp_path, files):
-    index = discover_dataset(_coco(tmp_path, files))
-    s = index.train[0]
-    bare = ReadOptions(num_classes=2)
-    with pytest.raises(ValueError, match=r"needs the pad label .* ReadOptions.from_info"):
-        mask_kind_spec(MaskKind.COCO).read(s.mask_path, bare, image_name=s.image_path.name)

@@ -37,7 +37,8 @@ def test_grey_edged_binary_masks_are_binary_and_snapped_per_file(tmp_path, files
     report = inspect_dataset(tmp_path)
     info = report.index.info
     # before: INDEX with ~250 classes and 255 (the object) taken as the ignore label
-    assert (info.task, info.num_classes, info.ignore_index) == (Task.BINARY, 2, None)
+    labels = info.labels
+    assert (labels.task, labels.num_classes, labels.ignore_index) == (Task.BINARY, 2, None)
     snapped = _codes(report, "binary_grey_snapped")
     assert sorted(p.file.rsplit("/", 1)[-1] for p in snapped) == ["a.png", "b.png"]
     assert BINARY_SNAP_RULE in snapped[0].message
@@ -56,7 +57,7 @@ def test_voc_style_index_masks_keep_255_as_ignore(tmp_path, files):
     m[3, 3:15] = 255  # thin outline
     files.dataset(tmp_path, {"a": m, "b": m})
     info = inspect_dataset(tmp_path).index.info
-    assert info.ignore_index == 255 and info.num_classes == 4
+    assert info.labels.ignore_index == 255 and info.labels.num_classes == 4
 
 
 def test_jpeg_binary_masks_are_read_with_a_lossy_warning(tmp_path, files):
@@ -67,7 +68,7 @@ def test_jpeg_binary_masks_are_read_with_a_lossy_warning(tmp_path, files):
         Image.open(png).save(png.with_suffix(".jpg"), quality=75)
         png.unlink()
     report = inspect_dataset(tmp_path)  # before: "no image/mask pairs found"
-    assert report.index.info.task == Task.BINARY and not report.errors
+    assert report.index.info.labels.task == Task.BINARY and not report.errors
     lossy = _codes(report, "lossy_mask")
     assert len(lossy) == 2 and all(p.severity == Severity.WARNING for p in lossy)
     assert "JPEG" in lossy[0].message and "PNG" in lossy[0].message
@@ -155,8 +156,8 @@ def test_transparent_mask_background_is_background(tmp_path, files, background):
     files.dataset(tmp_path, {"a": m, "b": m})
     report = inspect_dataset(tmp_path)
     info = report.index.info
-    assert info.num_classes == 2 and info.class_colors[0] == (0, 0, 0)
-    assert info.class_colors[1] == (255, 0, 0)
+    assert info.labels.num_classes == 2 and info.labels.colors[0] == (0, 0, 0)
+    assert info.labels.colors[1] == (255, 0, 0)
     assert len(_codes(report, "mask_alpha")) == 2
     index = discover_dataset(tmp_path)
     mask = SegmentationDataset(index.samples, info)[0]["mask"].numpy()

@@ -36,8 +36,8 @@ def test_dsb2018_instances_binary(shared_data, tmp_path):
     report = inspect_dataset(root)
     report.raise_if_fatal()
     info = report.index.info
-    assert info.mask_kind == MaskKind.INSTANCE and info.task == Task.BINARY
-    assert info.num_classes == 2 and info.in_channels == 3
+    assert info.mask_kind == MaskKind.INSTANCE and info.labels.task == Task.BINARY
+    assert info.labels.num_classes == 2 and info.in_channels == 3
     ds = SegmentationDataset(report.index.train, info, instances=True,
                              transform=train_transforms(info, crop_size=128))
     item = ds[0]
@@ -59,7 +59,8 @@ def test_camvid_known_layout(shared_data, tmp_path):
             _link(src / f"{part}annot" / name, root / f"{part}annot" / name)
     index = discover_dataset(root)
     info = index.info
-    assert (info.num_classes, info.ignore_index, info.class_names[0]) == (11, 11, "Sky")
+    labels = info.labels
+    assert (labels.num_classes, labels.ignore_index, labels.names[0]) == (11, 11, "Sky")
     assert info.mask_kind == MaskKind.INDEX and index.split_source == "folders"
     assert len(index.train) == 2 and len(index.val) == 2
     item = SegmentationDataset(index.val, info)[0]

@@ -17,13 +17,14 @@ from segwise.data import (
     train_transforms,
 )
 from segwise.data.synthetic import write_synthetic_dataset
+from segwise.labels import LabelSpace
 
 
 def _info(ignore_index=None, channels=3) -> DataInfo:
-    return DataInfo(task="multiclass", num_classes=3, class_names=("a", "b", "c"),
-                    class_colors=((0, 0, 0),) * 3, in_channels=channels,
-                    ignore_index=ignore_index, mask_kind="index", mean=(0.5,) * channels,
-                    std=(0.25,) * channels)
+    labels = LabelSpace(task="multiclass", names=("a", "b", "c"), colors=((0, 0, 0),) * 3,
+                        ignore_index=ignore_index)
+    return DataInfo(labels=labels, in_channels=channels, mask_kind="index",
+                    mean=(0.5,) * channels, std=(0.25,) * channels)
 
 
 def _marker_item(h=40, w=50):
@@ -71,9 +72,10 @@ def test_padding_uses_ignore_index_and_image_mean():
 
 def test_padding_without_ignore_index_uses_the_first_value_after_the_classes():
     info = _info(ignore_index=None)
-    assert info.pad_value == info.num_classes  # never a real class, even above 255 classes
+    # never a real class, even above 255 classes
+    assert info.labels.pad_value == info.labels.num_classes
     out = eval_transforms(info, crop_size=(48, 56))(_marker_item(40, 50))
-    pad = info.num_classes
+    pad = info.labels.num_classes
     assert out["mask"].shape == (48, 56) and (out["mask"] == pad).sum() == 48 * 56 - 40 * 50
 
 
@@ -169,7 +171,7 @@ def test_synthetic_is_deterministic_and_readable(tmp_path):
                 "classes.json", "splits.json"):
         assert (a / rel).read_bytes() == (b / rel).read_bytes()
     index = discover_dataset(a)
-    assert index.info.class_names == ("background", "disc", "square", "triangle")
+    assert index.info.labels.names == ("background", "disc", "square", "triangle")
     ds = SegmentationDataset(index.samples, index.info, instances=True)
     item = ds[0]
     k = len(item["instances"]["ids"])
@@ -180,7 +182,7 @@ def test_synthetic_is_deterministic_and_readable(tmp_path):
 def test_synthetic_flavours_go_through_the_user_path(tmp_path, flavour):
     root = write_synthetic_dataset(tmp_path / flavour, flavour=flavour, num_images=12)
     index = discover_dataset(root)
-    assert index.info.task.value == flavour and index.split_source == "splits.json"
+    assert index.info.labels.task.value == flavour and index.split_source == "splits.json"
     assert len(index.val) == 3 and len(index.train) == 9
     counts = np.array(index.info.class_pixel_counts)
     assert counts[0] > counts[1:].sum()  # background dominates
@@ -344,14 +346,13 @@ def test_collate_of_8_bit_items_keeps_values_and_threads():
 def test_padding_of_many_channels_uses_each_channels_mean():
     """OpenCV repeats a 4-value border beyond 4 channels; each channel must get its own."""
     c = 6
-    info = DataInfo(task="multiclass", num_classes=3, class_names=("a", "b", "c"),
-                    class_colors=((0, 0, 0),) * 3, in_channels=c, ignore_index=None,
+    info = DataInfo(labels=LabelSpace(task="multiclass", names=("a", "b", "c")), in_channels=c,
                     mask_kind="index", mean=tuple(0.1 * (k + 1) for k in range(c)),
                     std=(0.25,) * c)
     item = {"image": tv_tensors.Image(torch.zeros(c, 10, 12)),
             "mask": tv_tensors.Mask(torch.zeros(10, 12, dtype=torch.int64)), "id": "x"}
     out = train_transforms(info, crop_size=(14, 16), scale=(1, 1), hflip=False)(item)
-    padded = out["mask"] == info.pad_value  # 3: the first value after the classes
+    padded = out["mask"] == info.labels.pad_value  # 3: the first value after the classes
     assert padded.sum() == 14 * 16 - 10 * 12
     for k in range(c):
         assert torch.allclose(out["image"][k][padded], torch.tensor(0.1 * (k + 1)))
@@ -369,13 +370,14 @@ def test_crowded_images_with_hundreds_of_instances():
     item = {"image": tv_tensors.Image(torch.zeros(3, 40, 50, dtype=torch.uint8)),
             "mask": tv_tensors.Mask(labels), "id": "x",
             "instances": {"masks": InstanceMasks(stack)}}
-    info = DataInfo(task="multiclass", num_classes=k, class_names=tuple(map(str, range(k))),
-                    class_colors=((0, 0, 0),) * k, in_channels=3, ignore_index=None,
-                    mask_kind="index", mean=(0.5,) * 3, std=(0.25,) * 3)
+    labels = LabelSpace(task="multiclass", names=tuple(map(str, range(k))),
+                        colors=((0, 0, 0),) * k)
+    info = DataInfo(labels=labels, in_channels=3, mask_kind="index", mean=(0.5,) * 3,
+                    std=(0.25,) * 3)
     out = train_transforms(info, crop_size=(32, 32), scale=(0.8, 1.2), rotation=20)(item)
     masks, mask = out["instances"]["masks"], out["mask"]
     assert masks.shape == (k, 32, 32)
-    inside = mask != info.pad_value
+    inside = mask != info.labels.pad_value
     assert torch.equal(masks.argmax(0)[inside], mask[inside])  # the same nearest pixels
     assert (masks.sum(0)[~inside] == 0).all()
 

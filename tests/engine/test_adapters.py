@@ -19,7 +19,7 @@ def test_aux_heads_add_weighted_losses(tiny_multiclass, fast_config):
         config, info, device=torch.device("cpu"), amp_dtype=None, channels_last=False
     )
     adapter.build_model(None)  # also builds the loss
-    c = info.num_classes
+    c = info.labels.num_classes
     logits, aux1, aux2 = (torch.randn(2, c, 8, 8) for _ in range(3))
     batch = {"image": torch.zeros(2, 3, 8, 8), "mask": torch.randint(0, c, (2, 8, 8))}
 
@@ -44,3 +44,28 @@ def test_checkpoint_of_a_retired_instance_kind_says_retrain():
         build_model_from_args({"kind": "maskrcnn", "options": {}})
     with pytest.raises(ValueError, match="unknown"):
         build_model_from_args({"kind": "nonsense"})
+
+
+def test_binary_counts_come_from_the_label_space_never_converted(tiny_binary, fast_config):
+    """The loss reads ``labels.out_channels`` (1 logit channel) and the scorer
+    ``labels.num_classes`` (2: background, foreground); nothing turns 2 into 1 and back."""
+    from segwise.data import discover_dataset
+    from segwise.engine import evaluation
+    from segwise.engine.evaluation import SemanticScorer
+
+    info = discover_dataset(tiny_binary).info
+    labels = info.labels
+    assert (labels.num_classes, labels.out_channels, labels.pad_value) == (2, 1, 2)
+    adapter = make_adapter(
+        fast_config(tiny_binary), info, device=torch.device("cpu"), amp_dtype=None,
+        channels_last=False,
+    )
+    assert adapter.model_args["num_classes"] == labels.out_channels == 1  # the model's channels
+    loss = adapter.loss_fn  # Dice + CE, built from labels= alone
+    terms = [m for m in loss.modules() if hasattr(m, "num_classes")]
+    assert terms and all(t.num_classes == 1 for t in terms)
+    assert [t.ignore_index for t in terms] == [labels.pad_value] * len(terms)
+    scorer = SemanticScorer(labels=labels)  # the only argument that says what a label is
+    assert scorer.confusion.num_classes == labels.num_classes == 2
+    assert scorer.confusion.ignore_index == scorer.per_image.ignore_index == labels.pad_value
+    assert not hasattr(evaluation, "metric_classes")  # the 1 -> 2 conversion is gone

@@ -42,7 +42,7 @@ def test_same_seed_same_metrics_and_outputs(tiny_binary, tmp_path, fast_config):
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
     ckpt = load_checkpoint(run / "best.pt")
     assert ckpt["model_args"]["num_classes"] == 1  # binary -> one sigmoid channel
-    assert ckpt["data_info"]["task"] == "binary"
+    assert ckpt["data_info"]["labels"]["task"] == "binary"
 
 
 def test_run_folder_is_never_overwritten(tiny_binary, tmp_path, fast_config):
@@ -119,8 +119,7 @@ def _check_validation_loss(ckpt, root, logged):
     info = DataInfo.from_dict(ckpt["data_info"])
     model = build_model_from_checkpoint(ckpt)
     val = SegmentationDataset(discover_dataset(root).val, info, transform=eval_transforms(info))
-    loss_fn = create_loss("dicece", task=info.task, num_classes=1, ignore_index=info.pad_value,
-                          dice_weight=1.0, ce_weight=1.0)
+    loss_fn = create_loss("dicece", labels=info.labels, dice_weight=1.0, ce_weight=1.0)
     with torch.no_grad():
         values = [float(loss_fn(model(val[i]["image"][None]).float(), val[i]["mask"][None]))
                   for i in range(len(val))]

@@ -16,6 +16,7 @@ from segwise.data import DataInfo
 from segwise.enums import Task
 from segwise.inference.deploy import read_onnx_metadata
 from segwise.inference.instance_export import default_max_instances, export_instance
+from segwise.labels import LabelSpace
 from segwise.runs.builders import build_model_from_args
 from segwise.runs.checkpoint import save_checkpoint
 
@@ -34,9 +35,8 @@ OPTIONS = {
 
 
 def _info() -> DataInfo:
-    return DataInfo(task=Task.BINARY, num_classes=2, class_names=("background", "nucleus"),
-                    class_colors=(), in_channels=3, ignore_index=None, mask_kind="instance",
-                    mean=MEAN, std=STD)
+    return DataInfo(labels=LabelSpace(task=Task.BINARY, names=("background", "nucleus")),
+                    in_channels=3, mask_kind="instance", mean=MEAN, std=STD)
 
 
 def _checkpoint(tmp_path: Path, method: str) -> Path:

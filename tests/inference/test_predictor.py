@@ -31,6 +31,7 @@ from segwise.inference import (
     predictor_from_run,
 )
 from segwise.inference.predictor import is_instance_checkpoint, load_onnx_predictor
+from segwise.labels import LabelSpace
 from segwise.runs.checkpoint import LoadedRun
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
@@ -40,8 +41,8 @@ LABELS = np.array([[0, 1], [2, 0]])  # black: a three-way tie, argmax takes the 
 
 
 def _info(task: Task, names: tuple[str, ...]) -> DataInfo:
-    return DataInfo(task=task, num_classes=len(names), class_names=names, class_colors=(),
-                    in_channels=3, ignore_index=None, mask_kind="index", mean=MEAN, std=STD)
+    return DataInfo(labels=LabelSpace(task=task, names=names), in_channels=3,
+                    mask_kind="index", mean=MEAN, std=STD)
 
 
 def _run(model: nn.Module, info: DataInfo, model_args: dict) -> LoadedRun:
@@ -198,7 +199,7 @@ def test_one_evaluation_loop_scores_semantic_and_instance_predictions():
     target = torch.tensor([[0, 1], [1, 0]])
     image = (torch.from_numpy(RGB).permute(2, 0, 1).float() / 255 - 0.5) / 0.25
     item = {"image": image, "mask": target, "id": "a"}
-    scorer = SemanticScorer(task=Task.MULTICLASS, num_classes=3, ignore_index=None)
+    scorer = SemanticScorer(labels=LabelSpace(task=Task.MULTICLASS, names=("r", "g", "b")))
     result = evaluation_loop([item], lambda it: predictor.predict(it["image"])[0], scorer)
     # class 0: TP 2 -> Dice 1; class 1: TP 1, FN 1 -> 2/3; class 2: FP 1 -> 0
     assert list(result.scores.dice) == pytest.approx([1.0, 2 / 3, 0.0])

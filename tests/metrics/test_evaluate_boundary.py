@@ -10,7 +10,10 @@ from torch import nn
 
 from segwise.engine.evaluation import BoundarySettings, evaluate_model
 from segwise.enums import Task
+from segwise.labels import LabelSpace
 from segwise.metrics import BoundaryMetrics
+
+TWO_CLASSES = LabelSpace(task=Task.MULTICLASS, names=("background", "square"))
 
 
 class _FixedPrediction(nn.Module):
@@ -31,8 +34,8 @@ def test_evaluate_model_reports_the_boundary_metrics_of_its_predictions():
     pred[2:5, 1:4] = 1  # one row down
     dataset = [{"image": torch.zeros(3, 6, 6), "mask": target, "id": "a"}]
     result = evaluate_model(
-        _FixedPrediction(pred, 2), dataset, task=Task.MULTICLASS, num_classes=2,
-        ignore_index=None, device=torch.device("cpu"),
+        _FixedPrediction(pred, 2), dataset, labels=TWO_CLASSES,
+        device=torch.device("cpu"),
         boundary=BoundarySettings(spacing=(2.0, 0.5), tolerance=1.0),
     )  # fmt: skip
     ref = BoundaryMetrics(2, spacing=(2.0, 0.5), tolerance=1.0)
@@ -51,8 +54,8 @@ def test_evaluate_model_reports_the_boundary_metrics_of_its_predictions():
     assert summary["per_image_iou"] == pytest.approx((24 / 30 + 6 / 12) / 2)
     assert report["boundary"]["mean"]["hd95"] == pytest.approx(summary["mean_hd95"])
     assert "mean_hd95" not in evaluate_model(
-        _FixedPrediction(pred, 2), dataset, task=Task.MULTICLASS, num_classes=2,
-        ignore_index=None, device=torch.device("cpu")).summary()  # fmt: skip
+        _FixedPrediction(pred, 2), dataset, labels=TWO_CLASSES,
+        device=torch.device("cpu")).summary()  # fmt: skip
 
 
 @pytest.mark.slow

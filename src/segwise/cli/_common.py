@@ -98,18 +98,19 @@ def evaluation_inputs(args: Any) -> tuple[Any, list[Any], Path]:
     index = discover_dataset(
         root,
         mask_kind=info.mask_kind,
-        ignore_index=info.ignore_index,
-        num_classes=info.num_classes,
-        class_names=list(info.class_names),
+        ignore_index=info.labels.ignore_index,
+        num_classes=info.labels.num_classes,
+        class_names=list(info.labels.names),
     )
     splits = {"val": index.val, "train": index.train, "test": index.test,
               "all": index.samples}
     samples = splits[args.split]
     if not samples:
         raise ValueError(f"--data {root} has no images in split {args.split!r}; try --split all")
-    if index.info.num_classes > info.num_classes:
+    found, trained = index.info.labels, info.labels
+    if found.num_classes > trained.num_classes:
         raise ValueError(
-            f"--data {root} has {index.info.num_classes} classes but the checkpoint was trained "
-            f"on {info.num_classes} ({list(info.class_names)})"
+            f"--data {root} has {found.num_classes} classes but the checkpoint was trained "
+            f"on {trained.num_classes} ({list(trained.names)})"
         )
     return loaded, samples, out

@@ -37,7 +37,7 @@ def write_report(args: Any, loaded: Any, result: Any, out: Path) -> int:
     from segwise.engine.hints import degenerate_prediction_hint
 
     per_image = result.per_image
-    report = _report(result.metrics, per_image, list(loaded.info.class_names), args, loaded)
+    report = _report(result.metrics, per_image, list(loaded.info.labels.names), args, loaded)
     hint = degenerate_prediction_hint({
         "objects_per_image": [r["predicted"] for r in per_image],
         "true_objects_per_image": [r["ground_truth"] for r in per_image],

@@ -152,12 +152,12 @@ def _run_semantic(args: argparse.Namespace, loaded, predictor, samples, out: Pat
     hint = degenerate_prediction_hint(
         {"pixels_per_class": result.matrix.sum(axis=0).tolist(),
          "true_pixels_per_class": result.matrix.sum(axis=1).tolist()},
-        list(info.class_names),
+        list(info.labels.names),
     )
     if hint:
         report["hint"] = f"the model {hint}"
     out.mkdir(parents=True, exist_ok=True)
-    _write_files(out, result, report, list(info.class_names))
+    _write_files(out, result, report, list(info.labels.names))
     _write_html(out, report, loaded, predictor, dataset.dataset, samples)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -171,10 +171,7 @@ def _semantic_scorer(loaded, *, boundary=None, keep_overlays: int = 0):
 
     info = loaded.info
     return SemanticScorer(
-        task=info.task,
-        num_classes=loaded.model_args["num_classes"],
-        ignore_index=info.labels.pad_value,  # ignored and padded pixels: one label, never a class
-        class_names=list(info.class_names),
+        labels=info.labels,  # classes, names, and pad_value: the one label left out
         keep_overlays=keep_overlays,
         mean=tuple(info.mean),
         std=tuple(info.std),
@@ -206,7 +203,7 @@ def _write_html(out: Path, report: dict, loaded, predictor, dataset, samples) ->
         worst_png = save_overlay_grid(
             out / "worst.png", again.overlays, list(info.labels.colors),
             ignore_index=info.labels.pad_value, ignore_color=info.labels.ignore_color,
-            title="worst images (lowest per-image Dice)", class_names=list(info.class_names),
+            title="worst images (lowest per-image Dice)", class_names=list(info.labels.names),
         )
     write_html_report(
         out / "report.html",

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         "mean": mean,
         "std": std,
         "head": args.head or "probabilities",
-        "task": info.task,
+        "task": info.labels.task,
         "sample_size": args.size,
         "verify": False,  # verified below, at --atol
     }

@@ -17,7 +17,7 @@ import torch
 
 from segwise.data.formats import read_image, to_unit_float
 from segwise.data.info import DataInfo, Sample
-from segwise.data.masks import ReadOptions, mask_kind_spec
+from segwise.data.masks import mask_kind_spec
 from segwise.data.masks.base import InstanceKindSpec
 
 __all__ = [
@@ -131,14 +131,14 @@ def read_mask(path: str | Path, info: DataInfo, *, image_name: str | None = None
 
     Returns:
         ``int64 (H, W)`` class indices in ``[0, num_classes)`` or ``ignore_index`` (COCO crowd
-        regions: ``info.pad_value``, ignored); for soft masks ``float32 (K, H, W)`` in [0, 1].
+        regions: ``info.labels.pad_value``, ignored); for soft masks ``float32 (K, H, W)`` in
+        [0, 1].
 
     Raises:
         ValueError: naming the file and the bad values.
     """
     path = Path(path)
-    return mask_kind_spec(info.mask_kind).read(path, ReadOptions.from_info(info),
-                                               image_name=image_name)
+    return mask_kind_spec(info.mask_kind).read(path, info.labels, image_name=image_name)
 
 
 class SegmentationDataset(torch.utils.data.Dataset):
@@ -155,7 +155,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
             process holds its own copy).
         instances: also yield the Instance item ``"instances"`` (masks, labels, boxes, ids;
             for COCO data also ``"crowd": bool (K,)``, ``iscrowd``: crowd regions are in the
-            item flagged, and their pixels are ``info.pad_value`` in ``"mask"``).
+            item flagged, and their pixels are ``info.labels.pad_value`` in ``"mask"``).
         normalize: False leaves the image as the transform returns it (``uint8`` for 8-bit
             files), for augmentation on the training device
             (:class:`segwise.data.device_augment.DeviceAugment` normalises).
@@ -178,7 +178,6 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.cache = cache
         self.instances = instances
         self._kind = mask_kind_spec(info.mask_kind)
-        self._read = ReadOptions.from_info(info)  # once, not per item
         if instances and not self._kind.has_instances:
             raise ValueError(
                 f"instances=True needs instance masks (mask_kind 'instance' or 'coco'), but the "
@@ -201,9 +200,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
         inst = None
         if self.instances:
             inst, mask = cast(InstanceKindSpec, self._kind).read_instances(
-                s.mask_path, self._read, image_name=s.image_path.name)
+                s.mask_path, self.info.labels, image_name=s.image_path.name)
         else:
-            mask = self._kind.read(s.mask_path, self._read, image_name=s.image_path.name)
+            mask = self._kind.read(s.mask_path, self.info.labels, image_name=s.image_path.name)
         if tuple(mask.shape[-2:]) != tuple(image.shape[-2:]):
             raise ValueError(
                 f"mask {s.mask_path} is {tuple(mask.shape[-2:])} but image {s.image_path} is "

@@ -151,7 +151,7 @@ class DeviceAugment:
 
         Returns:
             ``image (N, C, ch, cw)`` float32, normalised; ``mask (N, ch, cw)`` int64, with
-            ``info.pad_value`` where the output lies outside the item.
+            ``info.labels.pad_value`` where the output lies outside the item.
         """
         n, _, h, w = images.shape
         dev = images.device
@@ -197,7 +197,7 @@ class DeviceAugment:
         # nearest on labels: float32 holds integers up to 2^24 exactly
         m = F.grid_sample(masks[:, None].float(), grid, mode="nearest", padding_mode="border",
                           align_corners=False)[:, 0].round().to(torch.int64)
-        m = torch.where(inside, m, torch.full_like(m, self.info.pad_value))
+        m = torch.where(inside, m, torch.full_like(m, self.info.labels.pad_value))
         return x.contiguous(), m
 
     def _colour_params(self, n: int, channels: int) -> dict[str, torch.Tensor]:
@@ -257,7 +257,7 @@ class DeviceAugment:
             mk = masks[k, :h, :w]
             mk = mk.to(label).numpy() if label is not None else mk.to(torch.float32).numpy()
             ms.append(torch.from_numpy(warp(mk, inverse[k], crop, nearest=True,
-                                            fill=info.pad_value)).to(torch.int64))
+                                            fill=info.labels.pad_value)).to(torch.int64))
         return torch.stack(xs), torch.stack(ms)
 
     @staticmethod

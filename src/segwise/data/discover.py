@@ -23,7 +23,7 @@ from segwise.data.masks.base import ClassContext
 from segwise.data.pairing import find_layout, split_samples
 from segwise.data.scan import ImageScan, MaskScan, scan_image, scan_mask
 from segwise.enums import Task
-from segwise.labels import check_ignore_label
+from segwise.labels import LabelSpace, check_ignore_label
 
 __all__ = ["Analysis", "DiscoverOptions", "analyse", "discover_dataset"]
 
@@ -180,11 +180,6 @@ def analyse(root: str | Path, options: DiscoverOptions) -> Analysis:
     mean, std = _mean_std(train or val or test, image_scans, in_channels, seed)
     sizes = [image_scans[s.id].size for s in (train or val or test) if s.id in image_scans]
     median = tuple(int(v) for v in np.median(np.array(sizes), axis=0)) if sizes else (0, 0)
-    analysis.index.info = DataInfo(
-        task=task, num_classes=len(table.names), class_names=table.names,
-        class_colors=table.colors, in_channels=in_channels, ignore_index=ignore,
-        mask_kind=kind, mean=mean, std=std, class_pixel_counts=tuple(int(c) for c in counts),
-        median_size=median, ignore_color=table.ignore_color, classes_source=table.source)
     try:  # the label space's one validity rule, checked before anything is trained
         check_ignore_label(ignore, len(table.names))
     except ValueError as err:
@@ -192,6 +187,13 @@ def analyse(root: str | Path, options: DiscoverOptions) -> Analysis:
                  else table.source)
         problems.append(Problem(Severity.ERROR, "ignore_in_class_range", str(root),
                                 f"{err} (the ignore label came from {given})"))
+        ignore = None  # the error stops the run; the report still describes the classes
+    labels = LabelSpace(task=task, names=table.names, colors=table.colors, ignore_index=ignore,
+                        ignore_color=table.ignore_color)
+    analysis.index.info = DataInfo(
+        labels=labels, in_channels=in_channels, mask_kind=kind, mean=mean, std=std,
+        class_pixel_counts=tuple(int(c) for c in counts), median_size=median,
+        classes_source=table.source)
     analysis.index.problems = problems
     return analysis
 

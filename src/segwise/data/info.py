@@ -2,19 +2,19 @@
 and the :class:`Problem` records that discovery and inspection report.
 
 ``DataInfo`` is stored in checkpoints as plain builtins (:meth:`DataInfo.to_dict`), so that a
-checkpoint alone knows the classes, colours, normalisation and task needed to predict.
+checkpoint alone knows the classes, colours, normalisation and task needed to predict; its
+label space (:class:`~segwise.labels.LabelSpace`) is a field, nested under ``"labels"``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from segwise._validation import as_enum
 from segwise.data.formats import MaskKind
-from segwise.enums import Task
 from segwise.labels import LabelSpace
 
 __all__ = [
@@ -73,30 +73,34 @@ class Problem:
         return f"{self.severity.value}: {self.file}: {self.message}"
 
 
+#: The label keys of the flat ``DataInfo`` dicts that checkpoints and exports wrote before the
+#: label space became a field (read by :meth:`DataInfo.from_dict`, never written).
+_FLAT_LABEL_KEYS = ("task", "num_classes", "class_names", "class_colors", "ignore_index",
+                    "ignore_color")
+
+
 @dataclass(frozen=True)
 class DataInfo:
     """What the engine and the predictor need to know about a dataset (one comment per field).
 
-    For binary data ``task`` is ``BINARY`` and ``num_classes`` is 2 (0 background, 1 foreground);
-    the engine gives the model one output channel.
+    Everything about the labels (task, classes, colours, ignore and pad labels, output channels,
+    the logits-to-labels and probability rules) is the one :class:`~segwise.labels.LabelSpace`
+    in :attr:`labels`; the other fields describe the images and the files.
     """
 
-    task: Task  # BINARY, MULTICLASS (or MULTILABEL for multi-channel soft masks)
-    num_classes: int  # classes of the semantic target, background included (2 for binary)
-    class_names: tuple[str, ...]  # one per class
-    class_colors: tuple[tuple[int, int, int], ...]  # RGB per class, for palette PNGs/overlays
+    labels: LabelSpace  # task, class names and colours, ignore/pad labels, output channels
     in_channels: int  # image channels after reading (alpha dropped)
-    ignore_index: int | None  # label value ignored in loss/metrics; None: the data has none
     mask_kind: MaskKind  # how the mask files encode labels
     mean: tuple[float, ...]  # per channel, images scaled to [0, 1]
     std: tuple[float, ...]  # per channel, images scaled to [0, 1]
     class_pixel_counts: tuple[int, ...] = ()  # pixels per class over the scanned masks
     median_size: tuple[int, int] = (0, 0)  # median (H, W) of the training images
-    ignore_color: tuple[int, int, int] | None = None  # colour of ignored pixels (COLOR masks)
     classes_source: str = ""  # where the classes came from ("classes.json", "inferred", ...)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "task", as_enum(self.task, Task, "task"))
+        if not isinstance(self.labels, LabelSpace):
+            raise ValueError(f"DataInfo: labels={self.labels!r} is not valid; expected a "
+                             "segwise.labels.LabelSpace")
         object.__setattr__(self, "mask_kind", as_enum(self.mask_kind, MaskKind, "mask_kind"))
         if len(self.mean) != self.in_channels or len(self.std) != self.in_channels:
             raise ValueError(
@@ -106,50 +110,68 @@ class DataInfo:
         if any(s <= 0 for s in self.std):
             raise ValueError(f"DataInfo: std={self.std} must be > 0 for every channel")
 
-    @property
-    def labels(self) -> LabelSpace:
-        """The label space (classes, colours, ignore and pad labels, output channels).
-
-        Raises:
-            ValueError: if ``ignore_index`` lies inside the class range (the one validity rule,
-                :func:`segwise.labels.check_ignore_label`).
-        """
-        return LabelSpace.from_info(self)
-
-    @property
-    def pad_value(self) -> int:
-        """Label of padded pixels, left out of loss and metrics: :attr:`LabelSpace.pad_value`
-        (``ignore_index``, else ``num_classes``; never a real class)."""
-        return self.labels.pad_value
-
     def to_dict(self) -> dict[str, Any]:
-        """Plain builtins only (str, int, float, list, dict, None), for checkpoints and JSON."""
-        d = asdict(self)
-        d["task"] = self.task.value
-        d["mask_kind"] = self.mask_kind.value
-        for key in ("class_names", "mean", "std", "class_pixel_counts", "median_size"):
-            d[key] = list(d[key])
-        d["class_colors"] = [list(c) for c in self.class_colors]
-        d["ignore_color"] = None if self.ignore_color is None else list(self.ignore_color)
-        return d
+        """Plain builtins only (str, int, float, list, dict, None), for checkpoints and JSON;
+        the label space nested under ``"labels"`` (:meth:`LabelSpace.to_dict`)."""
+        return {
+            "labels": self.labels.to_dict(),
+            "in_channels": self.in_channels,
+            "mask_kind": self.mask_kind.value,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "class_pixel_counts": list(self.class_pixel_counts),
+            "median_size": list(self.median_size),
+            "classes_source": self.classes_source,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataInfo:
-        """Inverse of :meth:`to_dict`; unknown keys are an error (they would be lost)."""
-        known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
+        """Inverse of :meth:`to_dict`; also reads the flat form of older checkpoints and exports
+        (``task``, ``num_classes``, ``class_names``, ``class_colors``, ``ignore_index``,
+        ``ignore_color`` at the top level). Unknown keys are an error (they would be lost).
+
+        Raises:
+            ValueError: on unknown keys, a dict holding both forms, or a stored
+                ``num_classes`` that disagrees with its class names.
+        """
+        d = dict(d)
+        flat = {k: d.pop(k) for k in _FLAT_LABEL_KEYS if k in d}
+        if "labels" in d:
+            if flat:
+                raise ValueError(f"DataInfo.from_dict: both a nested 'labels' and the flat keys "
+                                 f"{sorted(flat)}; keep one form")
+            labels = LabelSpace.from_dict(d.pop("labels"))
+        else:
+            labels = _labels_from_flat(flat)
+        unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"DataInfo.from_dict: unknown keys {sorted(unknown)}")
-        d = dict(d)
-        d["class_names"] = tuple(d["class_names"])
-        d["class_colors"] = tuple(tuple(int(v) for v in c) for c in d["class_colors"])
-        d["mean"] = tuple(float(v) for v in d["mean"])
-        d["std"] = tuple(float(v) for v in d["std"])
-        d["class_pixel_counts"] = tuple(int(v) for v in d.get("class_pixel_counts", ()))
-        d["median_size"] = tuple(int(v) for v in d.get("median_size", (0, 0)))
-        if d.get("ignore_color") is not None:
-            d["ignore_color"] = tuple(int(v) for v in d["ignore_color"])
-        return cls(**d)
+        return cls(
+            labels=labels,
+            in_channels=int(d["in_channels"]),
+            mask_kind=d["mask_kind"],
+            mean=tuple(float(v) for v in d["mean"]),
+            std=tuple(float(v) for v in d["std"]),
+            class_pixel_counts=tuple(int(v) for v in d.get("class_pixel_counts", ())),
+            median_size=tuple(int(v) for v in d.get("median_size", (0, 0))),
+            classes_source=str(d.get("classes_source", "")),
+        )
+
+
+def _labels_from_flat(flat: dict[str, Any]) -> LabelSpace:
+    """The label space of a flat (pre-``labels``) ``DataInfo`` dict."""
+    missing = {"task", "class_names"} - set(flat)
+    if missing:
+        raise ValueError(f"DataInfo.from_dict: no 'labels' and no {sorted(missing)}; expected "
+                         "a dict written by DataInfo.to_dict")
+    names = tuple(flat["class_names"])
+    if "num_classes" in flat and int(flat["num_classes"]) != len(names):
+        raise ValueError(f"DataInfo.from_dict: num_classes={flat['num_classes']} was stored with "
+                         f"{len(names)} class names {list(names)}")
+    return LabelSpace(task=flat["task"], names=names,
+                      colors=tuple(tuple(c) for c in flat.get("class_colors") or ()),
+                      ignore_index=flat.get("ignore_index"),
+                      ignore_color=flat.get("ignore_color"))
 
 
 @dataclass

@@ -70,10 +70,10 @@ class InspectionReport:
         sizes = np.array(list(self.image_sizes.values()) or [(0, 0)])
         total = max(1, sum(info.class_pixel_counts))
         classes = [
-            {"index": i, "name": name, "color": list(info.class_colors[i]),
+            {"index": i, "name": name, "color": list(info.labels.colors[i]),
              "pixels": int(info.class_pixel_counts[i]) if info.class_pixel_counts else 0,
              "fraction": (info.class_pixel_counts[i] / total) if info.class_pixel_counts else 0}
-            for i, name in enumerate(info.class_names)
+            for i, name in enumerate(info.labels.names)
         ]
         out = {
             "root": str(self.index.root),
@@ -91,8 +91,8 @@ class InspectionReport:
                              for k, v in sorted(self.color_spaces.items())},
             "value_scale": {d: _SCALE_RULE.get(d, _OTHER_SCALE) for d in sorted(self.dtypes)},
             "mask_kind": info.mask_kind.value,
-            "task": info.task.value,
-            "ignore_index": info.ignore_index,
+            "task": info.labels.task.value,
+            "ignore_index": info.labels.ignore_index,
             "ignored_pixels": self.ignored_pixels,
             "classes_source": info.classes_source,
             "classes": classes,

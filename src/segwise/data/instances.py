@@ -182,7 +182,7 @@ class CocoTargets:
 
         Args:
             pad_value: the label left out of loss and metrics
-                (:attr:`segwise.labels.LabelSpace.pad_value`, e.g. ``info.pad_value``).
+                (:attr:`segwise.labels.LabelSpace.pad_value`, e.g. ``info.labels.pad_value``).
         """
         if not self.crowd_pixels.any():
             return self.semantic

@@ -216,7 +216,7 @@ def make_loader(
     """A ``DataLoader`` with the settings above.
 
     Args:
-        dataset: e.g. a :class:`segwise.data.SegmentationDataset` (its ``info.pad_value`` is
+        dataset: e.g. a :class:`segwise.data.SegmentationDataset` (its ``info.labels.pad_value`` is
             used to pad masks).
         batch_size: items per batch (per process when ``distributed``).
         shuffle: reshuffle every epoch (seeded).
@@ -237,7 +237,7 @@ def make_loader(
         raise ValueError(f"workers={workers} contradicts settings.workers={settings.workers}; "
                          "give one of them")
     info = getattr(dataset, "info", None)
-    pad_value = info.pad_value if info is not None else None  # the label space's pad label
+    pad_value = info.labels.pad_value if info is not None else None  # the label space's pad label
     generator = torch.Generator()
     generator.manual_seed(seed)
     sampler = None

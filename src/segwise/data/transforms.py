@@ -9,7 +9,7 @@ resamples masks with nearest neighbour. Images keep their stored form through th
 checkpoints).
 
 Padding: images are padded with ``info.mean`` (which is 0 after normalisation; ``mean * 255``
-for ``uint8`` images), class-index masks with ``info.pad_value``
+for ``uint8`` images), class-index masks with ``info.labels.pad_value``
 (:attr:`segwise.labels.LabelSpace.pad_value`: ``ignore_index``, or ``num_classes`` when the
 data defines none, never a real class; the engine leaves that value out of loss and metrics),
 instance masks and soft masks with 0.
@@ -317,12 +317,12 @@ def train_transforms(
         colour = (ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(j, 0.5) / 5)
                   if info.in_channels == 3 else BrightnessContrast(j))
     # colour rides with the warp (one call) unless the elastic step comes between them
-    geometry = RandomAffineCrop(ranges, mean=info.mean, pad_value=info.pad_value,
+    geometry = RandomAffineCrop(ranges, mean=info.mean, pad_value=info.labels.pad_value,
                                 label_range=labels, colour=None if elastic else colour)
     steps: list[v2.Transform] = [geometry]
     if elastic:
         fill = {tv_tensors.Image: list(info.mean), InstanceMasks: 0,
-                tv_tensors.Mask: info.pad_value}  # InstanceMasks first: isinstance order
+                tv_tensors.Mask: info.labels.pad_value}  # InstanceMasks first: isinstance order
         steps.append(v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True))
         steps.append(v2.RandomApply([v2.ElasticTransform(alpha=30.0, sigma=5.0, fill=fill)],
                                     p=0.5))
@@ -354,7 +354,7 @@ class _PadTo(v2.Transform):
         super().__init__()
         self.size = size
         self.mean = tuple(info.mean)
-        self.pad_value = info.pad_value
+        self.pad_value = info.labels.pad_value
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         h, w = v2.query_size(flat_inputs)

@@ -188,9 +188,7 @@ class SemanticAdapter(TaskAdapter):
         t = self.config.train
         return create_loss(
             t.loss,
-            task=self.info.task,
-            num_classes=self.model_args["num_classes"],
-            ignore_index=self.ignore_index,
+            labels=self.info.labels,  # task, out_channels, pad_value: the label space's own
             weights=t.loss_weights,
             # Dice+CE's own term weights, for the losses that have them
             **{k: getattr(t, k) for k in ("dice_weight", "ce_weight") if k in loss_options(t.loss)},
@@ -241,14 +239,11 @@ class SemanticAdapter(TaskAdapter):
         result = evaluate_model(
             model,
             val_ds,
-            task=self.info.task,
-            num_classes=self.model_args["num_classes"],
-            ignore_index=self.ignore_index,
+            labels=self.info.labels,
             device=self.device,
             amp_dtype=self.amp_dtype,
             channels_last=self.channels_last,
             tile_size=default_tile_size(self.config.data.crop_size),
-            class_names=list(self.info.class_names),
             keep_overlays=keep_overlays,
             mean=tuple(self.info.mean),
             std=tuple(self.info.std),

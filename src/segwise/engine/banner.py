@@ -53,6 +53,7 @@ def describe_run(config, user_data, info, adapter, device, amp_dtype, channels_l
     """The start-of-run banner: every value the run uses, ``(auto)`` where derived."""
     model_args = adapter.model_args
     d, o, t = config.data, config.optim, config.train
+    labels = info.labels
 
     def auto(name: str) -> str:
         value = getattr(d, name)
@@ -61,8 +62,8 @@ def describe_run(config, user_data, info, adapter, device, amp_dtype, channels_l
     weights = config.model.weights or "none: random init (--weights imagenet for pretrained)"
     scale = "off" if tuple(d.scale) == (1.0, 1.0) else f"{d.scale[0]:g}-{d.scale[1]:g}"
     lines = [
-        f"data      {d.root}: task={info.task.value}, classes={info.num_classes} "
-        f"{list(info.class_names)}, in_channels={info.in_channels}, ignore={info.ignore_index}, "
+        f"data      {d.root}: task={labels.task.value}, classes={labels.num_classes} "
+        f"{list(labels.names)}, in_channels={info.in_channels}, ignore={labels.ignore_index}, "
         f"mask kind={info.mask_kind.value}",
         f"model     {model_args['name']} encoder={_resolved_encoder(model_args)} "
         f"weights={weights} out_channels={model_args['num_classes']} "

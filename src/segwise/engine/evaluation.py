@@ -18,6 +18,7 @@ from torch import nn
 
 from segwise.enums import Task
 from segwise.inferers.forward import forward_logits
+from segwise.labels import LabelSpace
 
 __all__ = [
     "BoundarySettings",
@@ -27,7 +28,6 @@ __all__ = [
     "SemanticScorer",
     "evaluate_model",
     "evaluation_loop",
-    "metric_classes",
 ]
 
 BOUNDARY_KEYS = (("hd", "hd"), ("hd_percentile", "hd95"), ("assd", "assd"), ("nsd", "nsd"))
@@ -40,11 +40,6 @@ class BoundarySettings:
     spacing: tuple[float, ...] | None = None  # physical pixel size (rows, cols); None: pixels
     tolerance: float = 1.0  # NSD tolerance, in the units of spacing
     percentile: float = 95.0  # the q of the percentile Hausdorff distance (reported as hd95)
-
-
-def metric_classes(task: Task, num_classes: int) -> int:
-    """Classes the metrics count: a binary task scores background and foreground (2)."""
-    return 2 if task is Task.BINARY else num_classes
 
 
 @dataclass
@@ -223,24 +218,26 @@ class SemanticScorer:
 
     ``update(item, prediction)`` reads ``prediction.labels`` (``(H, W)`` or ``(1, H, W)``, a
     :class:`LabelOutput` or a :class:`~segwise.inference.predictor.SemanticPrediction`) and,
-    when present, ``prediction.loss``. Arguments as in :func:`evaluate_model`.
+    when present, ``prediction.loss``. Arguments as in :func:`evaluate_model`; every count
+    comes from ``labels``: ``labels.num_classes`` classes (2 for binary: background and
+    foreground), ``labels.pad_value`` left out, ``labels.names`` in the report.
     """
 
-    def __init__(self, *, task: Task, num_classes: int, ignore_index: int | None,
-                 class_names: list[str] | None = None, keep_overlays: int = 0,
+    def __init__(self, *, labels: LabelSpace, keep_overlays: int = 0,
                  mean: tuple[float, ...] = (0.0,), std: tuple[float, ...] = (1.0,),
                  boundary: BoundarySettings | None = None) -> None:
         from segwise.metrics import ConfusionMatrix, PerImageDice
 
-        self.task = task
-        self.class_names = class_names
+        self.labels = labels
+        self.task = labels.task
+        self.class_names = list(labels.names)
         self.keep_overlays = keep_overlays
         self.mean, self.std = mean, std
-        k = metric_classes(task, num_classes)
-        self.confusion = ConfusionMatrix(k, ignore_index=ignore_index)
-        self.per_image = PerImageDice(k, ignore_index=ignore_index,
-                                      classes=[1] if task is Task.BINARY else None,
-                                      class_names=class_names)
+        k, left_out = labels.num_classes, labels.pad_value
+        self.confusion = ConfusionMatrix(k, ignore_index=left_out)
+        self.per_image = PerImageDice(k, ignore_index=left_out,
+                                      classes=[1] if labels.task is Task.BINARY else None,
+                                      class_names=self.class_names)
         self.boundary = None
         if boundary is not None:
             from segwise.metrics import BoundaryMetrics
@@ -248,7 +245,8 @@ class SemanticScorer:
             self.boundary = BoundaryMetrics(k, spacing=boundary.spacing,
                                             tolerance=boundary.tolerance,
                                             percentile=boundary.percentile,
-                                            ignore_index=ignore_index, class_names=class_names)
+                                            ignore_index=left_out,
+                                            class_names=self.class_names)
         self.overlays: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
         self.losses: list[float] = []
 
@@ -294,14 +292,11 @@ def evaluate_model(
     model: nn.Module,
     dataset: Any,
     *,
-    task: Task,
-    num_classes: int,
-    ignore_index: int | None,
+    labels: LabelSpace,
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
     tile_size: int | None = None,
-    class_names: list[str] | None = None,
     keep_overlays: int = 0,
     mean: tuple[float, ...] = (0.0,),
     std: tuple[float, ...] = (1.0,),
@@ -318,26 +313,24 @@ def evaluate_model(
     Args:
         model: the model; put in eval mode here.
         dataset: yields items per the dataset contract (``image``, ``mask``, ``id``).
-        task: binary thresholds sigmoid at 0.5; multiclass takes the argmax.
-        num_classes: the model's output classes (1 for binary).
-        ignore_index: label excluded from every metric.
+        labels: the :class:`~segwise.labels.LabelSpace`: its logits-to-labels rule (binary:
+            sigmoid > 0.5, multiclass: argmax), its classes (``num_classes``, 2 for binary)
+            and names, and ``pad_value``, the label excluded from every metric.
         device: where the model runs.
         amp_dtype: autocast dtype or None.
         channels_last: channels-last inputs.
         tile_size: sliding-window tile for images larger than it (None: whole image).
-        class_names: names for the scores.
         keep_overlays: how many images to keep for pictures.
         mean: normalisation mean (to draw the images); std: normalisation std.
         indices: evaluate only these items (for sharding across processes).
         distributed: sum the counts of every process (each evaluated its own ``indices``);
             every process then returns the same scores.
-        loss_fn: when given, ``loss_fn(logits (1, K, H, W), target (1, H, W))`` is averaged
-            over the images into :attr:`EvalResult.loss` (the validation loss; per process).
+        loss_fn: when given, ``loss_fn(logits (1, out_channels, H, W), target (1, H, W))`` is
+            averaged over the images into :attr:`EvalResult.loss` (the validation loss; per
+            process).
         boundary: also compute the boundary metrics with these settings (slower: a k-d tree
             per image, class and direction).
     """
-    from segwise.metrics import labels_from_logits
-
     model.eval()
 
     def step(item: dict[str, Any]) -> LabelOutput:
@@ -348,9 +341,8 @@ def evaluate_model(
         if loss_fn is not None:
             target = item["mask"].unsqueeze(0).to(logits.device)
             loss = float(loss_fn(logits, target))
-        return LabelOutput(labels_from_logits(logits, task).cpu(), loss)
+        return LabelOutput(labels.logits_to_labels(logits).cpu(), loss)
 
-    scorer = SemanticScorer(task=task, num_classes=num_classes, ignore_index=ignore_index,
-                            class_names=class_names, keep_overlays=keep_overlays, mean=mean,
-                            std=std, boundary=boundary)
+    scorer = SemanticScorer(labels=labels, keep_overlays=keep_overlays, mean=mean, std=std,
+                            boundary=boundary)
     return evaluation_loop(dataset, step, scorer, indices=indices, distributed=distributed)

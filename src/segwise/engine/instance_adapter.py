@@ -154,7 +154,7 @@ class InstanceAdapter(TaskAdapter):
                 f"{self.config.data.root} has {self.info.mask_kind.value!r} masks; see "
                 "docs/data.md for the instance layouts"
             )
-        if self.info.num_classes < 2:
+        if self.info.labels.num_classes < 2:
             raise ValueError(f"{self.config.data.root} has no foreground class")
         self._user_options = options_from_mapping(
             self.spec.options_type, self.config.model.options, method=name
@@ -190,7 +190,7 @@ class InstanceAdapter(TaskAdapter):
         self._args = complete_model_args({
             "kind": "instance", "method": self.spec.name, "name": self.spec.name,
             "encoder": self.config.model.encoder, "in_channels": self.info.in_channels,
-            "num_classes": self.info.num_classes - 1, "options": options_to_dict(options),
+            "num_classes": self.info.labels.num_classes - 1, "options": options_to_dict(options),
             "derived": self.spec.derived_summary(options),
         })
 

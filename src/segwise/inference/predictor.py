@@ -132,7 +132,7 @@ class SemanticPredictor:
     kind = PredictionKind.SEMANTIC
 
     def __init__(self, forward: SemanticForward, info: Any, *, options: PredictOptions) -> None:
-        if info.task is Task.MULTILABEL:
+        if info.labels.task is Task.MULTILABEL:
             raise ValueError(
                 "a multilabel model has no single label per pixel, so it has no label map; "
                 "run the model itself (sigmoid per channel) or export it with "
@@ -201,7 +201,7 @@ class SemanticPredictor:
                 "`segwise export --checkpoint RUN/best.pt`"
             )
         info = DataInfo.from_dict(json.loads(props["segwise.data_info"]))
-        return cls(_onnx_forward(session, info.task), info, options=options)
+        return cls(_onnx_forward(session, info.labels.task), info, options=options)
 
 
 def _resolved(options: PredictOptions | None, loaded: Any) -> PredictOptions:

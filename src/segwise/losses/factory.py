@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from segwise._validation import as_enum
 from segwise.enums import Task
-from segwise.labels import check_ignore_label
+from segwise.labels import LabelSpace, check_ignore_label
 from segwise.losses.combined import CrossEntropyLoss, DiceCELoss
 from segwise.losses.dice import DiceLoss, GeneralizedDiceLoss, JaccardLoss
 from segwise.losses.focal import FocalLoss
@@ -89,8 +89,9 @@ def loss_options(name: LossName | str) -> tuple[str, ...]:
 def create_loss(
     name: LossName | str,
     *,
-    task: Task | str,
-    num_classes: int,
+    labels: LabelSpace | None = None,
+    task: Task | str | None = None,
+    num_classes: int | None = None,
     ignore_index: int | None = None,
     class_weights: Sequence[float] | Tensor | None = None,
     weights: Sequence[float] | None = None,
@@ -98,15 +99,21 @@ def create_loss(
 ) -> nn.Module:
     """Build a loss module, called as ``loss(logits, target)``.
 
+    The engine passes ``labels=`` (the data's label space: task, ``out_channels`` logit
+    channels, and ``pad_value``, the one label loss and metrics leave out); a direct caller
+    may give ``task``, ``num_classes`` and ``ignore_index`` instead (not both forms).
+
     Args:
         name: a :class:`LossName` (``dice``, ``dicece``, ``ce``, ``jaccard``, ``gdice``,
             ``focal``, ``tversky``, ``focal_tversky``, ``lovasz``), or a weighted sum of
             distinct names joined by ``+`` (e.g. ``"dice+focal"``), built as
             :class:`~segwise.losses.WeightedSumLoss`.
-        task: binary, multiclass or multilabel.
-        num_classes: number of logit channels (binary: 1).
+        labels: the :class:`~segwise.labels.LabelSpace` of the data.
+        task: binary, multiclass or multilabel (without ``labels``).
+        num_classes: number of logit channels (binary: 1) (without ``labels``).
         ignore_index: target value of ignored pixels, or None; outside ``[0, C)`` (C = 2 for
-            binary), the rule of :func:`segwise.labels.check_ignore_label`.
+            binary), the rule of :func:`segwise.labels.check_ignore_label` (without
+            ``labels``).
         class_weights: per-class weights (C,), given to every term; for binary
             ``ce``/``dicece``/``focal`` (2,) = (background, foreground); not valid for a binary
             region loss (``dice``, ``jaccard``, ``gdice``, ``tversky``, ``lovasz``, ...).
@@ -131,10 +138,20 @@ def create_loss(
             f"option(s) {unknown} are not valid for loss {label!r}; expected only: "
             f"{', '.join(allowed) or '(none)'}"
         )
-    if num_classes is None:
-        raise ValueError("num_classes=None is not valid; expected the number of logit channels")
-    binary = as_enum(task, Task, "task") is Task.BINARY
-    check_ignore_label(ignore_index, 2 if binary else num_classes, where=f"loss {label!r}")
+    if labels is not None:
+        given = [k for k, v in (("task", task), ("num_classes", num_classes),
+                                ("ignore_index", ignore_index)) if v is not None]
+        if given:
+            raise ValueError(f"create_loss: labels= already holds {', '.join(given)}; pass "
+                             "either labels= or task/num_classes/ignore_index, not both")
+        # the label space was checked when it was built: its own counts, no conversion here
+        task, num_classes, ignore_index = labels.task, labels.out_channels, labels.pad_value
+    else:
+        if task is None or num_classes is None:
+            raise ValueError("create_loss needs labels= (a LabelSpace), or task= and "
+                             "num_classes= (the number of logit channels)")
+        binary = as_enum(task, Task, "task") is Task.BINARY
+        check_ignore_label(ignore_index, 2 if binary else num_classes, where=f"loss {label!r}")
     terms = [
         _CLASSES[m](task=task, num_classes=num_classes, ignore_index=ignore_index,
                     class_weights=class_weights,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from segwise.data.formats import MaskKind
 from segwise.data.info import Sample
-from segwise.data.masks.base import MaskKindSpec, ReadOptions
+from segwise.data.masks.base import MaskKindSpec
 from segwise.data.masks.binary import BINARY
 from segwise.data.masks.coco import COCO
 from segwise.data.masks.color import COLOR
@@ -22,7 +22,7 @@ from segwise.data.masks.palette import PALETTE
 from segwise.data.masks.soft import SOFT
 from segwise.data.scan import MaskScan
 
-__all__ = ["MASK_KINDS", "MaskKindSpec", "ReadOptions", "detect_kind", "mask_kind_spec"]
+__all__ = ["MASK_KINDS", "MaskKindSpec", "detect_kind", "mask_kind_spec"]
 
 #: Every mask kind, in detection order: the first whose ``detect`` says yes is the kind
 #: (layouts and annotator folders first, then by the scanned files; ``INDEX`` is the fallback).

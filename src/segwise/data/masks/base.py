@@ -9,7 +9,8 @@ through this protocol:
 - ``detect``: whether the files are of this kind (the table's order decides ties);
 - ``classes``: the class table the files imply when no ``classes.json`` gives one;
 - ``check``: one file's findings, a pure function returning a :class:`FileCheck`;
-- ``read``: the item's semantic mask (and ``read_instances`` for instance kinds).
+- ``read``: the item's semantic mask (and ``read_instances`` for instance kinds), given the
+  dataset's :class:`~segwise.labels.LabelSpace` (classes, colours, ignore and pad labels).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from segwise.data.formats import MaskKind
 from segwise.data.info import Problem, Sample, Severity
 from segwise.data.scan import ImageScan, MaskScan
 from segwise.enums import Task
+from segwise.labels import LabelSpace
 
 __all__ = [
     "ClassContext",
@@ -34,7 +36,6 @@ __all__ = [
     "FileCheck",
     "InstanceKindSpec",
     "MaskKindSpec",
-    "ReadOptions",
     "label_problem",
     "size_problem",
     "turn_name",
@@ -42,33 +43,6 @@ __all__ = [
 ]
 
 Color = tuple[int, int, int]
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """How mask files are read into the item's targets (one value for every kind).
-
-    Attributes:
-        num_classes: classes of the semantic target, background included (2 for binary).
-        ignore_index: the label value kept as "ignore", or ``None``.
-        colors: class colours, index = class (``COLOR`` masks).
-        ignore_color: the colour of ignored pixels in ``COLOR`` masks (read as ignore_index).
-        pad_value: the label of pixels nobody scores (:attr:`segwise.labels.LabelSpace.pad_value`;
-            COCO crowd regions get it); ``None`` when the caller has no label space.
-    """
-
-    num_classes: int
-    ignore_index: int | None = None
-    colors: tuple[Color, ...] = ()
-    ignore_color: Color | None = None
-    pad_value: int | None = None
-
-    @classmethod
-    def from_info(cls, info: Any) -> ReadOptions:
-        """The options of a :class:`segwise.data.DataInfo` (its label space gives the pad)."""
-        return cls(num_classes=info.num_classes, ignore_index=info.ignore_index,
-                   colors=tuple(tuple(c) for c in info.class_colors),
-                   ignore_color=info.ignore_color, pad_value=info.pad_value)
 
 
 @dataclass(frozen=True)
@@ -156,10 +130,10 @@ class MaskKindSpec(Protocol):
         """One file's findings (pure)."""
         ...
 
-    def read(self, path: Path, options: ReadOptions, *, image_name: str | None = None
+    def read(self, path: Path, labels: LabelSpace, *, image_name: str | None = None
              ) -> np.ndarray:
-        """The item's ``"mask"``: ``int64 (H, W)`` class indices (or ``ignore_index`` /
-        ``pad_value``), or ``float32 (K, H, W)`` in [0, 1] for soft masks.
+        """The item's ``"mask"``: ``int64 (H, W)`` class indices (or ``labels.ignore_index`` /
+        ``labels.pad_value``), or ``float32 (K, H, W)`` in [0, 1] for soft masks.
 
         Raises:
             ValueError: naming the file and the bad values.
@@ -171,7 +145,7 @@ class MaskKindSpec(Protocol):
 class InstanceKindSpec(MaskKindSpec, Protocol):
     """A kind whose files hold objects (``has_instances``): it also reads the Instance item."""
 
-    def read_instances(self, path: Path, options: ReadOptions, *, image_name: str | None = None
+    def read_instances(self, path: Path, labels: LabelSpace, *, image_name: str | None = None
                        ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The Instance item as numpy arrays (``masks``, ``labels``, ``boxes``, ``ids``, and
         ``crowd`` for COCO) and the item's semantic ``"mask"`` of one file."""

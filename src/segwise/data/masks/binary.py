@@ -22,12 +22,12 @@ from segwise.data.masks.base import (
     ClassContext,
     ClassResult,
     FileCheck,
-    ReadOptions,
     label_problem,
     zero_counts,
 )
 from segwise.data.masks.index import as_labels
 from segwise.data.scan import ImageScan, MaskScan
+from segwise.labels import LabelSpace
 
 __all__ = ["BINARY", "GREY_EDGE_SHARE", "BinaryMasks", "binary_to_index"]
 
@@ -74,13 +74,13 @@ def _needs_snapping(out: np.ndarray, dtype, is_ignore: np.ndarray, ignore_index)
     return bool(((labels != 0) & (labels != 255)).any())
 
 
-def binary_to_index(raw: np.ndarray, options: ReadOptions, source: str | Path) -> np.ndarray:
+def binary_to_index(raw: np.ndarray, labels: LabelSpace, source: str | Path) -> np.ndarray:
     """A stored binary mask ``(H, W)`` as ``int64 (H, W)`` in {0, 1} or ``ignore_index``.
 
     Raises:
         ValueError: naming ``source`` and values that are neither binary nor ignored.
     """
-    ignore_index = options.ignore_index
+    ignore_index = labels.ignore_index
     out = as_labels(raw, source)
     is_ignore = out == ignore_index if ignore_index is not None else np.zeros_like(out, bool)
     if _needs_snapping(out, raw.dtype, is_ignore, ignore_index):
@@ -168,9 +168,9 @@ class BinaryMasks:
                 counts[v] += c
         return FileCheck(counts, problems, ignored)
 
-    def read(self, path: Path, options: ReadOptions, *, image_name: str | None = None
+    def read(self, path: Path, labels: LabelSpace, *, image_name: str | None = None
              ) -> np.ndarray:
-        return binary_to_index(read_mask_raw(path).array, options, path)
+        return binary_to_index(read_mask_raw(path).array, labels, path)
 
 
 BINARY = BinaryMasks()

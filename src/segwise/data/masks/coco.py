@@ -23,11 +23,11 @@ from segwise.data.masks.base import (
     ClassContext,
     ClassResult,
     FileCheck,
-    ReadOptions,
     size_problem,
     zero_counts,
 )
 from segwise.data.scan import ImageScan, MaskScan
+from segwise.labels import LabelSpace
 
 __all__ = ["COCO", "CocoMasks"]
 
@@ -83,21 +83,15 @@ class CocoMasks:
             raise ValueError(f"reading COCO annotations from {path} needs image_name")
         return load_coco(path).targets(image_name)
 
-    def _pad(self, path: Path, options: ReadOptions) -> int:
-        if options.pad_value is None:
-            raise ValueError(f"reading COCO annotations from {path} needs the pad label for "
-                             "crowd regions; build the options with ReadOptions.from_info(info)")
-        return options.pad_value
-
-    def read(self, path: Path, options: ReadOptions, *, image_name: str | None = None
+    def read(self, path: Path, labels: LabelSpace, *, image_name: str | None = None
              ) -> np.ndarray:
-        return self._targets(path, image_name).mask(self._pad(path, options))  # crowd: ignored
+        return self._targets(path, image_name).mask(labels.pad_value)  # crowd: ignored
 
-    def read_instances(self, path: Path, options: ReadOptions, *, image_name: str | None = None
+    def read_instances(self, path: Path, labels: LabelSpace, *, image_name: str | None = None
                        ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The Instance item (numpy, crowd regions flagged) and the semantic mask."""
         found = self._targets(path, image_name)
-        return found.instances, found.mask(self._pad(path, options))
+        return found.instances, found.mask(labels.pad_value)
 
 
 COCO = CocoMasks()

@@ -18,11 +18,11 @@ from segwise.data.masks.base import (
     ClassContext,
     ClassResult,
     FileCheck,
-    ReadOptions,
     label_problem,
     zero_counts,
 )
 from segwise.data.scan import ImageScan, MaskScan
+from segwise.labels import LabelSpace
 
 __all__ = ["COLOR", "ColorMasks", "color_to_index"]
 
@@ -31,13 +31,13 @@ def _code(r: int, g: int, b: int) -> int:
     return (r << 16) | (g << 8) | b
 
 
-def color_to_index(raw: np.ndarray, options: ReadOptions, source: str | Path) -> np.ndarray:
+def color_to_index(raw: np.ndarray, labels: LabelSpace, source: str | Path) -> np.ndarray:
     """An RGB mask ``(H, W, 3)`` as ``int64 (H, W)`` class indices (ignore colour: ignore).
 
     Raises:
         ValueError: naming ``source`` for a wrong shape, a missing table or unknown colours.
     """
-    colors, ignore_index, ignore_color = options.colors, options.ignore_index, options.ignore_color
+    colors, ignore_index, ignore_color = labels.colors, labels.ignore_index, labels.ignore_color
     if raw.ndim != 3 or raw.shape[-1] < 3:
         raise ValueError(f"colour mask {source} has shape {raw.shape}; expected (H, W, 3) RGB")
     if not colors:
@@ -113,9 +113,9 @@ class ColorMasks:
         np.add.at(counts, mapped[ok], mask.counts[ok])
         return FileCheck(counts, problems)
 
-    def read(self, path: Path, options: ReadOptions, *, image_name: str | None = None
+    def read(self, path: Path, labels: LabelSpace, *, image_name: str | None = None
              ) -> np.ndarray:
-        return color_to_index(read_mask_raw(path).array, options, path)
+        return color_to_index(read_mask_raw(path).array, labels, path)
 
 
 COLOR = ColorMasks()

@@ -21,12 +21,11 @@ from segwise.data.masks.base import (
     ClassContext,
     ClassResult,
     FileCheck,
-    ReadOptions,
     label_problem,
     zero_counts,
 )
 from segwise.data.scan import ImageScan, MaskScan
-from segwise.labels import VOC_VOID_LABEL
+from segwise.labels import VOC_VOID_LABEL, LabelSpace
 
 __all__ = ["INDEX", "IndexMasks", "as_labels", "check_labels", "labels_in_range"]
 
@@ -49,13 +48,13 @@ def as_labels(raw: np.ndarray, source: str | Path) -> np.ndarray:
     return raw.astype(np.int64)
 
 
-def labels_in_range(out: np.ndarray, options: ReadOptions, source: str | Path) -> np.ndarray:
+def labels_in_range(out: np.ndarray, labels: LabelSpace, source: str | Path) -> np.ndarray:
     """``out`` unchanged when every value is a class or the ignore label.
 
     Raises:
         ValueError: naming ``source`` and up to 10 bad values.
     """
-    n, ignore = options.num_classes, options.ignore_index
+    n, ignore = labels.num_classes, labels.ignore_index
     bad = (out < 0) | (out >= n)
     if ignore is not None:
         bad &= out != ignore
@@ -139,9 +138,9 @@ class IndexMasks:
             return FileCheck(zero_counts(table))
         return check_labels(sample, mask, table=table, ignore_index=ignore_index)
 
-    def read(self, path: Path, options: ReadOptions, *, image_name: str | None = None
+    def read(self, path: Path, labels: LabelSpace, *, image_name: str | None = None
              ) -> np.ndarray:
-        return labels_in_range(as_labels(read_mask_raw(path).array, path), options, path)
+        return labels_in_range(as_labels(read_mask_raw(path).array, path), labels, path)
 
 
 INDEX = IndexMasks()

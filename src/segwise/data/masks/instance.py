@@ -27,11 +27,11 @@ from segwise.data.masks.base import (
     ClassContext,
     ClassResult,
     FileCheck,
-    ReadOptions,
     label_problem,
     zero_counts,
 )
 from segwise.data.scan import ImageScan, MaskScan
+from segwise.labels import LabelSpace
 
 __all__ = ["INSTANCE", "InstanceMasks"]
 
@@ -86,12 +86,12 @@ class InstanceMasks:
             counts[cls] += c
         return FileCheck(counts, problems, objects=len(ids))
 
-    def read(self, path: Path, options: ReadOptions, *, image_name: str | None = None
+    def read(self, path: Path, labels: LabelSpace, *, image_name: str | None = None
              ) -> np.ndarray:
         label = instance_label(read_mask_raw(path).array, source=path)
         return semantic_from_instances(label, read_instance_classes(path), source=path)
 
-    def read_instances(self, path: Path, options: ReadOptions, *, image_name: str | None = None
+    def read_instances(self, path: Path, labels: LabelSpace, *, image_name: str | None = None
                        ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The Instance item (numpy) and the semantic mask of one file."""
         label = instance_label(read_mask_raw(path).array, source=path)

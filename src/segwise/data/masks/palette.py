@@ -15,9 +15,10 @@ import numpy as np
 from segwise.data.classes import ClassTable
 from segwise.data.formats import MaskKind
 from segwise.data.info import Sample
-from segwise.data.masks.base import ClassContext, ClassResult, FileCheck, ReadOptions
+from segwise.data.masks.base import ClassContext, ClassResult, FileCheck
 from segwise.data.masks.index import INDEX, infer_index_classes
 from segwise.data.scan import ImageScan, MaskScan
+from segwise.labels import LabelSpace
 
 __all__ = ["PALETTE", "PaletteMasks"]
 
@@ -41,9 +42,9 @@ class PaletteMasks:
               table: ClassTable, ignore_index: int | None) -> FileCheck:
         return INDEX.check(sample, image, mask, table=table, ignore_index=ignore_index)
 
-    def read(self, path: Path, options: ReadOptions, *, image_name: str | None = None
+    def read(self, path: Path, labels: LabelSpace, *, image_name: str | None = None
              ) -> np.ndarray:
-        return INDEX.read(path, options)  # the pixel values are the class indices
+        return INDEX.read(path, labels)  # the pixel values are the class indices
 
 
 PALETTE = PaletteMasks()

@@ -19,12 +19,12 @@ from segwise.data.masks.base import (
     ClassContext,
     ClassResult,
     FileCheck,
-    ReadOptions,
     label_problem,
     zero_counts,
 )
 from segwise.data.scan import ImageScan, MaskScan
 from segwise.enums import Task
+from segwise.labels import LabelSpace
 
 __all__ = ["SOFT", "SoftMasks", "soft_target"]
 
@@ -87,7 +87,7 @@ class SoftMasks:
                 sample, f"soft values span [{lo}, {hi}], outside [0, 1]")])
         return FileCheck(counts)
 
-    def read(self, path: Path, options: ReadOptions, *, image_name: str | None = None
+    def read(self, path: Path, labels: LabelSpace, *, image_name: str | None = None
              ) -> np.ndarray:
         return soft_target(read_mask_raw(path).array, path)
 

@@ -58,7 +58,7 @@ class PredictionHints(Callback):
 
     def on_validation_end(self, run: TrainingRun, report: ValidationReport) -> None:
         run.hint = degenerate_prediction_hint(
-            report.census, run.info.class_names
+            report.census, run.info.labels.names
         )
 
 

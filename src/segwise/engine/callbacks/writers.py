@@ -161,5 +161,5 @@ class OverlayPictures(Callback):
             ignore_index=run.adapter.ignore_index,
             ignore_color=info.labels.ignore_color,
             title=f"best.pt: epoch {report.epoch}, validation {run.monitor} {report.score:.4f}",
-            class_names=list(info.class_names),
+            class_names=list(info.labels.names),
         )
