@@ -106,8 +106,7 @@ def run_method(method: str, data: Path, run_dir: Path, args: argparse.Namespace)
     val = InstanceDataset(index.val, index.info, transform=eval_transforms(index.info))
 
     def predict(item):
-        return predict_image(loaded.model, item["image"], model_args=loaded.model_args,
-                             device=loaded.device)
+        return predict_image(loaded.model, item["image"], device=loaded.device)
 
     scores, pictures = _score(val, predict, args)
     for i in range(min(args.overlays, len(val))):

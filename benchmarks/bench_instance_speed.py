@@ -54,12 +54,12 @@ def time_method(path: Path, images: list[torch.Tensor], rounds: int) -> dict:
     def one_pass() -> tuple[float, int]:
         t0, found = time.perf_counter(), 0
         for image in images:
-            pred = predict_image(run.model, image, model_args=run.model_args, device=run.device)
+            pred = predict_image(run.model, image, device=run.device)
             found += len(pred)
         return time.perf_counter() - t0, found
 
     for image in images[:2]:  # warm-up
-        predict_image(run.model, image, model_args=run.model_args, device=run.device)
+        predict_image(run.model, image, device=run.device)
     seconds, found = zip(*(one_pass() for _ in range(rounds)), strict=True)
     median = statistics.median(seconds)
     return {"checkpoint": str(path), "encoder": run.model_args.get("encoder"),

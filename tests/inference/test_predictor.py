@@ -168,10 +168,14 @@ class _TwoSquares(nn.Module):
 
 
 def _instance(options: PredictOptions | None = None) -> InstancePredictor:
+    from segwise.instance.methods import as_instance_model, get_method
+    from segwise.instance.methods.unet_watershed import UNetWatershedOptions
+
     info = _info(Task.BINARY, ("background", "nucleus"))
     args = {"kind": "instance", "method": "unet_watershed", "name": "unet", "encoder": None,
             "in_channels": 3, "num_classes": 1, "options": {}}
-    return predictor_from_run(_run(_TwoSquares(), info, args), options=options)
+    model = as_instance_model(_TwoSquares(), get_method("unet_watershed"), UNetWatershedOptions())
+    return predictor_from_run(_run(model, info, args), options=options)
 
 
 def test_instance_predictions_for_every_input_form(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from segwise.instance.methods import predict_instances
+from segwise.instance.methods import as_instance_model, get_method
 from segwise.instance.methods.maskrcnn import MaskRCNNOptions
 from segwise.instance.methods.unet_watershed import (
     Decoding,
@@ -86,7 +86,7 @@ def test_unet_targets_from_item():
     assert float(targets["pixel_weights"].max()) > 5  # gaps between objects carry the w0 term
 
 
-def test_decode_unet_logits_and_predict_instances():
+def test_decode_unet_logits_and_model_predict():
     onehot = torch.from_numpy(three_class_target(INST)).long()
     logits = 10.0 * nn.functional.one_hot(onehot, 3).permute(2, 0, 1)[None].float()
     preds = decode_unet_logits(logits.repeat(2, 1, 1, 1))
@@ -101,13 +101,14 @@ def test_decode_unet_logits_and_predict_instances():
         def forward(self, x):
             return logits.expand(x.shape[0], -1, -1, -1)
 
-    preds = predict_instances(Fixed(), torch.rand(1, 3, *INST.shape), method="unet_watershed")
+    model = as_instance_model(Fixed(), get_method("unet_watershed"), UNetWatershedOptions())
+    preds = model.predict(torch.rand(1, 3, *INST.shape))
     assert dsb_score(preds[0], INST) == 1.0
-    preds = predict_instances(Fixed(), torch.rand(1, 3, *INST.shape), method="unet_watershed",
-                              options={"decoding": "connected_components"})
+    model.options = cfg  # decoding reads the model's options at each call
+    preds = model.predict(torch.rand(1, 3, *INST.shape))
     assert dsb_score(preds[0], INST) == 1.0
     with pytest.raises(ValueError, match="method='nope'.*'maskrcnn', 'unet_watershed'"):
-        predict_instances(Fixed(), torch.rand(1, 3, 4, 4), method="nope")
+        get_method("nope")
     with pytest.raises(ValueError, match="score_threshold=1.5"):
         MaskRCNNOptions(score_threshold=1.5)
     with pytest.raises(ValueError, match="min_area=-1"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from segwise.instance.methods import predict_instances
+from segwise.instance.methods import as_instance_model, get_method
 from segwise.instance.methods.maskrcnn.model import (
     build_maskrcnn,
     collate_maskrcnn,
@@ -92,9 +92,11 @@ def test_train_step_and_eval(model):
     total.backward()
     grad = model.roi_heads.mask_predictor.mask_fcn_logits.weight.grad
     assert grad is not None and torch.isfinite(grad).all()
-    # eval through the method layer (calls predict_maskrcnn); any image size
-    preds = predict_instances(model, [torch.rand(3, 64, 48)], method="maskrcnn",
-                              options={"score_threshold": 0.0})
+    # eval through the method layer (model.predict calls predict_maskrcnn); any image size
+    from segwise.instance.methods.maskrcnn import MaskRCNNOptions
+
+    as_instance_model(model, get_method("maskrcnn"), MaskRCNNOptions(score_threshold=0.0))
+    preds = model.predict([torch.rand(3, 64, 48)])
     assert isinstance(preds[0], InstancePrediction) and preds[0].shape == (64, 48)
     assert not model.training
 

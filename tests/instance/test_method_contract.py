@@ -2,8 +2,9 @@
 
 A new method joins automatically: odd image sizes, an image without objects, an image with 300+
 objects, batch 1, gradients reaching every trainable parameter, state_dict round trip,
-deterministic decoding, and `InstancePrediction` of the input's shape. Models are tiny
-(resnet18 encoder, narrow heads, 64 px images) so each method costs seconds.
+deterministic decoding by the model itself (``model.predict``), and `InstancePrediction` of the
+input's shape. Models are tiny (resnet18 encoder, narrow heads, 64 px images) so each method
+costs seconds.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from segwise.data.loaders import pad_collate
 from segwise.instance.methods import (
     INSTANCE_METHODS,
     InstanceMethodSpec,
+    InstanceModel,
     ObjectStats,
     get_method,
     options_from_mapping,
@@ -87,9 +89,7 @@ class Case:
         return terms
 
     def predict(self, images):
-        self.model.eval()
-        with torch.no_grad():
-            return self.spec.predict(self.model, images, options=self.options)
+        return self.model.predict(images)  # the model decodes itself (base.InstanceModel)
 
 
 @pytest.fixture(scope="module", params=INSTANCE_METHODS.names())
@@ -107,6 +107,14 @@ def test_spec_satisfies_the_protocol(case):
     with pytest.raises(ValueError, match=f"not_an_option is not a {spec.name} option; allowed"):
         options_from_mapping(spec.options_type, {"not_an_option": 1}, method=spec.name)
     assert isinstance(spec.derived_summary(case.options), str)
+
+
+def test_the_built_model_carries_its_method_and_options(case):
+    assert isinstance(case.model, InstanceModel)
+    assert case.model.method == case.spec.name and case.model.options is case.options
+    # plain attributes: no wrapper, so no key of the state_dict names them
+    assert not any(k.split(".")[0] in {"method", "options", "predict"}
+                   for k in case.model.state_dict())
 
 
 def test_gradients_reach_every_trainable_parameter(case):

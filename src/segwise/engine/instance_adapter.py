@@ -252,8 +252,8 @@ class InstanceAdapter(TaskAdapter):
         for i in indices:
             item = val_ds[i]
             pred = predict_image(
-                model, item["image"], model_args=self.model_args, device=self.device,
-                amp_dtype=self.amp_dtype, tile_size=tile,
+                model, item["image"], device=self.device, amp_dtype=self.amp_dtype,
+                tile_size=tile,
             )
             target = InstancePrediction.from_target(clean_instances(item["instances"]))
             metrics.update(pred, target)

@@ -281,8 +281,9 @@ def _torch_forward(model: Any, label_space: Any, device: Any,
 class InstancePredictor:
     """Instances from an instance checkpoint (Mask R-CNN, U-Net + watershed).
 
-    Decoding follows the checkpoint's ``model_args`` through
-    :func:`segwise.instance.methods.predict_image` (the function validation uses).
+    The model rebuilt from the checkpoint's ``model_args`` decodes itself with its stored
+    options (``model.predict``, through :func:`segwise.instance.methods.predict_image`, the
+    function validation uses).
 
     Args:
         loaded: a :class:`~segwise.runs.checkpoint.LoadedRun` of an instance model.
@@ -322,8 +323,7 @@ class InstancePredictor:
 
         run = self._loaded
         return [
-            predict_image(run.model, torch.from_numpy(image.normalized),
-                          model_args=run.model_args, device=run.device,
+            predict_image(run.model, torch.from_numpy(image.normalized), device=run.device,
                           tile_size=self.options.tile_size)
             for image in prepare_images(images, self.info)
         ]

@@ -20,7 +20,8 @@ _LAZY = {
     "INSTANCE_METHODS": "segwise.instance.methods",
     "ObjectStats": "segwise.instance.methods",
     "get_method": "segwise.instance.methods",
-    "predict_instances": "segwise.instance.methods",
+    "InstanceModel": "segwise.instance.methods",
+    "predict_image": "segwise.instance.methods",
     # the options of every method
     "MaskRCNNOptions": "segwise.instance.methods.maskrcnn.options",
     "UNetWatershedOptions": "segwise.instance.methods.unet_watershed.options",

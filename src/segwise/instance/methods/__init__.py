@@ -11,22 +11,23 @@ at ``import segwise``):
 - ``yolact``: YOLACT, prototypes x coefficients (`.yolact.spec.YOLACT`);
 - ``solov2``: SOLOv2, dynamic mask kernels per grid cell, Matrix NMS (`.solov2.spec.SOLOv2`).
 
-`get_method` returns the method object; `predict_instances` decodes a batch with any method.
+`get_method` returns the method object; its ``build`` returns an instance model that decodes
+itself (``model.predict``, `base.InstanceModel`); `predict_image` runs it on one image.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
 from functools import cache
-from typing import Any
 
 import torch
 from torch import nn
 
 from segwise.instance.methods.base import (
     InstanceMethodSpec,
+    InstanceModel,
     ObjectStats,
+    as_instance_model,
     options_from_mapping,
     options_from_record,
     options_to_dict,
@@ -37,13 +38,14 @@ from segwise.models.registry import Registry
 __all__ = [
     "INSTANCE_METHODS",
     "InstanceMethodSpec",
+    "InstanceModel",
     "ObjectStats",
+    "as_instance_model",
     "get_method",
     "options_from_mapping",
     "options_from_record",
     "options_to_dict",
     "predict_image",
-    "predict_instances",
 ]
 
 #: method name (``--task instance --model NAME``) -> ``"module:object"`` of its spec
@@ -69,51 +71,21 @@ def get_method(name: str) -> InstanceMethodSpec:
     return obj() if isinstance(obj, type) else obj
 
 
-@torch.inference_mode()
-def predict_instances(
-    model: nn.Module,
-    images: torch.Tensor | Sequence[torch.Tensor],
-    *,
-    method: str,
-    options: Any = None,
-    tile_size: int | None = None,
-) -> list[InstancePrediction]:
-    """Instances of a batch with any registered method; the model is left in eval mode.
-
-    Args:
-        model: a model built by ``get_method(method).build(...)``.
-        images: ``(N, C, H, W)`` normalised float tensor (or a list of ``(C, H, W)`` of one
-            size).
-        method: a registered method name.
-        options: the method's options value, or a mapping of option values; default: the
-            options type's defaults.
-        tile_size: sliding-window tile for methods that tile (see the protocol).
-    """
-    spec = get_method(method)
-    if options is None or isinstance(options, Mapping):
-        options = options_from_mapping(spec.options_type, options, method=method)
-    if not isinstance(images, torch.Tensor):
-        images = torch.stack(list(images))
-    model.eval()
-    return spec.predict(model, images, options=options, tile_size=tile_size)
-
-
 @torch.no_grad()
 def predict_image(
     model: nn.Module,
     image: torch.Tensor,
     *,
-    model_args: dict[str, Any],
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
     tile_size: int | None = None,
-) -> Any:
-    """Instances of one normalised image, decoded as stored in ``model_args``.
+) -> InstancePrediction:
+    """Instances of one normalised image: ``model.predict`` on ``device``, under autocast.
 
     Args:
-        model: a model rebuilt from ``model_args`` (put in eval mode here).
+        model: an instance model (a method's ``build``, e.g. rebuilt from a checkpoint); it
+            decodes with its own ``model.options`` and is left in eval mode.
         image: ``(C, H, W)`` float32, normalised as in training; any size.
-        model_args: the checkpoint's ``model_args`` (``method``, ``options``).
         device: the model's device.
         amp_dtype: autocast dtype or None.
         tile_size: sliding-window tile for methods that tile (dense outputs).
@@ -121,9 +93,6 @@ def predict_image(
     Returns:
         An :class:`~segwise.instance.InstancePrediction` of shape ``(H, W)``.
     """
-    spec = get_method(model_args["method"])
-    options = options_from_record(spec, model_args.get("options"))
-    model.eval()
     x = image.to(device)[None]
     with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        return spec.predict(model, x, options=options, tile_size=tile_size)[0]
+        return model.predict(x, tile_size=tile_size)[0]

@@ -24,7 +24,12 @@ Conventions shared by every method:
   checkpoint (`options_to_dict`: plain values, enums as their names), so prediction decodes
   exactly as validation did; `options_from_mapping` turns ``--model-option`` values (or the
   stored dict) back into the options value and refuses unknown keys, naming the allowed ones.
-- ``build(encoder=None)`` means the method's own default encoder.
+- ``build(encoder=None)`` means the method's own default encoder. What ``build`` returns is an
+  *instance model* (`InstanceModel`, made by `as_instance_model`): the network itself, carrying
+  its method name (``model.method``) and resolved options (``model.options``), that decodes
+  itself: ``model.predict(images, *, tile_size=None) -> list[InstancePrediction]`` (as
+  torchvision's detection models and detectron2's meta-architectures do). These are plain
+  attributes of the network, not a wrapper, so its ``state_dict`` keys are the network's own.
 - Added after the first draft (additions only): ``derived_summary(options)``, the banner's
   one line on what was derived from the data; ``record_defaults``, the values of options
   added to a method after its first release for stored records that lack them
@@ -48,7 +53,9 @@ from segwise.instance.representation import InstancePrediction
 
 __all__ = [
     "InstanceMethodSpec",
+    "InstanceModel",
     "ObjectStats",
+    "as_instance_model",
     "options_from_mapping",
     "options_from_record",
     "options_to_dict",
@@ -115,8 +122,9 @@ class InstanceMethodSpec(Protocol):
         options: Any,
         weights: str | None,
     ) -> nn.Module:
-        """The model, on any registered segwise encoder (or a ValueError naming an encoder
-        the method cannot use, never a silent substitute).
+        """The instance model (`as_instance_model` of the network), on any registered segwise
+        encoder (or a ValueError naming an encoder the method cannot use, never a silent
+        substitute).
 
         ``weights``: None, ``"imagenet"`` (encoder weights from local files), a method-specific
         documented alias (e.g. ``"coco"`` for torchvision's Mask R-CNN checkpoint), or a path
@@ -153,9 +161,10 @@ class InstanceMethodSpec(Protocol):
         options: Any,
         tile_size: int | None = None,
     ) -> list[InstancePrediction]:
-        """Instances of each image, ``(H, W)`` each; deterministic; the caller has put the model
-        in eval mode and set autocast. ``tile_size``: methods that can tile (dense per-pixel
-        outputs) use sliding-window inference for images larger than this."""
+        """Instances of each image, ``(H, W)`` each; deterministic; the caller (``model.predict``)
+        has put the model in eval mode, turned gradients off and set autocast. ``tile_size``:
+        methods that can tile (dense per-pixel outputs) use sliding-window inference for images
+        larger than this."""
         ...
 
     def export_module(self, model: nn.Module, *, options: Any, max_instances: int) -> nn.Module:
@@ -164,6 +173,65 @@ class InstanceMethodSpec(Protocol):
         zero-padded). Raises `segwise.errors.ExportError` naming the part that cannot
         be exported, and why, for methods that cannot."""
         ...
+
+
+@runtime_checkable
+class InstanceModel(Protocol):
+    """What a method's ``build`` returns: a network that knows its method and decodes itself.
+
+    Attributes:
+        method: the registry name of its method (``get_method(model.method)``).
+        options: the method's resolved options value it was built with; decoding reads it at
+            each call (replace it, e.g. with another ``score_threshold``, to decode differently).
+    """
+
+    method: str
+    options: Any
+
+    def predict(
+        self, images: torch.Tensor | Sequence[torch.Tensor], *, tile_size: int | None = None
+    ) -> list[InstancePrediction]:
+        """Instances of each image: ``images`` ``(N, C, H, W)`` normalised as in training (or a
+        list of ``(C, H, W)`` of one size), on the model's device; the model is put in eval
+        mode (and left there) and gradients are off. ``tile_size``: see
+        `InstanceMethodSpec.predict`."""
+        ...
+
+
+class _Predict:
+    """``model.predict`` of an instance model: the method's decoding with ``model.options``.
+
+    A callable object holding the model (not a bound method): it survives ``copy.deepcopy``
+    (the EMA model predicts with its own weights) and pickling alike.
+    """
+
+    def __init__(self, model: nn.Module, spec: InstanceMethodSpec) -> None:
+        self.model = model
+        self.spec = spec
+
+    def __call__(
+        self, images: torch.Tensor | Sequence[torch.Tensor], *, tile_size: int | None = None
+    ) -> list[InstancePrediction]:
+        if not isinstance(images, torch.Tensor):
+            images = torch.stack(list(images))
+        self.model.eval()
+        with torch.no_grad():
+            return self.spec.predict(
+                self.model, images, options=self.model.options, tile_size=tile_size
+            )
+
+
+def as_instance_model(model: nn.Module, spec: InstanceMethodSpec, options: Any) -> nn.Module:
+    """``model`` made an `InstanceModel` of ``spec`` (returned for a method's ``build``).
+
+    Sets ``model.method``, ``model.options`` and ``model.predict`` as plain attributes of the
+    network itself: no wrapper and no submodule, so ``state_dict`` keys, ``isinstance`` checks
+    and every ``model.<part>`` access stay the network's own.
+    """
+    model.method = spec.name
+    model.options = options
+    model.predict = _Predict(model, spec)
+    return model
 
 
 def options_from_mapping(

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from segwise.instance.methods.base import ObjectStats
+from segwise.instance.methods.base import ObjectStats, as_instance_model
 from segwise.instance.methods.maskrcnn.options import (
     DEFAULT_ANCHOR_SIZES,
     DEFAULT_ASPECT_RATIOS,
@@ -115,7 +115,7 @@ class MaskRCNN:
                 **common,
             )
             set_anchors(model, sizes, ratios)
-            return model
+            return as_instance_model(model, self, options)
         if weights == "coco":
             raise ValueError(
                 f"--weights coco is torchvision's COCO Mask R-CNN checkpoint, which fits only "
@@ -131,7 +131,7 @@ class MaskRCNN:
             from segwise.models.weights import load_full_state_dict
 
             load_full_state_dict(model, weights, kind="maskrcnn", setup=f"on encoder {encoder!r}")
-        return model
+        return as_instance_model(model, self, options)
 
     def prepare_item(
         self, item: dict[str, Any], *, options: MaskRCNNOptions, pad_value: int

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from segwise.instance.methods.base import ObjectStats
+from segwise.instance.methods.base import ObjectStats, as_instance_model
 from segwise.instance.methods.solov2.options import (
     LEVELS,
     PAPER_SCALE_RANGES,
@@ -125,7 +125,7 @@ class SOLOv2:
             load_full_state_dict(model, weights,
                                  kind="solov2",
                                  setup=f"on encoder {encoder or DEFAULT_ENCODER!r}")
-        return model
+        return as_instance_model(model, self, options)
 
     def prepare_item(self, item: dict[str, Any], *, options: SOLOv2Options,
                      pad_value: int) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from segwise.instance.methods.base import ObjectStats
+from segwise.instance.methods.base import ObjectStats, as_instance_model
 from segwise.instance.methods.unet_watershed.decode import decode_unet_logits
 from segwise.instance.methods.unet_watershed.options import (
     UNET_IGNORE,
@@ -69,7 +69,7 @@ class UNetWatershed:
         outputs are background / interior / boundary; instances get label 1)."""
         from segwise.models import create_model
 
-        return create_model(
+        model = create_model(
             options.arch,
             encoder=encoder,
             in_channels=in_channels,
@@ -77,6 +77,7 @@ class UNetWatershed:
             weights=weights,
             **options.arch_options,
         )
+        return as_instance_model(model, self, options)
 
     def prepare_item(
         self, item: dict[str, Any], *, options: UNetWatershedOptions, pad_value: int

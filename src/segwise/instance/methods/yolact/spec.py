@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from segwise.instance.methods.base import ObjectStats
+from segwise.instance.methods.base import ObjectStats, as_instance_model
 from segwise.instance.methods.yolact.options import PAPER_ANCHOR_SIZES, ClassLoss, YOLACTOptions
 from segwise.instance.representation import InstancePrediction
 
@@ -113,7 +113,7 @@ class YOLACT:
             load_full_state_dict(
                 model, path, kind="yolact", setup=f"on encoder {name!r} with {num_classes} classes"
             )
-        return model
+        return as_instance_model(model, self, options)
 
     def prepare_item(
         self, item: dict[str, Any], *, options: YOLACTOptions, pad_value: int
