@@ -431,12 +431,12 @@ def instance_rates(index, name: str, args) -> dict:
     samples = index.train[: args.images]
     labels = [read_mask_raw(s.mask_path).array for s in samples]
     captured: list[dict] = []
-    finish = datasets_module._finish_instances
+    finish = datasets_module.clean_instances
     crop = CROPS.get(name, (256, 256))
     items = {"full image": None, f"train crop {crop[0]}x{crop[1]}": train_transforms(
         index.info, crop_size=crop)}
     whole: dict[str, float] = {}
-    datasets_module._finish_instances = lambda inst: (captured.append(inst), finish(inst))[1]
+    datasets_module.clean_instances = lambda inst: (captured.append(inst), finish(inst))[1]
     try:
         for label, tf in items.items():
             ds = SegmentationDataset(samples, index.info, instances=True, transform=tf)
@@ -446,7 +446,7 @@ def instance_rates(index, name: str, args) -> dict:
                 ds[i]
             whole[label] = 1e3 * (time.perf_counter() - t) / len(ds)
     finally:
-        datasets_module._finish_instances = finish
+        datasets_module.clean_instances = finish
     pairs = {"instances_from_label": (labels, lambda x: instances_from_label(x, None),
                                       _dense_instances),
              "finish (boxes, drop emptied)": (captured, finish, _dense_finish)}

@@ -121,7 +121,6 @@ def run_method(method: str, data: Path, run_dir: Path, args: argparse.Namespace)
 
 def _score(val, predict, args) -> tuple[dict, list]:
     from segwise.instance import InstancePrediction
-    from segwise.instance.methods.unet_watershed.targets import clean_instances
     from segwise.metrics.instance import InstanceMetrics
 
     metrics = InstanceMetrics()
@@ -130,7 +129,7 @@ def _score(val, predict, args) -> tuple[dict, list]:
     for i in range(len(val)):
         item = val[i]
         pred = predict(item)
-        target = InstancePrediction.from_target(clean_instances(item["instances"]))
+        target = InstancePrediction.from_target(item["instances"])  # cleaned by the dataset
         metrics.update(pred, target)
         counts.append((len(pred), len(target)))
     r = metrics.compute()

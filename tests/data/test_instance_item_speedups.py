@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from segwise.data.datasets import _finish_instances
+from segwise.data.datasets import clean_instances
 from segwise.data.instances import instances_from_label
 
 
@@ -31,7 +31,7 @@ def test_instances_from_label_equals_the_dense_definition():
     assert full["ids"].tolist() == [9] and full["boxes"].tolist() == [[0, 0, 3, 2]]
 
 
-def test_finish_instances_boxes_and_dropped_objects():
+def test_clean_instances_boxes_and_dropped_objects():
     from torchvision.ops import masks_to_boxes
 
     gen = torch.Generator().manual_seed(0)
@@ -40,13 +40,13 @@ def test_finish_instances_boxes_and_dropped_objects():
     masks[4, 16, 12] = 1  # a pixel in the last row and column
     inst = {"masks": masks, "labels": torch.arange(6), "ids": torch.arange(10, 16),
             "crowd": torch.tensor([0, 1, 1, 0, 0, 1]).bool()}
-    out = _finish_instances(inst)
+    out = clean_instances(inst)
     keep = masks.flatten(1).any(1)
     want = masks_to_boxes(masks[keep])
     want[:, 2:] += 1
     assert torch.equal(out["boxes"], want) and torch.equal(out["masks"], masks[keep])
     assert out["ids"].tolist() == [10, 11, 13, 14, 15]
     assert out["crowd"].tolist() == [False, True, False, False, True]
-    none = _finish_instances({"masks": torch.zeros(0, 4, 4, dtype=torch.uint8),
+    none = clean_instances({"masks": torch.zeros(0, 4, 4, dtype=torch.uint8),
                               "labels": torch.zeros(0), "ids": torch.zeros(0)})
     assert none["boxes"].shape == (0, 4) and none["masks"].shape == (0, 4, 4)

@@ -89,7 +89,7 @@ def tiny_semantic_root(tmp_path_factory):
 
 def test_maskrcnn_model_args_rebuild_the_model(tiny_instance):
     from segwise.data import discover_dataset
-    from segwise.engine.instance_adapter import measure_object_stats
+    from segwise.instance.methods import measure_object_stats
     from segwise.instance.methods.maskrcnn.options import derive_anchors
     from segwise.runs.builders import build_model_from_args
 

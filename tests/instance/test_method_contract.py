@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from segwise.data.datasets import clean_instances
 from segwise.data.loaders import pad_collate
 from segwise.instance.methods import (
     INSTANCE_METHODS,
@@ -22,8 +23,8 @@ from segwise.instance.methods import (
     get_method,
     options_from_mapping,
     options_to_dict,
+    without_crowd,
 )
-from segwise.instance.methods.unet_watershed.targets import clean_instances
 from segwise.instance.representation import InstancePrediction
 
 from .conftest import tiny_options
@@ -77,7 +78,8 @@ class Case:
     def batch(self, items):
         ready = []
         for item in items:
-            item = dict(item, instances=clean_instances(item["instances"], drop_crowd=True))
+            # what the dataset and the training adapter do to an item
+            item = dict(item, instances=without_crowd(clean_instances(item["instances"])))
             ready.append(self.spec.prepare_item(item, options=self.options, pad_value=PAD))
         return pad_collate(ready, mask_pad_value=PAD)
 

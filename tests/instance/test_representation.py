@@ -130,6 +130,23 @@ def test_boxes_from_label_map_matches_loop():
         assert b.tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
 
 
+
+def test_the_torch_and_numpy_boxes_of_masks_agree():
+    """One boxes-from-masks per array library: torch (mask stacks, `segwise.data.boxes`) and
+    numpy (label maps, `boxes_from_label_map`) give the same pixel-edge boxes."""
+    import torch
+
+    from segwise.data.boxes import boxes_from_masks
+
+    rng = np.random.default_rng(1)
+    inst = rng.integers(0, 7, size=(17, 9)) * (rng.random((17, 9)) < 0.4)
+    ids = np.arange(1, 9)  # 7 and 8 have no pixel: zero boxes in both
+    stack = torch.from_numpy(inst[None] == ids[:, None, None])
+    for masks in (stack, stack.to(torch.uint8), stack.float()):
+        assert boxes_from_masks(masks).tolist() == boxes_from_label_map(inst, ids).tolist()
+    assert boxes_from_masks(torch.zeros(0, 4, 5)).shape == (0, 4)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

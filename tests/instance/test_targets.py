@@ -117,10 +117,13 @@ def test_huge_ids_cost_no_memory():
     assert np.array_equal(border_weight_map(huge), border_weight_map(small))
 
 
-def test_clean_instances_drops_emptied_and_crowd_and_recomputes_boxes():
+def test_cleaned_once_then_crowd_left_out_for_training():
+    """The dataset's one cleaning drops emptied instances and recomputes boxes (crowd flags
+    follow); training then only leaves the crowd regions out (`without_crowd`)."""
     import torch
 
-    from segwise.instance.methods.unet_watershed.targets import clean_instances
+    from segwise.data.datasets import clean_instances
+    from segwise.instance.methods import without_crowd
 
     masks = torch.zeros(3, 6, 8, dtype=torch.uint8)
     masks[0, 1:3, 2:5] = 1  # rows 1-2, cols 2-4 -> box (2, 1, 5, 3)
@@ -130,6 +133,9 @@ def test_clean_instances_drops_emptied_and_crowd_and_recomputes_boxes():
     kept = clean_instances(inst)  # evaluation: crowd kept with its flag, emptied #8 dropped
     assert kept["ids"].tolist() == [7, 9] and kept["crowd"].tolist() == [False, True]
     assert kept["boxes"].tolist() == [[2, 1, 5, 3], [0, 4, 1, 6]]
-    trained = clean_instances(inst, drop_crowd=True)  # training: crowd is no instance
+    trained = without_crowd(kept)  # training: crowd is no instance
     assert trained["ids"].tolist() == [7] and trained["labels"].tolist() == [1]
+    assert trained["boxes"].tolist() == [[2, 1, 5, 3]]
     assert "crowd" not in trained and trained["masks"].shape == (1, 6, 8)
+    plain = {k: v for k, v in kept.items() if k != "crowd"}
+    assert without_crowd(plain).keys() == plain.keys()  # no crowd flags: unchanged

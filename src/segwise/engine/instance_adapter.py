@@ -14,7 +14,9 @@ method it is. What the adapter does for every method:
 - stores ``model_args = {"kind": "instance", "method", "name", "encoder", "in_channels",
   "num_classes" (foreground), "options" (resolved, plain values), "derived"}`` in checkpoints, so
   prediction rebuilds and decodes exactly as validation did;
-- items: ``clean_instances`` (crowd regions left out), then the method's ``prepare_item``;
+- items: as the dataset cleaned them (:func:`segwise.data.datasets.clean_instances`, once),
+  crowd regions left out (:func:`~segwise.instance.methods.without_crowd`), then the method's
+  ``prepare_item``;
 - loss: the sum of the method's named terms; validation: ``predict_image`` + instance metrics.
 
 See the adapter contract in :mod:`segwise.engine.adapters`.
@@ -30,66 +32,22 @@ from torch import nn
 
 from segwise.engine.adapters import StepLoss, TaskAdapter, ValidationResult
 from segwise.engine.config import DataConfig, Monitor
-from segwise.instance.methods import predict_image
+from segwise.instance.methods import measure_object_stats, predict_image, without_crowd
 from segwise.runs.builders import build_instance_model
 
 __all__ = [
     "InstanceAdapter",
     "InstanceItems",
-    "clean_instances",
-    "measure_object_stats",
     "overlay_maps",
 ]
-
-#: at most this many training images are read to measure object sizes (evenly spaced)
-STATS_MAX_IMAGES = 200
-
-
-def clean_instances(inst: dict[str, torch.Tensor], *, drop_crowd: bool = False) -> dict:
-    """`segwise.instance.clean_instances` (kept here for the CLI's imports)."""
-    from segwise.instance.methods.unet_watershed.targets import clean_instances as clean
-
-    return clean(inst, drop_crowd=drop_crowd)
-
-
-def measure_object_stats(samples: Any, info: Any, *, image_size: tuple[int, int]) -> Any:
-    """:class:`~segwise.instance.methods.ObjectStats` of the instances of ``samples``.
-
-    Reads at most `STATS_MAX_IMAGES` images' instances (evenly spaced), untransformed: the
-    training crops are cut at the images' own scale, so sizes are as the model sees them.
-    Crowd regions are left out.
-    """
-    from segwise.data import InstanceDataset
-    from segwise.instance.methods import ObjectStats
-
-    picks = np.unique(np.linspace(0, len(samples) - 1, min(len(samples), STATS_MAX_IMAGES))
-                      .round().astype(int)) if len(samples) else []
-    dataset = InstanceDataset([samples[i] for i in picks], info)
-    sizes, ratios, counts = [], [], []
-    for i in range(len(dataset)):
-        inst = dataset[i]["instances"]
-        boxes = np.asarray(inst["boxes"], dtype=np.float64).reshape(-1, 4)
-        if "crowd" in inst:
-            boxes = boxes[~np.asarray(inst["crowd"], dtype=bool)]
-        w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-        ok = (w > 0) & (h > 0)
-        sizes.append(np.sqrt(w[ok] * h[ok]))
-        ratios.append(h[ok] / w[ok])
-        counts.append(int(ok.sum()))
-    return ObjectStats(
-        sizes=np.concatenate(sizes) if sizes else np.zeros(0),
-        aspect_ratios=np.concatenate(ratios) if ratios else np.zeros(0),
-        image_size=tuple(image_size),
-        objects_per_image=np.asarray(counts, dtype=np.int64),
-    )
 
 
 class InstanceItems(torch.utils.data.Dataset):
     """An :class:`~segwise.data.InstanceDataset` with its items made ready for one method.
 
-    Runs in the loader workers, after augmentation: ``clean_instances`` (instances the crop
-    removed are dropped, boxes recomputed from the masks, crowd regions left out), then the
-    method's ``prepare_item``.
+    Runs in the loader workers, on items the dataset has cleaned after augmentation (instances
+    the crop removed dropped, boxes recomputed from the masks): crowd regions are left out
+    (`without_crowd`, no second cleaning), then the method's ``prepare_item``.
 
     Args:
         base: the dataset yielding Instance items.
@@ -109,7 +67,7 @@ class InstanceItems(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         item = self.base[i]
-        item["instances"] = clean_instances(item["instances"], drop_crowd=True)
+        item["instances"] = without_crowd(item["instances"])
         return self.spec.prepare_item(item, options=self.options, pad_value=self.pad_value)
 
 
@@ -255,7 +213,7 @@ class InstanceAdapter(TaskAdapter):
                 model, item["image"], device=self.device, amp_dtype=self.amp_dtype,
                 tile_size=tile,
             )
-            target = InstancePrediction.from_target(clean_instances(item["instances"]))
+            target = InstancePrediction.from_target(item["instances"])  # cleaned by the dataset
             metrics.update(pred, target)
             counts.append((len(pred), len(target)))
             if len(overlays) < keep_overlays:

@@ -51,11 +51,11 @@ class InstanceScorer:
         self.per_image: list[dict[str, Any]] = []
 
     def update(self, item: dict[str, Any], prediction: Any) -> None:
-        from segwise.engine.instance_adapter import clean_instances
         from segwise.instance import InstancePrediction
         from segwise.metrics.instance import dsb_score, split_crowd
 
-        objects, crowd = split_crowd(clean_instances(item["instances"]))  # COCO iscrowd
+        # the dataset cleaned the instances (segwise.data.datasets.clean_instances, once)
+        objects, crowd = split_crowd(item["instances"])  # COCO iscrowd
         target = InstancePrediction.from_target(objects)
         self.metrics.update(prediction, target, crowd=crowd)
         self.per_image.append({"id": item["id"],

@@ -22,6 +22,8 @@ _LAZY = {
     "get_method": "segwise.instance.methods",
     "InstanceModel": "segwise.instance.methods",
     "predict_image": "segwise.instance.methods",
+    "without_crowd": "segwise.instance.methods",
+    "clean_instances": "segwise.data.datasets",  # the one cleaning, done by every dataset item
     # the options of every method
     "MaskRCNNOptions": "segwise.instance.methods.maskrcnn.options",
     "UNetWatershedOptions": "segwise.instance.methods.unet_watershed.options",
@@ -46,7 +48,6 @@ _LAZY = {
     "three_class_target": "segwise.instance.methods.unet_watershed.targets",
     "distance_target": "segwise.instance.methods.unet_watershed.targets",
     "border_weight_map": "segwise.instance.methods.unet_watershed.targets",
-    "clean_instances": "segwise.instance.methods.unet_watershed.targets",
     # writers
     "save_prediction": "segwise.instance.writers",
     "render_overlay": "segwise.instance.writers",

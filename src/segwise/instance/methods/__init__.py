@@ -28,9 +28,11 @@ from segwise.instance.methods.base import (
     InstanceModel,
     ObjectStats,
     as_instance_model,
+    measure_object_stats,
     options_from_mapping,
     options_from_record,
     options_to_dict,
+    without_crowd,
 )
 from segwise.instance.representation import InstancePrediction
 from segwise.models.registry import Registry
@@ -42,10 +44,12 @@ __all__ = [
     "ObjectStats",
     "as_instance_model",
     "get_method",
+    "measure_object_stats",
     "options_from_mapping",
     "options_from_record",
     "options_to_dict",
     "predict_image",
+    "without_crowd",
 ]
 
 #: method name (``--task instance --model NAME``) -> ``"module:object"`` of its spec

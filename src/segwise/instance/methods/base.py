@@ -12,10 +12,10 @@ Conventions shared by every method:
 
 - Images are ``float32 (N, C, H, W)`` normalised as in training (the dataset item's
   ``"image"``), any ``H, W >= 1`` (methods pad internally to their stride and crop back).
-- Targets are the dataset item's ``"instances"`` after augmentation and
-  `clean_instances`: ``{"masks": uint8 (K, H, W), "labels": int64 (K,) in [1, num_classes],
-  "boxes": float32 (K, 4) pixel-edge xyxy, "ids": int64 (K,)}``, plus ``"crowd": bool (K,)``
-  when the source marks crowd regions (never trained as instances).
+- Targets are the dataset item's ``"instances"`` as the dataset cleaned them after augmentation
+  (`segwise.data.datasets.clean_instances`, the one place that cleans them), crowd regions left
+  out (`without_crowd`): ``{"masks": uint8 (K, H, W), "labels": int64 (K,) in
+  [1, num_classes], "boxes": float32 (K, 4) pixel-edge xyxy, "ids": int64 (K,)}``.
 - ``num_classes`` counts FOREGROUND classes (class labels ``1..num_classes``); background is
   implicit.
 - Every method has its own options value: a frozen dataclass (``spec.options_type``) whose
@@ -56,9 +56,11 @@ __all__ = [
     "InstanceModel",
     "ObjectStats",
     "as_instance_model",
+    "measure_object_stats",
     "options_from_mapping",
     "options_from_record",
     "options_to_dict",
+    "without_crowd",
 ]
 
 
@@ -80,6 +82,46 @@ class ObjectStats:
     aspect_ratios: np.ndarray
     image_size: tuple[int, int]
     objects_per_image: np.ndarray
+
+
+#: at most this many training images are read to measure object sizes (evenly spaced)
+STATS_MAX_IMAGES = 200
+
+
+def measure_object_stats(samples: Any, info: Any, *, image_size: tuple[int, int]) -> ObjectStats:
+    """`ObjectStats` of the instances of ``samples``, for `InstanceMethodSpec.resolve_options`.
+
+    Reads at most `STATS_MAX_IMAGES` images' instances (evenly spaced), untransformed: the
+    training crops are cut at the images' own scale, so sizes are as the model sees them.
+    Crowd regions are left out.
+
+    Args:
+        samples: the training split's samples (``DatasetIndex.train``).
+        info: their ``DataInfo``.
+        image_size: ``(H, W)`` of the training crops (recorded in the stats).
+    """
+    from segwise.data import InstanceDataset
+
+    picks = np.unique(np.linspace(0, len(samples) - 1, min(len(samples), STATS_MAX_IMAGES))
+                      .round().astype(int)) if len(samples) else []
+    dataset = InstanceDataset([samples[i] for i in picks], info)
+    sizes, ratios, counts = [], [], []
+    for i in range(len(dataset)):
+        inst = dataset[i]["instances"]
+        boxes = np.asarray(inst["boxes"], dtype=np.float64).reshape(-1, 4)
+        if "crowd" in inst:
+            boxes = boxes[~np.asarray(inst["crowd"], dtype=bool)]
+        w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        ok = (w > 0) & (h > 0)
+        sizes.append(np.sqrt(w[ok] * h[ok]))
+        ratios.append(h[ok] / w[ok])
+        counts.append(int(ok.sum()))
+    return ObjectStats(
+        sizes=np.concatenate(sizes) if sizes else np.zeros(0),
+        aspect_ratios=np.concatenate(ratios) if ratios else np.zeros(0),
+        image_size=tuple(image_size),
+        objects_per_image=np.asarray(counts, dtype=np.int64),
+    )
 
 
 @runtime_checkable
@@ -134,8 +176,8 @@ class InstanceMethodSpec(Protocol):
 
     def prepare_item(self, item: dict[str, Any], *, options: Any, pad_value: int) -> dict[str, Any]:
         """Add the method's per-item training targets (runs in loader workers, after
-        augmentation and ``clean_instances``); e.g. U-Net + watershed turns ``"mask"`` into the
-        3-class target. Most methods return ``item`` unchanged."""
+        augmentation, the dataset's cleaning and `without_crowd`); e.g. U-Net + watershed
+        turns ``"mask"`` into the 3-class target. Most methods return ``item`` unchanged."""
         ...
 
     def loss(
@@ -173,6 +215,24 @@ class InstanceMethodSpec(Protocol):
         zero-padded). Raises `segwise.errors.ExportError` naming the part that cannot
         be exported, and why, for methods that cannot."""
         ...
+
+
+def without_crowd(instances: Mapping[str, Any]) -> dict[str, Any]:
+    """A dataset item's (cleaned) ``"instances"`` without its crowd regions: the training targets.
+
+    A crowd region (COCO ``iscrowd``) is neither an instance to detect nor background, so no
+    method trains on it as either; its pixels are already the pad label in the item's
+    ``"mask"``. Selection only (the dataset cleaned the instances, and boxes stay as they are);
+    instances without ``"crowd"`` are returned as they are (a shallow copy).
+    """
+    out = dict(instances)
+    crowd = out.pop("crowd", None)
+    if crowd is None:
+        return out
+    keep = ~torch.as_tensor(crowd, dtype=torch.bool)
+    if bool(keep.all()):
+        return out
+    return {k: v[keep] for k, v in out.items()}
 
 
 @runtime_checkable

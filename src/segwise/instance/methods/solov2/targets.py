@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from segwise.data.boxes import boxes_from_masks
+
 __all__ = ["GridTargets", "assign_grid_targets", "instance_scales"]
 
 
@@ -65,17 +67,9 @@ def instance_scales(masks: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """
     h, w = masks.shape[-2:]
     inside = masks != 0
-    cols = inside.any(1)  # (K, W)
-    rows = inside.any(2)  # (K, H)
     xs = torch.arange(w, device=masks.device, dtype=torch.float32)
     ys = torch.arange(h, device=masks.device, dtype=torch.float32)
-    big = float(max(h, w) + 1)
-    x1 = torch.where(cols, xs, big).amin(1)
-    x2 = torch.where(cols, xs + 1, -1.0).amax(1)
-    y1 = torch.where(rows, ys, big).amin(1)
-    y2 = torch.where(rows, ys + 1, -1.0).amax(1)
-    present = cols.any(1)
-    boxes = torch.stack([x1, y1, x2, y2], 1) * present[:, None]
+    boxes = boxes_from_masks(inside)
     scales = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).sqrt()
     weight = inside.float()
     area = weight.sum((1, 2)).clamp(min=1)

@@ -5,9 +5,6 @@
 - `border_weight_map`: the U-Net paper's weight map
   ``w(x) = w_c(x) + w0 * exp(-(d1(x) + d2(x))**2 / (2 * sigma**2))``;
 - `unet_targets_from_item`: the first and the third for one dataset item, as tensors;
-- `clean_instances`: a dataset item's ``"instances"`` after augmentation, made ready for every
-  instance method (emptied instances dropped, boxes recomputed, crowd regions optionally left
-  out of the trained instances).
 
 The first three take ``instance_map: (H, W)`` integers, 0 = background, and are pure
 numpy/scipy.
@@ -29,7 +26,6 @@ __all__ = [
     "INTERIOR",
     "ClassBalance",
     "border_weight_map",
-    "clean_instances",
     "distance_target",
     "instance_map_from_item",
     "three_class_target",
@@ -200,41 +196,6 @@ def _windows(inst: np.ndarray, *, pad: int):
             ),
             index if values is None else int(values[index]),
         )
-
-
-def clean_instances(inst: dict[str, Any], *, drop_crowd: bool = False) -> dict[str, Any]:
-    """An item's ``"instances"`` after augmentation: emptied instances (cropped away) dropped
-    and boxes recomputed from the masks (pixel-edge ``x1, y1, x2, y2``).
-
-    Args:
-        inst: ``{"masks": uint8 (K, H, W) 0/1, "labels": int64 (K,), "ids": int64 (K,)}``, and
-            optionally ``"crowd": bool (K,)`` (COCO ``iscrowd``); torch tensors.
-        drop_crowd: leave crowd regions out (training targets: a crowd region is neither an
-            instance to detect nor background, so methods never see it as either).
-
-    Returns:
-        The same keys (``"crowd"`` kept when present and ``drop_crowd`` is False), plus
-        ``"boxes": float32 (K', 4)``.
-    """
-    import torch
-
-    masks = inst["masks"] == 1  # (K, H, W) 0/1 -> bool
-    keep = masks.flatten(1).any(dim=1)
-    crowd = inst.get("crowd")
-    if crowd is not None and drop_crowd:
-        keep &= ~torch.as_tensor(crowd, dtype=torch.bool)
-    masks = masks[keep]
-    boxes = torch.zeros((len(masks), 4), dtype=torch.float32)
-    if len(masks):
-        from torchvision.ops import masks_to_boxes
-
-        boxes = masks_to_boxes(masks)
-        boxes[:, 2:] += 1  # pixel-edge boxes, as in segwise.data
-    out = {"masks": masks.to(torch.uint8), "labels": inst["labels"][keep], "boxes": boxes,
-           "ids": inst["ids"][keep]}
-    if crowd is not None and not drop_crowd:
-        out["crowd"] = torch.as_tensor(crowd, dtype=torch.bool)[keep]
-    return out
 
 
 def instance_map_from_item(item: Mapping[str, Any]) -> np.ndarray:
