@@ -1,16 +1,13 @@
-"""Mask R-CNN: targets adapter (fast) and builder / train step / eval / weights loading (slow)."""
+"""Mask R-CNN: builder checks (fast) and train step / eval / weights loading (slow)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from segwise.data.datasets import clean_instances
 from segwise.instance.methods import as_instance_model, get_method
-from segwise.instance.methods.maskrcnn.model import (
-    build_maskrcnn,
-    collate_maskrcnn,
-    maskrcnn_targets_from_item,
-)
+from segwise.instance.methods.maskrcnn.model import build_maskrcnn
 from segwise.instance.representation import InstancePrediction
 
 # small enough for a shared 2-core CPU: 64x64 input, few proposals and sampled RoIs
@@ -38,23 +35,11 @@ def _item():
     }
 
 
-def test_targets_from_item():
-    image, target = maskrcnn_targets_from_item(_item())
-    assert image.shape == (3, 64, 64)
-    assert target["boxes"].tolist() == [[5, 5, 25, 20], [30, 30, 50, 60]]
-    assert target["labels"].tolist() == [1, 2]
-    assert target["masks"].dtype == torch.uint8 and target["masks"].shape == (2, 64, 64)
-    images, targets = collate_maskrcnn([_item(), _item()])
-    assert len(images) == len(targets) == 2
-
-
-def test_targets_from_item_bad_input():
-    item = _item()
-    item["instances"]["labels"] = torch.tensor([0, 1, 1])
-    with pytest.raises(ValueError, match="labels >= 1"):
-        maskrcnn_targets_from_item(item)
-    with pytest.raises(ValueError, match="expected 'image' and 'instances'"):
-        maskrcnn_targets_from_item({"image": torch.rand(3, 4, 4)})
+def _targets():
+    """The cleaned item's instances are Mask R-CNN's targets as they are (`MaskRCNN.loss`)."""
+    inst = clean_instances(_item()["instances"])
+    assert inst["boxes"].tolist() == [[5, 5, 25, 20], [30, 30, 50, 60]]  # the empty one dropped
+    return {"boxes": inst["boxes"], "labels": inst["labels"], "masks": inst["masks"]}
 
 
 def test_builder_validates_arguments_and_coco_fails_fast_offline(tmp_path, monkeypatch):
@@ -78,8 +63,7 @@ def model():
 @pytest.mark.slow
 def test_train_step_and_eval(model):
     model.train()
-    images, targets = collate_maskrcnn([_item()])
-    losses = model(images, targets)
+    losses = model([_item()["image"]], [_targets()])
     assert set(losses) == {
         "loss_classifier",
         "loss_box_reg",

@@ -33,8 +33,6 @@ _LAZY = {
     "build_maskrcnn": "segwise.instance.methods.maskrcnn.model",
     "build_maskrcnn_on_encoder": "segwise.instance.methods.maskrcnn.model",
     "derive_anchors": "segwise.instance.methods.maskrcnn.options",
-    "maskrcnn_targets_from_item": "segwise.instance.methods.maskrcnn.model",
-    "collate_maskrcnn": "segwise.instance.methods.maskrcnn.model",
     "predict_maskrcnn": "segwise.instance.methods.maskrcnn.decode",
     # U-Net + watershed's targets and decoding
     "UNET_NUM_CLASSES": "segwise.instance.methods.unet_watershed.options",

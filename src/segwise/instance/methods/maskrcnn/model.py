@@ -21,7 +21,6 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -32,8 +31,6 @@ from segwise.instance.methods.maskrcnn.options import LEVELS
 __all__ = [
     "build_maskrcnn",
     "build_maskrcnn_on_encoder",
-    "collate_maskrcnn",
-    "maskrcnn_targets_from_item",
     "native_size",
     "set_anchors",
 ]
@@ -330,60 +327,3 @@ def build_maskrcnn(
             model, 3 if trainable_backbone_layers is None else trainable_backbone_layers
         )
     return model
-
-
-def maskrcnn_targets_from_item(
-    item: Mapping[str, Any],
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The ``(image, target)`` pair torchvision's Mask R-CNN trains on, from an Instance item.
-
-    Boxes are recomputed from the masks (pixel-edge ``x2 = last column + 1``) so that they stay
-    right after augmentation, and instances whose mask is empty (e.g. cropped away) are dropped.
-
-    Args:
-        item: a dataset item with ``"image": float32 (C, H, W)`` and ``"instances": {"masks":
-            uint8 (K, H, W), "labels": int64 (K,) in [1, num_classes], ...}``.
-
-    Returns:
-        ``image (C, H, W)`` and ``{"boxes": float32 (K', 4), "labels": int64 (K',), "masks":
-        uint8 (K', H, W)}``.
-    """
-    if "image" not in item or "instances" not in item:
-        raise ValueError(
-            f"item has keys {sorted(item)}; expected 'image' and 'instances' (the Instance item "
-            "of docs/contracts.md)"
-        )
-    image = torch.as_tensor(item["image"])
-    inst = item["instances"]
-    masks = torch.as_tensor(inst["masks"]).to(torch.uint8)
-    labels = torch.as_tensor(inst["labels"]).to(torch.int64)
-    if masks.ndim != 3 or masks.shape[-2:] != image.shape[-2:] or len(labels) != len(masks):
-        raise ValueError(
-            f"instances masks {tuple(masks.shape)} / labels {tuple(labels.shape)} do not fit image "
-            f"{tuple(image.shape)}; expected masks (K, H, W) and labels (K,)"
-        )
-    if len(labels) and int(labels.min()) < 1:
-        raise ValueError(
-            f"instance labels {labels.tolist()}; expected labels >= 1 (0 = background)"
-        )
-    keep = masks.flatten(1).bool().any(dim=1)
-    masks, labels = masks[keep], labels[keep]
-    binary = masks.bool()
-    boxes = torch.zeros((len(masks), 4), dtype=torch.float32, device=masks.device)
-    if len(masks):
-        rows = binary.any(dim=2)  # (K, H)
-        cols = binary.any(dim=1)  # (K, W)
-        ar_h = torch.arange(rows.shape[1], device=masks.device)
-        ar_w = torch.arange(cols.shape[1], device=masks.device)
-        big = max(rows.shape[1], cols.shape[1]) + 1
-        boxes[:, 0] = torch.where(cols, ar_w, big).amin(dim=1)
-        boxes[:, 1] = torch.where(rows, ar_h, big).amin(dim=1)
-        boxes[:, 2] = torch.where(cols, ar_w, -1).amax(dim=1) + 1
-        boxes[:, 3] = torch.where(rows, ar_h, -1).amax(dim=1) + 1
-    return image, {"boxes": boxes, "labels": labels, "masks": masks}
-
-
-def collate_maskrcnn(items: Sequence[Mapping[str, Any]]) -> tuple[list[torch.Tensor], list[dict]]:
-    """Collate Instance items into the ``(images, targets)`` lists Mask R-CNN takes."""
-    pairs = [maskrcnn_targets_from_item(item) for item in items]
-    return [p[0] for p in pairs], [p[1] for p in pairs]
