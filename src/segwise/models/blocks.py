@@ -21,7 +21,6 @@ __all__ = [
     "conv_norm_act",
     "double_conv",
     "norm_layer",
-    "pad_to_multiple",
     "resize",
 ]
 
@@ -125,17 +124,3 @@ def resize(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
-
-
-def pad_to_multiple(x: torch.Tensor, divisor: int) -> torch.Tensor:
-    """Zero-pad ``x (N, C, H, W)`` at the bottom and right so that H and W divide ``divisor``.
-
-    The model crops its output back to ``(H, W)``, so a pixel's logits never depend on where the
-    padding went (bottom/right keeps the top-left pixel grid aligned with the input).
-    """
-    h, w = x.shape[-2:]
-    pad_h = (-h) % divisor
-    pad_w = (-w) % divisor
-    if pad_h == 0 and pad_w == 0:
-        return x
-    return F.pad(x, (0, pad_w, 0, pad_h))

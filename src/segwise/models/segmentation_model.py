@@ -92,10 +92,9 @@ class SegmentationModel(nn.Module):
 def _pad_to_multiple(x: torch.Tensor, divisor: int) -> torch.Tensor:
     """Zero-pad ``x (N, C, H, W)`` at the bottom and right so that H and W divide ``divisor``.
 
-    Unlike :func:`segwise.models.blocks.pad_to_multiple` there is no "nothing to pad" shortcut:
-    a Python branch on the size would be frozen into a traced graph at the trace size (a U-Net
-    traced at 64x64 then fails at 97x131), and ``torch.export`` would turn it into a guard.
-    A zero pad costs one copy of the input.
+    There is no "nothing to pad" shortcut: a Python branch on the size would be frozen into a
+    traced graph at the trace size (a U-Net traced at 64x64 then fails at 97x131), and
+    ``torch.export`` would turn it into a guard. A zero pad costs one copy of the input.
     """
     height, width = x.shape[-2:]
     return F.pad(x, (0, (-width) % divisor, 0, (-height) % divisor))
