@@ -34,6 +34,7 @@ from segwise._validation import as_enum
 from segwise.enums import Task
 
 __all__ = [
+    "FLAT_DATA_INFO_KEYS",
     "VOC_VOID_LABEL",
     "Color",
     "LabelSpace",
@@ -51,6 +52,11 @@ VOC_VOID_LABEL = 255
 
 #: Largest 8-bit value: the colour scale of RGB pictures (not a label).
 _MAX_8BIT = 255
+
+#: The label keys of the flat ``DataInfo`` dicts that checkpoints and ONNX files held before the
+#: label space became a ``DataInfo`` field (read by :meth:`LabelSpace.from_data_info`).
+FLAT_DATA_INFO_KEYS = ("task", "num_classes", "class_names", "class_colors", "ignore_index",
+                       "ignore_color")
 
 
 def palette(n: int) -> tuple[Color, ...]:
@@ -232,6 +238,54 @@ class LabelSpace:
                 raise ValueError(f"LabelSpace.from_dict: {key}={d[key]} was stored but the "
                                  f"label space gives {getattr(space, key)}")
         return space
+
+    @classmethod
+    def from_data_info(cls, d: dict[str, Any]) -> LabelSpace:
+        """The label space of a stored ``DataInfo`` dict (a checkpoint's ``data_info``): its
+        nested ``"labels"``, or the flat keys (:data:`FLAT_DATA_INFO_KEYS`) that checkpoints
+        and ONNX files written before the label space was a ``DataInfo`` field hold.
+
+        Raises:
+            ValueError: on a dict with both forms or neither, or a stored ``num_classes``
+                that disagrees with its class names.
+        """
+        flat = {k: d[k] for k in FLAT_DATA_INFO_KEYS if k in d}
+        if "labels" in d:
+            if flat:
+                raise ValueError(f"data_info has both a nested 'labels' and the flat keys "
+                                 f"{sorted(flat)}; keep one form")
+            return cls.from_dict(d["labels"])
+        missing = {"task", "class_names"} - set(flat)
+        if missing:
+            raise ValueError(f"data_info has no 'labels' and no {sorted(missing)}; expected a "
+                             "dict written by DataInfo.to_dict")
+        names = tuple(flat["class_names"])
+        if "num_classes" in flat and int(flat["num_classes"]) != len(names):
+            raise ValueError(f"data_info: num_classes={flat['num_classes']} was stored with "
+                             f"{len(names)} class names {list(names)}")
+        return cls(task=flat["task"], names=names,
+                   colors=tuple(tuple(c) for c in flat.get("class_colors") or ()),
+                   ignore_index=flat.get("ignore_index"), ignore_color=flat.get("ignore_color"))
+
+    @classmethod
+    def for_channels(cls, out_channels: int, *, task: Task | str | None = None) -> LabelSpace:
+        """A label space for a model known only by its output channels (no data to name them).
+
+        Args:
+            out_channels: channels of the model output.
+            task: the task; ``None``: binary for one channel, else multiclass.
+
+        Returns:
+            Binary: the classes ``("background", "foreground")``; otherwise one class per
+            channel, named ``"0"``, ``"1"``, ...
+        """
+        task = as_enum(task, Task, "task") if task is not None else (
+            Task.BINARY if out_channels == 1 else Task.MULTICLASS)
+        if task is Task.BINARY:
+            if out_channels != 1:
+                raise ValueError(f"a binary model has 1 output channel; got {out_channels}")
+            return cls(task=task, names=("background", "foreground"))
+        return cls(task=task, names=tuple(str(c) for c in range(out_channels)))
 
 
 def _check_scores(scores: Any, task: Task, what: str) -> tuple[bool, int]:

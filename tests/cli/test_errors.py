@@ -105,7 +105,7 @@ def test_export_of_a_stride_32_unet_verifies_at_an_odd_size_and_cleans_up(
     x = np.random.default_rng(0).random((1, loaded.info.in_channels, 360, 480), np.float32)
     deploy = export_lib.DeployModule(loaded.model, in_channels=loaded.info.in_channels,
                                      mean=loaded.info.mean, std=loaded.info.std,
-                                     head="probabilities", task=loaded.info.labels.task).eval()
+                                     head="probabilities", labels=loaded.info.labels).eval()
     with torch.no_grad():
         expected = deploy(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(OnnxPredictor(out)(x), expected, atol=1e-4)  # predict --onnx

@@ -77,7 +77,7 @@ def test_300_classes_in_16_bit_masks_without_ignore_label(tmp_path, capsys):
     import onnx
 
     props = {p.key: p.value for p in onnx.load(str(model)).metadata_props}
-    space = json.loads(props["segwise.label_space"])
+    space = json.loads(props["segwise.labels"])
     assert space["pad_value"] == 300 and space["out_channels"] == 300
     assert space["ignore_index"] is None
 
@@ -108,8 +108,17 @@ def test_binary_task_evaluate_predict_export_use_the_label_space(tiny_binary, tm
     import onnx
 
     props = {p.key: p.value for p in onnx.load(str(model)).metadata_props}
-    space = json.loads(props["segwise.label_space"])
+    space = json.loads(props["segwise.labels"])
     assert space["task"] == "binary" and space["out_channels"] == 1 and space["pad_value"] == 2
+    assert not {"segwise.label_space", "segwise.task"} & set(props)  # one label description
+    # the probabilities head gives both classes, as the predictor does: [1 - p, p]
+    from segwise.inference import OnnxPredictor
+
+    session = OnnxPredictor(model)
+    x = np.random.default_rng(0).random((1, 3, 40, 40), np.float32)
+    probs = session(x)
+    assert probs.shape == (1, 2, 40, 40)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
 
 
 def test_void_stored_as_0_is_refused_before_anything_is_written(tmp_path, capsys):

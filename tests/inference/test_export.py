@@ -26,6 +26,7 @@ from segwise.inference import (
     read_onnx_metadata,
     verify_onnx,
 )
+from segwise.labels import LabelSpace
 
 MEAN, STD = [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]
 
@@ -63,7 +64,8 @@ def test_onnx_heads_with_baked_normalisation_and_dynamic_axes(unet, tmp_path, he
 )
 def test_onnx_label_heads_for_sigmoid_tasks(tmp_path, task, channels, label_shape):
     model = torch.nn.Conv2d(3, channels, 3, padding=1).eval()
-    path = export_onnx(model, tmp_path / "m.onnx", in_channels=3, head="labels", task=task)
+    labels = LabelSpace.for_channels(channels, task=task)
+    path = export_onnx(model, tmp_path / "m.onnx", in_channels=3, head="labels", labels=labels)
     x = torch.randn(2, 3, 32, 32)
     got = OnnxPredictor(path)(x.numpy())
     with torch.no_grad():

@@ -79,10 +79,12 @@ def test_cli_exports_onnx_with_decoding_verified_and_metadata(tmp_path, capsys, 
 
     meta = read_onnx_metadata(out)
     assert meta == {"kind": "instance", "in_channels": 3, "mean": list(MEAN), "std": list(STD),
-                    "method": method, "max_instances": 6}
+                    "method": method, "max_instances": 6, "labels": _info().labels}
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     props = session.get_modelmeta().custom_metadata_map
-    assert json.loads(props["segwise.label_space"])["names"] == ["background", "nucleus"]
+    assert json.loads(props["segwise.labels"])["names"] == ["background", "nucleus"]
+    assert "labels" not in json.loads(props["segwise.data_info"])  # one label description
+    assert not {"segwise.label_space", "segwise.task"} & set(props)
     assert json.loads(props["segwise.options"]) == OPTIONS[method]
     assert [o.name for o in session.get_outputs()] == ["scores", "labels", "masks"]
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from segwise.labels import LabelSpace
 from segwise.viz import (
     overlay,
     plot_confusion,
@@ -48,6 +49,11 @@ def test_overlay_draws_ignored_pixels_in_the_ignore_colour():
                           overlay(rgb, labels, colours, alpha=0.5))
 
 
+def _labels(ignore_index, ignore_color=None):
+    return LabelSpace(task="binary", names=("bg", "cell"), colors=((0, 0, 0), (200, 30, 30)),
+                      ignore_index=ignore_index, ignore_color=ignore_color)
+
+
 def _rows(n):
     rgb = np.full((32, 32, 3), 10, np.uint8)
     target = np.zeros((32, 32), np.int64)
@@ -62,18 +68,17 @@ def _rows(n):
 @pytest.mark.parametrize(("n", "height"), [(1, 280), (3, 696)])
 def test_overlay_grid_file_and_size(tmp_path, n, height):
     # figsize (10, 2.6 n + 0.9) inches at 80 dpi
-    path = save_overlay_grid(tmp_path / "grid.png", _rows(n), [(0, 0, 0), (200, 30, 30)],
-                             ignore_index=IGNORE, class_names=["bg", "cell"])
+    path = save_overlay_grid(tmp_path / "grid.png", _rows(n), labels=_labels(IGNORE))
     assert path == tmp_path / "grid.png"
     assert _read(path).shape == (height, 800, 3)
 
 
 def test_overlay_grid_uses_the_ignore_colours(tmp_path):
-    kw = dict(palette=[(0, 0, 0), (200, 30, 30)], class_names=["bg", "cell"])
-    ignored = _read(save_overlay_grid(tmp_path / "a.png", _rows(1), ignore_index=IGNORE,
-                                      ignore_color=MAGENTA, **kw))
-    plain = _read(save_overlay_grid(tmp_path / "b.png", _rows(1), ignore_index=IGNORE, **kw))
-    unaware = _read(save_overlay_grid(tmp_path / "c.png", _rows(1), **kw))
+    ignored = _read(save_overlay_grid(tmp_path / "a.png", _rows(1),
+                                      labels=_labels(IGNORE, ignore_color=MAGENTA)))
+    plain = _read(save_overlay_grid(tmp_path / "b.png", _rows(1), labels=_labels(IGNORE)))
+    # no ignore label: 255 is neither a class nor the pad label (2), so it counts as missed
+    unaware = _read(save_overlay_grid(tmp_path / "c.png", _rows(1), labels=_labels(None)))
     grey = ERROR_COLOURS["ignored"]
     blue = ERROR_COLOURS["missed (false negative)"]
     # error column: the ignored half is grey (plus the legend patch), not "missed" blue

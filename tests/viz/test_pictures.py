@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from segwise.labels import LabelSpace
 from segwise.viz import error_map, overlay, plot_curves, save_overlay_grid
 from segwise.viz.overlays import ERROR_COLOURS, boundaries, display_colour, short_name
 
@@ -62,9 +63,10 @@ def _grid(path, title=None):
     target[8:24, 8:24] = 1
     pred = np.zeros((32, 32), np.int64)
     pred[10:26, 10:26] = 1
-    return save_overlay_grid(path, [("a" * 64, rgb, target, pred)] * 2,
-                             [(0, 0, 0), (128, 0, 0)], title=title,
-                             class_names=["background", "nucleus"])
+    labels = LabelSpace(task="binary", names=("background", "nucleus"),
+                        colors=((0, 0, 0), (128, 0, 0)))
+    return save_overlay_grid(path, [("a" * 64, rgb, target, pred)] * 2, labels=labels,
+                             title=title)
 
 
 def test_overlay_grid_has_title_legend_and_visible_class_colour(tmp_path):

@@ -201,9 +201,8 @@ def _write_html(out: Path, report: dict, loaded, predictor, dataset, samples) ->
                                 _semantic_scorer(loaded, keep_overlays=len(worst)),
                                 indices=worst)
         worst_png = save_overlay_grid(
-            out / "worst.png", again.overlays, list(info.labels.colors),
-            ignore_index=info.labels.pad_value, ignore_color=info.labels.ignore_color,
-            title="worst images (lowest per-image Dice)", class_names=list(info.labels.names),
+            out / "worst.png", again.overlays, labels=info.labels,
+            title="worst images (lowest per-image Dice)",
         )
     write_html_report(
         out / "report.html",

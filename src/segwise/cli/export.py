@@ -9,11 +9,13 @@ from pathlib import Path
 NAME = "export"
 HELP = "export a checkpoint to ONNX / TorchScript / torch.export, verified against PyTorch"
 DESCRIPTION = """\
-Export RUN/best.pt for deployment. By default the input normalisation and the softmax (sigmoid
-for binary) are baked into the graph, so a deployment feeds raw pixels scaled to [0, 1] and
-needs only the runtime. The ONNX file also carries the classes, colours and normalisation in
-its metadata, and the label space (`segwise.label_space`: classes, colours, ignore and pad
-labels, output channels); `segwise predict --onnx` uses them.
+Export RUN/best.pt for deployment. By default the input normalisation and the class
+probabilities are baked into the graph (softmax; binary: two channels, background 1 - p and
+foreground p = sigmoid(logit), as `segwise predict` gives them), so a deployment feeds raw
+pixels scaled to [0, 1] and needs only the runtime. The ONNX file also carries in its metadata
+the label space (`segwise.labels`: task, classes, colours, ignore and pad labels, output
+channels) and the training data's normalisation (`segwise.data_info`); `segwise predict --onnx`
+uses them.
 
 The export is verified: the artefact runs at two sizes, the trace size (--size, default 64x64)
 and one not divisible by 32 near it (97x131), and is compared with PyTorch; the max abs
@@ -91,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         export_torchscript,
         verification_sizes,
     )
+    from segwise.inference.metadata import DATA_INFO_KEY, data_info_metadata
     from segwise.inference.verify import verify_export
     from segwise.runs.checkpoint import load_run
 
@@ -110,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         "mean": mean,
         "std": std,
         "head": args.head or "probabilities",
-        "task": info.labels.task,
+        "labels": info.labels,  # the probabilities/labels heads follow its rules
         "sample_size": args.size,
         "verify": False,  # verified below, at --atol
     }
@@ -119,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.format == "onnx":
             export_onnx(loaded.model, partial, opset=args.opset, **common)
-            _add_onnx_metadata(partial, {"segwise.data_info": json.dumps(info.to_dict()),
-                                         "segwise.label_space": json.dumps(info.labels.to_dict())})
+            # segwise.labels is the exporter's; the data description goes without it
+            _add_onnx_metadata(partial, {DATA_INFO_KEY: data_info_metadata(info.to_dict())})
         elif args.format == "torchscript":
             export_torchscript(loaded.model, partial, **common)
         else:
@@ -141,6 +144,7 @@ def _run_instance(args: argparse.Namespace, loaded, out: Path, *, mean, std) -> 
     import os
 
     from segwise.inference.instance_export import export_instance
+    from segwise.inference.metadata import DATA_INFO_KEY, LABELS_KEY, data_info_metadata
 
     if args.head is not None:
         raise ValueError("--head does not apply to instance checkpoints: the graph outputs "
@@ -148,15 +152,15 @@ def _run_instance(args: argparse.Namespace, loaded, out: Path, *, mean, std) -> 
     info, model_args = loaded.info, loaded.model_args
     method = model_args["method"]
     partial = out.with_name(f".partial-{out.name}")
-    labels = {"segwise.data_info": json.dumps(info.to_dict()),
-              "segwise.label_space": json.dumps(info.labels.to_dict()),
-              "segwise.options": json.dumps(model_args.get("options") or {})}
+    metadata = {LABELS_KEY: json.dumps(info.labels.to_dict()),
+                DATA_INFO_KEY: data_info_metadata(info.to_dict()),
+                "segwise.options": json.dumps(model_args.get("options") or {})}
     try:
         done = export_instance(
             loaded.model, partial, method=method, in_channels=info.in_channels,
             options=model_args.get("options"), max_instances=args.max_instances, mean=mean,
             std=std, format=args.format, opset=args.opset, sample_size=args.size,
-            metadata=labels, atol=args.atol,
+            metadata=metadata, atol=args.atol,
         )
         os.replace(partial, out)
     finally:

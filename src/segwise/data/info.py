@@ -15,7 +15,7 @@ from typing import Any
 
 from segwise._validation import as_enum
 from segwise.data.formats import MaskKind
-from segwise.labels import LabelSpace
+from segwise.labels import FLAT_DATA_INFO_KEYS, LabelSpace
 
 __all__ = [
     "DataError",
@@ -73,12 +73,6 @@ class Problem:
         return f"{self.severity.value}: {self.file}: {self.message}"
 
 
-#: The label keys of the flat ``DataInfo`` dicts that checkpoints and exports wrote before the
-#: label space became a field (read by :meth:`DataInfo.from_dict`, never written).
-_FLAT_LABEL_KEYS = ("task", "num_classes", "class_names", "class_colors", "ignore_index",
-                    "ignore_color")
-
-
 @dataclass(frozen=True)
 class DataInfo:
     """What the engine and the predictor need to know about a dataset (one comment per field).
@@ -134,15 +128,8 @@ class DataInfo:
             ValueError: on unknown keys, a dict holding both forms, or a stored
                 ``num_classes`` that disagrees with its class names.
         """
-        d = dict(d)
-        flat = {k: d.pop(k) for k in _FLAT_LABEL_KEYS if k in d}
-        if "labels" in d:
-            if flat:
-                raise ValueError(f"DataInfo.from_dict: both a nested 'labels' and the flat keys "
-                                 f"{sorted(flat)}; keep one form")
-            labels = LabelSpace.from_dict(d.pop("labels"))
-        else:
-            labels = _labels_from_flat(flat)
+        labels = LabelSpace.from_data_info(d)  # nested, or the flat keys of older files
+        d = {k: v for k, v in d.items() if k != "labels" and k not in FLAT_DATA_INFO_KEYS}
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"DataInfo.from_dict: unknown keys {sorted(unknown)}")
@@ -156,22 +143,6 @@ class DataInfo:
             median_size=tuple(int(v) for v in d.get("median_size", (0, 0))),
             classes_source=str(d.get("classes_source", "")),
         )
-
-
-def _labels_from_flat(flat: dict[str, Any]) -> LabelSpace:
-    """The label space of a flat (pre-``labels``) ``DataInfo`` dict."""
-    missing = {"task", "class_names"} - set(flat)
-    if missing:
-        raise ValueError(f"DataInfo.from_dict: no 'labels' and no {sorted(missing)}; expected "
-                         "a dict written by DataInfo.to_dict")
-    names = tuple(flat["class_names"])
-    if "num_classes" in flat and int(flat["num_classes"]) != len(names):
-        raise ValueError(f"DataInfo.from_dict: num_classes={flat['num_classes']} was stored with "
-                         f"{len(names)} class names {list(names)}")
-    return LabelSpace(task=flat["task"], names=names,
-                      colors=tuple(tuple(c) for c in flat.get("class_colors") or ()),
-                      ignore_index=flat.get("ignore_index"),
-                      ignore_color=flat.get("ignore_color"))
 
 
 @dataclass

@@ -41,7 +41,7 @@ _LAZY = {
     "export_onnx": "segwise.inference.export",
     "export_program": "segwise.inference.export",
     "export_torchscript": "segwise.inference.export",
-    "read_onnx_metadata": "segwise.inference.deploy",
+    "read_onnx_metadata": "segwise.inference.metadata",
     "verification_sizes": "segwise.inference.deploy",
     "verify_export": "segwise.inference.verify",
     "verify_onnx": "segwise.inference.verify",

@@ -1,7 +1,8 @@
 """What an exported artefact is: the deploy wrapper, its metadata, and the shared errors.
 
 :class:`DeployModule` wraps a model with the input normalisation and the head (logits,
-probabilities or labels); :func:`read_onnx_metadata` reads back how an ONNX file was built.
+probabilities or labels, by the label space's rules); :func:`read_onnx_metadata` (from the
+torch-free :mod:`segwise.inference.metadata`) reads back how an ONNX file was built.
 Both the exporters (:mod:`segwise.inference.export`) and the checks of their artefacts
 (:mod:`segwise.inference.verify`) build on this module, which imports neither of them.
 """
@@ -20,13 +21,17 @@ from torch import nn
 from segwise._validation import as_enum
 from segwise.enums import Task
 from segwise.errors import ExportError
+from segwise.inference.metadata import LABELS_KEY, parse_metadata, read_onnx_metadata
 from segwise.inferers.options import ExportHead
+from segwise.labels import LabelSpace
 
 __all__ = [
     "DeployModule",
     "ExportError",
     "ExportFormat",
+    "InputNorm",
     "InstanceDeployModule",
+    "parse_metadata",
     "read_onnx_metadata",
     "verification_sizes",
 ]
@@ -55,28 +60,19 @@ def verification_sizes(sample_size: tuple[int, int]) -> tuple[tuple[int, int], t
     return (h, w), (h + (33 if h % 2 == 0 else 32), w + (67 if w % 2 == 0 else 66))
 
 
-class DeployModule(nn.Module):
-    """``model`` with normalisation in front and the head behind, ready to export.
+class InputNorm(nn.Module):
+    """``(x - mean) / std`` per channel, or the identity when neither is given.
 
-    ``forward(x)``: ``x (N, C, H, W)`` float32 *raw* pixels (normalised inside when ``mean`` and
-    ``std`` are given); returns what :class:`ExportHead` says: ``LOGITS`` / ``PROBABILITIES``
-    ``(N, K, H, W)`` float32, ``LABELS`` ``(N, H, W)`` int64 (``(N, K, H, W)`` for multilabel).
+    Args:
+        in_channels: ``C`` of ``x (N, C, H, W)``.
+        mean, std: one value per channel (``std > 0``), or both ``None``.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        in_channels: int,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        head: ExportHead | str = ExportHead.LOGITS,
-        task: Task | str = Task.MULTICLASS,
-    ) -> None:
+    def __init__(self, *, in_channels: int, mean: Sequence[float] | None = None,
+                 std: Sequence[float] | None = None) -> None:
         super().__init__()
-        self.model = model
-        self.head = as_enum(head, ExportHead, "head")
-        self.task = as_enum(task, Task, "task")
+        if not isinstance(in_channels, int) or in_channels < 1:
+            raise ValueError(f"in_channels={in_channels!r} is not valid; expected an int >= 1")
         self.in_channels = in_channels
         if (mean is None) != (std is None):
             raise ValueError("give both mean and std (one value per input channel), or neither")
@@ -95,28 +91,73 @@ class DeployModule(nn.Module):
         self.register_buffer("std", torch.tensor(std or [1.0] * in_channels).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.normalise:
-            x = (x - self.mean) / self.std
-        logits = self.model(x)  # (N, K, H, W)
-        if self.head == ExportHead.LOGITS:
-            return logits
-        if self.task == Task.MULTICLASS:
-            if self.head == ExportHead.PROBABILITIES:
-                return logits.softmax(dim=1)
-            return logits.argmax(dim=1)  # (N, H, W)
-        if self.head == ExportHead.PROBABILITIES:
-            return logits.sigmoid()
-        labels = (logits > 0).long()  # sigmoid(z) > 0.5  <=>  z > 0
-        return labels[:, 0] if self.task == Task.BINARY else labels
+        return (x - self.mean) / self.std if self.normalise else x
 
     def metadata(self) -> dict[str, str]:
-        """How this module was built, as string key/values for an artefact's metadata."""
+        """``segwise.in_channels``, ``segwise.mean`` and ``segwise.std`` (``null``: none)."""
         return {
             "segwise.in_channels": str(self.in_channels),
             "segwise.mean": json.dumps(self.mean_values),
             "segwise.std": json.dumps(self.std_values),
+        }
+
+
+class DeployModule(nn.Module):
+    """``model`` with normalisation in front and the head behind, ready to export.
+
+    ``forward(x)``: ``x (N, C, H, W)`` float32 *raw* pixels (normalised inside when ``mean`` and
+    ``std`` are given); returns what :class:`ExportHead` says, by the label space's rules:
+    ``LOGITS`` the model output ``(N, out_channels, H, W)``; ``PROBABILITIES``
+    :meth:`LabelSpace.probabilities <segwise.labels.LabelSpace.probabilities>` ``(N,
+    num_classes, H, W)`` float32 (binary: two channels, ``[1 - p, p]``, like the predictor);
+    ``LABELS`` :meth:`LabelSpace.logits_to_labels <segwise.labels.LabelSpace.logits_to_labels>`
+    ``(N, H, W)`` int64 (multilabel: ``(N, K, H, W)`` 0/1, ``logit > 0`` per class).
+
+    Args:
+        model: ``(N, C, H, W) -> (N, out_channels, H, W)`` logits.
+        in_channels: ``C``.
+        labels: the :class:`~segwise.labels.LabelSpace` the model predicts (recorded in the
+            metadata as ``segwise.labels``).
+        mean, std: the normalisation to bake in, or both ``None``.
+        head: :class:`ExportHead`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        in_channels: int,
+        labels: LabelSpace,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        head: ExportHead | str = ExportHead.LOGITS,
+    ) -> None:
+        super().__init__()
+        if not isinstance(labels, LabelSpace):
+            raise ValueError(f"labels={labels!r} is not valid; expected a "
+                             "segwise.labels.LabelSpace (a checkpoint's info.labels)")
+        self.model = model
+        self.norm = InputNorm(in_channels=in_channels, mean=mean, std=std)
+        self.head = as_enum(head, ExportHead, "head")
+        self.labels = labels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.model(self.norm(x))  # (N, out_channels, H, W)
+        if self.head == ExportHead.LOGITS:
+            return logits
+        if self.head == ExportHead.PROBABILITIES:
+            return self.labels.probabilities(logits)  # (N, num_classes, H, W)
+        if self.labels.task is Task.MULTILABEL:  # no single label: one 0/1 map per class
+            return (logits > 0).long()  # sigmoid(z) > 0.5  <=>  z > 0
+        return self.labels.logits_to_labels(logits)  # (N, H, W)
+
+    def metadata(self) -> dict[str, str]:
+        """How this module was built, as string key/values for an artefact's metadata
+        (:mod:`segwise.inference.metadata`)."""
+        return {
+            **self.norm.metadata(),
             "segwise.head": self.head.value,
-            "segwise.task": self.task.value,
+            LABELS_KEY: json.dumps(self.labels.to_dict()),
         }
 
 
@@ -148,7 +189,7 @@ class InstanceDeployModule(nn.Module):
         max_instances: int,
     ) -> None:
         super().__init__()
-        self.norm = DeployModule(nn.Identity(), in_channels=in_channels, mean=mean, std=std)
+        self.norm = InputNorm(in_channels=in_channels, mean=mean, std=std)
         self.module = module
         self.method = str(method)
         self.max_instances = int(max_instances)
@@ -163,17 +204,31 @@ class InstanceDeployModule(nn.Module):
             "segwise.kind": "instance",
             "segwise.method": self.method,
             "segwise.max_instances": str(self.max_instances),
-            "segwise.in_channels": str(self.norm.in_channels),
-            "segwise.mean": json.dumps(self.norm.mean_values),
-            "segwise.std": json.dumps(self.norm.std_values),
+            **self.norm.metadata(),
         }
 
 
-def _deploy(model, in_channels, mean, std, head, task) -> DeployModule:
-    if not isinstance(in_channels, int) or in_channels < 1:
-        raise ValueError(f"in_channels={in_channels!r} is not valid; expected an int >= 1")
+def _output_channels(model: nn.Module, in_channels: int, size: tuple[int, int]) -> int:
+    """Channels of ``model``'s output on one seeded ``(1, in_channels, *size)`` sample."""
+    with _eval_mode(model), torch.no_grad():
+        return int(model(_sample(in_channels, size)).shape[1])
+
+
+def _check_deploy_args(in_channels: int, mean, std, head) -> None:
+    """The checks of :class:`DeployModule`'s arguments, before an exporter runs the model."""
+    InputNorm(in_channels=in_channels, mean=mean, std=std)
+    as_enum(head, ExportHead, "head")
+
+
+def _deploy(model: nn.Module, in_channels: int, mean, std, head, labels: LabelSpace | None,
+            sample_size: tuple[int, int] = (64, 64)) -> DeployModule:
+    """The export module; ``labels=None``: :meth:`LabelSpace.for_channels` of the model's
+    output (one channel: binary, else multiclass with classes named by their index)."""
+    _check_deploy_args(in_channels, mean, std, head)
+    if labels is None:
+        labels = LabelSpace.for_channels(_output_channels(model, in_channels, sample_size))
     return DeployModule(
-        model, in_channels=in_channels, mean=mean, std=std, head=head, task=task
+        model, in_channels=in_channels, labels=labels, mean=mean, std=std, head=head
     ).eval()
 
 
@@ -206,40 +261,3 @@ def _removed_on_failure(path: Path, what: str) -> Iterator[None]:
             f"{what} to {path} failed ({type(err).__name__}: {first}); nothing was written. "
             "Run with --debug for the traceback; try another format or report the model"
         ) from err
-
-
-def read_onnx_metadata(path: str | Path) -> dict[str, object]:
-    """The ``segwise.*`` metadata of an ONNX file written by :func:`export_onnx`.
-
-    Returns:
-        ``{"kind": "semantic", "in_channels": int, "mean": list | None, "std": list | None,
-        "head": ExportHead, "task": Task}``; for an instance export (``segwise export`` of an
-        instance checkpoint) ``{"kind": "instance", "in_channels", "mean", "std", "method": str,
-        "max_instances": int}``.
-    """
-    import onnx
-
-    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    if "segwise.head" not in props and props.get("segwise.kind") != "instance":
-        raise ValueError(f"{path} has no segwise metadata; was it written by export_onnx?")
-    return _parse_metadata(props)
-
-
-def _parse_metadata(props: dict[str, str]) -> dict[str, object]:
-    if props.get("segwise.kind") == "instance":
-        return {
-            "kind": "instance",
-            "in_channels": int(props["segwise.in_channels"]),
-            "mean": json.loads(props["segwise.mean"]),
-            "std": json.loads(props["segwise.std"]),
-            "method": props["segwise.method"],
-            "max_instances": int(props["segwise.max_instances"]),
-        }
-    return {
-        "kind": "semantic",
-        "in_channels": int(props["segwise.in_channels"]),
-        "mean": json.loads(props["segwise.mean"]),
-        "std": json.loads(props["segwise.std"]),
-        "head": ExportHead(props["segwise.head"]),
-        "task": Task(props["segwise.task"]),
-    }

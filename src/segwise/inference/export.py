@@ -29,6 +29,7 @@ from segwise.inference.deploy import (
     DeployModule,
     ExportError,
     ExportFormat,
+    _check_deploy_args,
     _deploy,
     _eval_mode,
     _removed_on_failure,
@@ -39,6 +40,7 @@ from segwise.inference.deploy import (
 from segwise.inference.onnx_norms import precise_norms
 from segwise.inference.verify import verify_export
 from segwise.inferers.options import ExportHead
+from segwise.labels import LabelSpace
 
 __all__ = [
     "DeployModule",
@@ -59,7 +61,7 @@ def export_onnx(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     head: ExportHead | str = ExportHead.LOGITS,
-    task: Task | str = Task.MULTICLASS,
+    labels: LabelSpace | None = None,
     opset: int = 17,
     dynamic: bool = True,
     sample_size: tuple[int, int] = (64, 64),
@@ -82,7 +84,11 @@ def export_onnx(
         mean: per-channel mean to subtract inside the graph (with ``std``), or ``None``.
         std: per-channel standard deviation to divide by inside the graph, or ``None``.
         head: :class:`ExportHead`.
-        task: :class:`~segwise.enums.Task`, which decides softmax/argmax vs sigmoid/threshold.
+        labels: the :class:`~segwise.labels.LabelSpace` the model predicts (a checkpoint's
+            ``info.labels``): its rules make the probabilities head (binary: two channels
+            ``[1 - p, p]``) and the labels head, and it is recorded as ``segwise.labels``.
+            ``None``: :meth:`LabelSpace.for_channels` of the model's output on the trace
+            sample (one channel: binary, else multiclass with classes named ``"0"``, ...).
         opset: ONNX opset version.
         dynamic: make batch, height and width dynamic (else fixed to the sample's).
         sample_size: ``(H, W)`` of the example input used for tracing (any size works).
@@ -99,12 +105,13 @@ def export_onnx(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    deploy = _deploy(model, in_channels, mean, std, head, task)
+    _check_deploy_args(in_channels, mean, std, head)  # a bad argument: a ValueError as is
     with _removed_on_failure(path, "ONNX export"), _eval_mode(model):
+        deploy = _deploy(model, in_channels, mean, std, head, labels, sample_size)
         axes = {"image": {0: "batch", 2: "height", 3: "width"}}
         out_axes = (
             {0: "batch", 1: "height", 2: "width"}
-            if (deploy.head == ExportHead.LABELS and deploy.task != Task.MULTILABEL)
+            if (deploy.head == ExportHead.LABELS and deploy.labels.task != Task.MULTILABEL)
             else {0: "batch", 2: "height", 3: "width"}
         )
         axes["output"] = out_axes
@@ -144,7 +151,7 @@ def export_torchscript(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     head: ExportHead | str = ExportHead.LOGITS,
-    task: Task | str = Task.MULTICLASS,
+    labels: LabelSpace | None = None,
     sample_size: tuple[int, int] = (64, 64),
     verify: bool = True,
 ) -> Path:
@@ -165,8 +172,9 @@ def export_torchscript(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    deploy = _deploy(model, in_channels, mean, std, head, task)
+    _check_deploy_args(in_channels, mean, std, head)  # a bad argument: a ValueError as is
     with _removed_on_failure(path, "TorchScript export"):
+        deploy = _deploy(model, in_channels, mean, std, head, labels, sample_size)
         with _eval_mode(model), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in 2.14
@@ -189,7 +197,7 @@ def export_program(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     head: ExportHead | str = ExportHead.LOGITS,
-    task: Task | str = Task.MULTICLASS,
+    labels: LabelSpace | None = None,
     dynamic: bool = True,
     sample_size: tuple[int, int] = (64, 64),
     verify: bool = True,
@@ -213,8 +221,9 @@ def export_program(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    deploy = _deploy(model, in_channels, mean, std, head, task)
+    _check_deploy_args(in_channels, mean, std, head)  # a bad argument: a ValueError as is
     with _removed_on_failure(path, "torch.export"):
+        deploy = _deploy(model, in_channels, mean, std, head, labels, sample_size)
         with _eval_mode(model), fx_config.patch(backed_size_oblivious=dynamic):
             auto = torch.export.Dim.AUTO
             shapes = {"x": {0: auto, 2: auto, 3: auto}} if dynamic else None

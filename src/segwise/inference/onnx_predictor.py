@@ -1,19 +1,22 @@
 """Predict with an exported ONNX file using only NumPy and onnxruntime (no torch, no model code).
 
-This module must stay importable without PyTorch: it imports only numpy, onnxruntime and the
-torch-free option enums. A deployment ships the ``.onnx`` file written by
+This module must stay importable without PyTorch: it imports only numpy, onnxruntime, the
+torch-free option enums, the metadata reader and the label rules of :mod:`segwise.labels`
+(which take numpy arrays). A deployment ships the ``.onnx`` file written by
 :func:`segwise.inference.export_onnx` and this predictor.
 """
 
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from segwise.enums import Task
+from segwise.inference.metadata import parse_metadata
 from segwise.inferers.options import ExportHead
+from segwise.labels import class_probabilities, labels_from_logits
 
 __all__ = ["OnnxPredictor"]
 
@@ -22,7 +25,9 @@ class OnnxPredictor:
     """Run an ONNX segmentation model written by :func:`~segwise.inference.export_onnx`.
 
     The file's metadata says whether normalisation and which head (logits / probabilities /
-    labels) are baked in; :meth:`predict_labels` turns any head into a label map.
+    labels) are baked in; :meth:`predict_probabilities` and :meth:`predict_labels` turn the
+    output into class probabilities and a label map by the label space's rules
+    (:func:`segwise.labels.class_probabilities`, :func:`segwise.labels.labels_from_logits`).
 
     Args:
         path: the ``.onnx`` file.
@@ -31,7 +36,9 @@ class OnnxPredictor:
 
     Attributes:
         head: the baked-in :class:`~segwise.inference.ExportHead`.
-        task: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
+        labels: the file's :class:`~segwise.labels.LabelSpace` (classes, colours), or ``None``
+            for a file that recorded its task alone (an older library export).
+        task: :class:`~segwise.enums.Task` (a ``str`` enum: ``"binary"``, ...), ``labels.task``.
         in_channels: ``C`` the model expects.
         mean, std: the baked-in normalisation (lists), or ``None`` when the caller must normalise.
     """
@@ -67,11 +74,12 @@ class OnnxPredictor:
             )
         if "segwise.head" not in props:
             raise ValueError(f"{self.path} has no segwise metadata; export it with export_onnx")
-        self.head = ExportHead(props["segwise.head"])
-        self.task = props["segwise.task"]
-        self.in_channels = int(props["segwise.in_channels"])
-        self.mean = json.loads(props["segwise.mean"])
-        self.std = json.loads(props["segwise.std"])
+        meta = parse_metadata(props)  # this version's keys or an older file's
+        self.head: ExportHead = meta["head"]
+        self.labels = meta["labels"]
+        self.task: Task = meta["task"]
+        self.in_channels: int = meta["in_channels"]
+        self.mean, self.std = meta["mean"], meta["std"]
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
@@ -103,6 +111,30 @@ class OnnxPredictor:
                 "like its trace size: export the checkpoint again (`segwise export`)"
             ) from err
 
+    def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities whatever logits or probabilities head was baked in.
+
+        Args:
+            images: as for :meth:`__call__`.
+
+        Returns:
+            ``(N, K, H, W)`` float32 by :func:`segwise.labels.class_probabilities`: ``K = 2``
+            for binary (``[1 - p, p]``, also from a one-channel probabilities file of an older
+            segwise), else one channel per class.
+
+        Raises:
+            ValueError: the file has the labels head (no probabilities in it).
+        """
+        if self.head == ExportHead.LABELS:
+            raise ValueError(f"{self.path} was exported with --head labels; it holds no "
+                             "probabilities: export with --head probabilities or logits")
+        out = self(images)
+        if self.head == ExportHead.LOGITS:
+            return class_probabilities(out, self.task)
+        if self.task is Task.BINARY and out.shape[1] == 1:  # older files: p alone
+            return class_probabilities(out, self.task, from_logits=False)
+        return out
+
     def predict_labels(self, images: np.ndarray) -> np.ndarray:
         """Label map(s) whatever head was baked in.
 
@@ -110,14 +142,15 @@ class OnnxPredictor:
             images: as for :meth:`__call__`.
 
         Returns:
-            ``(N, H, W)`` int64 class indices (argmax for multiclass, ``> 0.5`` probability for
-            binary); ``(N, K, H, W)`` int64 0/1 for multilabel.
+            ``(N, H, W)`` int64 class indices (logits: :func:`segwise.labels.labels_from_logits`,
+            argmax for multiclass and ``logit > 0`` for binary; probabilities: their argmax);
+            ``(N, K, H, W)`` int64 0/1 for multilabel (probability > 0.5 per class).
         """
-        out = self(images)
         if self.head == ExportHead.LABELS:
-            return out.astype(np.int64)
-        if self.task == "multiclass":
-            return out.argmax(axis=1).astype(np.int64)
-        threshold = 0.0 if self.head == ExportHead.LOGITS else 0.5
-        labels = (out > threshold).astype(np.int64)
-        return labels[:, 0] if self.task == "binary" else labels
+            return self(images).astype(np.int64)
+        if self.task is Task.MULTILABEL:  # per class: sigmoid(z) > 0.5  <=>  z > 0
+            cut = 0.0 if self.head == ExportHead.LOGITS else 0.5
+            return (self(images) > cut).astype(np.int64)
+        if self.head == ExportHead.LOGITS:
+            return labels_from_logits(self(images), self.task)
+        return self.predict_probabilities(images).argmax(axis=1).astype(np.int64)

@@ -187,6 +187,7 @@ class SemanticPredictor:
                 ask for tiling or flips.
         """
         from segwise.data import DataInfo
+        from segwise.inference.metadata import DATA_INFO_KEY
         from segwise.inference.onnx_predictor import OnnxPredictor
 
         options = options or PredictOptions()
@@ -195,13 +196,15 @@ class SemanticPredictor:
                              "tile_size/flips (--tile-size/--tta) or predict with --checkpoint")
         session = OnnxPredictor(path, threads=threads)
         props = session.session.get_modelmeta().custom_metadata_map
-        if "segwise.data_info" not in props:
+        if DATA_INFO_KEY not in props or session.labels is None:
             raise ValueError(
-                f"{path} has no segwise.data_info metadata (classes, colours); export it with "
-                "`segwise export --checkpoint RUN/best.pt`"
+                f"{path} has no {DATA_INFO_KEY} metadata (normalisation, classes, colours); "
+                "export it with `segwise export --checkpoint RUN/best.pt`"
             )
-        info = DataInfo.from_dict(json.loads(props["segwise.data_info"]))
-        return cls(_onnx_forward(session, info.labels.task), info, options=options)
+        stored = json.loads(props[DATA_INFO_KEY])  # without its labels (older files: with)
+        info = DataInfo.from_dict(stored if stored.keys() & {"labels", "task"} else
+                                  {**stored, "labels": session.labels.to_dict()})
+        return cls(_onnx_forward(session), info, options=options)
 
 
 def _resolved(options: PredictOptions | None, loaded: Any) -> PredictOptions:
@@ -217,7 +220,7 @@ def _resolved(options: PredictOptions | None, loaded: Any) -> PredictOptions:
     return options
 
 
-def _onnx_forward(session: Any, task: Task) -> SemanticForward:
+def _onnx_forward(session: Any) -> SemanticForward:
     from segwise.inferers.options import ExportHead
 
     if session.head == ExportHead.LABELS:
@@ -229,16 +232,9 @@ def _onnx_forward(session: Any, task: Task) -> SemanticForward:
 
     def forward(image: PreparedImage) -> tuple[np.ndarray, None]:
         x = image.unit if raw_pixels else image.normalized
-        out = session(np.ascontiguousarray(x[None], dtype=np.float32)).astype(np.float32)
-        if session.head == ExportHead.LOGITS:
-            if task is Task.BINARY:
-                out = 1.0 / (1.0 + np.exp(-out))
-            else:
-                out = np.exp(out - out.max(axis=1, keepdims=True))
-                out /= out.sum(axis=1, keepdims=True)
-        if task is Task.BINARY:
-            out = np.concatenate([1.0 - out, out], axis=1)
-        return out[0], None
+        # the label space's rule, in numpy (binary: [1 - p, p])
+        probs = session.predict_probabilities(np.ascontiguousarray(x[None], dtype=np.float32))
+        return probs[0].astype(np.float32, copy=False), None
 
     return forward
 
@@ -251,14 +247,8 @@ def _torch_forward(model: Any, label_space: Any, device: Any,
     from segwise.inferers.forward import forward_logits
     from segwise.inferers.options import Activation
 
-    binary = label_space.task is Task.BINARY
     model.eval()
-
-    def to_probs(logits: torch.Tensor) -> torch.Tensor:
-        if binary:
-            p = torch.sigmoid(logits)
-            return torch.cat([1 - p, p], dim=1)
-        return torch.softmax(logits, dim=1)
+    to_probs = label_space.probabilities  # (N, num_classes, H, W); binary [1 - p, p]
 
     def logits_of(x: torch.Tensor) -> torch.Tensor:  # (N, K, H, W) float32, tiled when large
         return forward_logits(model, x, tile_size=options.tile_size, overlap=options.overlap)

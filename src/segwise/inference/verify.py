@@ -23,10 +23,11 @@ from segwise.inference.deploy import (
     InstanceDeployModule,
     _deploy,
     _eval_mode,
-    _parse_metadata,
+    _output_channels,
     _sample,
-    read_onnx_metadata,
 )
+from segwise.inference.metadata import parse_metadata, read_onnx_metadata
+from segwise.labels import LabelSpace
 
 __all__ = ["verify_export", "verify_onnx"]
 
@@ -72,7 +73,7 @@ def _load_runner(
             loaded = torch.export.load(str(path), extra_files=extra).module()
     if not extra["segwise.json"]:
         raise ExportError(f"{path} has no segwise metadata; export it with segwise")
-    return loaded, _parse_metadata(json.loads(extra["segwise.json"]))
+    return loaded, parse_metadata(json.loads(extra["segwise.json"]))
 
 
 def verify_export(
@@ -145,9 +146,11 @@ def _deploy_as_recorded(model: nn.Module, meta: dict[str, object]) -> nn.Module:
             model, in_channels=int(meta["in_channels"]), mean=meta["mean"], std=meta["std"],
             method=str(meta["method"]), max_instances=int(meta["max_instances"]),
         ).eval()
-    return _deploy(
-        model, meta["in_channels"], meta["mean"], meta["std"], meta["head"], meta["task"]
-    )
+    labels = meta["labels"]
+    if labels is None:  # a file that recorded its task alone (before segwise.labels)
+        labels = LabelSpace.for_channels(_output_channels(model, int(meta["in_channels"]),
+                                                          (64, 64)), task=meta["task"])
+    return _deploy(model, meta["in_channels"], meta["mean"], meta["std"], meta["head"], labels)
 
 
 def _compare_outputs(path, fmt, got, expected, shape, atol: float) -> float:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segwise.labels import palette
+from segwise.labels import LabelSpace, palette
 
 __all__ = [
     "ERROR_COLOURS",
@@ -157,12 +157,9 @@ def short_name(name: str, width: int = 18) -> str:
 def save_overlay_grid(
     path: str | Path,
     rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
-    palette: Sequence[tuple[int, int, int]],
     *,
-    ignore_index: int | None = None,
-    ignore_color: tuple[int, int, int] | None = None,
+    labels: LabelSpace,
     title: str | None = None,
-    class_names: Sequence[str] | None = None,
 ) -> Path:
     """Write a PNG grid: one row per image with image, ground truth, prediction and errors.
 
@@ -173,12 +170,11 @@ def save_overlay_grid(
     Args:
         path: output PNG.
         rows: ``(name, rgb (H,W,3) uint8, target (H,W), pred (H,W))`` per image.
-        palette: class colours.
-        ignore_index: label shown as grey in the error column.
-        ignore_color: colour of the ignored pixels in the ground-truth column
-            (``info.labels.ignore_color``); ``None``: the plain image there.
+        labels: the :class:`~segwise.labels.LabelSpace`: class colours and names (the legend
+            leaves out class 0, background), ``pad_value`` (ignored and padded pixels: grey in
+            the error column) and ``ignore_color`` (their colour in the ground-truth column;
+            ``None``: the plain image there).
         title: the figure's title (e.g. which checkpoint and epoch it shows).
-        class_names: names for the legend (class 0, background, is left out).
     """
     import matplotlib
 
@@ -186,16 +182,17 @@ def save_overlay_grid(
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
+    colors, left_out = list(labels.colors), labels.pad_value  # ignored and padded: one label
     n = max(1, len(rows))
     fig, axes = plt.subplots(n, 4, figsize=(10, 2.6 * n + 0.9), squeeze=False)
     titles = ("image", "ground truth", "prediction", "errors")
     for r, (name, rgb, target, pred) in enumerate(rows):
         panels = (
             rgb,
-            overlay(rgb, target, palette, ignore_index=ignore_index, ignore_color=ignore_color,
+            overlay(rgb, target, colors, ignore_index=left_out, ignore_color=labels.ignore_color,
                     alpha=0.35, outline=True),
-            overlay(rgb, pred, palette, alpha=0.35, outline=True),
-            error_map(pred, target, ignore_index),
+            overlay(rgb, pred, colors, alpha=0.35, outline=True),
+            error_map(pred, target, left_out),
         )
         for c, panel in enumerate(panels):
             ax = axes[r][c]
@@ -210,8 +207,8 @@ def save_overlay_grid(
             bbox={"facecolor": "black", "alpha": 0.6, "pad": 1.5, "linewidth": 0},
         )
     handles = [
-        Patch(color=np.asarray(display_colour(palette[c])) / 255.0, label=str(class_names[c]))
-        for c in range(1, min(len(palette), len(class_names or ())))
+        Patch(color=np.asarray(display_colour(colors[c])) / 255.0, label=labels.names[c])
+        for c in range(1, labels.num_classes)
     ]
     handles += [Patch(color=np.asarray(v) / 255.0, label=f"error: {k}")
                 for k, v in ERROR_COLOURS.items()]

@@ -153,13 +153,9 @@ class OverlayPictures(Callback):
             return
         from segwise.viz import save_overlay_grid
 
-        info = run.info
         save_overlay_grid(
             run.run_dir / "overlays.png",
             report.overlays,
-            list(info.labels.colors),
-            ignore_index=run.adapter.ignore_index,
-            ignore_color=info.labels.ignore_color,
+            labels=run.info.labels,
             title=f"best.pt: epoch {report.epoch}, validation {run.monitor} {report.score:.4f}",
-            class_names=list(info.labels.names),
         )
