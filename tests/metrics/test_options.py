@@ -9,7 +9,7 @@ import torch
 
 from segwise.metrics import (
     ConfusionMatrix,
-    EmptyRule,
+    MetricEmptyRule,
     PerImageDice,
     dice_score,
     iou_score,
@@ -62,7 +62,7 @@ def test_binary_scores_empty_rule(empty, expected):
         v = float(fn(z, z, empty=empty))
         assert (math.isnan(v) and math.isnan(expected)) or v == expected
     # one empty, the other not: 0 whatever the rule
-    assert float(dice_score(z, ~z, empty=EmptyRule.ONE)) == 0.0
+    assert float(dice_score(z, ~z, empty=MetricEmptyRule.ONE)) == 0.0
 
 
 @pytest.mark.parametrize(("empty", "mean_iou"), [("exclude", 0.5), ("one", 0.75), ("zero", 0.25)])

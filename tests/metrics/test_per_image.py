@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from segwise.metrics import ConfusionMatrix, EmptyRule, PerImageDice
+from segwise.metrics import ConfusionMatrix, MetricEmptyRule, PerImageDice
 
 # Two 1x4 binary images (docs/metrics.md works this example):
 # A: a large object found exactly; B: a one-pixel object missed.
@@ -56,13 +56,13 @@ def test_empty_rule_exclude_versus_one():
     r = one.compute()
     assert r.per_image.tolist() == [1.0, 0.0]
     assert r.mean == 0.5
-    assert one.empty is EmptyRule.ONE
+    assert one.empty is MetricEmptyRule.ONE
 
 
 def test_image_with_every_pixel_ignored_is_nan_under_both_rules():
     target = torch.tensor([[[255, 255]], [[1, 0]]])
     pred = torch.tensor([[[1, 1]], [[1, 0]]])
-    for rule in EmptyRule:
+    for rule in MetricEmptyRule:
         acc = PerImageDice(2, ignore_index=255, empty=rule)
         acc.update(pred, target, ids=["void", "ok"])
         r = acc.compute()

@@ -15,7 +15,7 @@ from segwise.losses.factory import LossName, create_loss, loss_options
 from segwise.losses.focal import FocalLoss, focal_loss
 from segwise.losses.functional import DiceStatistics
 from segwise.losses.lovasz import LovaszLoss, lovasz_loss
-from segwise.losses.options import DiceScope, EmptyRule, GDiceWeight, LossEmptyRule, Reduction
+from segwise.losses.options import DiceScope, GDiceWeight, LossEmptyRule, Reduction
 from segwise.losses.tversky import (
     FocalTverskyLoss,
     TverskyLoss,
@@ -30,7 +30,6 @@ __all__ = [
     "DiceLoss",
     "DiceScope",
     "DiceStatistics",
-    "EmptyRule",
     "FocalLoss",
     "FocalTverskyLoss",
     "GDiceWeight",

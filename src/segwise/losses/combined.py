@@ -10,7 +10,7 @@ from segwise._validation import as_enum, check_positive
 from segwise.enums import Task
 from segwise.losses import functional as LF
 from segwise.losses._module import LossModule
-from segwise.losses.options import DiceScope, EmptyRule
+from segwise.losses.options import DiceScope, LossEmptyRule
 
 __all__ = ["CrossEntropyLoss", "DiceCELoss"]
 
@@ -87,7 +87,7 @@ class DiceCELoss(LossModule):
         class_weights: Sequence[float] | Tensor | None = None,
         include_background: bool = True,
         squared: bool = False,
-        empty: EmptyRule | str = EmptyRule.SKIP,
+        empty: LossEmptyRule | str = LossEmptyRule.SKIP,
         eps: float = 1e-7,
         dice_weight: float = 1.0,
         ce_weight: float = 1.0,
@@ -106,7 +106,7 @@ class DiceCELoss(LossModule):
         self.scope = as_enum(scope, DiceScope, "scope")
         self.include_background = bool(include_background)
         self.squared = bool(squared)
-        self.empty = as_enum(empty, EmptyRule, "empty")
+        self.empty = as_enum(empty, LossEmptyRule, "empty")
         self.eps = float(eps)
         self.dice_weight = float(dice_weight)
         self.ce_weight = float(ce_weight)

@@ -13,7 +13,7 @@ from segwise._validation import as_enum, check_positive
 from segwise.enums import Task
 from segwise.losses import functional as LF
 from segwise.losses._module import LossModule
-from segwise.losses.options import DiceScope, EmptyRule, GDiceWeight, Reduction
+from segwise.losses.options import DiceScope, GDiceWeight, LossEmptyRule, Reduction
 
 __all__ = ["DiceLoss", "GeneralizedDiceLoss", "JaccardLoss"]
 
@@ -44,7 +44,7 @@ class DiceLoss(LossModule):
         class_weights: (C,) weights >= 0 of the per-class losses (not for binary).
         include_background: score class 0 (not valid to disable for binary).
         squared: V-Net denominator ``sum(p**2) + sum(g**2)``.
-        empty: rule for units whose target is empty (:class:`EmptyRule`).
+        empty: rule for units whose target is empty (:class:`LossEmptyRule`).
         eps: added to the denominator only.
         reduction: :class:`Reduction`: ``mean`` (default), ``sum`` or ``none`` (per-unit
             losses, (K,) for batch scope, (N, K) for image scope).
@@ -68,7 +68,7 @@ class DiceLoss(LossModule):
         class_weights: Sequence[float] | Tensor | None = None,
         include_background: bool = True,
         squared: bool = False,
-        empty: EmptyRule | str = EmptyRule.SKIP,
+        empty: LossEmptyRule | str = LossEmptyRule.SKIP,
         eps: float = 1e-7,
         reduction: Reduction | str = Reduction.MEAN,
     ) -> None:
@@ -82,7 +82,7 @@ class DiceLoss(LossModule):
         self.scope = as_enum(scope, DiceScope, "scope")
         self.include_background = bool(include_background)
         self.squared = bool(squared)
-        self.empty = as_enum(empty, EmptyRule, "empty")
+        self.empty = as_enum(empty, LossEmptyRule, "empty")
         self.eps = float(eps)
         self.reduction = as_enum(reduction, Reduction, "reduction")
 

@@ -35,7 +35,7 @@ from segwise.losses._inputs import (
 )
 from segwise.losses._reduce import reduce_units, safe_ratio
 from segwise.losses._stats import DiceStatistics, check_finite, fused_sums, statistics
-from segwise.losses.options import DiceScope, EmptyRule, GDiceWeight, Reduction
+from segwise.losses.options import DiceScope, GDiceWeight, LossEmptyRule, Reduction
 
 __all__ = [
     "DiceStatistics",
@@ -103,7 +103,7 @@ def region_reduce(
     scope: DiceScope,
     weights: Tensor | None,
     include_background: bool,
-    empty: EmptyRule,
+    empty: LossEmptyRule,
     reduction: Reduction,
     power: float = 1.0,
 ) -> Tensor:
@@ -113,7 +113,7 @@ def region_reduce(
     """
     present = tsum > 0
     scored = count > 0
-    if empty is EmptyRule.SKIP:
+    if empty is LossEmptyRule.SKIP:
         scored = scored & present
     else:  # FP_RATE: empty target scores 1 - (false-positive mass) / (valid pixels)
         score = torch.where(present, score, 1.0 - _safe_ratio(psum, count))
@@ -132,7 +132,7 @@ def _overlap_loss(
     scope: DiceScope,
     weights: Tensor | None,
     include_background: bool,
-    empty: EmptyRule,
+    empty: LossEmptyRule,
     eps: float,
     reduction: Reduction = Reduction.MEAN,
 ) -> Tensor:
@@ -149,7 +149,7 @@ def _overlap_loss(
 def _check_common(task, scope, eps, include_background, class_weights, n_classes, empty=None):
     task = as_enum(task, Task, "task")
     scope = as_enum(scope, DiceScope, "scope")
-    empty = as_enum(empty, EmptyRule, "empty") if empty is not None else None
+    empty = as_enum(empty, LossEmptyRule, "empty") if empty is not None else None
     check_positive(eps, "eps", allow_zero=True)
     if task is Task.BINARY and not include_background:
         raise ValueError(
@@ -189,7 +189,7 @@ def soft_dice_loss(
     class_weights: Weights = None,
     include_background: bool = True,
     squared: bool = False,
-    empty: EmptyRule | str = EmptyRule.SKIP,
+    empty: LossEmptyRule | str = LossEmptyRule.SKIP,
     eps: float = 1e-7,
     reduction: Reduction | str = Reduction.MEAN,
 ) -> Tensor:
@@ -207,7 +207,7 @@ def soft_dice_loss(
             multilabel only.
         include_background: score class (channel) 0; not valid to disable for binary.
         squared: V-Net denominator ``sum(p**2) + sum(g**2)``.
-        empty: rule for units whose target is empty (:class:`EmptyRule`).
+        empty: rule for units whose target is empty (:class:`LossEmptyRule`).
         eps: added to the denominator only (numerical safety, not smoothing).
         reduction: ``mean`` (weighted mean over the scored units), ``sum``, or ``none``: the
             weighted per-unit losses, (K,) for batch scope and (N, K) for image scope, K the
@@ -233,7 +233,7 @@ def soft_jaccard_loss(
     class_weights: Weights = None,
     include_background: bool = True,
     squared: bool = False,
-    empty: EmptyRule | str = EmptyRule.SKIP,
+    empty: LossEmptyRule | str = LossEmptyRule.SKIP,
     eps: float = 1e-7,
     reduction: Reduction | str = Reduction.MEAN,
 ) -> Tensor:
@@ -416,7 +416,7 @@ def dice_ce_loss(
     class_weights: Weights = None,
     include_background: bool = True,
     squared: bool = False,
-    empty: EmptyRule | str = EmptyRule.SKIP,
+    empty: LossEmptyRule | str = LossEmptyRule.SKIP,
     eps: float = 1e-7,
     dice_weight: float = 1.0,
     ce_weight: float = 1.0,

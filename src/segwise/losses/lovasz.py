@@ -30,7 +30,7 @@ from segwise.losses._module import LossModule
 from segwise.losses._reduce import reduce_units, safe_ratio
 from segwise.losses._stats import check_finite
 from segwise.losses.dice import _check_overlap_options
-from segwise.losses.options import DiceScope, EmptyRule, Reduction
+from segwise.losses.options import DiceScope, LossEmptyRule, Reduction
 
 __all__ = ["LovaszLoss", "lovasz_loss"]
 
@@ -100,7 +100,7 @@ def lovasz_loss(
     scope: DiceScope | str = DiceScope.BATCH,
     class_weights: Weights = None,
     include_background: bool = True,
-    empty: EmptyRule | str = EmptyRule.SKIP,
+    empty: LossEmptyRule | str = LossEmptyRule.SKIP,
     reduction: Reduction | str = Reduction.MEAN,
 ) -> Tensor:
     """Lovasz-softmax (multiclass) or Lovasz hinge (binary, multilabel) loss.
@@ -127,7 +127,7 @@ def lovasz_loss(
     """
     task = as_enum(task, Task, "task")
     scope = as_enum(scope, DiceScope, "scope")
-    empty = as_enum(empty, EmptyRule, "empty")
+    empty = as_enum(empty, LossEmptyRule, "empty")
     reduction = as_enum(reduction, Reduction, "reduction")
     _check_lovasz_options(task, include_background, class_weights, from_logits)
     n_ch = input_channels(input)
@@ -170,7 +170,7 @@ def lovasz_loss(
         loss, gsum, count = loss[:, 1:], gsum[:, 1:], count[:, 1:]
         weights = None if weights is None else weights[1:]
     scored = count > 0
-    if empty is EmptyRule.SKIP:
+    if empty is LossEmptyRule.SKIP:
         scored = scored & (gsum > 0)
     out = reduce_units(loss, scored, weights, reduction)
     return out.squeeze(0) if (reduction is Reduction.NONE and scope is DiceScope.BATCH) else out
@@ -200,7 +200,7 @@ class LovaszLoss(LossModule):
         scope: DiceScope | str = DiceScope.BATCH,
         class_weights: Sequence[float] | Tensor | None = None,
         include_background: bool = True,
-        empty: EmptyRule | str = EmptyRule.SKIP,
+        empty: LossEmptyRule | str = LossEmptyRule.SKIP,
         reduction: Reduction | str = Reduction.MEAN,
     ) -> None:
         task = as_enum(task, Task, "task")
@@ -211,7 +211,7 @@ class LovaszLoss(LossModule):
         self.ignore_index = ignore_index
         self.scope = as_enum(scope, DiceScope, "scope")
         self.include_background = bool(include_background)
-        self.empty = as_enum(empty, EmptyRule, "empty")
+        self.empty = as_enum(empty, LossEmptyRule, "empty")
         self.reduction = as_enum(reduction, Reduction, "reduction")
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["DiceScope", "EmptyRule", "GDiceWeight", "LossEmptyRule", "Reduction"]
+__all__ = ["DiceScope", "GDiceWeight", "LossEmptyRule", "Reduction"]
 
 
 class DiceScope(str, Enum):
@@ -35,11 +35,6 @@ class LossEmptyRule(str, Enum):
 
     SKIP = "skip"
     FP_RATE = "fp_rate"
-
-
-#: The earlier name, kept so that existing code keeps working. Prefer ``LossEmptyRule``;
-#: ``segwise.metrics.MetricEmptyRule`` is a different choice (what a metric reports).
-EmptyRule = LossEmptyRule
 
 
 class GDiceWeight(str, Enum):

@@ -27,7 +27,7 @@ from segwise.losses._inputs import input_channels, prepare
 from segwise.losses._module import LossModule
 from segwise.losses._stats import statistics
 from segwise.losses.dice import _check_overlap_options
-from segwise.losses.options import DiceScope, EmptyRule, Reduction
+from segwise.losses.options import DiceScope, LossEmptyRule, Reduction
 
 __all__ = ["FocalTverskyLoss", "TverskyLoss", "focal_tversky_loss", "tversky_loss"]
 
@@ -60,7 +60,7 @@ def focal_tversky_loss(
     scope: DiceScope | str = DiceScope.BATCH,
     class_weights: Weights = None,
     include_background: bool = True,
-    empty: EmptyRule | str = EmptyRule.SKIP,
+    empty: LossEmptyRule | str = LossEmptyRule.SKIP,
     eps: float = 1e-7,
     reduction: Reduction | str = Reduction.MEAN,
 ) -> Tensor:
@@ -144,7 +144,7 @@ class FocalTverskyLoss(LossModule):
         scope: DiceScope | str = DiceScope.BATCH,
         class_weights: Sequence[float] | Tensor | None = None,
         include_background: bool = True,
-        empty: EmptyRule | str = EmptyRule.SKIP,
+        empty: LossEmptyRule | str = LossEmptyRule.SKIP,
         eps: float = 1e-7,
         reduction: Reduction | str = Reduction.MEAN,
     ) -> None:
@@ -160,7 +160,7 @@ class FocalTverskyLoss(LossModule):
         self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
         self.scope = as_enum(scope, DiceScope, "scope")
         self.include_background = bool(include_background)
-        self.empty = as_enum(empty, EmptyRule, "empty")
+        self.empty = as_enum(empty, LossEmptyRule, "empty")
         self.eps = float(eps)
         self.reduction = as_enum(reduction, Reduction, "reduction")
 

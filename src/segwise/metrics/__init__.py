@@ -17,7 +17,7 @@ from segwise.metrics.functional import (
     iou_score,
     labels_from_logits,
 )
-from segwise.metrics.options import Average, EmptyRule, MetricEmptyRule
+from segwise.metrics.options import Average, MetricEmptyRule
 from segwise.metrics.per_image import PerImageDice, PerImageScores
 from segwise.metrics.scores import SegmentationScores, scores_from_confusion
 from segwise.metrics.surface import (
@@ -34,7 +34,6 @@ __all__ = [
     "BoundaryScores",
     "ConfusionMatrix",
     "DistanceMetric",
-    "EmptyRule",
     "ImageReduction",
     "MetricEmptyRule",
     "PerImageDice",

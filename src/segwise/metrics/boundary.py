@@ -19,7 +19,7 @@ import torch
 from segwise._validation import as_enum
 from segwise.metrics._checks import check_class_names, check_ignore_index, check_num_classes
 from segwise.metrics._distributed import all_gather_objects
-from segwise.metrics.per_image import EmptyRule
+from segwise.metrics.per_image import MetricEmptyRule
 from segwise.metrics.surface import (
     STAT_FIELDS,
     DistanceMetric,
@@ -209,7 +209,7 @@ class BoundaryMetrics:
         percentile: q of the percentile Hausdorff distance (95: HD95).
         directed: prediction-to-target distances only.
         ignore_index: target value of pixels that belong to no class (outside ``[0, C)``).
-        empty: :class:`~segwise.metrics.EmptyRule` when a class is absent from both.
+        empty: :class:`~segwise.metrics.MetricEmptyRule` when a class is absent from both.
         class_names: optional C strings.
         distance_metric: euclidean (default), chessboard or taxicab distances between pixel
             centres (:class:`~segwise.metrics.surface.DistanceMetric`), in units of ``spacing``.
@@ -224,7 +224,7 @@ class BoundaryMetrics:
         percentile: float = 95.0,
         directed: bool = False,
         ignore_index: int | None = None,
-        empty: EmptyRule | str = EmptyRule.EXCLUDE,
+        empty: MetricEmptyRule | str = MetricEmptyRule.EXCLUDE,
         class_names: Any = None,
         distance_metric: DistanceMetric | str = DistanceMetric.EUCLIDEAN,
     ) -> None:
@@ -241,7 +241,7 @@ class BoundaryMetrics:
         self.tolerance = float(tolerance)
         self.percentile = float(percentile)
         self.directed = bool(directed)
-        self.empty = as_enum(empty, EmptyRule, "empty")
+        self.empty = as_enum(empty, MetricEmptyRule, "empty")
         self.class_names = check_class_names(class_names, num_classes)
         self.distance_metric = as_enum(distance_metric, DistanceMetric, "distance_metric")
         self._stats: list[torch.Tensor] = []  # each (N, C, 10) float64

@@ -80,7 +80,7 @@ class ConfusionMatrix:
         Args:
             class_names: C strings for this result; default the ones given at construction.
             empty: Dice/IoU of classes absent from both: ``exclude`` (NaN), ``one``, ``zero``
-                (:class:`~segwise.metrics.EmptyRule`).
+                (:class:`~segwise.metrics.MetricEmptyRule`).
         """
         names = self.class_names if class_names is None else class_names
         return scores_from_confusion(self._confmat, class_names=names, empty=empty)

@@ -12,7 +12,7 @@ import torch
 from segwise._validation import as_enum
 from segwise.labels import labels_from_logits
 from segwise.metrics._checks import check_ignore_index, check_label_maps, check_num_classes
-from segwise.metrics.options import EmptyRule
+from segwise.metrics.options import MetricEmptyRule
 
 __all__ = [
     "batch_confusion_matrix",
@@ -58,8 +58,8 @@ def _binary_counts(
     return tp, fp, fn
 
 
-def _empty_fill(empty: EmptyRule | str) -> float:
-    return as_enum(empty, EmptyRule, "empty").score
+def _empty_fill(empty: MetricEmptyRule | str) -> float:
+    return as_enum(empty, MetricEmptyRule, "empty").score
 
 
 def dice_score(
@@ -67,14 +67,14 @@ def dice_score(
     target: torch.Tensor,
     *,
     dim: Dims = None,
-    empty: EmptyRule | str = EmptyRule.ONE,
+    empty: MetricEmptyRule | str = MetricEmptyRule.ONE,
 ) -> torch.Tensor:
     """Hard Dice coefficient of two binary masks: ``2|P∩T| / (|P| + |T|)``.
 
     Empty rule: if both masks are empty the Dice follows ``empty``
-    (:class:`~segwise.metrics.EmptyRule`): 1.0 by default (``one``: a perfect, correct "nothing
-    here"), NaN (``exclude``) or 0.0 (``zero``); if exactly one is empty it is 0.0. No epsilon
-    is added, so values are exact.
+    (:class:`~segwise.metrics.MetricEmptyRule`): 1.0 by default (``one``: a perfect, correct
+    "nothing here"), NaN (``exclude``) or 0.0 (``zero``); if exactly one is empty it is 0.0. No
+    epsilon is added, so values are exact.
 
     Example: target ``1 0 0 1 0 0`` and prediction ``1 0 1 1 0 0`` give ``2*2/(3+2) = 0.8``.
 
@@ -104,7 +104,7 @@ def iou_score(
     target: torch.Tensor,
     *,
     dim: Dims = None,
-    empty: EmptyRule | str = EmptyRule.ONE,
+    empty: MetricEmptyRule | str = MetricEmptyRule.ONE,
 ) -> torch.Tensor:
     """Hard IoU (Jaccard index) of two binary masks: ``|P∩T| / |P∪T|``.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from enum import Enum
 
-__all__ = ["Average", "EmptyRule", "MetricEmptyRule"]
+__all__ = ["Average", "MetricEmptyRule"]
 
 
 class MetricEmptyRule(str, Enum):
@@ -29,11 +29,6 @@ class MetricEmptyRule(str, Enum):
     def score(self) -> float:
         """The overlap score (Dice, IoU) of two empty masks under this rule: NaN, 1.0 or 0.0."""
         return {"exclude": math.nan, "one": 1.0, "zero": 0.0}[self.value]
-
-
-#: The earlier name, kept so that existing code keeps working. Prefer ``MetricEmptyRule``;
-#: ``segwise.losses.LossEmptyRule`` is a different choice (what a loss optimises).
-EmptyRule = MetricEmptyRule
 
 
 class Average(str, Enum):

@@ -18,9 +18,9 @@ from segwise._validation import as_enum
 from segwise.metrics._checks import check_class_names, check_ignore_index, check_num_classes
 from segwise.metrics._distributed import all_gather_objects
 from segwise.metrics.functional import batch_confusion_matrix
-from segwise.metrics.options import EmptyRule
+from segwise.metrics.options import MetricEmptyRule
 
-__all__ = ["EmptyRule", "PerImageDice", "PerImageScores"]
+__all__ = ["MetricEmptyRule", "PerImageDice", "PerImageScores"]
 
 
 def _nanmean(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -38,7 +38,8 @@ class PerImageScores:
         ids: image ids, in the order the images were added (merged order for merges); an
             image added without an id is ``"#k"``, k its position here.
         dice: (M, C) float64, ``dice[i, c]`` is the Dice of class c in image i; NaN where the
-            class is absent from both (``EmptyRule.EXCLUDE``) or the image has no counted pixel.
+            class is absent from both (``MetricEmptyRule.EXCLUDE``) or the image has no counted
+            pixel.
         per_image: (M,) float64, each image's mean Dice over ``classes`` (NaN values left out);
             NaN when none of them is defined.
         classes: the class indices that enter ``per_image``.
@@ -116,7 +117,7 @@ class PerImageDice:
     Args:
         num_classes: number of classes C (>= 1).
         ignore_index: target value to leave out (e.g. 255); must lie outside ``[0, C)``.
-        empty: :class:`EmptyRule` (or its string value) for classes absent from both.
+        empty: :class:`MetricEmptyRule` (or its string value) for classes absent from both.
         classes: class indices averaged into each image's score; default all. For a binary
             task with label maps 0/1, ``classes=[1]`` scores the foreground only.
         class_names: optional C strings, carried into :class:`PerImageScores`.
@@ -127,13 +128,13 @@ class PerImageDice:
         num_classes: int,
         *,
         ignore_index: int | None = None,
-        empty: EmptyRule | str = EmptyRule.EXCLUDE,
+        empty: MetricEmptyRule | str = MetricEmptyRule.EXCLUDE,
         classes: Sequence[int] | None = None,
         class_names: Any = None,
     ) -> None:
         self.num_classes = check_num_classes(num_classes)
         self.ignore_index = check_ignore_index(ignore_index, num_classes)
-        self.empty = as_enum(empty, EmptyRule, "empty")
+        self.empty = as_enum(empty, MetricEmptyRule, "empty")
         if classes is None:
             self.classes = tuple(range(num_classes))
         else:
@@ -216,7 +217,7 @@ class PerImageDice:
         dice = torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.full_like(denom, fill))
         union = tp + fp + fn
         iou = torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(union, fill))
-        if self.empty is not EmptyRule.EXCLUDE:
+        if self.empty is not MetricEmptyRule.EXCLUDE:
             # An image with no counted pixel at all has nothing to score.
             nothing = counts.sum(dim=(1, 2)) == 0
             dice[nothing] = math.nan
@@ -306,7 +307,7 @@ class PerImageDice:
         config = (
             state["num_classes"],
             state["ignore_index"],
-            as_enum(state["empty"], EmptyRule, "state['empty']"),
+            as_enum(state["empty"], MetricEmptyRule, "state['empty']"),
             tuple(state["classes"]),
         )
         self._check_config(config, "state")

@@ -21,7 +21,7 @@ import torch
 
 from segwise._validation import as_enum
 from segwise.metrics._checks import check_class_names
-from segwise.metrics.options import Average, EmptyRule
+from segwise.metrics.options import Average, MetricEmptyRule
 
 __all__ = ["SegmentationScores", "scores_from_confusion"]
 
@@ -146,7 +146,7 @@ def scores_from_confusion(
     confmat: torch.Tensor,
     *,
     class_names: Any = None,
-    empty: EmptyRule | str = EmptyRule.EXCLUDE,
+    empty: MetricEmptyRule | str = MetricEmptyRule.EXCLUDE,
 ) -> SegmentationScores:
     """Derive every dataset-level score from a confusion matrix.
 
@@ -155,7 +155,8 @@ def scores_from_confusion(
         class_names: optional sequence of C strings.
         empty: Dice and IoU of a class absent from both target and prediction:
             ``exclude`` (NaN, left out of the means; default), ``one`` or ``zero``
-            (:class:`~segwise.metrics.EmptyRule`). Precision and recall stay NaN where undefined.
+            (:class:`~segwise.metrics.MetricEmptyRule`). Precision and recall stay NaN where
+            undefined.
 
     Returns:
         The :class:`SegmentationScores` (float64 arithmetic, values as Python floats).
@@ -179,7 +180,7 @@ def scores_from_confusion(
         )
     c = confmat.shape[0]
     names = check_class_names(class_names, c)
-    empty = as_enum(empty, EmptyRule, "empty")
+    empty = as_enum(empty, MetricEmptyRule, "empty")
     m = confmat.detach().to("cpu", torch.int64)
     tp = m.diagonal()
     support = m.sum(dim=1)  # TP + FN: target pixels of each class
@@ -190,7 +191,7 @@ def scores_from_confusion(
 
     dice = _ratio(2 * tp, 2 * tp + fp + fn)
     iou = _ratio(tp, tp + fp + fn)
-    if empty is not EmptyRule.EXCLUDE:  # absent from both: the rule's value instead of NaN
+    if empty is not MetricEmptyRule.EXCLUDE:  # absent from both: the rule's value instead of NaN
         fill = empty.score
         dice = torch.where(dice.isnan(), torch.full_like(dice, fill), dice)
         iou = torch.where(iou.isnan(), torch.full_like(iou, fill), iou)

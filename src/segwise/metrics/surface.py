@@ -22,7 +22,7 @@ Definitions (``docs/metrics.md`` §7), for one image and class c, N-dimensional:
 - Empty masks: one of the two empty gives HD = HDq = ASSD = inf and NSD = 0 (every distance to
   an empty set is infinite; MONAI gives inf for HD and ASSD, 0 for NSD, but NaN for HDq, the
   percentile of infinite distances); both empty is undefined and follows the
-  :class:`~segwise.metrics.EmptyRule`: NaN (``exclude``), a perfect 0 / NSD 1 (``one``) or a
+  :class:`~segwise.metrics.MetricEmptyRule`: NaN (``exclude``), a perfect 0 / NSD 1 (``one``) or a
   failure inf / NSD 0 (``zero``).
 - Pixels whose target is ``ignore_index`` belong to no class; boundary pixels of the prediction
   lying on them are dropped.
@@ -43,7 +43,7 @@ import torch.nn.functional as F
 
 from segwise._validation import as_enum
 from segwise.metrics._checks import check_ignore_index, check_num_classes
-from segwise.metrics.per_image import EmptyRule
+from segwise.metrics.per_image import MetricEmptyRule
 
 __all__ = [
     "STAT_FIELDS",
@@ -265,19 +265,22 @@ def surface_statistics(
 
 
 def scores_from_statistics(
-    stats: torch.Tensor, *, directed: bool = False, empty: EmptyRule | str = EmptyRule.EXCLUDE
+    stats: torch.Tensor,
+    *,
+    directed: bool = False,
+    empty: MetricEmptyRule | str = MetricEmptyRule.EXCLUDE,
 ) -> dict[str, torch.Tensor]:
     """Every distance metric from :func:`surface_statistics` output (module docstring).
 
     Args:
         stats: (..., 10) float64 statistics.
         directed: prediction-to-target distances only.
-        empty: rule when both boundaries are empty (:class:`~segwise.metrics.EmptyRule`).
+        empty: rule when both boundaries are empty (:class:`~segwise.metrics.MetricEmptyRule`).
 
     Returns:
         ``{"hd", "hd_percentile", "assd", "nsd"}``, each of shape ``stats.shape[:-1]``.
     """
-    empty = as_enum(empty, EmptyRule, "empty")
+    empty = as_enum(empty, MetricEmptyRule, "empty")
     s = stats.double()
     npred, ntar = s[..., _NP], s[..., _NG]
     if directed:
@@ -295,9 +298,9 @@ def scores_from_statistics(
     nsd = torch.where(both, within / total.clamp_min(1), torch.zeros_like(hd))
     hd = torch.where(both, hd, inf)
     pct = torch.where(both, pct, inf)
-    if empty is EmptyRule.EXCLUDE:
+    if empty is MetricEmptyRule.EXCLUDE:
         fill_d, fill_n = nan, nan
-    elif empty is EmptyRule.ONE:
+    elif empty is MetricEmptyRule.ONE:
         fill_d, fill_n = torch.zeros_like(hd), torch.ones_like(hd)
     else:  # ZERO: scored as a failure
         fill_d, fill_n = inf, torch.zeros_like(hd)
@@ -325,7 +328,7 @@ def hausdorff_distance(
     directed: bool = False,
     spacing: Sequence[float] | float | None = None,
     ignore_index: int | None = None,
-    empty: EmptyRule | str = EmptyRule.EXCLUDE,
+    empty: MetricEmptyRule | str = MetricEmptyRule.EXCLUDE,
     distance_metric: DistanceMetric | str = DistanceMetric.EUCLIDEAN,
 ) -> torch.Tensor:
     """Hausdorff distance per (image, class); ``percentile=None`` for the maximum, 95 for HD95.
@@ -337,7 +340,7 @@ def hausdorff_distance(
         directed: prediction-to-target distances only.
         spacing: physical pixel size per spatial axis (None: 1).
         ignore_index: target value of pixels that belong to no class.
-        empty: rule when the class is absent from both (:class:`~segwise.metrics.EmptyRule`).
+        empty: rule when the class is absent from both (:class:`~segwise.metrics.MetricEmptyRule`).
         distance_metric: euclidean (default), chessboard or taxicab (:class:`DistanceMetric`).
 
     Returns:
@@ -359,7 +362,7 @@ def average_surface_distance(
     directed: bool = False,
     spacing: Sequence[float] | float | None = None,
     ignore_index: int | None = None,
-    empty: EmptyRule | str = EmptyRule.EXCLUDE,
+    empty: MetricEmptyRule | str = MetricEmptyRule.EXCLUDE,
     distance_metric: DistanceMetric | str = DistanceMetric.EUCLIDEAN,
 ) -> torch.Tensor:
     """Average symmetric surface distance (ASSD; ``directed=True``: mean of ``D_pg``).
@@ -381,7 +384,7 @@ def normalized_surface_dice(
     directed: bool = False,
     spacing: Sequence[float] | float | None = None,
     ignore_index: int | None = None,
-    empty: EmptyRule | str = EmptyRule.EXCLUDE,
+    empty: MetricEmptyRule | str = MetricEmptyRule.EXCLUDE,
     distance_metric: DistanceMetric | str = DistanceMetric.EUCLIDEAN,
 ) -> torch.Tensor:
     """Normalised surface Dice at ``tolerance`` (in the units of ``spacing``, measured with
