@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from segwise.models import SegmentationOutput, create_model, list_models
+from segwise.models.architectures import MODELS
 
 SMALL_FCN = {"fc_channels": 32}
 
@@ -41,6 +42,16 @@ CASES = [
 ]
 
 
+# the volume models (spatial_dims=3), narrow: (model, options)
+CASES_3D = [
+    ("unet3d", {"base_width": 4, "depth": 2}),
+    ("unet3d", {"base_width": 4, "depth": 3, "norm": "instance", "spacing": (3.0, 0.8, 0.8)}),
+    ("resenc_unet3d", {"base_width": 4, "max_width": 16, "depth": 3}),
+    ("resenc_unet3d", {"base_width": 4, "max_width": 8, "depth": 2,
+                       "blocks_per_stage": (1, 2, 1), "spacing": (0.7, 0.7, 2.5)}),
+]
+
+
 def _values(case):
     return case.values if isinstance(case, type(pytest.param())) else case
 
@@ -54,8 +65,13 @@ def _build(name, encoder, options, **kwargs):
 
 
 def test_every_architecture_is_swept():
-    swept = {_values(c)[0] for c in CASES}
+    swept = {_values(c)[0] for c in CASES} | {c[0] for c in CASES_3D}
     assert swept == set(list_models())
+    assert {c[0] for c in CASES_3D} == {n for n in list_models() if _dims(n) == 3}
+
+
+def _dims(name):
+    return MODELS.get(name).spatial_dims
 
 
 @pytest.mark.parametrize(("name", "encoder", "options"), CASES, ids=IDS)
@@ -101,7 +117,7 @@ LIGHT = [
 
 
 def test_light_set_covers_every_architecture():
-    assert {c[0] for c in LIGHT} == set(list_models())
+    assert {c[0] for c in LIGHT} == {n for n in list_models() if _dims(n) == 2}
 
 
 @pytest.mark.parametrize(("name", "encoder", "options"), LIGHT, ids=[c[0] for c in LIGHT])
@@ -170,3 +186,46 @@ def test_with_aux_is_a_segmentation_output_without_aux_heads_too(name):
     assert isinstance(out, SegmentationOutput) and out.aux == ()
     assert isinstance(plain, torch.Tensor) and torch.equal(out.logits, plain)
     assert plain.shape == (1, 3, 32, 32)
+
+
+@pytest.fixture
+def one_thread():
+    """3D convs on CPU: one thread is 20x faster than two on a loaded 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize(("name", "options"), CASES_3D, ids=[c[0] for c in CASES_3D])
+def test_volume_model_contract(name, options, one_thread):
+    """The same contract on (N, C, D, H, W): logits at odd sizes (padded per axis to the
+    plan's divisor and cropped back), gradients everywhere, determinism, state_dict round
+    trip, in_channels 1 / num_classes 1. With instance norm the deepest map must hold more
+    than one voxel (PyTorch's InstanceNorm3d refuses a 1x1x1 map; nnU-Net's patches never
+    come near it)."""
+    torch.manual_seed(0)
+    model = create_model(name, in_channels=2, num_classes=3, **options)
+    model.train()
+    logits = model(torch.randn(2, 2, 19, 23, 29))
+    assert logits.shape == (2, 3, 19, 23, 29)
+    logits.square().mean().backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not no_grad, f"parameters without gradient: {no_grad[:5]}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+    model.eval()
+    x = torch.randn(1, 2, 7, 13, 5)
+    with torch.no_grad():
+        first, second = model(x), model(x)
+        out = model(x, with_aux=True)
+    assert first.shape == (1, 3, 7, 13, 5) and torch.equal(first, second)
+    assert isinstance(out, SegmentationOutput) and out.aux == ()
+    torch.manual_seed(123)
+    clone = create_model(name, in_channels=2, num_classes=3, **options).eval()
+    clone.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.equal(clone(x), first)
+        single = create_model(name, in_channels=1, num_classes=1, **options).eval()
+        # not 1x1x1: instance norm needs more than one voxel in the deepest map
+        assert single(torch.randn(1, 1, 3, 9, 17)).shape == (1, 1, 3, 9, 17)

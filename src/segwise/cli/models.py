@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
             for p in params
             if p.default is not inspect.Parameter.empty
         )
-        print(f"{name:<15} {spec.description} (default encoder: {spec.default_encoder})")
+        dims = " [3D: input (N, C, D, H, W)]" if spec.spatial_dims == 3 else ""
+        print(f"{name:<15} {spec.description} (default encoder: {spec.default_encoder}){dims}")
         print(f"{'':<15} options: {options or '-'}")
     from segwise.instance.methods import INSTANCE_METHODS, get_method
 

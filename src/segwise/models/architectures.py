@@ -24,6 +24,7 @@ from segwise.models.heads import FCNHead, ResizeHead, SegmentationHead
 from segwise.models.init import Distribution, init_relu_convs
 from segwise.models.registry import Registry
 from segwise.models.segmentation_model import SegmentationModel
+from segwise.models.volumetric import build_resenc_unet3d, build_unet3d
 
 __all__ = [
     "BUILDER_ARGS",
@@ -50,11 +51,14 @@ class ModelSpec:
         build: the builder (keyword-only arguments, see the ``build_*`` functions).
         default_encoder: encoder used when ``create_model(..., encoder=None)``.
         description: one line for ``segwise models``.
+        spatial_dims: 2 for images (input ``(N, C, H, W)``), 3 for volumes (``(N, C, D, H,
+            W)``: ``unet3d``, ``resenc_unet3d``; docs/models.md, "3D models").
     """
 
     build: Callable[..., SegmentationModel]
     default_encoder: str
     description: str
+    spatial_dims: int = 2
 
 
 def _check_head_kernel(size: int) -> None:
@@ -330,4 +334,17 @@ MODELS.register(
 MODELS.register(
     "deeplabv3plus",
     ModelSpec(build_deeplabv3plus, "resnet50", "DeepLab v3+: ASPP + low-level decoder"),
+)
+MODELS.register(
+    "unet3d",
+    ModelSpec(build_unet3d, "unet3d", "the 3D U-Net (Çiçek 2016), volumes", spatial_dims=3),
+)
+MODELS.register(
+    "resenc_unet3d",
+    ModelSpec(
+        build_resenc_unet3d,
+        "resenc_unet3d",
+        "nnU-Net's residual-encoder 3D U-Net (Isensee 2021), volumes",
+        spatial_dims=3,
+    ),
 )

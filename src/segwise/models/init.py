@@ -50,7 +50,9 @@ __all__ = [
     "norm_followed_convs",
 ]
 
-_NORMS = (nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d)
+_CONVS = (nn.Conv2d, nn.Conv3d)  # 3D: the volume models (segwise.models.volumetric)
+_UPCONVS = (nn.ConvTranspose2d, nn.ConvTranspose3d)
+_NORMS = (nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d, nn.BatchNorm3d, nn.InstanceNorm3d)
 
 
 class Distribution(str, Enum):
@@ -72,7 +74,7 @@ def norm_followed_convs(module: nn.Module) -> set[nn.Conv2d]:
             children = list(seq.children())
             for before, after in itertools.pairwise(children):
                 if isinstance(after, _NORMS):
-                    found |= {c for c in before.modules() if isinstance(c, nn.Conv2d)}
+                    found |= {c for c in before.modules() if isinstance(c, _CONVS)}
     return found
 
 
@@ -95,14 +97,14 @@ def init_relu_convs(
     """
     distribution = as_enum(distribution, Distribution, "distribution")
     for m in module.modules():
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, _CONVS):
             if distribution is Distribution.UNIFORM:
                 nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu")
             else:
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.ConvTranspose2d):
+        elif isinstance(m, _UPCONVS):
             init_upconv(m)
         elif isinstance(m, _NORMS) and m.affine:
             nn.init.ones_(m.weight)

@@ -30,7 +30,8 @@ class SegmentationOutput:
 class SegmentationModel(nn.Module):
     """Encoder -> decoder -> head, with internal padding so any input size works.
 
-    The input is zero-padded at the bottom/right to a multiple of ``encoder.divisor`` and the
+    The input is zero-padded at the bottom/right to a multiple of ``encoder.divisor`` (an int,
+    or one per axis for the volume models, whose input is ``(N, C, D, H, W)``) and the
     logits are cropped back, so ``forward`` accepts any ``H, W >= 1``. The pad is applied even
     when it is zero, so that a traced or exported graph (ONNX, TorchScript, ``torch.export``)
     holds the pad and the crop as shape arithmetic and works at any ``H, W``, not only at sizes
@@ -77,24 +78,32 @@ class SegmentationModel(nn.Module):
         ``with_aux`` may also be passed by position: PyTorch's tracers (``torch.onnx.export``,
         ``torch.jit.trace``) fill every parameter of ``forward`` positionally.
         """
-        height, width = x.shape[-2:]
+        # (H, W), or (D, H, W) for the volume models (their divisor is per axis)
+        crop = (..., *(slice(0, size) for size in x.shape[2:]))
         padded = _pad_to_multiple(x, self.encoder.divisor)  # (N, C, H', W'), H', W' % divisor == 0
         features = self.encoder(padded)
-        logits = self.head(self.decoder(features), padded.shape[-2:])[..., :height, :width]
+        logits = self.head(self.decoder(features), padded.shape[2:])[crop]
         if not with_aux:
             return logits
         if self.aux_head is None:
             return SegmentationOutput(logits, ())
-        aux = self.aux_head(features[self.aux_index], padded.shape[-2:])[..., :height, :width]
+        aux = self.aux_head(features[self.aux_index], padded.shape[2:])[crop]
         return SegmentationOutput(logits, (aux,))
 
 
-def _pad_to_multiple(x: torch.Tensor, divisor: int) -> torch.Tensor:
+def _pad_to_multiple(x: torch.Tensor, divisor: int | tuple[int, ...]) -> torch.Tensor:
     """Zero-pad ``x (N, C, H, W)`` at the bottom and right so that H and W divide ``divisor``.
+
+    ``x (N, C, D, H, W)`` with a per-axis ``divisor (d, h, w)`` (the volume models) is padded
+    at the end of every axis alike.
 
     There is no "nothing to pad" shortcut: a Python branch on the size would be frozen into a
     traced graph at the trace size (a U-Net traced at 64x64 then fails at 97x131), and
     ``torch.export`` would turn it into a guard. A zero pad costs one copy of the input.
     """
-    height, width = x.shape[-2:]
-    return F.pad(x, (0, (-width) % divisor, 0, (-height) % divisor))
+    spatial = x.shape[2:]
+    divisors = (divisor,) * len(spatial) if isinstance(divisor, int) else divisor
+    pad: list[int] = []
+    for size, div in zip(reversed(spatial), reversed(divisors), strict=True):
+        pad += [0, (-size) % div]  # F.pad lists the last axis first
+    return F.pad(x, tuple(pad))
