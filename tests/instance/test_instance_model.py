@@ -79,3 +79,13 @@ def test_copies_predict_with_their_own_weights(yolact):
     for twin in (copy.deepcopy(yolact), pickle.loads(pickle.dumps(yolact))):
         assert twin.predict.model is twin and twin.options == yolact.options
         assert twin.state_dict().keys() == yolact.state_dict().keys()
+
+
+def test_segwise_instance_exports_every_methods_options_and_resolves_every_name():
+    import segwise.instance as face
+
+    for name in INSTANCE_METHODS.names():
+        options_type = get_method(name).options_type
+        assert getattr(face, options_type.__name__) is options_type
+    for name in face.__all__:  # no stale entry in the lazy map
+        assert getattr(face, name) is not None
