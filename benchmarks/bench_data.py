@@ -329,12 +329,11 @@ def train_rates(index, name: str, args) -> dict:
         cpu_ds[i], raw_ds[i]
     aug = DeviceAugment(info, crop_size=crop, **preset)
     resident = ResidentBatches(raw_ds, batch_size=batch, device=device)
-    outputs = 1 if info.labels.task.value == "binary" else info.labels.num_classes  # as the engine
     model = create_model(args.train_model, encoder=None, in_channels=info.in_channels,
-                         num_classes=outputs, **json.loads(args.train_model_options))
+                         num_classes=info.labels.out_channels,  # as the engine
+                         **json.loads(args.train_model_options))
     model = model.to(device)
-    loss_fn = create_loss("dicece", task=info.labels.task, num_classes=outputs,
-                          ignore_index=info.labels.pad_value)
+    loss_fn = create_loss("dicece", labels=info.labels)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
     def step(b: dict) -> None:
