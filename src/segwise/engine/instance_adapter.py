@@ -17,7 +17,9 @@ method it is. What the adapter does for every method:
 - items: as the dataset cleaned them (:func:`segwise.data.datasets.clean_instances`, once),
   crowd regions left out (:func:`~segwise.instance.methods.without_crowd`), then the method's
   ``prepare_item``;
-- loss: the sum of the method's named terms; validation: ``predict_image`` + instance metrics.
+- loss: the sum of the method's named terms; validation: the one evaluation loop with
+  ``predict_image`` and :class:`~segwise.engine.instance_scoring.InstanceScorer`, the scorer
+  of ``segwise evaluate`` (crowd regions are not objects in either).
 
 See the adapter contract in :mod:`segwise.engine.adapters`.
 """
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -38,7 +39,6 @@ from segwise.runs.builders import build_instance_model
 __all__ = [
     "InstanceAdapter",
     "InstanceItems",
-    "overlay_maps",
 ]
 
 
@@ -69,23 +69,6 @@ class InstanceItems(torch.utils.data.Dataset):
         item = self.base[i]
         item["instances"] = without_crowd(item["instances"])
         return self.spec.prepare_item(item, options=self.options, pad_value=self.pad_value)
-
-
-def overlay_maps(target: Any, pred: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Class maps with instance edges cut out (0), for the trainer's class-palette overlays."""
-    return _cut_edges(target), _cut_edges(pred)
-
-
-def _cut_edges(p: Any) -> np.ndarray:
-    inst = p.instance_map
-    padded = np.pad(inst, 1, mode="edge")
-    h, w = inst.shape
-    edge = np.zeros(inst.shape, dtype=bool)
-    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
-        edge |= padded[dy : dy + h, dx : dx + w] != inst
-    out = np.array(p.class_map, dtype=np.int64)
-    out[edge] = 0
-    return out
 
 
 class InstanceAdapter(TaskAdapter):
@@ -197,37 +180,27 @@ class InstanceAdapter(TaskAdapter):
         distributed: bool,
         keep_overlays: int,
     ) -> ValidationResult:
+        """The one evaluation loop (:func:`~segwise.engine.evaluation.evaluation_loop`) with
+        ``segwise evaluate``'s :class:`~segwise.engine.instance_scoring.InstanceScorer`: the
+        score that picks ``best.pt`` is the one ``segwise evaluate`` reports for it."""
+        from segwise.engine.evaluation import evaluation_loop
+        from segwise.engine.instance_scoring import InstanceScorer
         from segwise.inferers.tiling import default_tile_size
-        from segwise.instance import InstancePrediction
-        from segwise.metrics.instance import InstanceMetrics
-        from segwise.viz import denormalize
 
-        metrics = InstanceMetrics()
-        overlays: list = []
-        counts: list[tuple[int, int]] = []  # (predicted, true) objects per image
         tile = default_tile_size(self.config.data.crop_size)
         was_training = model.training
-        for i in indices:
-            item = val_ds[i]
-            pred = predict_image(
-                model, item["image"], device=self.device, amp_dtype=self.amp_dtype,
-                tile_size=tile,
-            )
-            target = InstancePrediction.from_target(item["instances"])  # cleaned by the dataset
-            metrics.update(pred, target)
-            counts.append((len(pred), len(target)))
-            if len(overlays) < keep_overlays:
-                rgb = denormalize(item["image"].numpy(), self.info.mean, self.info.std)
-                overlays.append((item["id"], rgb, *overlay_maps(target, pred)))
+
+        def predict(item: dict[str, Any]) -> Any:
+            return predict_image(model, item["image"], device=self.device,
+                                 amp_dtype=self.amp_dtype, tile_size=tile)
+
+        scorer = InstanceScorer(keep_overlays=keep_overlays, mean=tuple(self.info.mean),
+                                std=tuple(self.info.std))
+        result = evaluation_loop(val_ds, predict, scorer, indices=indices,
+                                 distributed=distributed)
         model.train(was_training)
-        if distributed:
-            metrics.all_reduce()
-        r = metrics.compute()
         census = {  # for the trainer's degenerate-prediction hint
-            "objects_per_image": [c[0] for c in counts],
-            "true_objects_per_image": [c[1] for c in counts],
+            "objects_per_image": [row["predicted"] for row in result.per_image],
+            "true_objects_per_image": [row["ground_truth"] for row in result.per_image],
         }
-        summary = {"dsb_score": r.dsb_score, "ap50": r.ap50, "pq": r.pq, "sq": r.sq,
-                   "rq": r.rq, "f1_50": r.f1_50}
-        return ValidationResult({k: float(v) for k, v in summary.items()}, census=census,
-                                overlays=overlays)
+        return ValidationResult(result.summary(), census=census, overlays=result.overlays)

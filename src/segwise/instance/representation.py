@@ -272,13 +272,24 @@ class InstancePrediction:
 
     @classmethod
     def from_target(cls, instances: Mapping[str, Any]) -> InstancePrediction:
-        """Ground truth from the dataset item's ``"instances"`` dict (inverse of `to_target`).
+        """Ground truth objects from the dataset item's ``"instances"`` dict (inverse of
+        `to_target`).
+
+        Crowd regions (``"crowd"`` flags, COCO ``iscrowd: 1``) are left out: the result holds
+        the non-crowd objects only. A crowd region outlines a group of objects nobody outlined
+        one by one; it is not an object, and it often covers objects that were outlined (a
+        label map, where the earlier mask wins a shared pixel, would hand their pixels to the
+        region or cut the region into pieces). Left out rather than refused, because every
+        reader of ground truth objects (training targets, the metrics) wants exactly the
+        non-crowd ones; to score predictions against the regions as COCOeval does, take them
+        from the same dict with `segwise.metrics.instance.split_crowd` and pass them to the
+        metrics as ``crowd=`` (as `segwise.engine.instance_scoring.InstanceScorer` does).
 
         Args:
             instances: ``{"masks": (K, H, W) uint8/bool, "labels": (K,) >= 1, "ids": (K,)
-                optional}`` (numpy or tensors). Without ``"ids"`` instance ``k`` gets ID
-                ``k + 1``. Where masks overlap the earlier one wins; a mask left without
-                pixels is dropped. Scores are 1.0.
+                optional, "crowd": bool (K,) optional}`` (numpy or tensors). Without ``"ids"``
+                instance ``k`` gets ID ``k + 1``. Where masks overlap the earlier one wins; a
+                mask left without pixels is dropped. Scores are 1.0.
         """
         for key in ("masks", "labels"):
             if key not in instances:
@@ -303,6 +314,12 @@ class InstancePrediction:
             )
         if k and (ids.min() < 1 or len(np.unique(ids)) != k):
             raise ValueError(f"instances ids={ids.tolist()}; expected unique IDs >= 1")
+        if instances.get("crowd") is not None:  # crowd regions are not objects (docstring)
+            objects = ~_to_numpy(instances["crowd"]).astype(bool).reshape(-1)
+            if objects.shape != (k,):
+                raise ValueError(f"instances crowd flags {objects.shape} do not fit masks "
+                                 f"{m.shape}; expected ({k},)")
+            m, lab, ids, k = m[objects], lab[objects], ids[objects], int(objects.sum())
         inst = np.zeros(m.shape[1:], dtype=np.int64)
         if k:
             inst = np.where(m.any(axis=0), ids[np.argmax(m, axis=0)], 0)
