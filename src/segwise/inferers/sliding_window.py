@@ -1,4 +1,5 @@
-"""Sliding-window inference over any model ``(N, C, h, w) -> (N, K, h, w)``.
+"""Sliding-window inference over any model ``(N, C, h, w) -> (N, K, h, w)``, or over volumes
+``(N, C, d, h, w) -> (N, K, d, h, w)`` alike (the band below is then a slab of slices).
 
 Tiles are cut from the image, run through the model ``tile_batch_size`` at a time, weighted by an
 importance map (Gaussian or constant) and accumulated in place into the output; each output row is
@@ -43,19 +44,21 @@ class LabelPrediction(NamedTuple):
     scores: torch.Tensor
 
 
-def _as_pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) and v >= 1 for v in pair):
-        raise ValueError(f"{name}={value!r} is not valid; expected an int >= 1 or a pair of them")
-    return pair  # type: ignore[return-value]
+def _as_sides(value: int | tuple[int, ...], ndim: int, name: str) -> tuple[int, ...]:
+    """``value`` as one side per spatial axis (``ndim`` 2 for images, 3 for volumes)."""
+    sides = (value,) * ndim if isinstance(value, int) else tuple(value)
+    if len(sides) != ndim or not all(isinstance(v, int) and v >= 1 for v in sides):
+        what = "a pair of them" if ndim == 2 else f"{ndim} of them (D, H, W)"
+        raise ValueError(f"{name}={value!r} is not valid; expected an int >= 1 or {what}")
+    return sides
 
 
 def _check_args(image: torch.Tensor, overlap: float, tile_batch_size: int) -> None:
-    if not isinstance(image, torch.Tensor) or image.ndim != 4:
+    if not isinstance(image, torch.Tensor) or image.ndim not in (4, 5):
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(
-            f"image must be a (N, C, H, W) tensor, got {shape}; add a batch axis with "
-            "image.unsqueeze(0)"
+            f"image must be a (N, C, H, W) tensor (or (N, C, D, H, W) for a volume), got "
+            f"{shape}; add a batch axis with image.unsqueeze(0)"
         )
     if not image.is_floating_point():
         raise ValueError(
@@ -80,14 +83,15 @@ class _Stitcher:
 
     ``FULL``: the accumulator is the output ``(K, H, W)`` itself. ``ARGMAX``: a ``(K, band, W)``
     ring of rows starting at row ``lo``; finalised rows are turned into labels and scores.
-    The summed weights always live in a ``(band, W)`` buffer.
+    The summed weights always live in a ``(band, W)`` buffer. For a volume ``(K, D, H, W)`` the
+    rows are slices: the band is ``(band, H, W)`` (``rest`` holds the axes after the first).
     """
 
     def __init__(
         self,
         *,
         height: int,
-        width: int,
+        rest: tuple[int, ...],
         band: int,
         channels: int,
         full_out,
@@ -97,22 +101,25 @@ class _Stitcher:
     ) -> None:
         self.h, self.band, self.lo = height, band, 0
         self.full_out, self.label_out, self.threshold = full_out, label_out, threshold
-        self.wsum = torch.zeros(band, width, dtype=torch.float32, device=device)
+        self.wsum = torch.zeros(band, *rest, dtype=torch.float32, device=device)
         self.acc = (
             None
             if full_out is not None
-            else torch.zeros(channels, band, width, dtype=torch.float32, device=device)
+            else torch.zeros(channels, band, *rest, dtype=torch.float32, device=device)
         )
 
-    def add(self, pred: torch.Tensor, weight: torch.Tensor, y0: int, x0: int) -> None:
-        """Add weighted ``pred (K, h, w)`` and ``weight (h, w)`` at original ``(y0, x0)``."""
-        h, w = weight.shape
+    def add(self, pred: torch.Tensor, weight: torch.Tensor, start: tuple[int, ...]) -> None:
+        """Add weighted ``pred (K, h, w)`` and ``weight (h, w)`` at original ``start (y0, x0)``
+        (``(K, d, h, w)``, ``(d, h, w)`` and ``(z0, y0, x0)`` for a volume)."""
+        y0, rest = start[0], start[1:]
+        h = weight.shape[0]
         r0 = y0 - self.lo
-        self.wsum[r0 : r0 + h, x0 : x0 + w] += weight
+        others = tuple(slice(a, a + n) for a, n in zip(rest, weight.shape[1:], strict=True))
+        self.wsum[(slice(r0, r0 + h), *others)] += weight
         if self.acc is None:
-            self.full_out[:, y0 : y0 + h, x0 : x0 + w] += pred
+            self.full_out[(slice(None), slice(y0, y0 + h), *others)] += pred
         else:
-            self.acc[:, r0 : r0 + h, x0 : x0 + w] += pred
+            self.acc[(slice(None), slice(r0, r0 + h), *others)] += pred
 
     def finalise(self, upto: int) -> None:
         """Rows ``[lo, upto)`` are complete: normalise them and move the band down."""
@@ -132,47 +139,60 @@ class _Stitcher:
                 labels.copy_(rows[0] > self.threshold)
             else:
                 torch.max(rows, dim=0, out=(scores, labels))
-            _shift_rows(self.acc, n)
-        _shift_rows(self.wsum, n)
+            _shift_rows(self.acc, n, axis=1)
+        _shift_rows(self.wsum, n, axis=0)
         self.lo = upto
 
 
-def _shift_rows(buf: torch.Tensor, n: int) -> None:
-    """Move rows ``n:`` of ``buf (..., band, W)`` to the top, zero the rest, in place."""
-    rest = buf.shape[-2] - n
+def _shift_rows(buf: torch.Tensor, n: int, axis: int) -> None:
+    """Move rows ``n:`` along ``axis`` (the band: 0 in the weights ``(band, ...)``, 1 in the
+    accumulator ``(K, band, ...)``) to the top, zero the rest, in place."""
+    lead = (slice(None),) * axis
+    rest = buf.shape[axis] - n
     if rest > 0:
-        src = buf[..., n:, :]
-        buf[..., :rest, :].copy_(src if n >= rest else src.clone())  # no overlap when n >= rest
-    buf[..., rest:, :].zero_()
+        src = buf[(*lead, slice(n, None))]
+        dst = buf[(*lead, slice(0, rest))]
+        dst.copy_(src if n >= rest else src.clone())  # no overlap when n >= rest
+    buf[(*lead, slice(rest, None))].zero_()
+
+
+def _channels_last(ndim: int) -> torch.memory_format:
+    """The channels-last layout of a batch of ``ndim`` dims (4: images, 5: volumes)."""
+    return torch.channels_last if ndim == 4 else torch.channels_last_3d
 
 
 def _cut_tiles(
     image: torch.Tensor,
     grid: TileGrid,
-    positions: list[tuple[int, int]],
+    positions: list[tuple[int, ...]],
     pad_mode: PadMode,
     channels_last: bool,
 ) -> torch.Tensor:
-    """Cut tiles ``(B, C, tile_h, tile_w)`` from ``image (C, H, W)`` at padded ``positions``."""
-    (th, tw), (top, bottom, left, right) = grid.tile, grid.pad
-    h, w = image.shape[-2:]
-    padded = top + bottom + left + right > 0
+    """Cut tiles ``(B, C, tile_h, tile_w)`` from ``image (C, H, W)`` at padded ``positions``
+    (``(B, C, tile_d, tile_h, tile_w)`` from a volume ``(C, D, H, W)``)."""
+    sizes = image.shape[1:]
+    pads = [grid.pad[2 * a : 2 * a + 2] for a in range(len(sizes))]  # (before, after) per axis
+    padded = sum(grid.pad) > 0
     # an axis that needs padding is shorter than the tile, so a tile spans all of it
-    size = (
+    shape = (
         len(positions),
         image.shape[0],
-        th if not top + bottom else h,
-        tw if not left + right else w,
+        *(t if not sum(p) else n for t, p, n in zip(grid.tile, pads, sizes, strict=True)),
     )
-    layout = torch.channels_last if channels_last and not padded else torch.contiguous_format
-    batch = torch.empty(size, dtype=image.dtype, device=image.device, memory_format=layout)
-    for j, (y, x) in enumerate(positions):
-        ys = slice(0, h) if top + bottom else slice(y, y + th)
-        xs = slice(0, w) if left + right else slice(x, x + tw)
-        batch[j].copy_(image[:, ys, xs])
+    layout = (
+        _channels_last(len(shape)) if channels_last and not padded else torch.contiguous_format
+    )
+    batch = torch.empty(shape, dtype=image.dtype, device=image.device, memory_format=layout)
+    for j, start in enumerate(positions):
+        cut = tuple(
+            slice(0, n) if sum(p) else slice(s, s + t)
+            for s, t, p, n in zip(start, grid.tile, pads, sizes, strict=True)
+        )
+        batch[j].copy_(image[(slice(None), *cut)])
     if padded:
         kwargs = {"value": 0.0} if pad_mode == PadMode.CONSTANT else {}
-        batch = F.pad(batch, (left, right, top, bottom), mode=pad_mode.value, **kwargs)
+        flat = tuple(v for p in reversed(pads) for v in p)  # F.pad: last axis first
+        batch = F.pad(batch, flat, mode=pad_mode.value, **kwargs)
     return batch
 
 
@@ -180,15 +200,20 @@ def _run_model(model: Callable, tiles: torch.Tensor, positions, grid: TileGrid) 
     out = model(tiles)
     if not isinstance(out, torch.Tensor):
         raise TypeError(
-            f"the model returned {type(out).__name__}, expected a (N, K, H, W) tensor; if it "
+            f"the model returned {type(out).__name__}, expected a (N, K, H, W) tensor (or "
+            "(N, K, D, H, W) for a volume); if it "
             "returns auxiliary outputs, pass a callable that returns only the logits, e.g. "
             "lambda x: model(x).logits"
         )
-    if out.ndim != 4 or out.shape[0] != tiles.shape[0] or tuple(out.shape[-2:]) != grid.tile:
+    if (
+        out.ndim != tiles.ndim
+        or out.shape[0] != tiles.shape[0]
+        or tuple(out.shape[2:]) != grid.tile
+    ):
+        sides = ", ".join(map(str, grid.tile))
         raise ValueError(
             f"the model turned tiles of shape {tuple(tiles.shape)} into {tuple(out.shape)}; "
-            f"sliding-window inference needs (N, K, {grid.tile[0]}, {grid.tile[1]}) outputs at "
-            "input resolution"
+            f"sliding-window inference needs (N, K, {sides}) outputs at input resolution"
         )
     out = out.float()
     if not torch.isfinite(out).all():
@@ -204,7 +229,7 @@ def sliding_window_inference(
     model: Callable[[torch.Tensor], torch.Tensor],
     image: torch.Tensor,
     *,
-    tile_size: int | tuple[int, int],
+    tile_size: int | tuple[int, ...],
     overlap: float = 0.25,
     tile_batch_size: int = 4,
     blend: Blend | str = Blend.GAUSSIAN,
@@ -224,10 +249,12 @@ def sliding_window_inference(
     A tile that covers the whole image gives exactly ``activation(model(image))``.
 
     Args:
-        model: any callable ``(B, C, tile_h, tile_w) -> (B, K, tile_h, tile_w)`` logits.
-        image: ``(N, C, H, W)`` float, already normalised; may stay on the CPU while tiles run on
-            ``tile_device``.
-        tile_size: tile side, or ``(tile_h, tile_w)``.
+        model: any callable ``(B, C, tile_h, tile_w) -> (B, K, tile_h, tile_w)`` logits
+            (``(B, C, tile_d, tile_h, tile_w) -> (B, K, tile_d, tile_h, tile_w)`` for volumes).
+        image: ``(N, C, H, W)`` float, already normalised, or a volume ``(N, C, D, H, W)``
+            (tiled on all three axes; the streaming band is then a slab of ``tile_d``
+            slices); may stay on the CPU while tiles run on ``tile_device``.
+        tile_size: tile side, or ``(tile_h, tile_w)`` (``(tile_d, tile_h, tile_w)``).
         overlap: fraction of a tile shared with its neighbour, in ``[0, 1)``.
         tile_batch_size: tiles per model call.
         blend: :class:`Blend` weighting of overlapping tiles.
@@ -246,7 +273,8 @@ def sliding_window_inference(
 
     Returns:
         ``FULL``: ``(N, K, H, W)`` float32 blended map. ``ARGMAX``: a :class:`LabelPrediction`
-        with ``labels (N, H, W)`` int64 and ``scores (N, H, W)`` float32.
+        with ``labels (N, H, W)`` int64 and ``scores (N, H, W)`` float32. Volumes: the same
+        with ``D, H, W``.
 
     Raises:
         ValueError: on a bad argument, or a model output of the wrong shape.
@@ -257,22 +285,23 @@ def sliding_window_inference(
     pad_mode = as_enum(pad_mode, PadMode, "pad_mode")
     activation = as_enum(activation, Activation, "activation")
     output = as_enum(output, Output, "output")
-    tile = _as_pair(tile_size, "tile_size")
     _check_args(image, overlap, tile_batch_size)
+    tile = _as_sides(tile_size, image.ndim - 2, "tile_size")
     if isinstance(model, torch.nn.Module) and model.training:
         warnings.warn(
             "the model is in training mode (dropout / batch-norm statistics active); call "
             "model.eval() before inference",
             stacklevel=2,
         )
-    n, _, h, w = image.shape
+    n, spatial = image.shape[0], tuple(image.shape[2:])  # (H, W) or (D, H, W)
+    h = spatial[0]
     tile_device = torch.device(tile_device) if tile_device is not None else image.device
     output_device = torch.device(output_device) if output_device is not None else image.device
-    grid = tile_grid((h, w), tile, overlap=overlap)
+    grid = tile_grid(spatial, tile, overlap=overlap)
     if len(grid) == 1:  # one tile: weights cancel, and constant ones keep the result exact
         blend = Blend.CONSTANT
     weight = importance_map(tile, blend=blend, sigma_scale=sigma_scale, device=tile_device)
-    top, _, left, _ = grid.pad
+    before = grid.pad[::2]  # padding before each axis
     positions = grid.positions()
     threshold = 0.5 if activation == Activation.SIGMOID else 0.0
     full = labels = scores = None
@@ -284,18 +313,22 @@ def sliding_window_inference(
                 tiles = _cut_tiles(image[i], grid, batch_pos, pad_mode, channels_last)
                 tiles = tiles.to(tile_device)
                 if channels_last:
-                    tiles = tiles.contiguous(memory_format=torch.channels_last)
+                    tiles = tiles.contiguous(memory_format=_channels_last(tiles.ndim))
                 preds = _activate(_run_model(model, tiles, batch_pos, grid), activation)
                 if stitcher is None:
                     k = preds.shape[1]
                     if full is None and output == Output.FULL:
-                        full = torch.zeros(n, k, h, w, dtype=torch.float32, device=output_device)
+                        full = torch.zeros(
+                            n, k, *spatial, dtype=torch.float32, device=output_device
+                        )
                     elif labels is None and output == Output.ARGMAX:
-                        labels = torch.zeros(n, h, w, dtype=torch.int64, device=output_device)
-                        scores = torch.zeros(n, h, w, dtype=torch.float32, device=output_device)
+                        labels = torch.zeros(n, *spatial, dtype=torch.int64, device=output_device)
+                        scores = torch.zeros(
+                            n, *spatial, dtype=torch.float32, device=output_device
+                        )
                     stitcher = _Stitcher(
                         height=h,
-                        width=w,
+                        rest=spatial[1:],
                         band=min(tile[0], h),
                         channels=k,
                         full_out=None if full is None else full[i],
@@ -305,13 +338,15 @@ def sliding_window_inference(
                     )
                 weighted = preds.mul_(weight).to(output_device)
                 w_out = weight.to(output_device)
-                for (y, x), pred in zip(batch_pos, weighted, strict=True):
-                    stitcher.finalise(y - top)  # rows above this tile row are complete
+                for pos, pred in zip(batch_pos, weighted, strict=True):
+                    stitcher.finalise(pos[0] - before[0])  # rows above this tile are complete
                     # crop the padding away: original rows [y - top, y - top + tile_h) within [0, H)
-                    ya, xa = max(y - top, 0), max(x - left, 0)
-                    yb, xb = min(y - top + tile[0], h), min(x - left + tile[1], w)
-                    crop = (slice(ya - y + top, yb - y + top), slice(xa - x + left, xb - x + left))
-                    stitcher.add(pred[:, crop[0], crop[1]], w_out[crop], ya, xa)
+                    lo = tuple(max(p - b, 0) for p, b in zip(pos, before, strict=True))
+                    crop = tuple(
+                        slice(a - p + b, min(p - b + t, size) - p + b)
+                        for a, p, b, t, size in zip(lo, pos, before, tile, spatial, strict=True)
+                    )
+                    stitcher.add(pred[(slice(None), *crop)], w_out[crop], lo)
             stitcher.finalise(h)
     if output == Output.FULL:
         return full

@@ -16,6 +16,7 @@ result for the same model, tile size, overlap and blending mode. Per axis:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -103,48 +104,63 @@ def pad_amounts(size: int, tile: int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class TileGrid:
-    """Where the tiles go on one image.
+    """Where the tiles go on one image ``(H, W)`` or volume ``(D, H, W)``.
 
     Attributes:
-        tile: ``(tile_h, tile_w)``.
-        pad: ``(top, bottom, left, right)`` padding applied to every tile cut from the image (only
-            non-zero on an axis shorter than the tile).
-        ys: tile start rows in padded coordinates, increasing.
-        xs: tile start columns in padded coordinates, increasing.
+        tile: ``(tile_h, tile_w)``, or ``(tile_d, tile_h, tile_w)``.
+        pad: ``(before, after)`` per axis in axis order, ``(top, bottom, left, right)`` for an
+            image, applied to every tile cut from the image (only non-zero on an axis shorter
+            than the tile).
+        starts: per axis, the tile starts in padded coordinates, increasing.
     """
 
-    tile: tuple[int, int]
-    pad: tuple[int, int, int, int]
-    ys: tuple[int, ...]
-    xs: tuple[int, ...]
+    tile: tuple[int, ...]
+    pad: tuple[int, ...]
+    starts: tuple[tuple[int, ...], ...]
+
+    @property
+    def ys(self) -> tuple[int, ...]:
+        """Tile start rows (the second-last axis) in padded coordinates."""
+        return self.starts[-2]
+
+    @property
+    def xs(self) -> tuple[int, ...]:
+        """Tile start columns (the last axis) in padded coordinates."""
+        return self.starts[-1]
 
     def __len__(self) -> int:
-        return len(self.ys) * len(self.xs)
+        return math.prod(len(s) for s in self.starts)
 
-    def positions(self) -> list[tuple[int, int]]:
-        """Tile starts ``(y, x)`` in padded coordinates, row-major (all tiles of a row first)."""
-        return [(y, x) for y in self.ys for x in self.xs]
+    def positions(self) -> list[tuple[int, ...]]:
+        """Tile starts ``(y, x)`` (``(z, y, x)``) in padded coordinates, row-major: the last
+        axis varies fastest, so all tiles of a row (of a slab) come first."""
+        return list(itertools.product(*self.starts))
 
 
 def tile_grid(
-    image_size: tuple[int, int], tile_size: tuple[int, int], *, overlap: float
+    image_size: Sequence[int], tile_size: Sequence[int], *, overlap: float
 ) -> TileGrid:
-    """The tile grid for an image: padding and tile starts on both axes.
+    """The tile grid for an image or volume: padding and tile starts on every axis.
 
     Args:
-        image_size: ``(H, W)`` of the image.
-        tile_size: ``(tile_h, tile_w)``.
+        image_size: ``(H, W)`` of the image, or ``(D, H, W)`` of a volume.
+        tile_size: the tile per axis, as many entries as ``image_size``.
         overlap: fraction of a tile shared with its neighbour, in ``[0, 1)``.
 
     Returns:
         The :class:`TileGrid`.
     """
-    (h, w), (th, tw) = image_size, tile_size
-    top, bottom = pad_amounts(h, th)
-    left, right = pad_amounts(w, tw)
-    ys = tile_starts(h + top + bottom, th, overlap)
-    xs = tile_starts(w + left + right, tw, overlap)
-    return TileGrid((th, tw), (top, bottom, left, right), tuple(ys), tuple(xs))
+    if len(image_size) != len(tile_size):
+        raise ValueError(
+            f"tile_size={tuple(tile_size)} does not match image_size={tuple(image_size)}; "
+            "expected one tile side per axis"
+        )
+    pads = [pad_amounts(size, tile) for size, tile in zip(image_size, tile_size, strict=True)]
+    starts = tuple(
+        tuple(tile_starts(size + before + after, tile, overlap))
+        for size, tile, (before, after) in zip(image_size, tile_size, pads, strict=True)
+    )
+    return TileGrid(tuple(tile_size), tuple(v for pair in pads for v in pair), starts)
 
 
 def importance_map(
@@ -157,13 +173,13 @@ def importance_map(
     """Per-pixel weight of a tile's prediction when tiles are blended.
 
     Args:
-        tile_size: ``(tile_h, tile_w)``.
+        tile_size: ``(tile_h, tile_w)``, or ``(tile_d, tile_h, tile_w)``.
         blend: :class:`Blend` mode.
         sigma_scale: Gaussian sigma as a fraction of the tile side (``GAUSSIAN`` only).
         device: where to create the map.
 
     Returns:
-        ``(tile_h, tile_w)`` float32, positive. For ``GAUSSIAN``: the outer product of
+        ``tile_size`` float32, positive. For ``GAUSSIAN``: the outer product of
         ``exp(-x^2 / (2 sigma^2))`` with ``x`` the offset from the tile centre, clamped below at
         ``max(min value, 1e-3)``, so every pixel keeps some weight (MONAI's definition).
     """
