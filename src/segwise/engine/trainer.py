@@ -88,8 +88,8 @@ def fit(
 
     Everything is checked, and what the run uses built once, before the run folder is written
     (:func:`check_run`: options, data, adapter, model, batch statistics), so a refused run
-    leaves nothing on disk. The run folder is the first line printed,
-    so ``curves.png`` can be opened while the run trains.
+    leaves nothing on disk. The run folder is the first line printed, so ``curves.png`` can be
+    opened while the run trains.
     ``train.time_limit`` fits the epochs (and so the learning-rate schedule) to the budget
     after the first epoch, and stops the run cleanly (validated, ``best.pt``/``last.pt``
     written) if the budget runs out anyway; ``train.max_steps`` caps the optimizer steps.
@@ -103,14 +103,11 @@ def fit(
         stop_after_epoch: stop (as if interrupted) once this many epochs are complete; the
             run can then be continued with ``resume=True``.
         quiet: print nothing.
-        callbacks: extra callback objects (see :mod:`segwise.engine.callbacks`: any object
-            with some of the hooks ``on_fit_start(run)``, ``on_epoch_start(run, epoch)``,
-            ``on_step_end(run, step)``, ``on_train_end(run, record)``,
-            ``on_validation_progress(run, done, total, seconds)``,
-            ``on_validation_end(run, report)``, ``on_epoch_end(run, record, improved)``,
-            ``on_fit_end(run)``). They run after the built-in ones (checkpoints, logs,
-            pictures, console lines, hints, early stopping), on every process, and may end
-            the run with ``run.request_stop(reason)``.
+        callbacks: extra callback objects: any object with some of the hooks of
+            :mod:`segwise.engine.callbacks` (their order is drawn in ``callbacks/base.py``).
+            They run after the built-in ones (checkpoints, logs, pictures, console lines,
+            hints, early stopping), on every process, and may end the run with
+            ``run.request_stop(reason)``.
 
     Returns:
         The best validation score, its epoch and the per-epoch history.
@@ -127,16 +124,7 @@ def fit(
     run_dir = Path(run_dir)
     extra = CallbackList(callbacks).callbacks  # refused before the folder is touched
     is_main = int(os.environ.get("RANK", "0")) == 0
-    recipe = None
-    if resume:
-        check_resumable(run_dir)
-    elif config is None:
-        raise ValueError("fit() needs a config unless resume=True")
-    else:
-        check_new_run_folder(run_dir, clear=False)  # a refused folder fails before the checks
-        # every name and option, the data and the model, before the folder is touched
-        recipe = check_run(config)
-        check_new_run_folder(run_dir, clear=is_main)  # only now: a failed start's leftovers
+    recipe = _plan(config, run_dir, resume=resume, is_main=is_main)
     box: list[TrainingState] = []
     with RunFolderLock(run_dir, enabled=is_main):
         try:
@@ -146,6 +134,22 @@ def fit(
             if is_main and not quiet:
                 print(interrupted_message(run_dir, box[0] if box else None), flush=True)
             raise
+
+
+def _plan(config: RunConfig | None, run_dir: Path, *, resume: bool,
+          is_main: bool) -> RunRecipe | None:
+    """Everything :func:`fit` checks before the run folder is touched: the folder, and for a
+    new run the recipe (:func:`check_run`); None when resuming (its checkpoint's config is
+    checked inside the folder lock, :func:`~segwise.engine.run_start.resume_recipe`)."""
+    if resume:
+        check_resumable(run_dir)
+        return None
+    if config is None:
+        raise ValueError("fit() needs a config unless resume=True")
+    check_new_run_folder(run_dir, clear=False)  # a refused folder fails before the checks
+    recipe = check_run(config)  # every name and option, the data, the model: nothing written
+    check_new_run_folder(run_dir, clear=is_main)  # only now: a failed start's leftovers
+    return recipe
 
 
 def _fit(recipe: RunRecipe | None, run_dir: Path, *, stop_after_epoch, quiet: bool,
