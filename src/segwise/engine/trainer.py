@@ -124,7 +124,7 @@ def fit(
     run_dir = Path(run_dir)
     extra = CallbackList(callbacks).callbacks  # refused before the folder is touched
     is_main = int(os.environ.get("RANK", "0")) == 0
-    recipe = _plan(config, run_dir, resume=resume, is_main=is_main)
+    recipe = _check_before_writing(config, run_dir, resume=resume, is_main=is_main)
     box: list[TrainingState] = []
     with RunFolderLock(run_dir, enabled=is_main):
         try:
@@ -136,8 +136,8 @@ def fit(
             raise
 
 
-def _plan(config: RunConfig | None, run_dir: Path, *, resume: bool,
-          is_main: bool) -> RunRecipe | None:
+def _check_before_writing(config: RunConfig | None, run_dir: Path, *, resume: bool,
+                          is_main: bool) -> RunRecipe | None:
     """Everything :func:`fit` checks before the run folder is touched: the folder, and for a
     new run the recipe (:func:`check_run`); None when resuming (its checkpoint's config is
     checked inside the folder lock, :func:`~segwise.engine.run_start.resume_recipe`)."""
