@@ -127,5 +127,5 @@ def test_init_policy_is_the_2d_models(name):
     assert checked >= 5
     head = model.head.classifier
     fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(head.weight)
-    assert float(head.weight.abs().max()) <= math.sqrt(6 / (fan_in + fan_out))
+    assert float(head.weight.detach().abs().max()) <= math.sqrt(6 / (fan_in + fan_out))
     assert torch.count_nonzero(head.bias) == 0
