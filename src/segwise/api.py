@@ -231,8 +231,11 @@ def evaluate(
     if boundary is not None and predictor.kind != "semantic":
         raise ValueError("boundary= is for semantic checkpoints; instance checkpoints report "
                          f"DSB score, AP, PQ and COCO AP ({path})")
-    samples = _split_samples(loaded, root, split)
-    return _SCORERS[predictor.kind](loaded, predictor, samples, boundary)
+    samples = evaluation_samples(loaded, root, split)
+    from segwise.engine.evaluation import evaluation_loop
+
+    dataset, scorer = evaluation_parts(loaded, predictor.kind, samples, boundary=boundary)
+    return evaluation_loop(dataset, predict_step(predictor), scorer)
 
 
 def load_predictor(
@@ -306,14 +309,26 @@ def _checkpoint_file(path: str | Path) -> Path:
     raise FileNotFoundError(f"{path} holds no best.pt; pass a run folder or RUN/best.pt")
 
 
-def _split_samples(loaded: Any, root: Path, split: EvalSplit) -> list[Any]:
-    """The samples of ``split`` in ``root``, read with the checkpoint's classes.
+def evaluation_samples(loaded: Any, root: Path, split: EvalSplit, *,
+                       where: str | None = None) -> list[Any]:
+    """The samples of ``split`` in ``root``, read with the checkpoint's classes (what
+    :func:`evaluate` and ``segwise evaluate`` score).
 
     The held-out share of data without a split file is drawn as training drew it (the run's
     ``data.val_fraction`` and ``train.seed``), so ``val`` scores the images the run validated on.
+
+    Args:
+        loaded: the checkpoint's :class:`~segwise.runs.LoadedRun`.
+        root: the labelled dataset folder.
+        split: which images.
+        where: how messages name the folder (default ``data='ROOT'``; the CLI: ``--data ROOT``).
+
+    Raises:
+        ValueError: the split is empty, or the data has more classes than the checkpoint.
     """
     from segwise.data import discover_dataset
 
+    where = where or f"data={str(root)!r}"
     info = loaded.info
     run = loaded.config
     index = discover_dataset(
@@ -328,49 +343,44 @@ def _split_samples(loaded: Any, root: Path, split: EvalSplit) -> list[Any]:
     samples = {EvalSplit.VAL: index.val, EvalSplit.TRAIN: index.train,
                EvalSplit.TEST: index.test, EvalSplit.ALL: index.samples}[split]
     if not samples:
-        raise ValueError(f"data={str(root)!r} has no images in split {split.value!r}; "
-                         "try split='all'")
+        raise ValueError(f"{where} has no images in split {split.value!r}; try split 'all'")
     found, trained = index.info.labels, info.labels
     if found.num_classes > trained.num_classes:
         raise ValueError(
-            f"data={str(root)!r} has {found.num_classes} classes but the checkpoint was "
+            f"{where} has {found.num_classes} classes but the checkpoint was "
             f"trained on {trained.num_classes} ({list(trained.names)})"
         )
     return samples
 
 
-def _predict_step(predictor: Any) -> Any:
-    """``item -> prediction`` of ``item["image"]`` (the evaluation loop's step)."""
-    return lambda item: predictor.predict(item["image"])[0]
+def evaluation_parts(loaded: Any, kind: str, samples: list[Any], *,
+                     boundary: BoundarySettings | None = None,
+                     keep_overlays: int = 0) -> tuple[Any, Any]:
+    """The dataset and the scorer that score a checkpoint of prediction ``kind``
+    (``"semantic"`` or ``"instance"``) on ``samples``: one definition for :func:`evaluate`
+    and ``segwise evaluate``.
 
-
-def _score_semantic(loaded: Any, predictor: Any, samples: list[Any],
-                    boundary: BoundarySettings | None) -> EvalResult:
-    from segwise.data import SegmentationDataset, eval_transforms
-    from segwise.engine.evaluation import SemanticScorer, evaluation_loop
+    Returns:
+        ``(dataset, scorer)`` for :func:`segwise.engine.evaluation.evaluation_loop`.
+    """
+    from segwise.data import InstanceDataset, SegmentationDataset, eval_transforms
+    from segwise.engine.evaluation import SemanticScorer
+    from segwise.engine.instance_scoring import COCO_MAX_DETECTIONS, InstanceScorer
 
     info = loaded.info
+    if kind == "instance":
+        dataset = InstanceDataset(samples, info, transform=eval_transforms(info))
+        return dataset, InstanceScorer(coco=True, coco_max_detections=COCO_MAX_DETECTIONS)
     scorer = SemanticScorer(
         labels=info.labels,  # classes, names, and pad_value: the one label left out
+        keep_overlays=keep_overlays,
         mean=tuple(info.mean),
         std=tuple(info.std),
         boundary=boundary,
     )
-    dataset = SegmentationDataset(samples, info, transform=eval_transforms(info))
-    return evaluation_loop(dataset, _predict_step(predictor), scorer)
+    return SegmentationDataset(samples, info, transform=eval_transforms(info)), scorer
 
 
-def _score_instance(loaded: Any, predictor: Any, samples: list[Any],
-                    boundary: BoundarySettings | None) -> InstanceEvalResult:
-    from segwise.data import InstanceDataset, eval_transforms
-    from segwise.engine.evaluation import evaluation_loop
-    from segwise.engine.instance_scoring import COCO_MAX_DETECTIONS, InstanceScorer
-
-    info = loaded.info
-    dataset = InstanceDataset(samples, info, transform=eval_transforms(info))
-    scorer = InstanceScorer(coco=True, coco_max_detections=COCO_MAX_DETECTIONS)
-    return evaluation_loop(dataset, _predict_step(predictor), scorer)
-
-
-# one scoring per prediction kind (keys: segwise.inference.PredictionKind values)
-_SCORERS = {"semantic": _score_semantic, "instance": _score_instance}
+def predict_step(predictor: Any) -> Any:
+    """``item -> prediction`` of ``item["image"]`` (the evaluation loop's step)."""
+    return lambda item: predictor.predict(item["image"])[0]

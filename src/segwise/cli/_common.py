@@ -72,7 +72,9 @@ def evaluation_inputs(args: Any) -> tuple[Any, list[Any], Path]:
     """What ``segwise evaluate`` needs, for semantic and instance checkpoints alike.
 
     Loads ``args.checkpoint``, refuses an existing report folder (unless ``args.overwrite``),
-    finds ``args.data`` with the checkpoint's classes and picks ``args.split``.
+    finds ``args.data`` with the checkpoint's classes and picks ``args.split`` as
+    :func:`segwise.evaluate` does (:func:`segwise.api.evaluation_samples`: the held-out share
+    drawn with the run's own ``val_fraction`` and seed).
 
     Returns:
         ``(loaded run, samples of the split, report folder)``.
@@ -82,11 +84,10 @@ def evaluation_inputs(args: Any) -> tuple[Any, list[Any], Path]:
         FileExistsError: the report folder holds files.
         ValueError: the split is empty or the data has more classes than the checkpoint.
     """
-    from segwise.data import discover_dataset
+    from segwise.api import EvalSplit, evaluation_samples
     from segwise.runs.checkpoint import load_run
 
     loaded = load_run(args.checkpoint, device=args.device)
-    info = loaded.info
     root = Path(args.data)
     if not root.is_dir():
         raise FileNotFoundError(f"--data {root} is not a folder")
@@ -95,22 +96,5 @@ def evaluation_inputs(args: Any) -> tuple[Any, list[Any], Path]:
     )
     check_new_folder(out)
     check_new_path(out, overwrite=args.overwrite, what="report folder")
-    index = discover_dataset(
-        root,
-        mask_kind=info.mask_kind,
-        ignore_index=info.labels.ignore_index,
-        num_classes=info.labels.num_classes,
-        class_names=list(info.labels.names),
-    )
-    splits = {"val": index.val, "train": index.train, "test": index.test,
-              "all": index.samples}
-    samples = splits[args.split]
-    if not samples:
-        raise ValueError(f"--data {root} has no images in split {args.split!r}; try --split all")
-    found, trained = index.info.labels, info.labels
-    if found.num_classes > trained.num_classes:
-        raise ValueError(
-            f"--data {root} has {found.num_classes} classes but the checkpoint was trained "
-            f"on {trained.num_classes} ({list(trained.names)})"
-        )
+    samples = evaluation_samples(loaded, root, EvalSplit(args.split), where=f"--data {root}")
     return loaded, samples, out

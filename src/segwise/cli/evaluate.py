@@ -101,53 +101,41 @@ def run(args: argparse.Namespace) -> int:
         return _EVALUATORS[predictor.kind](args, loaded, predictor, samples, out)
 
 
-def _predict_step(predictor):
-    """``item -> prediction`` of ``item["image"]`` (the evaluation loop's step)."""
-    return lambda item: predictor.predict(item["image"])[0]
-
-
 def _run_instance(args: argparse.Namespace, loaded, predictor, samples, out: Path) -> int:
     """Instance checkpoints: DSB score, AP, PQ and COCO AP (cli/_instance.py writes them)."""
+    from segwise.api import evaluation_parts, predict_step
     from segwise.cli import _instance
     from segwise.cli._batch import progress_reporter
-    from segwise.data import InstanceDataset, eval_transforms
     from segwise.engine.evaluation import evaluation_loop
-    from segwise.engine.instance_scoring import COCO_MAX_DETECTIONS, InstanceScorer
     from segwise.engine.progress import ProgressDataset
 
     wanted = [m for m in getattr(args, "metrics", ()) if m in BOUNDARY]
     if wanted:
         raise ValueError(f"--metrics {','.join(wanted)}: boundary metrics are for semantic "
                          "checkpoints; instance checkpoints report DSB score, AP, PQ and COCO AP")
-    info = loaded.info
-    dataset = ProgressDataset(InstanceDataset(samples, info, transform=eval_transforms(info)),
-                              progress_reporter(), parts=10)
-    result = evaluation_loop(dataset, _predict_step(predictor),
-                             InstanceScorer(coco=True, coco_max_detections=COCO_MAX_DETECTIONS))
+    dataset, scorer = evaluation_parts(loaded, predictor.kind, samples)
+    result = evaluation_loop(ProgressDataset(dataset, progress_reporter(), parts=10),
+                             predict_step(predictor), scorer)
     return _instance.write_report(args, loaded, result, out)
 
 
 def _run_semantic(args: argparse.Namespace, loaded, predictor, samples, out: Path) -> int:
+    from segwise.api import evaluation_parts, predict_step
     from segwise.cli._batch import progress_reporter
-    from segwise.data import SegmentationDataset, eval_transforms
     from segwise.engine.evaluation import BoundarySettings, evaluation_loop
     from segwise.engine.hints import degenerate_prediction_hint
     from segwise.engine.progress import ProgressDataset
 
     info = loaded.info
-    dataset = ProgressDataset(
-        SegmentationDataset(samples, info, transform=eval_transforms(info)),
-        progress_reporter(),
-        parts=10,
-    )
     wanted = getattr(args, "metrics", ("dice", "iou"))
     boundary = None
     if any(m in BOUNDARY for m in wanted):
         if args.nsd_tolerance < 0:
             raise ValueError(f"--nsd-tolerance {args.nsd_tolerance} is not valid; expected >= 0")
         boundary = BoundarySettings(spacing=args.spacing, tolerance=args.nsd_tolerance)
-    result = evaluation_loop(dataset, _predict_step(predictor),
-                             _semantic_scorer(loaded, boundary=boundary))
+    dataset, scorer = evaluation_parts(loaded, predictor.kind, samples, boundary=boundary)
+    result = evaluation_loop(ProgressDataset(dataset, progress_reporter(), parts=10),
+                             predict_step(predictor), scorer)
     report = result.report(worst=args.worst)
     hint = degenerate_prediction_hint(
         {"pixels_per_class": result.matrix.sum(axis=0).tolist(),
@@ -158,25 +146,12 @@ def _run_semantic(args: argparse.Namespace, loaded, predictor, samples, out: Pat
         report["hint"] = f"the model {hint}"
     out.mkdir(parents=True, exist_ok=True)
     _write_files(out, result, report, list(info.labels.names))
-    _write_html(out, report, loaded, predictor, dataset.dataset, samples)
+    _write_html(out, report, loaded, predictor, dataset, samples)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         _print_tables(report, out, [m for m in wanted if m in BOUNDARY])
     return 0
-
-
-def _semantic_scorer(loaded, *, boundary=None, keep_overlays: int = 0):
-    from segwise.engine.evaluation import SemanticScorer
-
-    info = loaded.info
-    return SemanticScorer(
-        labels=info.labels,  # classes, names, and pad_value: the one label left out
-        keep_overlays=keep_overlays,
-        mean=tuple(info.mean),
-        std=tuple(info.std),
-        boundary=boundary,
-    )
 
 
 # one evaluation per prediction kind (keys: segwise.inference.predictor.PredictionKind values)
@@ -185,6 +160,7 @@ _EVALUATORS = {"semantic": _run_semantic, "instance": _run_instance}
 
 def _write_html(out: Path, report: dict, loaded, predictor, dataset, samples) -> None:
     """report.html: the tables, confusion matrix, per-image Dice histogram, worst images."""
+    from segwise.api import evaluation_parts, predict_step
     from segwise.engine.evaluation import evaluation_loop
     from segwise.viz import plot_distribution, save_overlay_grid
     from segwise.viz.report import write_html_report
@@ -197,9 +173,8 @@ def _write_html(out: Path, report: dict, loaded, predictor, dataset, samples) ->
     worst = [position[w["id"]] for w in pi["worst"] if w["id"] in position]
     worst_png = None
     if worst:  # predict the worst images again (a handful) to draw them
-        again = evaluation_loop(dataset, _predict_step(predictor),
-                                _semantic_scorer(loaded, keep_overlays=len(worst)),
-                                indices=worst)
+        _, scorer = evaluation_parts(loaded, predictor.kind, samples, keep_overlays=len(worst))
+        again = evaluation_loop(dataset, predict_step(predictor), scorer, indices=worst)
         worst_png = save_overlay_grid(
             out / "worst.png", again.overlays, labels=info.labels,
             title="worst images (lowest per-image Dice)",
