@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from segwise.engine.config import Monitor
-from segwise.engine.preflight import _single_value_layers, check_run
+from segwise.engine.preflight import check_run
 from segwise.models import create_model
 from segwise.models.architectures import MODELS
+from segwise.models.batch_stats import BatchStatisticsError, single_value_norms
 
 
 def _with(config, section, **values):
@@ -77,7 +78,7 @@ def test_the_meta_batch_statistics_check_sees_what_a_real_forward_sees(name, opt
     encoder = None if name == "unet_textbook" else "resnet18"
     model = create_model(name, encoder=encoder, num_classes=3, **options)
     for size in (32, 45, 64):
-        meta = _single_value_layers(model.train(), _batch_norms(model), size, 3)
+        meta = [name for name, _ in single_value_norms(model.train(), (3, size, size))]
         assert model.training  # the check leaves the mode as it found it
         assert meta == _real_single_value_layers(model, size)
 
@@ -90,3 +91,17 @@ def test_batch_statistics_are_checked_before_anything_is_written(fast_config, ti
     with pytest.raises(ValueError, match=r"batch-norm layer 'encoder\..*--batch-size 2 or "
                                          r"more, or --crop-size 64"):
         check_run(config)
+
+
+def test_a_model_trained_from_python_names_the_layer_and_the_fixes():
+    """Issue 25, item 4: a user's own loop (no CLI) gets the layer, its map size and the two
+    fixes instead of PyTorch's "Expected more than 1 value per channel when training"."""
+    model = create_model("unet", encoder="resnet18", num_classes=2).train()
+    with pytest.raises(BatchStatisticsError, match=r"'encoder\.backbone\.layer4\.0\.bn1' sees a "
+                       r"1x1 map for a batch of one 32x32 image.*2 or more images per batch.*"
+                       r"larger images"):
+        model(torch.rand(1, 3, 32, 32))
+    assert model.training  # the check leaves the mode as it found it
+    model(torch.rand(2, 3, 32, 32))  # two images: trainable, no error
+    model(torch.rand(1, 3, 64, 64))  # one image with a 2x2 deepest map: trainable
+    model.eval()(torch.rand(1, 3, 32, 32))  # eval uses running statistics: never refused

@@ -31,7 +31,6 @@ nothing is built twice. A resumed run checks the config stored in its checkpoint
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from torch import nn
 from segwise.engine import distributed as dist_utils
 from segwise.engine.config import DataConfig, RunConfig
 from segwise.engine.setup import derive_data_defaults, resolve_amp, seed_everything
+from segwise.models.batch_stats import single_value_norms
 from segwise.runs.device import resolve_device
 
 __all__ = ["RunRecipe", "check_batch_statistics", "check_run"]
@@ -178,61 +178,34 @@ def _check_monitor(config: RunConfig, adapter: Any) -> str:
 def check_batch_statistics(
     model: nn.Module, *, batch_size: int, crop_size: int, in_channels: int
 ) -> None:
-    """Refuse a configuration where a batch-norm layer would see one value per channel.
+    """Refuse a run where a batch-norm layer would see one value per channel.
 
-    In training mode batch norm needs more than one value per channel (batch x height x width);
-    with batch 1, a map that is 1x1 at the encoder's deepest stage (a 32 px crop on a stride-32
-    encoder) or a global-pooling branch has exactly one, and PyTorch stops at the first step.
     Only checked for ``batch_size == 1`` on a segmentation model with batch norm (the models
-    of :func:`segwise.create_model`, and instance methods built on one): one forward of a
-    ``(1, C, crop, crop)`` image on the ``meta`` device (the model's own modules with meta
-    copies of its weights: shapes only, no arithmetic, nothing allocated) records the size
-    each batch-norm layer sees, whatever the architecture, encoder depth, output stride or
-    padding to the encoder's divisor.
+    of :func:`segwise.create_model`, and instance methods built on one), with
+    :func:`segwise.models.batch_stats.single_value_norms` (a ``meta``-device forward of a
+    ``(1, C, crop, crop)`` image: shapes only), whatever the architecture, encoder depth, output
+    stride or padding to the encoder's divisor. The model refuses the same batch itself when
+    trained from Python (:class:`~segwise.models.batch_stats.BatchStatisticsError`); here the
+    message names the command-line fixes, before anything is written.
 
     Raises:
         ValueError: naming the layer, the batch and crop size, and the fix.
     """
     from segwise.models import SegmentationModel
 
-    bns = [(name, m) for name, m in model.named_modules()
-           if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if batch_size != 1 or not bns or not isinstance(model, SegmentationModel):
+    if batch_size != 1 or not isinstance(model, SegmentationModel):
         return
-    single = _single_value_layers(model, bns, crop_size, in_channels)
+    single = single_value_norms(model, (in_channels, crop_size, crop_size))
     if not single:
         return
     divisor = int(getattr(model.encoder, "divisor", 32))
     fix = "use --batch-size 2 or more"
-    if crop_size <= divisor and not _single_value_layers(model, bns, 2 * divisor, in_channels):
+    if crop_size <= divisor and not single_value_norms(
+            model, (in_channels, 2 * divisor, 2 * divisor)):
         fix += f", or --crop-size {2 * divisor} or more"
     raise ValueError(
-        f"batch size 1 with {crop_size} px crops gives batch-norm layer {single[0]!r} a single "
-        f"value per channel ({len(single)} such layer(s)), which cannot be trained; {fix}"
+        f"batch size 1 with {crop_size} px crops gives batch-norm layer {single[0][0]!r} a "
+        f"single value per channel ({len(single)} such layer(s)), which cannot be trained; {fix}"
     )
 
 
-def _single_value_layers(model: nn.Module, bns: list, size: int, channels: int) -> list:
-    """Names of the batch-norm layers that see one value per channel on a 1-image batch
-    (an eval-mode forward on the ``meta`` device)."""
-    seen: dict[str, int] = {}
-
-    def record(name: str):
-        def hook(_module, args) -> None:  # returns None: the input is left unchanged
-            seen.setdefault(name, args[0][0, 0].numel())  # H x W of the first image
-        return hook
-
-    hooks = [m.register_forward_pre_hook(record(name)) for name, m in bns]
-    was_training = model.training
-    meta = {name: torch.empty_like(t, device="meta")
-            for name, t in itertools.chain(model.named_parameters(), model.named_buffers())}
-    try:
-        model.eval()
-        probe = torch.zeros(1, channels, size, size, device="meta")
-        with torch.no_grad():
-            torch.func.functional_call(model, meta, (probe,))
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
-    return [name for name, values in seen.items() if values == 1]

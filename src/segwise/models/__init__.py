@@ -7,12 +7,14 @@ Xception-65, the textbook U-Net encoder, and ``"timm:<name>"``. See ``docs/model
 
 from __future__ import annotations
 
+from segwise.models.batch_stats import BatchStatisticsError
 from segwise.models.blocks import Norm, Upsampling
 from segwise.models.factory import create_model, list_encoders, list_models
 from segwise.models.segmentation_model import SegmentationModel, SegmentationOutput
 from segwise.models.weights import WeightsUnavailableError
 
 __all__ = [
+    "BatchStatisticsError",
     "Norm",
     "SegmentationModel",
     "SegmentationOutput",

@@ -9,6 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from segwise.models.batch_stats import (
+    BatchStatisticsError,
+    describe_single_value,
+    single_value_norms,
+)
+
 __all__ = ["SegmentationModel", "SegmentationOutput"]
 
 
@@ -60,6 +66,7 @@ class SegmentationModel(nn.Module):
         self.head = head
         self.aux_head = aux_head
         self.aux_index = aux_index
+        self._batch_one_checked: set[tuple[int, ...]] = set()  # input shapes found trainable
 
     @overload
     def forward(self, x: torch.Tensor, with_aux: Literal[False] = ...) -> torch.Tensor: ...
@@ -78,6 +85,8 @@ class SegmentationModel(nn.Module):
         ``with_aux`` may also be passed by position: PyTorch's tracers (``torch.onnx.export``,
         ``torch.jit.trace``) fill every parameter of ``forward`` positionally.
         """
+        if self.training and x.shape[0] == 1:
+            self._check_batch_of_one(tuple(x.shape[1:]))
         # (H, W), or (D, H, W) for the volume models (their divisor is per axis)
         crop = (..., *(slice(0, size) for size in x.shape[2:]))
         padded = _pad_to_multiple(x, self.encoder.divisor)  # (N, C, H', W'), H', W' % divisor == 0
@@ -89,6 +98,19 @@ class SegmentationModel(nn.Module):
             return SegmentationOutput(logits, ())
         aux = self.aux_head(features[self.aux_index], padded.shape[2:])[crop]
         return SegmentationOutput(logits, (aux,))
+
+    def _check_batch_of_one(self, shape: tuple[int, ...]) -> None:
+        """Raise :class:`~segwise.models.batch_stats.BatchStatisticsError` (naming the layer,
+        its map size and the fixes) where a one-image training batch of ``shape`` would give a
+        batch-norm layer a single value per channel, before PyTorch's anonymous error. Checked
+        once per input shape (a meta-device forward); skipped while compiling or tracing."""
+        if shape in self._batch_one_checked or torch.compiler.is_compiling() or (
+                torch.jit.is_tracing()):
+            return
+        single = single_value_norms(self, shape)
+        if single:
+            raise BatchStatisticsError(describe_single_value(single, shape))
+        self._batch_one_checked.add(shape)
 
 
 def _pad_to_multiple(x: torch.Tensor, divisor: int | tuple[int, ...]) -> torch.Tensor:
