@@ -123,8 +123,9 @@ def train(
         device: ``"auto"`` (default), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         seed: default 0; the same seed gives the same metrics on CPU with ``workers=0``.
         max_steps: total optimizer-step budget; the learning-rate schedule ends there.
-        time_limit: wall-clock budget in seconds; the epochs and schedule are fitted to it
-            after the first epoch, and the run stops cleanly if it runs out.
+        time_limit: wall-clock budget in seconds; the steps, warmup, schedule and bounded
+            validations are planned from it after the first few steps (docs/cli.md), and the
+            run stops cleanly if it runs out.
         config: a full :class:`~segwise.engine.config.RunConfig` for everything else
             (augmentation, optimizer, schedule, ...).
         out: the run folder; default ``runs/MODEL-TIMESTAMP`` under the working directory.

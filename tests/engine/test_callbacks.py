@@ -37,8 +37,8 @@ def _fake_run(tmp_path=None, **fields):
     run = SimpleNamespace(
         run_dir=tmp_path, ctx=_ONE_PROCESS, talk=True, state=TrainingState(), hint=None,
         val_seconds=None, plan=RunPlan(10, 5, None, None), monitor="mean_dice",
-        config=SimpleNamespace(train=SimpleNamespace(val_every=1)), device=torch.device("cpu"),
-        stop=None,
+        config=SimpleNamespace(train=SimpleNamespace(val_every=1, time_limit=None)),
+        device=torch.device("cpu"), stop=None,
     )
     run.__dict__.update(fields)
     run.request_stop = lambda reason, early=False: TrainingRun.request_stop(run, reason,

@@ -9,7 +9,6 @@ import pytest
 from segwise.engine.progress import (
     ProgressDataset,
     RunPlan,
-    fit_epochs_to_budget,
     format_duration,
     progress_line,
     remaining_validations,
@@ -26,25 +25,12 @@ def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
 
 
-def test_fit_epochs_to_budget():
-    # 1 epoch done, 100 s left at 30 s per epoch -> 3 more -> 4 of the 10 planned
-    assert fit_epochs_to_budget(done_epochs=1, planned_epochs=10, seconds_left=100,
-                                seconds_per_epoch=30) == 4
-    assert fit_epochs_to_budget(done_epochs=1, planned_epochs=3, seconds_left=1e6,
-                                seconds_per_epoch=30) == 3  # never more than planned
-    assert fit_epochs_to_budget(done_epochs=2, planned_epochs=10, seconds_left=-5,
-                                seconds_per_epoch=30) == 2  # never fewer than done
-
-
 def test_run_plan_max_steps_and_budget():
     plan = RunPlan(steps_per_epoch=4, config_epochs=10, max_steps=None, planned_epochs=None)
     assert (plan.epochs, plan.total_steps) == (10, 40)
     capped = RunPlan(steps_per_epoch=4, config_epochs=10, max_steps=9, planned_epochs=None)
     assert (capped.epochs, capped.total_steps) == (3, 9)  # ceil(9 / 4) epochs, 9 steps
     assert "max_steps=9" in capped.describe(None)
-    assert plan.fit_to_budget(done=1, seconds_left=50, seconds_per_epoch=10) == 6
-    assert (plan.epochs, plan.total_steps, plan.planned_epochs) == (6, 24, 6)
-    assert plan.fit_to_budget(done=2, seconds_left=1e6, seconds_per_epoch=10) is None
     resumed = RunPlan(steps_per_epoch=4, config_epochs=10, max_steps=None, planned_epochs=6)
     assert resumed.total_steps == 24  # a fitted plan survives --resume
     assert "time limit 2 h 00 min" in resumed.describe(7200)

@@ -126,45 +126,81 @@ def _check_validation_loss(ckpt, root, logged):
     assert logged == pytest.approx(float(np.mean(values)), rel=1e-5)
 
 
-class _Clock:
-    """time for the trainer: real perf_counter, monotonic = 0, 1, 2, ... per call."""
+class _StepClock:
+    """time for the trainer: real perf_counter; monotonic is a clock that only the run's work
+    moves: ``step_cost(step)`` seconds per optimizer step, 0.5 s per validated image."""
 
-    def __init__(self) -> None:
+    def __init__(self, monkeypatch, step_cost) -> None:
         import time
 
+        from segwise.engine import trainer
+        from segwise.engine.adapters import SemanticAdapter
+
         self.perf_counter = time.perf_counter
-        self.calls = -1
+        self.now, self.steps = 0.0, 0
+        real_step, real_validate = trainer._step, SemanticAdapter.validate
+
+        def step(*args, **kwargs):
+            self.steps += 1
+            self.now += step_cost(self.steps)
+            return real_step(*args, **kwargs)
+
+        def validate(adapter, model, val_ds, *, indices, **kwargs):
+            self.now += 0.5 * len(indices)
+            return real_validate(adapter, model, val_ds, indices=indices, **kwargs)
+
+        monkeypatch.setattr(trainer, "_step", step)
+        monkeypatch.setattr(SemanticAdapter, "validate", validate)
+        monkeypatch.setattr(trainer, "time", self)
 
     def monotonic(self) -> float:
-        self.calls += 1
-        return float(self.calls)
+        return self.now
 
 
-def test_time_limit_fits_the_run_after_the_first_epoch(tiny_binary, tmp_path, fast_config,
+def test_time_limit_plans_the_run_from_the_first_steps(tiny_binary, tmp_path, fast_config,
                                                        monkeypatch, capsys):
-    from segwise.engine import trainer
+    clock = _StepClock(monkeypatch, lambda step: 1.0)
+    # 2 steps per epoch (8 train images, batch 4), 2 val images; probe: 1 s per step after
+    # the first, 0.5 s per val image, 17.5 s left -> 16 steps, validations at epochs 4 and 8
+    # of both val images (budget.py; the same numbers in test_budget.py)
+    result = fit(fast_config(tiny_binary, epochs=50, time_limit=20), tmp_path / "run")
+    out = capsys.readouterr().out
+    assert "time limit 20 s (the steps, warmup and validations are planned from it" in out
+    assert ("time plan 20 s: 16 steps of the 100 asked (1.00 s each, measured), 8 epoch(s), "
+            "warmup 1 steps; 2 validation(s) of all 2 val images (0.50 s each, every 4 epochs)"
+            ) in out
+    assert [h["step"] for h in result.history] == [2 * e for e in range(1, 9)]
+    assert [h["epoch"] for h in result.history if "val_mean_dice" in h] == [4, 8]
+    assert clock.now <= 20  # ended inside the limit, validated, with best.pt
+    assert result.best_epoch in (4, 8) and (tmp_path / "run" / "best.pt").is_file()
+    budget = load_checkpoint(tmp_path / "run" / "last.pt")["training"]["budget"]
+    assert (budget["total_steps"], budget["val_every"], budget["val_images"]) == (16, 4, 2)
 
-    monkeypatch.setattr(trainer, "time", _Clock())
-    # clock: start 0, two step checks 1 and 2, after epoch 1: 3 > 2.5 -> nothing more fits
-    result = fit(fast_config(tiny_binary, epochs=3, time_limit=2.5), tmp_path / "run")
-    assert [h["epoch"] for h in result.history] == [1]
-    assert "1 epoch(s) fit, so the run ends after epoch 1 (step 2)" in capsys.readouterr().out
-    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert ckpt["training"]["planned_epochs"] == 1  # --resume keeps the fitted schedule
-    assert result.best_epoch == 1
+
+def test_time_limit_plan_survives_resume_exactly(tiny_binary, tmp_path, fast_config,
+                                                 monkeypatch):
+    _StepClock(monkeypatch, lambda step: 1.0)
+    config = fast_config(tiny_binary, epochs=50, time_limit=20)
+    straight = fit(config, tmp_path / "straight", quiet=True)
+    _StepClock(monkeypatch, lambda step: 1.0)
+    fit(config, tmp_path / "split", quiet=True, stop_after_epoch=4)
+    clock = _StepClock(monkeypatch, lambda step: 1.0)
+    resumed = fit(None, tmp_path / "split", resume=True, quiet=True)
+    assert _val(resumed.history) == _val(straight.history)  # the stored plan, no new probe
+    assert clock.now == 8 + 2 * 0.5  # steps 9..16 and the validation of epoch 8
 
 
 def test_time_limit_stops_mid_epoch_validated_and_saved(tiny_binary, tmp_path, fast_config,
                                                         monkeypatch, capsys):
-    from segwise.engine import trainer
-
-    monkeypatch.setattr(trainer, "time", _Clock())
-    # clock: start 0, step check 1 (ok), step check 2 > 1.5 -> stop after one step
-    result = fit(fast_config(tiny_binary, epochs=3, time_limit=1.5), tmp_path / "run")
-    assert [(h["epoch"], h["step"]) for h in result.history] == [(1, 1)]
-    assert "val_mean_dice" in result.history[0]
-    assert "time limit 2 s reached in epoch 1: stopped; best.pt is epoch 1" in (
+    # probe 1 s per step -> a 4-step plan with one validation of 1 image; then steps take
+    # 10 s: step 3 ends at 12.5 s > 6 s, so the run stops before step 4, validated
+    clock = _StepClock(monkeypatch, lambda step: 1.0 if step <= 2 else 10.0)
+    result = fit(fast_config(tiny_binary, epochs=3, time_limit=6), tmp_path / "run")
+    assert [(h["epoch"], h["step"]) for h in result.history] == [(1, 2), (2, 3)]
+    assert "val_mean_dice" in result.history[-1]
+    assert "time limit 6 s reached in epoch 2: stopped; best.pt is epoch 2" in (
         capsys.readouterr().out)
+    assert clock.now <= 6 + 10 + 0.5  # the limit, one step, one bounded validation
     assert (tmp_path / "run" / "best.pt").is_file() and (tmp_path / "run" / "last.pt").is_file()
 
 

@@ -29,8 +29,9 @@ examples:
   torchrun --nproc_per_node 2 -m segwise.cli.main train --data my_data   # multi-process DDP
 
 Time: the run folder is printed first; progress lines give the epoch's and the whole run's
-ETA. --time-limit 2h fits the epochs (and the learning-rate schedule) to the budget after the
-first epoch and stops cleanly if the budget runs out; --max-steps caps the optimizer steps.
+ETA. --time-limit 2h plans the run from the budget after its first 3 steps (steps, warmup,
+schedule and bounded validations that fit: the "time plan" line) and stops cleanly if the
+budget runs out anyway; --max-steps caps the optimizer steps.
 Ctrl-C says what was saved and how to --resume. A run that stopped before its first epoch
 was saved can be started again with the same --out (the folder is reused).
 
@@ -170,9 +171,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-steps", type=int,
                    help="total optimizer-step budget; the schedule ends there")
     g.add_argument("--time-limit", type=_duration, metavar="DURATION",
-                   help="wall-clock budget, e.g. 45m, 2h, 1h30m, 900 (seconds): the epochs and "
-                        "the LR schedule are fitted to it after epoch 1, and the run stops "
-                        "cleanly (best.pt/last.pt kept) if it runs out")
+                   help="wall-clock budget, e.g. 45m, 2h, 1h30m, 900 (seconds): the steps, "
+                        "warmup, LR schedule and validations (a spread subset of the val "
+                        "images) are planned from it after 3 measured steps, and the run "
+                        "stops cleanly (best.pt/last.pt kept) if it runs out")
     g.add_argument("--val-every", type=int, help="validate every N epochs (default 1; always "
                                                   "after the last)")
     g.add_argument("--overlay-images", type=int, metavar="N",

@@ -1,6 +1,6 @@
 """What a user sees while a run works: durations, progress through a dataset, budgets.
 
-Pure helpers: :func:`format_duration`, :func:`fit_epochs_to_budget`, and
+Pure helpers: :func:`format_duration`, :class:`RunPlan`, and
 :class:`ProgressDataset`, a read-through view of a dataset that reports how far a pass over it
 has come (validation and ``segwise evaluate`` read their images one at a time).
 """
@@ -19,7 +19,6 @@ __all__ = [
     "RunPlan",
     "describe_warmup",
     "epoch_line",
-    "fit_epochs_to_budget",
     "format_duration",
     "progress_line",
     "remaining_validations",
@@ -43,26 +42,6 @@ def format_duration(seconds: float) -> str:
         return f"{minutes:.0f} min"
     hours, rest = divmod(round(minutes), 60)
     return f"{hours} h {rest:02d} min"
-
-
-def fit_epochs_to_budget(
-    *, done_epochs: int, planned_epochs: int, seconds_left: float, seconds_per_epoch: float
-) -> int:
-    """How many epochs the whole run can have when ``seconds_left`` remain.
-
-    ``done_epochs + floor(seconds_left / seconds_per_epoch)``, never more than
-    ``planned_epochs`` and never fewer than ``done_epochs`` (a run cannot un-train).
-
-    Args:
-        done_epochs: epochs already complete.
-        planned_epochs: the epochs the config asks for.
-        seconds_left: budget remaining.
-        seconds_per_epoch: measured cost of one epoch, validation share included.
-    """
-    if seconds_per_epoch <= 0:
-        return planned_epochs
-    more = math.floor(max(0.0, seconds_left) / seconds_per_epoch)
-    return max(done_epochs, min(planned_epochs, done_epochs + more))
 
 
 class ProgressDataset:
@@ -124,9 +103,11 @@ def progress_line(label: str, done: int, total: int, seconds: float) -> str:
 class RunPlan:
     """How long the run is: epochs and optimizer steps (the schedule ends at ``total_steps``).
 
-    ``epochs`` is ``planned_epochs`` (fitted to a time limit) or the configured epochs, cut
-    to ``ceil(max_steps / steps_per_epoch)``; ``total_steps`` is ``epochs * steps_per_epoch``
-    cut to ``max_steps``.
+    ``epochs`` is ``planned_epochs`` (fitted to a time limit by runs before the time plan;
+    read from their checkpoints) or the configured epochs, cut to ``ceil(max_steps /
+    steps_per_epoch)``; ``total_steps`` is ``epochs * steps_per_epoch`` cut to ``max_steps``.
+    A time plan (``budget``, a :class:`segwise.engine.budget.BudgetPlan`) cuts both further
+    and sets the validations (``val_every``, ``val_images``) and the warmup.
     """
 
     steps_per_epoch: int
@@ -135,6 +116,8 @@ class RunPlan:
     planned_epochs: int | None
     epochs: int = 0
     total_steps: int = 0
+    config_val_every: int = 1
+    budget: Any = None  # BudgetPlan or None
 
     def __post_init__(self) -> None:
         self._update()
@@ -145,28 +128,40 @@ class RunPlan:
         if self.max_steps is not None:
             epochs = min(epochs, math.ceil(self.max_steps / max(1, self.steps_per_epoch)))
             total = min(epochs * self.steps_per_epoch, self.max_steps)
+        if self.budget is not None:
+            total = min(total, self.budget.total_steps)
+            epochs = max(1, math.ceil(total / max(1, self.steps_per_epoch)))
         self.epochs, self.total_steps = epochs, total
 
-    def fit_to_budget(self, *, done: int, seconds_left: float, seconds_per_epoch: float):
-        """Shorten the run to what fits; the new epoch count, or None when all fits."""
-        fitted = fit_epochs_to_budget(
-            done_epochs=done, planned_epochs=self.epochs, seconds_left=seconds_left,
-            seconds_per_epoch=seconds_per_epoch,
-        )
-        if fitted >= self.epochs:
-            return None
-        self.planned_epochs = fitted
+    def apply_budget(self, budget: Any) -> None:
+        """Fit the plan to a time plan (steps, validations, warmup)."""
+        self.budget = budget
         self._update()
-        return fitted
+
+    @property
+    def val_every(self) -> int:
+        """Epochs between validations (the last epoch always validates)."""
+        return self.budget.val_every if self.budget is not None else self.config_val_every
+
+    @property
+    def val_images(self) -> int | None:
+        """Images per validation (spread over the val set), or None for all of them."""
+        return self.budget.val_images if self.budget is not None else None
+
+    def warmup_steps(self, configured: int) -> int:
+        """The warmup: the time plan's, else ``configured`` (of the configured run)."""
+        return self.budget.warmup_steps if self.budget is not None else configured
 
     def describe(self, time_limit: float | None) -> str:
         text = (f"budget    {self.epochs} epochs x {self.steps_per_epoch} steps = "
                 f"{self.total_steps} steps")
         if self.max_steps is not None:
             text += f" (max_steps={self.max_steps})"
-        if time_limit is not None:
-            text += (f", time limit {format_duration(time_limit)} (the epochs are fitted to it "
-                     "after the first one)")
+        if time_limit is not None and self.budget is None:
+            text += (f", time limit {format_duration(time_limit)} (the steps, warmup and "
+                     "validations are planned from it after the first few steps)")
+        elif time_limit is not None:
+            text += f", fitted to the time limit {format_duration(time_limit)}"
         return text
 
 
@@ -195,17 +190,22 @@ def remaining_validations(epoch: int, plan: RunPlan, val_every: int) -> int:
 
 
 def step_line(epoch, done, plan, global_step, loss, images_per_s, step_seconds,
-              val_seconds, val_every) -> str:
+              val_seconds, val_every, seconds_left=None) -> str:
     """``  epoch 2 step 3/10 loss 0.41 8.0 img/s eta epoch 12 s, run 5 min``.
 
     The run's ETA counts the steps left in the whole plan at this epoch's step time, plus
-    the validations left at the last validation's time (or says how many when none ran yet).
+    the validations left at the last validation's time (or says how many when none ran yet);
+    with a time limit (``seconds_left``, the time left of it) never more than that, since the
+    run stops there.
     """
     epoch_steps = min(plan.steps_per_epoch, plan.total_steps - (global_step - done))
     eta_epoch = step_seconds * (epoch_steps - done)
     eta_run = step_seconds * (plan.total_steps - global_step)
     validations = remaining_validations(epoch, plan, val_every)
-    if val_seconds is not None:
+    if seconds_left is not None:
+        eta = eta_run + validations * (val_seconds or 0.0)
+        run = f"run {format_duration(min(eta, max(0.0, seconds_left)))} (time limit)"
+    elif val_seconds is not None:
         run = f"run {format_duration(eta_run + validations * val_seconds)}"
     else:
         run = f"run {format_duration(eta_run)} + {validations} validation(s)"

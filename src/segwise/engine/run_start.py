@@ -23,6 +23,7 @@ from torch import nn
 
 from segwise.engine import distributed as dist_utils
 from segwise.engine.banner import describe_run
+from segwise.engine.budget import BudgetPlan
 from segwise.engine.callbacks import TrainingRun, TrainingState, restore_state
 from segwise.engine.config import OptimizerName, RunConfig
 from segwise.engine.preflight import RunRecipe, check_run
@@ -204,11 +205,14 @@ def _plan(config: RunConfig, batches: int, state: TrainingState,
     steps_per_epoch = batches
     if t_cfg.max_steps_per_epoch is not None:
         steps_per_epoch = min(steps_per_epoch, t_cfg.max_steps_per_epoch)
-    plan = RunPlan(steps_per_epoch, t_cfg.epochs, t_cfg.max_steps, state.planned_epochs)
+    plan = RunPlan(steps_per_epoch, t_cfg.epochs, t_cfg.max_steps, state.planned_epochs,
+                   config_val_every=t_cfg.val_every,
+                   budget=None if state.budget is None else BudgetPlan.from_dict(state.budget))
     warmup_steps = resolve_warmup(config.optim.warmup_epochs, steps_per_epoch=steps_per_epoch,
                                   epochs=t_cfg.epochs, max_steps=t_cfg.max_steps)
     say(plan.describe(t_cfg.time_limit))
-    say(describe_warmup(warmup_steps, plan.total_steps, steps_per_epoch))
+    if plan.budget is not None or t_cfg.time_limit is None:  # else the time plan says it
+        say(describe_warmup(plan.warmup_steps(warmup_steps), plan.total_steps, steps_per_epoch))
     return plan, warmup_steps
 
 

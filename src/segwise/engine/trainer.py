@@ -25,6 +25,7 @@ from torch import nn
 
 from segwise.engine import distributed as dist_utils
 from segwise.engine.adapters import StepLoss
+from segwise.engine.budget import MIN_VAL_IMAGES, PROBE_STEPS, plan_budget, spread_indices
 from segwise.engine.callbacks import (
     CallbackList,
     StepReport,
@@ -45,6 +46,7 @@ from segwise.engine.run_folder import (
 )
 from segwise.engine.run_start import LoopParts, resume_recipe, start_run
 from segwise.engine.schedule import lr_at_step
+from segwise.engine.schedule import warmup_steps as resolve_warmup
 from segwise.engine.setup import seed_everything
 
 __all__ = ["FitResult", "TrainingDivergedError", "fit"]
@@ -90,9 +92,11 @@ def fit(
     (:func:`check_run`: options, data, adapter, model, batch statistics), so a refused run
     leaves nothing on disk. The run folder is the first line printed, so ``curves.png`` can be
     opened while the run trains.
-    ``train.time_limit`` fits the epochs (and so the learning-rate schedule) to the budget
-    after the first epoch, and stops the run cleanly (validated, ``best.pt``/``last.pt``
-    written) if the budget runs out anyway; ``train.max_steps`` caps the optimizer steps.
+    ``train.time_limit`` plans the run from the budget after its first few steps
+    (:mod:`segwise.engine.budget`: the steps, the warmup and schedule, and bounded
+    validations that fit, printed as the ``time plan`` line), and stops the run cleanly
+    (validated, ``best.pt``/``last.pt`` written) if the budget runs out anyway;
+    ``train.max_steps`` caps the optimizer steps.
 
     Args:
         config: the run configuration (``config.data.root`` names the dataset); None with
@@ -172,12 +176,8 @@ def _fit(recipe: RunRecipe | None, run_dir: Path, *, stop_after_epoch, quiet: bo
             record, out_of_time = _train_epoch(run, loop, callbacks, epoch)
             callbacks.fire("on_train_end", run, record)
             last_epoch = out_of_time or state.step >= plan.total_steps
-            validated = epoch % t_cfg.val_every == 0 or epoch >= plan.epochs or last_epoch
+            validated = epoch % plan.val_every == 0 or epoch >= plan.epochs or last_epoch
             improved = _validate(run, loop, callbacks, epoch, record) if validated else False
-            if loop.deadline is not None and state.planned_epochs is None and not last_epoch:
-                fitted = _fit_to_time_limit(run, loop, epoch, record["epoch_seconds"])
-                if fitted and not validated and epoch >= plan.epochs:
-                    improved = _validate(run, loop, callbacks, epoch, record)
             state.epoch = epoch
             state.history.append(record)
             callbacks.fire("on_epoch_end", run, record, improved)
@@ -216,6 +216,10 @@ def _train_epoch(run: TrainingRun, loop: LoopParts, callbacks: CallbackList,
     t0 = time.perf_counter()
     loss_sum, seen, out_of_time = 0.0, 0, False
     lr = run.optimizer.param_groups[0]["lr"]
+    # a time limit without a time plan yet: measure the first steps, then plan (budget.py)
+    probe = (min(PROBE_STEPS, plan.steps_per_epoch)
+             if loop.deadline is not None and plan.budget is None else 0)
+    step_ends = [run.clock()] if probe else []
     for i, batch in enumerate(loop.loader):
         if i >= plan.steps_per_epoch or state.step >= plan.total_steps:
             break
@@ -235,6 +239,10 @@ def _train_epoch(run: TrainingRun, loop: LoopParts, callbacks: CallbackList,
             terms = {name: float(value) for name, value in loss.terms.items()}
             callbacks.fire("on_step_end", run, StepReport(epoch, i + 1, loss_value, batch_size,
                                                           loss_sum / seen, seen, terms))
+        if probe and plan.budget is None:
+            step_ends.append(run.clock())
+            if i + 1 == probe:
+                _plan_time(run, loop, step_ends)
     elapsed = time.perf_counter() - t0
     record: dict[str, Any] = {
         "epoch": epoch,
@@ -253,7 +261,7 @@ def _set_lr(run: TrainingRun, loop: LoopParts) -> float:
     lr = lr_at_step(
         run.state.step,
         total_steps=run.plan.total_steps,
-        warmup_steps=loop.warmup_steps,
+        warmup_steps=run.plan.warmup_steps(loop.warmup_steps),
         base_lr=o.lr,
         min_lr=o.min_lr,
         schedule=o.schedule,
@@ -298,7 +306,11 @@ def _validate(run: TrainingRun, loop: LoopParts, callbacks: CallbackList, epoch:
     ctx, adapter, monitor = run.ctx, run.adapter, run.monitor
     tv = time.perf_counter()
     eval_model = run.ema.module if run.ema is not None else run.model
-    indices = list(range(ctx.rank, len(loop.val_ds), ctx.world_size))
+    count = run.plan.val_images
+    if count is None and loop.deadline is not None and run.clock() > loop.deadline:
+        count = MIN_VAL_IMAGES  # the limit came before the time plan: still bounded
+    subset = spread_indices(len(loop.val_ds), len(loop.val_ds) if count is None else count)
+    indices = subset[ctx.rank::ctx.world_size]
 
     def report(done: int, total: int, seconds: float) -> None:
         callbacks.fire("on_validation_progress", run, done, total, seconds)
@@ -329,23 +341,34 @@ def _validate(run: TrainingRun, loop: LoopParts, callbacks: CallbackList, epoch:
     return improved
 
 
-def _fit_to_time_limit(run: TrainingRun, loop: LoopParts, epoch: int, train_seconds: float) -> bool:
-    """After the first epoch: shorten the plan (and the schedule) to what the time limit
-    allows, at this epoch's measured cost; whether it was shortened."""
-    t_cfg = run.config.train
-    val_cost = run.val_seconds if run.val_seconds is not None else (
-        train_seconds * len(loop.val_ds) / max(1, loop.train_size)
+def _plan_time(run: TrainingRun, loop: LoopParts, step_ends: list[float]) -> None:
+    """Plan the run from its time limit (:func:`~segwise.engine.budget.plan_budget`): the
+    probe's step cost (``step_ends``: the clock at the epoch's start and after each step; the
+    first step's start-up cost left out when there are more), one validated image's cost, and
+    the time left; the plan is applied, stored in the state (``last.pt``) and printed."""
+    t_cfg, o, ctx, plan = run.config.train, run.config.optim, run.ctx, run.plan
+    steps = len(step_ends) - 1
+    first = 1 if steps > 1 else 0
+    step_seconds = (step_ends[-1] - step_ends[first]) / (steps - first)
+    eval_model = run.ema.module if run.ema is not None else run.model
+    t0 = run.clock()
+    run.adapter.validate(eval_model, loop.val_ds, indices=[len(loop.val_ds) // 2],
+                         distributed=False, keep_overlays=0)
+    loop.train_model.train()
+    now = run.clock()
+    measured = [step_seconds, now - t0, loop.deadline - now]
+    if ctx.enabled:  # every process plans the same run
+        measured = [mean_across(value, 1, ctx, run.device) for value in measured]
+    budget = plan_budget(
+        seconds_left=measured[2], steps_done=run.state.step, step_seconds=measured[0],
+        val_image_seconds=measured[1], val_size=len(loop.val_ds),
+        steps_per_epoch=plan.steps_per_epoch, configured_steps=plan.total_steps,
+        val_every=t_cfg.val_every,
+        warmup=lambda steps: resolve_warmup(o.warmup_epochs, steps_per_epoch=plan.steps_per_epoch,
+                                            epochs=t_cfg.epochs, max_steps=steps),
     )
-    fitted = run.plan.fit_to_budget(
-        done=epoch,
-        seconds_left=loop.deadline - run.clock(),
-        seconds_per_epoch=train_seconds + val_cost / t_cfg.val_every,
-    )
-    if fitted is None:
-        return False
-    run.state.planned_epochs = fitted
-    run.say(f"time limit {format_duration(t_cfg.time_limit)}: {fitted} epoch(s) fit, so the run "
-            f"ends after epoch {fitted} (step {run.plan.total_steps}) and its learning-rate "
-            "schedule is fitted to that")
-    return True
-
+    configured = plan.total_steps
+    plan.apply_budget(budget)
+    run.state.budget = budget.to_dict()
+    run.say(budget.describe(time_limit=t_cfg.time_limit, val_size=len(loop.val_ds),
+                            steps_per_epoch=plan.steps_per_epoch, configured_steps=configured))

@@ -65,7 +65,8 @@ class TrainingState:
     best_epoch: int | None = None
     bad_epochs: int = 0  # validations without improvement (read by early stopping)
     history: list[dict[str, Any]] = field(default_factory=list)
-    planned_epochs: int | None = None  # epochs fitted to train.time_limit (None: not fitted)
+    planned_epochs: int | None = None  # epochs fitted by runs before the time plan (older)
+    budget: dict[str, Any] | None = None  # the time plan (BudgetPlan.to_dict()), or None
 
     def record_score(self, score: float, epoch: int) -> bool:
         """Note a validation score; True when it is the new best.

@@ -37,9 +37,11 @@ class ProgressLines(Callback):
         fifth = max(1, run.plan.steps_per_epoch // 5)
         if step.done == 1 or step.done % fifth == 0 or now - self.last_line >= STEP_LINE_EVERY_S:
             spent, self.last_line = now - self.epoch_t0, now
+            limit = run.config.train.time_limit
             print(step_line(step.epoch, step.done, run.plan, run.state.step, step.loss_mean,
                             step.seen * run.ctx.world_size / max(spent, 1e-9),
-                            spent / step.done, run.val_seconds, run.config.train.val_every),
+                            spent / step.done, run.val_seconds, run.plan.val_every,
+                            seconds_left=None if limit is None else limit - run.elapsed()),
                   flush=True)
 
     def on_validation_progress(self, run: TrainingRun, done: int, total: int,

@@ -54,6 +54,7 @@ def checkpoint_payload(run: TrainingRun) -> dict[str, Any]:
             "bad_epochs": state.bad_epochs,
             "history": state.history,
             "planned_epochs": state.planned_epochs,
+            "budget": state.budget,
             "optimizer": run.optimizer.state_dict(),
             "scaler": run.scaler.state_dict(),
             "ema_n_averaged": (int(ema.n_averaged) if ema is not None else None),
@@ -78,6 +79,7 @@ def restore_state(ckpt: dict[str, Any], model, optimizer, scaler, ema) -> Traini
         bad_epochs=training["bad_epochs"],
         history=list(training["history"]),
         planned_epochs=training.get("planned_epochs"),
+        budget=training.get("budget"),
     )
 
 
