@@ -86,3 +86,30 @@ def test_bad_options_are_refused_before_anything_is_written(trained, tiny_multic
         segwise.evaluate(tmp_path / "missing.pt", tiny_multiclass)
     with pytest.raises(ValueError, match="threads="):
         segwise.load_predictor(trained.run_dir, threads=2)
+
+
+def test_cli_evaluate_scores_the_images_the_run_validated_on(tiny_multiclass, tmp_path, capsys):
+    """Data without a split file: `segwise evaluate --split val` draws the held-out share with
+    the run's own seed (it used the default seed, so a run trained with another scored other
+    images than it validated on)."""
+    import shutil
+
+    from segwise.cli.main import main
+    from segwise.data import discover_dataset
+
+    data = tmp_path / "data"  # the tiny data without its split file: the run draws val
+    shutil.copytree(tiny_multiclass, data)
+    for split_file in data.glob("split*"):
+        split_file.unlink()
+    ids = {seed: sorted(s.id for s in discover_dataset(data, seed=seed).val) for seed in (0, 3)}
+    assert ids[0] != ids[3]  # the two draws differ, so the check below can fail
+    run = segwise.train(
+        data, model="unet_textbook", model_options={"base_width": 8, "depth": 3},
+        epochs=1, crop_size=48, batch_size=4, workers=0, device="cpu", seed=3,
+        out=tmp_path / "run", quiet=True,
+    )
+    assert main(["evaluate", "--checkpoint", str(run.run_dir), "--data", str(data),
+                 "--out", str(tmp_path / "eval"), "--json", "--device", "cpu"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert sorted(row["id"] for row in report["per_image"]["images"]) == ids[3]
+    assert report["summary"]["mean_dice"] == pytest.approx(run.best_score, abs=1e-6)
