@@ -163,7 +163,7 @@ def analyse(root: str | Path, options: DiscoverOptions) -> Analysis:
         kind = detect_kind(layout.name, samples, list(mask_scans.values()))
 
     table, ignore, task, notes = _resolve_classes(
-        root, layout_name=layout.name, kind=kind, scans=list(mask_scans.values()),
+        root, layout_name=layout.name, kind=kind, mask_scans=mask_scans,
         samples=samples, options=options)
     problems += notes
     found = check_files(samples, image_scans=image_scans, mask_scans=mask_scans, root=root,
@@ -199,10 +199,12 @@ def analyse(root: str | Path, options: DiscoverOptions) -> Analysis:
 
 
 def _resolve_classes(
-    root: Path, *, layout_name: str, kind: MaskKind, scans: list[MaskScan],
+    root: Path, *, layout_name: str, kind: MaskKind, mask_scans: dict[str, MaskScan],
     samples: list[Sample], options: DiscoverOptions,
 ) -> tuple[ClassTable, int | None, Task, list[Problem]]:
-    """The class table: ``classes.json``, else a known layout, else what the kind implies."""
+    """The class table: ``classes.json``, else a known layout, else what the kind implies
+    (``mask_scans``: the scan of each sample's mask, by sample id)."""
+    scans = list(mask_scans.values())
     ignore_index, num_classes = options.ignore_index, options.num_classes
     classes_file = root / "classes.json" if root.is_dir() else root.parent / "classes.json"
     table: ClassTable | None = None
@@ -216,7 +218,8 @@ def _resolve_classes(
         values.update(dict(zip(s.values.tolist(), s.counts.tolist(), strict=True)))
     found = mask_kind_spec(kind).classes(ClassContext(
         root=root, samples=samples, scans=scans, values=values, table=table,
-        ignore_index=ignore, num_classes=num_classes))
+        ignore_index=ignore, num_classes=num_classes,
+        scans_by_file={s.mask_path: mask_scans[s.id] for s in samples if s.id in mask_scans}))
     table = found.table or table
     ignore = found.ignore_index
     notes = list(found.notes)

@@ -16,7 +16,7 @@ through this protocol:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
@@ -76,6 +76,8 @@ class ClassContext:
         table: the class table from ``classes.json`` or a known layout, or ``None``.
         ignore_index: the ignore label given or from that table, or ``None``.
         num_classes: the number of classes given by the user, or ``None``.
+        scans_by_file: each scanned mask file and its scan (``scans``, named), so that
+            notes can name the files they are about.
     """
 
     root: Path
@@ -85,6 +87,7 @@ class ClassContext:
     table: ClassTable | None
     ignore_index: int | None
     num_classes: int | None
+    scans_by_file: Mapping[Path, MaskScan] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

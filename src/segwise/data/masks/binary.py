@@ -16,7 +16,13 @@ from typing import ClassVar
 import numpy as np
 
 from segwise.data.classes import ClassTable
-from segwise.data.formats import BINARY_SNAP_RULE, SNAP_AT, MaskKind, read_mask_raw
+from segwise.data.formats import (
+    BINARY_SNAP_RULE,
+    LOSSY_SUFFIXES,
+    SNAP_AT,
+    MaskKind,
+    read_mask_raw,
+)
 from segwise.data.info import Problem, Sample, Severity
 from segwise.data.masks.base import (
     ClassContext,
@@ -54,6 +60,28 @@ def _grey_edged(scans: Sequence[MaskScan]) -> bool:
     total = sum(counts.values())
     grey = total - counts[0] - counts[255]
     return bool(total and counts[255] > grey and grey <= GREY_EDGE_SHARE * total)
+
+
+def _lossy_two_tone(samples: Sequence[Sample], scans: Sequence[MaskScan]) -> bool:
+    """JPEG masks that are 0/255 masks blurred by compression: read as binary first.
+
+    Class indices cannot survive JPEG (only binary masks are read from it, snapped), so a
+    folder of JPEG masks whose pixels are nearly all dark (< 64) or bright (>= 192), with some
+    bright, is binary however many grey values the compression left (small objects leave
+    more grey pixels than foreground ones, which :func:`_grey_edged` refuses).
+    """
+    masks = [s.mask_path for s in samples if s.mask_path is not None]
+    if not masks or any(p.suffix.lower() not in LOSSY_SUFFIXES for p in masks):
+        return False
+    counts: Counter[int] = Counter()
+    for s in scans:
+        if s.dtype != "uint8" or s.channels != 1 or s.palette is not None:
+            return False
+        counts.update(dict(zip(s.values.tolist(), s.counts.tolist(), strict=True)))
+    total = sum(counts.values())
+    bright = sum(c for v, c in counts.items() if v >= 192)
+    dark = sum(c for v, c in counts.items() if v < 64)
+    return bool(total and bright and dark + bright >= (1 - GREY_EDGE_SHARE) * total)
 
 
 def _scan_snaps(m: MaskScan, ignore_index: int | None) -> bool:
@@ -118,7 +146,7 @@ class BinaryMasks:
         for s in scans:
             values.update(s.values.tolist())
         return (values <= {0, 1} or values <= {0, 255} or values <= {0, 65535}
-                or _grey_edged(scans))
+                or _grey_edged(scans) or _lossy_two_tone(samples, scans))
 
     def classes(self, ctx: ClassContext) -> ClassResult:
         ignore, values = ctx.ignore_index, ctx.values

@@ -27,7 +27,8 @@ from segwise.data.masks.base import (
 from segwise.data.scan import ImageScan, MaskScan
 from segwise.labels import VOC_VOID_LABEL, LabelSpace
 
-__all__ = ["INDEX", "IndexMasks", "as_labels", "check_labels", "labels_in_range"]
+__all__ = ["INDEX", "IndexMasks", "as_labels", "binary_strays", "check_labels",
+           "labels_in_range"]
 
 
 def as_labels(raw: np.ndarray, source: str | Path) -> np.ndarray:
@@ -114,7 +115,35 @@ def infer_index_classes(ctx: ClassContext) -> ClassResult:
         notes.append(Problem(Severity.INFO, "classes_inferred", where,
                              f"{n} classes inferred from the label values {labels[:20]}; "
                              "name them in classes.json"))
+        notes.extend(binary_strays(ctx, n))
     return ClassResult(table, ignore, tuple(notes))
+
+
+#: most masks binary and the others holding more values: stray labels (a note names them)
+STRAY_SHARE = 0.1
+
+
+def binary_strays(ctx: ClassContext, num_classes: int) -> list[Problem]:
+    """A note per mask file that keeps a binary dataset from being read as binary.
+
+    When at least ``1 - STRAY_SHARE`` of the masks hold only {0, 1} (or only {0, 255}) and the
+    others more values, those few are most likely stray labels (one value 7 in one file makes
+    an 8-class model): each is named, with the class count it caused and the flag that reads
+    the data as binary and names every bad value.
+    """
+    files = {path: set(scan.values.tolist()) - {ctx.ignore_index}
+             for path, scan in ctx.scans_by_file.items()}
+    for base in ({0, 1}, {0, 255}):
+        binary = [path for path, values in files.items() if values <= base]
+        strays = [path for path in files if path not in set(binary)]
+        if strays and len(binary) >= (1 - STRAY_SHARE) * len(files):
+            text = (f"holds label values other than {sorted(base)}, which {len(binary)} of the "
+                    f"{len(files)} masks hold only, so the data is read as {num_classes} "
+                    "classes; if it is binary, fix these files (--mask-kind binary reads it as "
+                    "binary and names each bad value)")
+            return [Problem(Severity.WARNING, "binary_strays", str(path), text)
+                    for path in sorted(strays)]
+    return []
 
 
 class IndexMasks:
