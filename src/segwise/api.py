@@ -326,21 +326,33 @@ def evaluation_samples(loaded: Any, root: Path, split: EvalSplit, *,
 
     Raises:
         ValueError: the split is empty, or the data has more classes than the checkpoint.
+        DataError: the data does not read with the checkpoint's classes and mask kind (the
+            message names its task, classes, mask kind and data source: most likely a
+            checkpoint of other data).
     """
-    from segwise.data import discover_dataset
+    from segwise.data import DataError, discover_dataset
 
     where = where or f"data={str(root)!r}"
     info = loaded.info
     run = loaded.config
-    index = discover_dataset(
-        root,
-        mask_kind=info.mask_kind,
-        ignore_index=info.labels.ignore_index,
-        num_classes=info.labels.num_classes,
-        class_names=list(info.labels.names),
-        val_fraction=run.get("data", {}).get("val_fraction", 0.2),
-        seed=run.get("train", {}).get("seed", 0),
-    )
+    try:
+        index = discover_dataset(
+            root,
+            mask_kind=info.mask_kind,
+            ignore_index=info.labels.ignore_index,
+            num_classes=info.labels.num_classes,
+            class_names=list(info.labels.names),
+            val_fraction=run.get("data", {}).get("val_fraction", 0.2),
+            seed=run.get("train", {}).get("seed", 0),
+        )
+    except ValueError as err:  # DataError (the files) or the classes given (classes.json)
+        found = str(err).splitlines()
+        raise DataError(
+            f"{where} does not read as the data the checkpoint was trained on: "
+            f"{trained_on(loaded)}. Evaluate it on data like that, or pass a checkpoint "
+            f"trained on this data. Read with the checkpoint's classes, {found[0]}"
+            .replace(" stop training:", ":") + "\n" + "\n".join(found[1:4])
+        ) from err
     samples = {EvalSplit.VAL: index.val, EvalSplit.TRAIN: index.train,
                EvalSplit.TEST: index.test, EvalSplit.ALL: index.samples}[split]
     if not samples:
@@ -348,10 +360,21 @@ def evaluation_samples(loaded: Any, root: Path, split: EvalSplit, *,
     found, trained = index.info.labels, info.labels
     if found.num_classes > trained.num_classes:
         raise ValueError(
-            f"{where} has {found.num_classes} classes but the checkpoint was "
-            f"trained on {trained.num_classes} ({list(trained.names)})"
+            f"{where} has {found.num_classes} classes but the checkpoint was trained on "
+            f"{trained_on(loaded)}"
         )
     return samples
+
+
+def trained_on(loaded: Any) -> str:
+    """What a checkpoint was trained on, for messages: ``task binary, 2 classes
+    ['background', 'foreground'], instance masks, from ../shared/data/dsb2018 (runs/x/best.pt)``."""
+    labels = loaded.info.labels
+    names = list(labels.names)
+    shown = names if len(names) <= 8 else [*names[:8], "..."]
+    source = loaded.config.get("data", {}).get("root", "an unrecorded folder")
+    return (f"task {labels.task.value}, {labels.num_classes} classes {shown}, "
+            f"{loaded.info.mask_kind.value} masks, from {source} ({loaded.checkpoint})")
 
 
 def evaluation_parts(loaded: Any, kind: str, samples: list[Any], *,

@@ -48,7 +48,8 @@ SAMPLE_SIZE = (64, 64)  # trace size; verification adds 97x131 (not a multiple o
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="RUN/best.pt")
+    parser.add_argument("--checkpoint", required=True,
+                        help="a run folder (its best.pt) or a checkpoint file")
     parser.add_argument("--out", required=True, help="file to write")
     parser.add_argument("--format", default="onnx", choices=FORMATS, help="default onnx")
     parser.add_argument(
@@ -86,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from segwise.cli._common import check_new_path
+    from segwise.cli._common import check_new_path, resolve_checkpoint
     from segwise.inference.export import (
         export_onnx,
         export_program,
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     check_new_path(out, overwrite=args.overwrite, what="output file")
+    args.checkpoint = resolve_checkpoint(args.checkpoint)  # a run folder: its best.pt
     loaded = load_run(args.checkpoint, device="cpu")
     info = loaded.info
     mean = None if args.no_normalization else list(info.mean)

@@ -246,6 +246,25 @@ def config_dict_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]
     return values
 
 
+def _refuse_options_on_resume(args: argparse.Namespace) -> None:
+    """``--resume`` continues a run exactly as it was configured (the config in its
+    ``last.pt``; the schedule was planned for its length): options that would change it, such
+    as ``--epochs`` on a finished run, are refused with the way to train longer, not ignored."""
+    from segwise.cli.main import UserError
+
+    given = [f"--{flag.replace('_', '-')}" for flag in _FLAGS
+             if flag != "quiet" and getattr(args, flag, None) is not None]
+    given += ["--config"] * bool(args.config) + ["--model-option"] * bool(args.model_option)
+    if given:
+        raise UserError(
+            f"--resume {args.resume} continues the run exactly as it was configured (the config "
+            f"in its last.pt; the learning-rate schedule ends at its planned last step), so "
+            f"{', '.join(given)} cannot change it. To train longer or differently, start a new "
+            "run: segwise train --data DATA --epochs N --out NEW_RUN (the old run's config.yaml "
+            "as --config keeps the rest)"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from segwise.notices import Level, printed
 
@@ -260,6 +279,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         if args.resume:
+            _refuse_options_on_resume(args)
             result = fit(None, Path(args.resume), resume=True, quiet=args.quiet)
         else:
             config = config_from_dict(config_dict_from_args(args))

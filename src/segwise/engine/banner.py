@@ -49,6 +49,21 @@ def _loader(user_data, device) -> str:
                            prefetch_factor=u.prefetch_factor).describe()
 
 
+def _head(model_args: dict) -> str:
+    """The head, truthfully: a semantic model's output channels; an instance method's
+    foreground classes (its head's channels are the method's own, e.g. the watershed U-Net's
+    interior/border/background maps, so no single count is printed as the head's)."""
+    if model_args.get("kind") == "instance":
+        return (f"foreground_classes={model_args['num_classes']} (the head's channels are "
+                f"{model_args.get('method', 'the method')}'s own)")
+    return f"out_channels={model_args['num_classes']}"
+
+
+def _derived(summary: str) -> str:
+    """The adapter's data-derived values; "from the training data" only where some are."""
+    return summary if summary.startswith("nothing") else f"{summary} (from the training data)"
+
+
 def describe_run(config, user_data, info, adapter, device, amp_dtype, channels_last, ctx) -> str:
     """The start-of-run banner: every value the run uses, ``(auto)`` where derived."""
     model_args = adapter.model_args
@@ -66,11 +81,10 @@ def describe_run(config, user_data, info, adapter, device, amp_dtype, channels_l
         f"{list(labels.names)}, in_channels={info.in_channels}, ignore={labels.ignore_index}, "
         f"mask kind={info.mask_kind.value}",
         f"model     {model_args['name']} encoder={_resolved_encoder(model_args)} "
-        f"weights={weights} out_channels={model_args['num_classes']} "
+        f"weights={weights} {_head(model_args)} "
         f"options={_resolved_options(model_args)} (init: docs/models.md, Initialisation)",
         f"loss      {adapter.loss_description}",
-        *([f"derived   {adapter.data_derived} (from the training data)"]
-          if adapter.data_derived else []),
+        *([f"derived   {_derived(adapter.data_derived)}"] if adapter.data_derived else []),
         f"optimizer {o.optimizer.value} lr={o.lr} wd={o.weight_decay} "
         f"schedule={o.schedule.value} warmup={_warmup(o.warmup_epochs)}, "
         f"clip={o.grad_clip if o.grad_clip is not None else 'off'}, ema={o.ema_decay}",

@@ -155,8 +155,10 @@ def interrupted_message(run_dir: Path, state: Any) -> str:
             f"with --out {run_dir} (the folder is reused)."
         )
     best = f", best.pt is epoch {state.best_epoch}" if state.best_epoch is not None else ""
+    # state.step is the live step (mid-epoch); last.pt holds the step of the last saved epoch
+    saved = state.history[-1].get("step", state.step) if state.history else state.step
     return (
         f"interrupted in epoch {state.epoch + 1}: {run_dir / 'last.pt'} holds epoch "
-        f"{state.epoch} (step {state.step}){best}. Continue with: "
+        f"{state.epoch} (step {saved}){best}. Continue with: "
         f"segwise train --resume {run_dir}"
     )

@@ -74,11 +74,20 @@ def state_digest(state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (plus format fields and the model digest) atomically to ``path``.
 
     The file is written to a temporary name in the same folder, flushed to disk and renamed
-    over ``path``, so a crash or kill mid-write never leaves a truncated checkpoint.
+    over ``path``, so a crash or kill mid-write never leaves a truncated checkpoint. It gets
+    the permissions of any other new file (``0o666`` less the umask; the temporary file's own
+    are ``0o600``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,6 +100,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     }
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp_name, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             torch.save(full, handle)
             handle.flush()
