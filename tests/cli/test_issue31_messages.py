@@ -62,3 +62,40 @@ def test_ctrl_c_names_the_saved_step_not_the_live_one(tmp_path):
     state = TrainingState(epoch=1, step=5, best_epoch=1, history=[{"epoch": 1, "step": 2}])
     text = interrupted_message(tmp_path, state)  # stopped at step 5, in epoch 2
     assert f"{tmp_path / 'last.pt'} holds epoch 1 (step 2), best.pt is epoch 1" in text
+
+
+def test_nonfinite_flag_reaches_discovery(tiny_binary, fast_flags, monkeypatch, tmp_path):
+    import segwise.data
+    from segwise.cli.main import build_parser
+    from segwise.cli.train import config_dict_from_args
+
+    args = build_parser().parse_args(["train", "--data", str(tiny_binary), "--nonfinite",
+                                      "ignore", *fast_flags])
+    assert config_dict_from_args(args)["data"]["nonfinite"] == "ignore"
+    seen = {}
+
+    def discover(root, **options):
+        seen.update(options)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(segwise.data, "discover_dataset", discover)
+    assert main(["train", "--data", str(tiny_binary), "--nonfinite", "ignore",
+                 "--out", str(tmp_path / "r"), *fast_flags]) == 2
+    assert seen["nonfinite"] == "ignore" and not (tmp_path / "r").exists()
+
+
+def test_distance_metric_reaches_the_boundary_metrics(binary_run, tiny_binary, monkeypatch,
+                                                      tmp_path):
+    import segwise.metrics
+
+    real, seen = segwise.metrics.BoundaryMetrics, []
+
+    def boundary(*args, **kwargs):
+        seen.append(kwargs["distance_metric"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(segwise.metrics, "BoundaryMetrics", boundary)
+    assert main(["evaluate", "--checkpoint", str(binary_run), "--data", str(tiny_binary),
+                 "--metrics", "dice,hd95", "--distance-metric", "chessboard", "--device", "cpu",
+                 "--out", str(tmp_path / "e")]) == 0
+    assert seen == ["chessboard"]

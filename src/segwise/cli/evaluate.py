@@ -85,6 +85,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="physical pixel size for the boundary metrics (default 1,1)")
     parser.add_argument("--nsd-tolerance", type=float, default=1.0, metavar="TAU",
                         help="NSD tolerance in the units of --spacing (default 1.0)")
+    parser.add_argument("--distance-metric", choices=("euclidean", "chessboard", "taxicab"),
+                        default="euclidean",
+                        help="distance between pixel centres for the boundary metrics: "
+                             "euclidean (default), chessboard (L-inf), taxicab (L1); "
+                             "docs/metrics.md")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,7 +137,8 @@ def _run_semantic(args: argparse.Namespace, loaded, predictor, samples, out: Pat
     if any(m in BOUNDARY for m in wanted):
         if args.nsd_tolerance < 0:
             raise ValueError(f"--nsd-tolerance {args.nsd_tolerance} is not valid; expected >= 0")
-        boundary = BoundarySettings(spacing=args.spacing, tolerance=args.nsd_tolerance)
+        boundary = BoundarySettings(spacing=args.spacing, tolerance=args.nsd_tolerance,
+                                    distance_metric=args.distance_metric)
     dataset, scorer = evaluation_parts(loaded, predictor.kind, samples, boundary=boundary)
     result = evaluation_loop(ProgressDataset(dataset, progress_reporter(), parts=10),
                              predict_step(predictor), scorer)

@@ -47,6 +47,7 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "mask_kind": ("data", "mask_kind"),
     "ignore_index": ("data", "ignore_index"),
     "val_fraction": ("data", "val_fraction"),
+    "nonfinite": ("data", "nonfinite"),
     "crop_size": ("data", "crop_size"),
     "batch_size": ("data", "batch_size"),
     "workers": ("data", "workers"),
@@ -97,6 +98,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--mask-kind", help="mask format, default auto-detected")
     g.add_argument("--ignore-index", type=int, help="label ignored in loss and metrics")
     g.add_argument("--val-fraction", type=float, help="held-out share when the data has no split")
+    g.add_argument("--nonfinite", choices=("refuse", "ignore"),
+                   help="NaN/inf pixels in float images: refuse (default: an error per file) or "
+                        "ignore (read as the channel mean, their mask pixels left out)")
     g.add_argument("--crop-size", type=int, help="training crop (default: from image sizes)")
     g.add_argument("--batch-size", type=int, help="images per step (default: from crop, device)")
     g.add_argument("--workers", type=int,

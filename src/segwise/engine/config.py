@@ -94,6 +94,7 @@ class DataConfig:
     mask_kind: str = "auto"  # mask format; "auto" detects it
     ignore_index: int | None = None  # label ignored in loss and metrics (None: from the data)
     val_fraction: float = 0.2  # used only when the data defines no split
+    nonfinite: str = "refuse"  # NaN/inf pixels of float images: refuse (error per file), ignore
     crop_size: int | None = None  # training crop; None derives it from the image sizes
     batch_size: int | None = None  # None derives it from crop size and device
     workers: int | None = None  # DataLoader workers; None picks from the CPU count and device

@@ -40,6 +40,7 @@ class BoundarySettings:
     spacing: tuple[float, ...] | None = None  # physical pixel size (rows, cols); None: pixels
     tolerance: float = 1.0  # NSD tolerance, in the units of spacing
     percentile: float = 95.0  # the q of the percentile Hausdorff distance (reported as hd95)
+    distance_metric: str = "euclidean"  # euclidean, chessboard or taxicab (DistanceMetric)
 
 
 @dataclass
@@ -245,6 +246,7 @@ class SemanticScorer:
             self.boundary = BoundaryMetrics(k, spacing=boundary.spacing,
                                             tolerance=boundary.tolerance,
                                             percentile=boundary.percentile,
+                                            distance_metric=boundary.distance_metric,
                                             ignore_index=left_out,
                                             class_names=self.class_names)
         self.overlays: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []

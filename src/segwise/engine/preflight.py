@@ -150,6 +150,7 @@ def _check_data(config: RunConfig) -> tuple[Any, int, float]:
         ignore_index=config.data.ignore_index,
         val_fraction=config.data.val_fraction,
         seed=config.train.seed,
+        nonfinite=config.data.nonfinite,
     )
     if not index.train:
         raise ValueError(f"no training images found in {config.data.root}")
