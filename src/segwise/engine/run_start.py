@@ -96,7 +96,8 @@ def _resident_batches(train_ds: Any, data_cfg: Any, device: torch.device, seed: 
 
 
 def start_run(recipe: RunRecipe, run_dir: Path, *, ckpt: dict[str, Any] | None, quiet: bool,
-              box: list, clock: Callable[[], float]) -> tuple[TrainingRun, LoopParts]:
+              box: list, clock: Callable[[], float],
+              started: float | None = None) -> tuple[TrainingRun, LoopParts]:
     """Everything before the first epoch, on the checked recipe: the distributed group, the
     resolved files, the banner, optimizer, AMP scaler, EMA, resumed state, loaders, the plan.
 
@@ -108,8 +109,10 @@ def start_run(recipe: RunRecipe, run_dir: Path, *, ckpt: dict[str, Any] | None, 
         quiet: print nothing.
         box: receives the training state as soon as it exists (for the Ctrl-C message).
         clock: the run's monotonic clock (time limit and elapsed time).
+        started: ``clock()`` when the run began (the time limit counts from there: the checks
+            before this call included); None: now.
     """
-    started = clock()
+    started = clock() if started is None else started
     config, info, device = recipe.config, recipe.index.info, recipe.device
     ctx = dist_utils.init_distributed(device.type)
     say = functools.partial(_say, ctx, quiet)

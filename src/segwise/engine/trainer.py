@@ -125,6 +125,7 @@ def fit(
             before anything is written).
         KeyboardInterrupt: after saying what was saved and how to resume.
     """
+    started = time.monotonic()  # the time limit counts the checks too
     run_dir = Path(run_dir)
     extra = CallbackList(callbacks).callbacks  # refused before the folder is touched
     is_main = int(os.environ.get("RANK", "0")) == 0
@@ -133,7 +134,7 @@ def fit(
     with RunFolderLock(run_dir, enabled=is_main):
         try:
             return _fit(recipe, run_dir, stop_after_epoch=stop_after_epoch, quiet=quiet,
-                        box=box, extra=extra)
+                        box=box, extra=extra, started=started)
         except KeyboardInterrupt:
             if is_main and not quiet:
                 print(interrupted_message(run_dir, box[0] if box else None), flush=True)
@@ -157,7 +158,7 @@ def _check_before_writing(config: RunConfig | None, run_dir: Path, *, resume: bo
 
 
 def _fit(recipe: RunRecipe | None, run_dir: Path, *, stop_after_epoch, quiet: bool,
-         box: list, extra: Sequence[Any] = ()) -> FitResult:
+         box: list, extra: Sequence[Any] = (), started: float | None = None) -> FitResult:
     """:func:`fit` inside the run-folder lock; ``box`` receives the training state (for the
     Ctrl-C message) as soon as it exists; ``recipe`` is :func:`check_run`'s result for a new
     run, None to resume (the config stored in the checkpoint is checked here, once)."""
@@ -165,7 +166,7 @@ def _fit(recipe: RunRecipe | None, run_dir: Path, *, stop_after_epoch, quiet: bo
     if recipe is None:
         recipe, ckpt = resume_recipe(run_dir)
     run, loop = start_run(recipe, run_dir, ckpt=ckpt, quiet=quiet, box=box,
-                          clock=time.monotonic)
+                          clock=time.monotonic, started=started)
     callbacks = CallbackList([*default_callbacks(run.config), *extra])
     state, plan, t_cfg = run.state, run.plan, run.config.train
     stopped_early = False
@@ -341,6 +342,17 @@ def _validate(run: TrainingRun, loop: LoopParts, callbacks: CallbackList, epoch:
     return improved
 
 
+def _image_pixels(dataset: Any) -> list[int] | None:
+    """Pixels of each image of a dataset with ``samples`` (read from the file headers), or
+    None when they cannot be read."""
+    from segwise.data.formats import image_header
+
+    try:
+        return [h * w for h, w, *_ in (image_header(s.image_path) for s in dataset.samples)]
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def _plan_time(run: TrainingRun, loop: LoopParts, step_ends: list[float]) -> None:
     """Plan the run from its time limit (:func:`~segwise.engine.budget.plan_budget`): the
     probe's step cost (``step_ends``: the clock at the epoch's start and after each step; the
@@ -351,12 +363,16 @@ def _plan_time(run: TrainingRun, loop: LoopParts, step_ends: list[float]) -> Non
     first = 1 if steps > 1 else 0
     step_seconds = (step_ends[-1] - step_ends[first]) / (steps - first)
     eval_model = run.ema.module if run.ema is not None else run.model
+    probe_image = len(loop.val_ds) // 2
     t0 = run.clock()
-    run.adapter.validate(eval_model, loop.val_ds, indices=[len(loop.val_ds) // 2],
+    run.adapter.validate(eval_model, loop.val_ds, indices=[probe_image],
                          distributed=False, keep_overlays=0)
     loop.train_model.train()
     now = run.clock()
-    measured = [step_seconds, now - t0, loop.deadline - now]
+    # one image's cost, scaled to the val set's mean image (pixels, from the headers)
+    pixels = _image_pixels(loop.val_ds)
+    scale = 1.0 if pixels is None else sum(pixels) / len(pixels) / max(1, pixels[probe_image])
+    measured = [step_seconds, (now - t0) * scale, loop.deadline - now]
     if ctx.enabled:  # every process plans the same run
         measured = [mean_across(value, 1, ctx, run.device) for value in measured]
     budget = plan_budget(
