@@ -128,16 +128,17 @@ def _check_validation_loss(ckpt, root, logged):
 
 class _StepClock:
     """time for the trainer: real perf_counter; monotonic is a clock that only the run's work
-    moves: ``step_cost(step)`` seconds per optimizer step, 0.5 s per validated image."""
+    moves: ``step_cost(step)`` seconds per optimizer step, ``image_cost(call)`` seconds per
+    validated image in the ``call``-th validation (0.5 s)."""
 
-    def __init__(self, monkeypatch, step_cost) -> None:
+    def __init__(self, monkeypatch, step_cost, image_cost=lambda call: 0.5) -> None:
         import time
 
         from segwise.engine import trainer
         from segwise.engine.adapters import SemanticAdapter
 
         self.perf_counter = time.perf_counter
-        self.now, self.steps = 0.0, 0
+        self.now, self.steps, self.validations = 0.0, 0, 0
         real_step, real_validate = trainer._step, SemanticAdapter.validate
 
         def step(*args, **kwargs):
@@ -146,7 +147,8 @@ class _StepClock:
             return real_step(*args, **kwargs)
 
         def validate(adapter, model, val_ds, *, indices, **kwargs):
-            self.now += 0.5 * len(indices)
+            self.validations += 1
+            self.now += image_cost(self.validations) * len(indices)
             return real_validate(adapter, model, val_ds, indices=indices, **kwargs)
 
         monkeypatch.setattr(trainer, "_step", step)
@@ -188,6 +190,20 @@ def test_time_limit_plan_survives_resume_exactly(tiny_binary, tmp_path, fast_con
     resumed = fit(None, tmp_path / "split", resume=True, quiet=True)
     assert _val(resumed.history) == _val(straight.history)  # the stored plan, no new probe
     assert clock.now == 8 + 2 * 0.5  # steps 9..16 and the validation of epoch 8
+
+
+def test_slower_validation_leaves_fewer_images_to_the_next(tiny_binary, tmp_path, fast_config,
+                                                           monkeypatch, capsys):
+    # the plan of the test above (probe image 0.5 s); the real validations take 1 s per
+    # image, so after epoch 4 the one left (epoch 8) reads floor(2 x 0.5 / 1) = 1 image
+    clock = _StepClock(monkeypatch, lambda step: 1.0, lambda call: 0.5 if call == 1 else 1.0)
+    result = fit(fast_config(tiny_binary, epochs=50, time_limit=20), tmp_path / "run")
+    assert ("time plan: validation took 1.00 s per image (planned 0.50 s), so the 1 "
+            "validation(s) left read 1 images") in capsys.readouterr().out
+    assert [h["epoch"] for h in result.history if "val_mean_dice" in h] == [4, 8]
+    assert clock.now == 2.5 + 14 + 2 + 1  # probe, steps 3..16, 2 images, then 1
+    budget = load_checkpoint(tmp_path / "run" / "last.pt")["training"]["budget"]
+    assert (budget["total_steps"], budget["val_images"]) == (16, 1)
 
 
 def test_time_limit_stops_mid_epoch_validated_and_saved(tiny_binary, tmp_path, fast_config,

@@ -13,6 +13,8 @@ where the run stopped (bit-identical on CPU with ``workers=0``).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -312,6 +314,7 @@ def _validate(run: TrainingRun, loop: LoopParts, callbacks: CallbackList, epoch:
         count = MIN_VAL_IMAGES  # the limit came before the time plan: still bounded
     subset = spread_indices(len(loop.val_ds), len(loop.val_ds) if count is None else count)
     indices = subset[ctx.rank::ctx.world_size]
+    started = run.clock()
 
     def report(done: int, total: int, seconds: float) -> None:
         callbacks.fire("on_validation_progress", run, done, total, seconds)
@@ -324,6 +327,8 @@ def _validate(run: TrainingRun, loop: LoopParts, callbacks: CallbackList, epoch:
         keep_overlays=run.config.train.overlays if ctx.is_main else 0,
     )
     run.val_seconds = time.perf_counter() - tv
+    if run.plan.budget is not None:
+        _refit_validations(run, epoch, (run.clock() - started) / max(1, len(indices)))
     loss = None if result.loss is None else mean_across(result.loss, 1, ctx, run.device)
     if loss is not None:
         record["val_loss"] = loss
@@ -340,6 +345,26 @@ def _validate(run: TrainingRun, loop: LoopParts, callbacks: CallbackList, epoch:
         epoch, summary, score, improved, run.val_seconds, list(result.overlays), loss=loss,
         census=result.census))
     return improved
+
+
+def _refit_validations(run: TrainingRun, epoch: int, image_seconds: float) -> None:
+    """After a validation of a time-planned run: when an image cost more than planned, the
+    validations left read fewer images, so that they fit the time the plan reserved for them
+    (the steps and the learning rate do not change; the new count is stored with the plan)."""
+    plan, budget = run.plan, run.plan.budget
+    if run.ctx.enabled:  # every process validates the same subset
+        image_seconds = mean_across(image_seconds, 1, run.ctx, run.device)
+    left = sum(1 for e in range(epoch + 1, plan.epochs + 1)
+               if e % plan.val_every == 0 or e == plan.epochs)
+    fewer = max(1, math.floor(budget.val_images * budget.val_image_seconds / image_seconds))
+    if left == 0 or fewer >= budget.val_images:
+        return
+    refit = dataclasses.replace(budget, val_images=fewer, val_image_seconds=image_seconds)
+    plan.apply_budget(refit)
+    run.state.budget = refit.to_dict()
+    run.say(f"time plan: validation took {image_seconds:.2f} s per image (planned "
+            f"{budget.val_image_seconds:.2f} s), so the {left} validation(s) left read "
+            f"{fewer} images")
 
 
 def _image_pixels(dataset: Any) -> list[int] | None:
