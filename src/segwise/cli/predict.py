@@ -142,6 +142,7 @@ class _SemanticOutputs:
             keep_largest_component,
             remove_small_objects,
         )
+        from segwise.viz.overlays import background_label
 
         args = self.args
         [image] = prepare_images(path, predictor.info)
@@ -157,7 +158,8 @@ class _SemanticOutputs:
         written = [write_label_png(out / f"{path.stem}.png", labels, colors)]
         if args.overlay:
             written.append(_write_overlay(out / f"{path.stem}_overlay.png", image.unit, labels,
-                                          colors, outline=args.outline))
+                                          colors, outline=args.outline,
+                                          background=background_label(predictor.label_space)))
         if args.probabilities:
             target = out / f"{path.stem}_prob.npy"
             np.save(target, pred.probabilities.astype(np.float16))
@@ -256,14 +258,16 @@ def _remove_small(pred: Any, min_size: int) -> Any:
     ).relabel()
 
 
-def _write_overlay(target: Path, unit: Any, labels: Any, colors: list, *, outline: bool) -> Path:
+def _write_overlay(target: Path, unit: Any, labels: Any, colors: list, *, outline: bool,
+                   background: int | None = 0) -> Path:
     from PIL import Image
 
     from segwise.viz import denormalize, overlay
 
     channels = unit.shape[0]
     rgb = denormalize(unit, [0.0] * channels, [1.0] * channels)
-    drawn = overlay(rgb, labels, colors, alpha=0.3 if outline else 0.5, outline=outline)
+    drawn = overlay(rgb, labels, colors, alpha=0.3 if outline else 0.5, outline=outline,
+                    background=background)
     Image.fromarray(drawn).save(target)
     return target
 

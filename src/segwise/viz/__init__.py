@@ -4,6 +4,7 @@ Everything here writes files (matplotlib's Agg backend); nothing opens a window.
 """
 
 from segwise.viz.overlays import (
+    background_label,
     default_palette,
     denormalize,
     error_map,
@@ -13,6 +14,7 @@ from segwise.viz.overlays import (
 from segwise.viz.plots import plot_confusion, plot_curves, plot_distribution
 
 __all__ = [
+    "background_label",
     "default_palette",
     "denormalize",
     "error_map",

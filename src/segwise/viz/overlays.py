@@ -11,6 +11,7 @@ from segwise.labels import LabelSpace, palette
 
 __all__ = [
     "ERROR_COLOURS",
+    "background_label",
     "boundaries",
     "default_palette",
     "denormalize",
@@ -20,6 +21,18 @@ __all__ = [
     "save_overlay_grid",
     "short_name",
 ]
+
+#: names of a class 0 that is no class to draw (the image shows through it)
+BACKGROUND_NAMES = frozenset({"background", "_background_", "bg", "void", "unlabeled",
+                              "unlabelled", "none", "class_0"})
+
+
+def background_label(labels: LabelSpace) -> int | None:
+    """The label overlays leave undrawn: 0 when class 0 is background by its name (binary
+    data, ``background``, ``class_0`` of inferred classes), else None: a real class 0 (CamVid's
+    Sky) is drawn and named in the legend like every other class."""
+    names = list(labels.names)
+    return 0 if names and names[0].strip().lower() in BACKGROUND_NAMES else None
 
 def default_palette(num_classes: int) -> list[tuple[int, int, int]]:
     """``num_classes`` RGB colours: :func:`segwise.labels.palette` (the one palette policy;
@@ -87,8 +100,9 @@ def overlay(
     ignore_index: int | None = None,
     ignore_color: tuple[int, int, int] | None = None,
     outline: bool = False,
+    background: int | None = 0,
 ) -> np.ndarray:
-    """Blend class colours over an image; background (0) and ``ignore_index`` stay unblended.
+    """Blend class colours over an image; ``background`` and ``ignore_index`` stay unblended.
 
     Colours pass through :func:`display_colour`, so dark palette entries stay visible. Labels
     outside the palette (e.g. the pad label ``num_classes``) are drawn as the image.
@@ -104,11 +118,15 @@ def overlay(
             (as given, not brightened); ``None``: the plain image.
         outline: also draw each region's boundary in its colour at full opacity (the
             foreground side of every class change).
+        background: the label drawn as the plain image (default 0), or None to draw every
+            class (:func:`background_label` says which for a label space).
     """
     lut = np.asarray([display_colour(c) for c in palette], dtype=np.float32).reshape(-1, 3)
     safe = np.clip(labels, 0, len(lut) - 1)
     colours = lut[safe]
-    blend = (labels > 0) & (labels < len(lut))
+    blend = (labels >= 0) & (labels < len(lut))
+    if background is not None:
+        blend &= labels != background
     if ignore_index is not None:
         blend &= labels != ignore_index
     out = rgb.astype(np.float32)
@@ -170,8 +188,9 @@ def save_overlay_grid(
     Args:
         path: output PNG.
         rows: ``(name, rgb (H,W,3) uint8, target (H,W), pred (H,W))`` per image.
-        labels: the :class:`~segwise.labels.LabelSpace`: class colours and names (the legend
-            leaves out class 0, background), ``pad_value`` (ignored and padded pixels: grey in
+        labels: the :class:`~segwise.labels.LabelSpace`: class colours and names (class 0
+            is drawn and in the legend unless it is background, :func:`background_label`),
+            ``pad_value`` (ignored and padded pixels: grey in
             the error column) and ``ignore_color`` (their colour in the ground-truth column;
             ``None``: the plain image there).
         title: the figure's title (e.g. which checkpoint and epoch it shows).
@@ -183,6 +202,7 @@ def save_overlay_grid(
     from matplotlib.patches import Patch
 
     colors, left_out = list(labels.colors), labels.pad_value  # ignored and padded: one label
+    background = background_label(labels)
     n = max(1, len(rows))
     fig, axes = plt.subplots(n, 4, figsize=(10, 2.6 * n + 0.9), squeeze=False)
     titles = ("image", "ground truth", "prediction", "errors")
@@ -190,8 +210,8 @@ def save_overlay_grid(
         panels = (
             rgb,
             overlay(rgb, target, colors, ignore_index=left_out, ignore_color=labels.ignore_color,
-                    alpha=0.35, outline=True),
-            overlay(rgb, pred, colors, alpha=0.35, outline=True),
+                    alpha=0.35, outline=True, background=background),
+            overlay(rgb, pred, colors, alpha=0.35, outline=True, background=background),
             error_map(pred, target, left_out),
         )
         for c, panel in enumerate(panels):
@@ -208,7 +228,8 @@ def save_overlay_grid(
         )
     handles = [
         Patch(color=np.asarray(display_colour(colors[c])) / 255.0, label=labels.names[c])
-        for c in range(1, labels.num_classes)
+        for c in range(0 if background is None else 1, labels.num_classes)
+        if c != background
     ]
     handles += [Patch(color=np.asarray(v) / 255.0, label=f"error: {k}")
                 for k, v in ERROR_COLOURS.items()]
