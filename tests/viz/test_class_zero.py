@@ -23,3 +23,20 @@ def test_overlay_draws_a_real_class_zero():
     assert (kept[0, 0] == 100).all() and (kept[0, 1] != 100).any()
     drawn = overlay(rgb, labels, colours, alpha=1.0, background=None)
     assert (drawn[0, 0] != 100).any()  # class 0 (Sky) in its colour
+
+
+def _min_distance(colours):
+    pts = np.asarray(colours, dtype=float)
+    d = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
+    return d[~np.eye(len(pts), dtype=bool)].min()
+
+
+def test_drawn_colours_stay_apart():
+    from segwise.data.classes import CAMVID_CLASSES
+    from segwise.labels import palette
+    from segwise.viz.overlays import MIN_DISPLAY_DISTANCE, display_colour, display_palette
+
+    camvid = CAMVID_CLASSES.colors
+    assert _min_distance([display_colour(c) for c in camvid]) == 0  # Tree = Pedestrian before
+    for colours in (camvid, palette(21), palette(40)):
+        assert _min_distance(display_palette(colours)) >= MIN_DISPLAY_DISTANCE

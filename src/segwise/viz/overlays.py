@@ -16,6 +16,7 @@ __all__ = [
     "default_palette",
     "denormalize",
     "display_colour",
+    "display_palette",
     "error_map",
     "overlay",
     "save_overlay_grid",
@@ -75,6 +76,35 @@ def display_colour(colour: Sequence[int]) -> tuple[int, int, int]:
     return (round(r * k), round(g * k), round(b * k))
 
 
+#: smallest RGB (Euclidean) distance between two class colours as drawn
+MIN_DISPLAY_DISTANCE = 60.0
+
+
+def display_palette(colours: Sequence[Sequence[int]]) -> list[tuple[int, int, int]]:
+    """A palette made visible (:func:`display_colour`) with its colours kept apart.
+
+    Brightening scales a dark colour up to full brightness, so colours on one ray from black
+    meet: CamVid's Pedestrian (64, 64, 0) became Tree's (128, 128, 0) -> (255, 255, 0). Each
+    colour takes the first of its brightened form, its mix halfway to white and its own value
+    that is at least :data:`MIN_DISPLAY_DISTANCE` from the colours before it (else the one
+    farthest from them).
+    """
+    chosen: list[tuple[int, int, int]] = []
+    for colour in colours:
+        c = tuple(int(v) for v in colour[:3])
+        pastel = tuple(round(v + (255 - v) * 0.5) for v in c)
+        candidates = [display_colour(c), pastel, c]
+
+        def gap(x):
+            return min((float(np.linalg.norm(np.subtract(x, y))) for y in chosen),
+                       default=np.inf)
+
+        best = next((x for x in candidates if gap(x) >= MIN_DISPLAY_DISTANCE),
+                    max(candidates, key=gap))
+        chosen.append(best)
+    return chosen
+
+
 def boundaries(labels: np.ndarray) -> np.ndarray:
     """``(H, W)`` bool: pixels whose right or lower neighbour has another label (inner side).
 
@@ -104,7 +134,8 @@ def overlay(
 ) -> np.ndarray:
     """Blend class colours over an image; ``background`` and ``ignore_index`` stay unblended.
 
-    Colours pass through :func:`display_colour`, so dark palette entries stay visible. Labels
+    Colours pass through :func:`display_palette`, so dark palette entries stay visible and
+    apart. Labels
     outside the palette (e.g. the pad label ``num_classes``) are drawn as the image.
 
     Args:
@@ -121,7 +152,7 @@ def overlay(
         background: the label drawn as the plain image (default 0), or None to draw every
             class (:func:`background_label` says which for a label space).
     """
-    lut = np.asarray([display_colour(c) for c in palette], dtype=np.float32).reshape(-1, 3)
+    lut = np.asarray(display_palette(palette), dtype=np.float32).reshape(-1, 3)
     safe = np.clip(labels, 0, len(lut) - 1)
     colours = lut[safe]
     blend = (labels >= 0) & (labels < len(lut))
@@ -226,8 +257,9 @@ def save_overlay_grid(
             ha="left", fontsize=7, color="white",
             bbox={"facecolor": "black", "alpha": 0.6, "pad": 1.5, "linewidth": 0},
         )
+    shown = display_palette(colors)
     handles = [
-        Patch(color=np.asarray(display_colour(colors[c])) / 255.0, label=labels.names[c])
+        Patch(color=np.asarray(shown[c]) / 255.0, label=labels.names[c])
         for c in range(0 if background is None else 1, labels.num_classes)
         if c != background
     ]
