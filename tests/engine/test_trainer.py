@@ -267,3 +267,18 @@ def test_truncated_image_stops_the_start_and_leaves_a_reusable_folder(tiny_binar
         fit(fast_config(data), run, quiet=True)
     assert not (run / "last.pt").exists()
     check_new_run_folder(run)  # the same --out can be used again
+
+
+def test_overlay_rows_are_spread_over_the_val_set(tiny_multiclass, tmp_path, fast_config,
+                                                  monkeypatch):
+    from segwise.engine.adapters import SemanticAdapter
+
+    real, seen = SemanticAdapter.validate, []
+
+    def validate(adapter, model, val_ds, *, indices, **kwargs):
+        seen.append(list(indices))
+        return real(adapter, model, val_ds, indices=indices, **kwargs)
+
+    monkeypatch.setattr(SemanticAdapter, "validate", validate)
+    fit(fast_config(tiny_multiclass, epochs=1, overlays=2), tmp_path / "run", quiet=True)
+    assert seen == [[0, 2, 1]]  # 3 val images: the pictured two are the first and the last

@@ -314,6 +314,10 @@ def _validate(run: TrainingRun, loop: LoopParts, callbacks: CallbackList, epoch:
         count = MIN_VAL_IMAGES  # the limit came before the time plan: still bounded
     subset = spread_indices(len(loop.val_ds), len(loop.val_ds) if count is None else count)
     indices = subset[ctx.rank::ctx.world_size]
+    keep = run.config.train.overlays if ctx.is_main else 0
+    if keep:  # the pictured images (the first ones validated) spread over the val set
+        first = [indices[i] for i in spread_indices(len(indices), keep)]
+        indices = first + [i for i in indices if i not in set(first)]
     started = run.clock()
 
     def report(done: int, total: int, seconds: float) -> None:
@@ -324,7 +328,7 @@ def _validate(run: TrainingRun, loop: LoopParts, callbacks: CallbackList, epoch:
         ProgressDataset(loop.val_ds, report, total=len(indices)),
         indices=indices,
         distributed=ctx.enabled,
-        keep_overlays=run.config.train.overlays if ctx.is_main else 0,
+        keep_overlays=keep,
     )
     run.val_seconds = time.perf_counter() - tv
     if run.plan.budget is not None:
