@@ -59,12 +59,14 @@ def plot_curves(
             xs, ys = zip(*points, strict=True)
             ax_loss.plot(xs, ys, marker="o", label=label)
     ax_loss.set_ylabel("loss")
+    ax_loss.ticklabel_format(axis="y", useOffset=False)  # one or two epochs: no "+1.29" offset
     lr_points = [(h["epoch"], h["lr"]) for h in history if h.get("lr") is not None]
     ax_lr = None
     if lr_points:
         ax_lr = ax_loss.twinx()
         xs, ys = zip(*lr_points, strict=True)
-        ax_lr.plot(xs, ys, color="grey", linestyle="--", label="learning rate (right axis)")
+        ax_lr.plot(xs, ys, color="grey", linestyle="--", marker="x",  # a point at one epoch
+                   label="learning rate (right axis)")
         ax_lr.set_ylabel("learning rate", color="grey")
         ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
         ax_lr.set_ylim(bottom=0)
