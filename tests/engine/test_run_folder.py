@@ -77,7 +77,9 @@ def test_lock_refuses_a_live_writer_and_takes_over_a_stale_one(tmp_path):
 
 def test_interrupted_messages(tmp_path):
     assert "nothing to resume" in interrupted_message(tmp_path, None)
-    state = SimpleNamespace(epoch=3, step=30, best_epoch=2)
+    # live step 35 (mid-epoch 4); last.pt holds epoch 3's last record, step 30
+    state = SimpleNamespace(epoch=3, step=35, best_epoch=2,
+                            history=[{"epoch": 2, "step": 20}, {"epoch": 3, "step": 30}])
     text = interrupted_message(tmp_path, state)
     assert "interrupted in epoch 4" in text and "holds epoch 3 (step 30)" in text
     assert "best.pt is epoch 2" in text and f"segwise train --resume {tmp_path}" in text
