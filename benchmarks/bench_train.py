@@ -7,7 +7,12 @@ workers; images/s counts data loading + forward + backward + optimizer step over
 of steps (validation and checkpoint writing excluded for both).
 
     python benchmarks/bench_train.py --data ../shared/data/camvid --steps 12 --out results.json
-    python benchmarks/bench_train.py --device cuda --batch-size 16 --steps 50   # on a GPU
+    python benchmarks/bench_train.py --device cuda --batch-size 16 --crop 512 --steps 50
+    python benchmarks/bench_train.py --device cuda ... --compile --augment-on device  # variants
+
+On CUDA both sides run bf16 autocast (segwise's ``--amp`` default there). ``--compile`` adds a
+``torch.compile`` arm of the segwise engine, ``--augment-on device`` an arm that augments on the
+GPU (``data.augment_on: device``); the hand loop is the same in every case.
 
 Writes JSON (default ``benchmarks/results/train.json``).
 """
@@ -87,16 +92,17 @@ def hand_loop(args, device) -> dict:
     return {"images": seen, "seconds": elapsed, "images_per_s": seen / elapsed}
 
 
-def segwise_engine(args, device, *, grad_clip: float | None = 1.0) -> dict:
+def segwise_engine(args, device, *, grad_clip: float | None = 1.0, compile: bool = False,
+                   augment_on: str = "cpu") -> dict:
     from segwise.engine.config import config_from_dict
     from segwise.engine.trainer import fit
 
     config = config_from_dict({
         "model": {"name": "unet", "encoder": "resnet34"},
         "data": {"root": args.data, "crop_size": args.crop, "batch_size": args.batch_size,
-                 "workers": args.workers, "scale": [1.0, 1.0]},
+                 "workers": args.workers, "scale": [1.0, 1.0], "augment_on": augment_on},
         "train": {"epochs": 1, "device": str(device), "max_steps_per_epoch": args.steps,
-                  "overlays": 0},
+                  "overlays": 0, "compile": compile},
         "optim": {"warmup_epochs": 0, "grad_clip": grad_clip},
     })
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,6 +122,9 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=352)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=2, help="alternate runs of each, best kept")
+    parser.add_argument("--compile", action="store_true", help="add a torch.compile arm")
+    parser.add_argument("--augment-on", choices=["cpu", "device"], default=None,
+                        help="add an arm that augments on the device")
     parser.add_argument("--out", default="benchmarks/results/train.json")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -127,6 +136,12 @@ def main() -> None:
         # like for like: the hand loop does not clip gradients
         results["segwise_no_grad_clip"].append(segwise_engine(args, device, grad_clip=None))
         results["hand_loop_smp_monai"].append(hand_loop(args, device))
+        if args.compile:
+            results.setdefault("segwise_compile", []).append(
+                segwise_engine(args, device, compile=True))
+        if args.augment_on == "device":
+            results.setdefault("segwise_augment_on_device", []).append(
+                segwise_engine(args, device, augment_on="device"))
     best = {k: max(r["images_per_s"] for r in v) for k, v in results.items()}
     out = {
         "benchmark": "training throughput (data + forward + backward + step)",
