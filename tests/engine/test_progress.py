@@ -77,12 +77,12 @@ def test_banner_names_the_resolved_encoder():
 
 
 def test_epoch_line_marks_best_and_the_hint():
-    from segwise.engine.trainer import _epoch_line
+    from segwise.engine.progress import epoch_line
 
     plan = RunPlan(steps_per_epoch=10, config_epochs=5, max_steps=None, planned_epochs=None)
     record = {"epoch": 2, "train_loss": 0.5, "train_images_per_s": 3.0, "val_loss": 0.4,
               "val_mean_dice": 0.0, "val_pixel_accuracy": 0.9}
-    line = _epoch_line(record, plan, True, "predicts background everywhere", 125.0)
+    line = epoch_line(record, plan, True, "predicts background everywhere", 125.0)
     assert line == ("epoch 2/5 | loss 0.5000 | 3.0 img/s | val loss 0.4000 | mean_dice 0.0000 | "
                     "* best | note: predicts background everywhere | 2 min elapsed")
 

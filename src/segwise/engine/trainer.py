@@ -39,7 +39,7 @@ from segwise.engine.callbacks import (
 )
 from segwise.engine.config import RunConfig
 from segwise.engine.preflight import RunRecipe, check_run
-from segwise.engine.progress import ProgressDataset, epoch_line, format_duration
+from segwise.engine.progress import ProgressDataset, format_duration
 from segwise.engine.run_folder import (
     RunFolderLock,
     check_new_run_folder,
@@ -53,7 +53,6 @@ from segwise.engine.setup import seed_everything
 
 __all__ = ["FitResult", "TrainingDivergedError", "fit"]
 
-_epoch_line = epoch_line  # the name tests and older callers import from here
 
 
 class TrainingDivergedError(RuntimeError):
