@@ -219,10 +219,10 @@ def evaluate(
         segwise.runs.CheckpointError: the file is not a segwise checkpoint.
     """
     from segwise.inference import predictor_from_run
-    from segwise.runs import load_run
+    from segwise.runs import load_run, run_checkpoint
 
     split = as_enum(split, EvalSplit, "split")
-    path = _checkpoint_file(checkpoint)
+    path = run_checkpoint(checkpoint)
     root = Path(data)
     if not root.is_dir():
         raise FileNotFoundError(f"data={str(data)!r} is not a folder; pass a labelled dataset "
@@ -275,6 +275,7 @@ def load_predictor(
         segwise.runs.CheckpointError: the file is not a segwise checkpoint.
     """
     from segwise import inference
+    from segwise.runs import run_checkpoint
 
     if Path(source).suffix.lower() == ".onnx":
         if not Path(source).is_file():
@@ -286,28 +287,7 @@ def load_predictor(
     if threads is not None:
         raise ValueError("threads= sets onnxruntime's threads for .onnx files; for a checkpoint "
                          "set torch's with torch.set_num_threads()")
-    return inference.load_predictor(_checkpoint_file(source), device=device, options=options)
-
-
-def _checkpoint_file(path: str | Path) -> Path:
-    """``RUN/`` -> ``RUN/best.pt``; a file is returned as it is.
-
-    Raises:
-        FileNotFoundError: nothing at ``path``, or a run folder without ``best.pt`` (naming
-            ``last.pt`` when present).
-    """
-    path = Path(path)
-    if path.is_file():
-        return path
-    if not path.is_dir():
-        raise FileNotFoundError(f"checkpoint {path} does not exist; pass RUN/best.pt or a run "
-                                "folder")
-    if (path / "best.pt").is_file():
-        return path / "best.pt"
-    if (path / "last.pt").is_file():
-        raise FileNotFoundError(f"run folder {path} has no best.pt yet (no validation has "
-                                f"finished); pass {path / 'last.pt'} for the latest weights")
-    raise FileNotFoundError(f"{path} holds no best.pt; pass a run folder or RUN/best.pt")
+    return inference.load_predictor(run_checkpoint(source), device=device, options=options)
 
 
 def evaluation_samples(loaded: Any, root: Path, split: EvalSplit, *,

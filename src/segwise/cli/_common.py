@@ -30,24 +30,11 @@ def console() -> Any:
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """``RUN/`` -> ``RUN/best.pt``; a file path is returned as it is.
+    """``--checkpoint``: a run folder gives its ``best.pt``
+    (:func:`segwise.runs.checkpoint.run_checkpoint`); a file path is returned as it is."""
+    from segwise.runs.checkpoint import run_checkpoint
 
-    Raises:
-        FileNotFoundError: a run folder without ``best.pt`` (naming ``last.pt`` when present).
-    """
-    path = Path(path)
-    if not path.is_dir():
-        return path
-    if (path / "best.pt").is_file():
-        return path / "best.pt"
-    if (path / "last.pt").is_file():
-        raise FileNotFoundError(
-            f"--checkpoint {path}: the run folder has no best.pt yet (no validation has "
-            f"finished); pass {path / 'last.pt'} to use the latest weights"
-        )
-    raise FileNotFoundError(
-        f"--checkpoint {path}: the folder holds no best.pt; pass a run folder or RUN/best.pt"
-    )
+    return run_checkpoint(path, flag="--checkpoint")
 
 
 def check_new_folder(path: Path, *, flag: str = "--out") -> None:

@@ -19,6 +19,7 @@ _LAZY = {
     "build_model_from_checkpoint": "segwise.runs.checkpoint",
     "load_checkpoint": "segwise.runs.checkpoint",
     "load_run": "segwise.runs.checkpoint",
+    "run_checkpoint": "segwise.runs.checkpoint",
     "save_checkpoint": "segwise.runs.checkpoint",
     "state_digest": "segwise.runs.checkpoint",
     "weights_only_payload": "segwise.runs.checkpoint",

@@ -51,6 +51,7 @@ __all__ = [
     "build_model_from_checkpoint",
     "load_checkpoint",
     "load_run",
+    "run_checkpoint",
     "save_checkpoint",
     "state_digest",
     "weights_only_payload",
@@ -118,6 +119,32 @@ def weights_only_payload(payload: dict[str, Any]) -> dict[str, Any]:
         k: v for k, v in payload.get("training", {}).items() if k not in ("optimizer", "scaler")
     }
     return {**payload, "training": training}
+
+
+def run_checkpoint(path: str | Path, *, flag: str = "checkpoint") -> Path:
+    """The checkpoint a path names: a run folder ``RUN/`` gives ``RUN/best.pt``; any other
+    path is returned as it is (:func:`load_checkpoint` says when it does not exist).
+
+    Args:
+        path: a checkpoint file or a run folder.
+        flag: how messages name the path (``--checkpoint`` on the command line).
+
+    Raises:
+        FileNotFoundError: a run folder without ``best.pt`` (naming ``last.pt`` when present).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    if (path / "best.pt").is_file():
+        return path / "best.pt"
+    if (path / "last.pt").is_file():
+        raise FileNotFoundError(
+            f"{flag} {path}: the run folder has no best.pt yet (no validation has "
+            f"finished); pass {path / 'last.pt'} to use the latest weights"
+        )
+    raise FileNotFoundError(
+        f"{flag} {path}: the folder holds no best.pt; pass a run folder or RUN/best.pt"
+    )
 
 
 def load_checkpoint(
