@@ -84,8 +84,24 @@ def test_data_info_round_trip_nests_the_label_space():
                    "pad_value": 255, "out_channels": 2},
         "in_channels": 2, "mask_kind": "color", "mean": [0.5, 0.25], "std": [0.2, 0.1],
         "class_pixel_counts": [7, 3], "median_size": [32, 48], "classes_source": "classes.json",
+        "spatial_dims": 2, "spacing": [], "normalization": "dataset", "clip": None,
     }
     assert DataInfo.from_dict(json.loads(json.dumps(d))) == info
+
+
+def test_volume_data_info_round_trips_spacing_and_ct_window():
+    space = LabelSpace(task="multiclass", names=("bg", "liver", "tumour"))
+    info = DataInfo(labels=space, in_channels=1, mask_kind="index", mean=(80.0,), std=(40.0,),
+                    median_size=(90, 256, 256), spatial_dims=3, spacing=(2.5, 0.8, 0.8),
+                    normalization="ct", clip=(-60.0, 220.0))
+    back = DataInfo.from_dict(json.loads(json.dumps(info.to_dict())))
+    assert back == info and back.normalization.value == "ct" and back.clip == (-60.0, 220.0)
+    with pytest.raises(ValueError, match="clip"):
+        DataInfo(labels=space, in_channels=1, mask_kind="index", mean=(0.0,), std=(1.0,),
+                 spatial_dims=3, normalization="ct")
+    with pytest.raises(ValueError, match="spacing"):
+        DataInfo(labels=space, in_channels=1, mask_kind="index", mean=(0.0,), std=(1.0,),
+                 spatial_dims=3, spacing=(1.0, 1.0))
 
 
 #: a checkpoint's ``data_info`` as segwise wrote it before the label space became a field

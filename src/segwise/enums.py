@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["Task"]
+__all__ = ["Normalization", "Task"]
 
 
 class Task(str, Enum):
@@ -22,3 +22,21 @@ class Task(str, Enum):
     BINARY = "binary"
     MULTICLASS = "multiclass"
     MULTILABEL = "multilabel"
+
+
+class Normalization(str, Enum):
+    """How image intensities are normalised before the model sees them.
+
+    - ``DATASET``: one mean and std per channel, measured on the training images scaled to
+      [0, 1] (the 2D default: ``DataInfo.mean``/``std``).
+    - ``ZSCORE``: each volume by its own mean and std per channel (nnU-Net's default for MRI
+      and every modality but CT: intensities have no absolute meaning across scans).
+    - ``CT``: clip to the 0.5 and 99.5 percentiles of the training foreground's intensities
+      (``DataInfo.clip``), then subtract that foreground's mean and divide by its std
+      (``DataInfo.mean``/``std``): Hounsfield units are absolute (nnU-Net's CTNormalization,
+      Isensee et al. 2021).
+    """
+
+    DATASET = "dataset"
+    ZSCORE = "zscore"
+    CT = "ct"

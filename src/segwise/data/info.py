@@ -15,6 +15,7 @@ from typing import Any
 
 from segwise._validation import as_enum
 from segwise.data.formats import MaskKind
+from segwise.enums import Normalization
 from segwise.labels import FLAT_DATA_INFO_KEYS, LabelSpace
 
 __all__ = [
@@ -88,14 +89,31 @@ class DataInfo:
     mean: tuple[float, ...]  # per channel, images scaled to [0, 1]
     std: tuple[float, ...]  # per channel, images scaled to [0, 1]
     class_pixel_counts: tuple[int, ...] = ()  # pixels per class over the scanned masks
-    median_size: tuple[int, int] = (0, 0)  # median (H, W) of the training images
+    median_size: tuple[int, ...] = (0, 0)  # median (H, W) of the training images; (D, H, W)
     classes_source: str = ""  # where the classes came from ("classes.json", "inferred", ...)
+    spatial_dims: int = 2  # 2: images (N, C, H, W); 3: volumes (N, C, D, H, W)
+    spacing: tuple[float, ...] = ()  # volumes: the training voxel size (D, H, W) in mm
+    normalization: Normalization = Normalization.DATASET  # how intensities are normalised
+    clip: tuple[float, float] | None = None  # Normalization.CT: the intensity window
 
     def __post_init__(self) -> None:
         if not isinstance(self.labels, LabelSpace):
             raise ValueError(f"DataInfo: labels={self.labels!r} is not valid; expected a "
                              "segwise.labels.LabelSpace")
         object.__setattr__(self, "mask_kind", as_enum(self.mask_kind, MaskKind, "mask_kind"))
+        object.__setattr__(self, "normalization",
+                           as_enum(self.normalization, Normalization, "normalization"))
+        if self.spatial_dims not in (2, 3):
+            raise ValueError(f"DataInfo: spatial_dims={self.spatial_dims!r} is not valid; "
+                             "expected 2 (images) or 3 (volumes)")
+        if self.spacing and (len(self.spacing) != self.spatial_dims
+                             or not all(v > 0 for v in self.spacing)):
+            raise ValueError(f"DataInfo: spacing={self.spacing!r} is not valid; expected "
+                             f"{self.spatial_dims} voxel sizes > 0")
+        if self.normalization is Normalization.CT and (
+                self.clip is None or not self.clip[0] < self.clip[1]):
+            raise ValueError(f"DataInfo: normalization='ct' needs clip=(low, high) with low < "
+                             f"high, got {self.clip!r}")
         if len(self.mean) != self.in_channels or len(self.std) != self.in_channels:
             raise ValueError(
                 f"DataInfo: mean/std have {len(self.mean)}/{len(self.std)} values but "
@@ -116,6 +134,10 @@ class DataInfo:
             "class_pixel_counts": list(self.class_pixel_counts),
             "median_size": list(self.median_size),
             "classes_source": self.classes_source,
+            "spatial_dims": self.spatial_dims,
+            "spacing": list(self.spacing),
+            "normalization": self.normalization.value,
+            "clip": None if self.clip is None else list(self.clip),
         }
 
     @classmethod
@@ -142,6 +164,10 @@ class DataInfo:
             class_pixel_counts=tuple(int(v) for v in d.get("class_pixel_counts", ())),
             median_size=tuple(int(v) for v in d.get("median_size", (0, 0))),
             classes_source=str(d.get("classes_source", "")),
+            spatial_dims=int(d.get("spatial_dims", 2)),
+            spacing=tuple(float(v) for v in d.get("spacing", ())),
+            normalization=d.get("normalization", Normalization.DATASET.value),
+            clip=None if d.get("clip") is None else (float(d["clip"][0]), float(d["clip"][1])),
         )
 
 
