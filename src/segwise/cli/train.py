@@ -60,6 +60,9 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "vflip": ("data", "vflip"),
     "rotation": ("data", "rotation"),
     "color_jitter": ("data", "color_jitter"),
+    "patch_size": ("data", "patch_size"),
+    "foreground_fraction": ("data", "foreground_fraction"),
+    "normalization": ("data", "normalization"),
     "model": ("model", "name"),
     "encoder": ("model", "encoder"),
     "weights": ("model", "weights"),
@@ -127,6 +130,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="no random rescale (same as --scale-range 1 1)")
     g.add_argument("--rotation", type=float, help="max random rotation, degrees")
     g.add_argument("--color-jitter", type=float, help="colour jitter strength")
+    g = parser.add_argument_group("volumes (3D data: NIfTI)")
+    g.add_argument("--patch-size", type=_patch, metavar="D,H,W",
+                   help="training patch in voxels, e.g. 40,56,40 (default: from the median "
+                        "volume shape, printed)")
+    g.add_argument("--foreground-fraction", type=float,
+                   help="share of patches centred on a labelled voxel (default 0.33, nnU-Net's)")
+    g.add_argument("--normalization", choices=("auto", "zscore", "ct"),
+                   help="intensities: zscore per volume (MRI), ct (clip to the foreground's "
+                        "0.5-99.5 percentiles, then its mean/std); default auto: ct when "
+                        "dataset.json names CT, else zscore")
     g = parser.add_argument_group("model")
     g.add_argument("--model", help="architecture (see `segwise models`), default unet")
     g.add_argument(
@@ -199,6 +212,20 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a list of numbers; use e.g. 1,0.5"
         ) from None
+
+
+def _patch(text: str) -> list[int]:
+    """``"40,56,40"`` (or ``"48"`` for a cube) -> [40, 56, 40] (argparse type)."""
+    try:
+        values = [int(v) for v in text.replace("x", ",").split(",")]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values = values * 3
+    if len(values) != 3 or min(values) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a patch size; use D,H,W in voxels, e.g. 40,56,40")
+    return values
 
 
 def _duration(text: str) -> float:

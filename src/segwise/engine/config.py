@@ -109,6 +109,14 @@ class DataConfig:
     rotation: float = 0.0  # max random rotation in degrees
     scale: tuple[float, float] = (0.5, 2.0)  # random rescale range before cropping
     color_jitter: float = 0.0  # brightness/contrast/saturation jitter strength
+    # volumes (3D data) only:
+    patch_size: tuple[int, ...] | None = None  # (D, H, W) training patch; None: from the data
+    foreground_fraction: float = 1 / 3  # share of patches centred on a labelled voxel
+    normalization: str = "auto"  # intensities: auto (ct for CT, else zscore), zscore, ct
+
+    def __post_init__(self) -> None:
+        if isinstance(self.patch_size, list):  # from YAML / flags
+            object.__setattr__(self, "patch_size", tuple(self.patch_size))
 
 
 @dataclass(frozen=True)
@@ -186,6 +194,15 @@ class RunConfig:
             value = getattr(d, name)
             if value is not None:
                 check_positive(value, f"data.{name}")
+        if d.patch_size is not None and (
+                len(d.patch_size) != 3 or not all(isinstance(v, int) and v >= 1
+                                                  for v in d.patch_size)):
+            raise ValueError(f"data.patch_size={d.patch_size!r} is not valid; expected 3 "
+                             "integers >= 1 (D, H, W), e.g. 40,56,40")
+        check_probability(d.foreground_fraction, "data.foreground_fraction")
+        if d.normalization not in ("auto", "zscore", "ct"):
+            raise ValueError(f"data.normalization={d.normalization!r} is not valid; expected "
+                             "auto, zscore or ct")
         if d.prefetch_factor is not None:
             check_positive(d.prefetch_factor, "data.prefetch_factor")
         if d.resident and d.augment_on is not AugmentOn.DEVICE:
