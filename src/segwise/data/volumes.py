@@ -1,10 +1,14 @@
-"""Volumes: NIfTI (``.nii``, ``.nii.gz``) read into a :class:`Volume` and label volumes written
-back with the image's affine and header, so a prediction overlays its scan in ITK-SNAP or
-3D Slicer. Reading and writing go through nibabel (the ``medical`` extra).
+"""Volumes: NIfTI (``.nii``, ``.nii.gz``), NRRD (``.nrrd``, ``.nhdr``), MetaImage (``.mha``,
+``.mhd``) and DICOM series (a folder) read into a :class:`Volume`, and label volumes written
+back with the image's geometry, so a prediction overlays its scan in ITK-SNAP or 3D Slicer.
+NIfTI goes through nibabel, the others through SimpleITK (:mod:`segwise.data.volume_formats`);
+both are in the ``medical`` extra. Affines are voxel -> RAS+ for every format (ITK's LPS is
+converted), so volumes read from different formats compare.
 
 Axis order is the file's voxel order ``(i, j, k)``, read as the models' ``(D, H, W)``; nothing
-is reoriented or resampled. ``Volume.spacing[a]`` is the voxel size along array axis ``a`` (the
-header's ``pixdim``, in ``Volume.header``'s units, mm for MRI/CT), the same order the 3D
+is reoriented or resampled (SimpleITK's ``(z, y, x)`` arrays are transposed to ``(x, y, z)``).
+``Volume.spacing[a]`` is the voxel size along array axis ``a`` (NIfTI's ``pixdim``, SimpleITK's
+``GetSpacing()``; mm for MRI/CT), the same order the 3D
 models' ``spacing=`` option takes. ``Volume.orientation`` names the axes' directions
 (nibabel's ``aff2axcodes``: ``"RAS"`` = i towards Right, j Anterior, k Superior).
 
@@ -21,18 +25,30 @@ from typing import Any
 import numpy as np
 
 from segwise.data.info import DataError
+from segwise.data.volume_formats import (
+    DICOM_SUFFIXES,
+    ITK_SUFFIXES,
+    NIFTI_SUFFIXES,
+    VOLUME_SUFFIXES,
+    is_volume_path,
+    read_dicom_series,
+    read_itk_file,
+    volume_id,
+    volume_suffix,
+    write_itk_labels,
+)
 
 __all__ = [
     "NIFTI_SUFFIXES",
+    "VOLUME_SUFFIXES",
     "Volume",
     "check_geometry",
+    "is_volume_path",
     "read_labels",
     "read_volume",
+    "volume_id",
     "write_labels",
 ]
-
-#: file name endings read as NIfTI
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
 #: largest affine difference (per entry, in the affine's units: mm) still the same geometry
 AFFINE_TOLERANCE = 1e-4
@@ -54,13 +70,18 @@ class Volume:
     """One volume as read from its file.
 
     Attributes:
-        array: the voxels, ``(X, Y, Z)`` (``(X, Y, Z, C)`` for several channels) in the file's
-            voxel order, dtype as stored (scaled to float when the header has a slope);
+        array: the voxels, ``(X, Y, Z)`` (``(X, Y, Z, C)`` for several channels or components)
+            in the file's voxel order, dtype as stored (NIfTI: scaled to float when the header
+            has a slope; DICOM: see :func:`~segwise.data.volume_formats.read_dicom_series`);
             labels from :func:`read_labels` are integers.
-        spacing: voxel size per spatial axis ``(sx, sy, sz)`` (the header's ``pixdim``).
-        affine: ``(4, 4)`` float64, voxel ``(i, j, k, 1)`` -> world (scanner) coordinates.
-        header: the file's ``nibabel`` header (a copy), written back with labels.
-        path: the file read, or ``None``.
+        spacing: voxel size per spatial axis ``(sx, sy, sz)`` (NIfTI: the header's ``pixdim``;
+            others: SimpleITK's ``GetSpacing()``).
+        affine: ``(4, 4)`` float64, voxel ``(i, j, k, 1)`` -> RAS+ world (scanner) coordinates,
+            mm, for every format.
+        header: NIfTI: the file's ``nibabel`` header (a copy), written back with labels;
+            others: an :class:`~segwise.data.volume_formats.ItkHeader` (origin, spacing and
+            direction in ITK's LPS terms, and the metadata dictionary).
+        path: the file (or DICOM folder) read, or ``None``.
     """
 
     array: np.ndarray
@@ -85,25 +106,45 @@ class Volume:
         return max(self.spacing) / min(self.spacing)
 
 
-def _check_suffix(path: Path) -> None:
-    if not path.name.lower().endswith(NIFTI_SUFFIXES):
-        raise ValueError(
-            f"{path} is not a NIfTI file; expected a name ending in .nii or .nii.gz"
-        )
+def _unknown_suffix(path: Path) -> ValueError:
+    hint = (" (a DICOM file is one slice: pass the folder holding its series)"
+            if path.name.lower().endswith(DICOM_SUFFIXES) else "")
+    return ValueError(
+        f"{path} is not a NIfTI file or another volume segwise reads{hint}; expected a name "
+        f"ending in {', '.join(VOLUME_SUFFIXES)}, or a folder holding one DICOM series"
+    )
 
 
-def read_volume(path: str | os.PathLike) -> Volume:
-    """Read a NIfTI image (``.nii`` / ``.nii.gz``) as stored.
+def read_volume(path: str | os.PathLike, *, series: str | None = None) -> Volume:
+    """Read a volume as stored: NIfTI (``.nii`` / ``.nii.gz``, through nibabel), NRRD
+    (``.nrrd`` / ``.nhdr``) or MetaImage (``.mha`` / ``.mhd``) through SimpleITK, or a folder
+    holding one DICOM series (SimpleITK's series reader: slices sorted by position, rescale
+    applied).
+
+    Args:
+        path: the file, or the DICOM series folder.
+        series: for a folder holding several DICOM series, the series id to read.
 
     Raises:
-        ValueError: the name does not end in ``.nii`` / ``.nii.gz``.
-        FileNotFoundError: no such file.
-        DataError: nibabel cannot read it, or it has fewer than 3 axes (names the file).
+        ValueError: the name ends in none of :data:`VOLUME_SUFFIXES` and is not a folder.
+        FileNotFoundError: no such file or folder.
+        DataError: the file cannot be read, or it has fewer than 3 axes; a folder is empty,
+            holds no DICOM series, or several (naming each) -- the message names the path.
     """
     path = Path(path)
-    _check_suffix(path)
+    if path.is_dir():
+        return Volume(*read_dicom_series(path, series=series), path=path)
+    suffix = volume_suffix(path)
+    if suffix is None:
+        if not path.exists() and not path.suffix:  # a DICOM folder's name, most likely
+            raise FileNotFoundError(f"{path} does not exist")
+        raise _unknown_suffix(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
+    if series is not None:
+        raise ValueError(f"series={series!r} picks a DICOM series in a folder; {path} is a file")
+    if suffix in ITK_SUFFIXES:
+        return Volume(*read_itk_file(path), path=path)
     nib = _nibabel()
     try:
         image = nib.load(path)
@@ -151,7 +192,8 @@ def _as_integer_labels(array: np.ndarray, where: str) -> np.ndarray:
 
 
 def read_labels(path: str | os.PathLike) -> Volume:
-    """Read a NIfTI label volume: integer class indices ``(X, Y, Z)``.
+    """Read a label volume (any format :func:`read_volume` reads): integer class indices
+    ``(X, Y, Z)``.
 
     Labels stored as float (some tools write ``float32``) are accepted when every value is a
     whole number and returned as the smallest integer dtype that holds them.
@@ -207,16 +249,54 @@ def check_geometry(
         )
 
 
-def write_labels(path: str | os.PathLike, labels: np.ndarray, *, like: Volume) -> Path:
-    """Write ``labels (X, Y, Z)`` as NIfTI with ``like``'s affine and header.
+def _check_writable(path: Path) -> str:
+    """The suffix of a label file to write, or a ``ValueError`` saying what to write instead."""
+    suffix = volume_suffix(path)
+    if suffix is not None:
+        return suffix
+    if path.is_dir() or path.name.lower().endswith(DICOM_SUFFIXES):
+        raise ValueError(
+            f"{path}: writing DICOM is not supported; write the labels as NIfTI (.nii.gz) or "
+            "NRRD (.nrrd) instead"
+        )
+    raise ValueError(
+        f"{path} is not a NIfTI file or another volume segwise writes; expected a name ending "
+        f"in {', '.join(VOLUME_SUFFIXES)}"
+    )
 
-    The header is ``like.header`` (sform, qform, their codes, units, description kept), with
-    the data type set for labels: ``uint8`` when the values fit, else ``int16`` / ``int32``,
-    and no intensity scaling. The written file's affine equals ``like.affine`` bit for bit
-    when ``like`` was read from a file.
+
+def _nifti_header(like: Volume, dtype: np.dtype):
+    """``like``'s NIfTI header, or for a volume read from another format a new one carrying
+    its affine (sform and qform, code 1 = scanner) in mm."""
+    nib = _nibabel()
+    if isinstance(like.header, nib.Nifti1Header):  # Nifti2Header is one too
+        header = like.header.copy()
+    else:
+        header = nib.Nifti1Header()
+        header.set_sform(like.affine, code=1)
+        header.set_qform(like.affine, code=1)
+        header.set_xyzt_units("mm")
+    header.set_data_dtype(dtype)
+    return header
+
+
+def write_labels(path: str | os.PathLike, labels: np.ndarray, *, like: Volume) -> Path:
+    """Write ``labels (X, Y, Z)`` with ``like``'s geometry, in the format ``path``'s suffix
+    names (``like`` may come from any format).
+
+    The data type is set for labels: ``uint8`` when the values fit, else ``int16`` / ``int32``,
+    with no intensity scaling.
+
+    - NIfTI (``.nii`` / ``.nii.gz``): the header is ``like.header`` when ``like`` is NIfTI
+      (sform, qform, their codes, units, description kept; the affine read back equals
+      ``like.affine`` bit for bit), else a new header with ``like.affine`` as sform and qform.
+    - NRRD / MetaImage (``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``), through SimpleITK: origin,
+      spacing and direction from ``like.affine`` (RAS+ converted back to ITK's LPS), compressed;
+      the affine read back equals ``like.affine`` to about ``1e-12``.
+    - DICOM is not written (refused; write NIfTI or NRRD).
 
     Args:
-        path: where to write (``.nii`` or ``.nii.gz``; parent folders are created).
+        path: where to write (parent folders are created).
         labels: ``(X, Y, Z)`` integer class indices (floats refused unless whole numbers),
             ``like``'s spatial shape.
         like: the image the labels belong to (from :func:`read_volume`).
@@ -225,10 +305,11 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, like: Volume) -
         The path written.
 
     Raises:
-        ValueError: bad suffix, shape other than ``like.shape``, or non-integral labels.
+        ValueError: a suffix other than the ones above (DICOM named), shape other than
+            ``like.shape``, or non-integral labels.
     """
     path = Path(path)
-    _check_suffix(path)
+    suffix = _check_writable(path)
     labels = np.asarray(labels)
     if labels.shape != like.shape:
         raise ValueError(
@@ -238,9 +319,10 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, *, like: Volume) -
     labels = _as_integer_labels(labels, f"labels for {path}")
     dtype = _smallest_label_dtype(int(labels.min()), int(labels.max())) if labels.size else (
         np.dtype(np.uint8))
+    if suffix in ITK_SUFFIXES:
+        return write_itk_labels(path, labels.astype(dtype), affine=like.affine)
     nib = _nibabel()
-    header = like.header.copy()
-    header.set_data_dtype(dtype)
+    header = _nifti_header(like, dtype)
     image = nib.Nifti1Image(labels.astype(dtype), None, header=header)  # affine from header
     image.header.set_slope_inter(1.0, 0.0)
     path.parent.mkdir(parents=True, exist_ok=True)
