@@ -303,8 +303,9 @@ def _check_scores(scores: Any, task: Task, what: str) -> tuple[bool, int]:
     if not floating:
         raise ValueError(f"{what} has type/dtype {what_type}; expected a float tensor or array "
                          "(N, C, H, W)")
-    if scores.ndim != 4:
-        raise ValueError(f"{what} has shape {tuple(scores.shape)}; expected (N, C, H, W)")
+    if scores.ndim not in (4, 5):
+        raise ValueError(f"{what} has shape {tuple(scores.shape)}; expected (N, C, H, W) (or "
+                         "(N, C, D, H, W) for volumes)")
     channels = int(scores.shape[1])
     if task is Task.BINARY and channels != 1:
         raise ValueError(
@@ -330,6 +331,8 @@ def labels_from_logits(
     - ``multiclass``: ``logits`` is (N, C, H, W) with C >= 2; the label is the argmax over C
       (ties go to the lowest class index). ``threshold`` is not used.
     - ``multilabel`` has no single label per pixel and is refused.
+
+    Volumes ``(N, C, D, H, W)`` alike, giving ``(N, D, H, W)``.
 
     Args:
         logits: (N, C, H, W) unnormalised scores (log-odds for binary), a float torch tensor
@@ -375,6 +378,8 @@ def class_probabilities(scores: Any, task: Task | str, *, from_logits: bool = Tr
     - ``multiclass``: the softmax over the C >= 2 channels (``scores`` as given when
       ``from_logits=False``);
     - ``multilabel``: the sigmoid of each channel (independent classes).
+
+    Volumes ``(N, C, D, H, W)`` alike.
 
     The argmax of the result is the label of :func:`labels_from_logits` (binary: up to pixels
     whose float sigmoid rounds to exactly 0.5, which the argmax gives to the background).

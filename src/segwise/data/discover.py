@@ -22,6 +22,7 @@ from segwise.data.masks import detect_kind, mask_kind_spec
 from segwise.data.masks.base import ClassContext
 from segwise.data.pairing import find_layout, split_samples
 from segwise.data.scan import ImageScan, MaskScan, scan_image, scan_mask
+from segwise.data.volume_discover import VolumeScan, analyse_volumes, find_volume_layout
 from segwise.enums import Task
 from segwise.labels import LabelSpace, check_ignore_label
 
@@ -44,6 +45,8 @@ class DiscoverOptions:
         seed: seed of that split and of the sample of images used for mean/std.
         nonfinite: NaN / inf pixels of float images: refused (an error per file, the default)
             or ignored (:class:`~segwise.data.formats.NonFinite`).
+        normalization: volumes only: ``"auto"`` (CT when ``dataset.json`` says so, else
+            per-volume z-score), ``"zscore"`` or ``"ct"`` (:class:`~segwise.enums.Normalization`).
     """
 
     mask_kind: MaskKind = MaskKind.AUTO
@@ -53,6 +56,7 @@ class DiscoverOptions:
     val_fraction: float = 0.2
     seed: int = 0
     nonfinite: NonFinite = NonFinite.REFUSE
+    normalization: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mask_kind", as_enum(self.mask_kind, MaskKind, "mask_kind"))
@@ -71,6 +75,7 @@ class Analysis:
     instance_counts: dict[str, int] = field(default_factory=dict)  # objects per sample
     ignored_pixels: int = 0  # mask pixels labelled ignore_index (not in class_pixel_counts)
     crowd_counts: dict[str, int] = field(default_factory=dict)  # COCO crowd regions per sample
+    volume_scans: dict[str, VolumeScan] = field(default_factory=dict)  # volumes, by sample id
 
 
 def discover_dataset(
@@ -84,6 +89,7 @@ def discover_dataset(
     seed: int = 0,
     strict: bool = True,
     nonfinite: NonFinite | str = NonFinite.REFUSE,
+    normalization: str = "auto",
 ) -> DatasetIndex:
     """Find image/mask pairs under ``root``, split them, and describe the data.
 
@@ -104,6 +110,9 @@ def discover_dataset(
         nonfinite: NaN / inf pixels in float images: ``"refuse"`` (an error naming each file
             and its count) or ``"ignore"`` (read as the channel mean, their mask pixels left
             out of loss and metrics); :class:`~segwise.data.formats.NonFinite`.
+        normalization: volumes (``imagesTr/`` + ``labelsTr/`` or ``images/`` + ``labels/``
+            of NIfTI files, :mod:`segwise.data.volume_discover`): ``"auto"``, ``"zscore"``
+            or ``"ct"``.
 
     Returns:
         The :class:`DatasetIndex`; its ``problems`` list what was noticed or left out.
@@ -116,7 +125,7 @@ def discover_dataset(
     index = analyse(root, DiscoverOptions(
         mask_kind=mask_kind, ignore_index=ignore_index, num_classes=num_classes,
         class_names=class_names, val_fraction=val_fraction, seed=seed,
-        nonfinite=nonfinite)).index
+        nonfinite=nonfinite, normalization=normalization)).index
     if strict:
         raise_or_warn(index.problems, index.root)
     return index
@@ -125,6 +134,14 @@ def discover_dataset(
 def analyse(root: str | Path, options: DiscoverOptions) -> Analysis:
     """Discovery with the per-file scans kept (used by :func:`segwise.data.inspect_dataset`)."""
     root = Path(root)
+    volumes = find_volume_layout(root)
+    if volumes is not None:
+        index, scans = analyse_volumes(
+            root, volumes, normalization=options.normalization,
+            ignore_index=options.ignore_index, num_classes=options.num_classes,
+            class_names=options.class_names, val_fraction=options.val_fraction,
+            seed=options.seed)
+        return Analysis(index, volume_scans=scans)
     kind = options.mask_kind
     val_fraction, seed = options.val_fraction, options.seed
     layout = find_layout(root)

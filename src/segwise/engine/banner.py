@@ -76,6 +76,13 @@ def describe_run(config, user_data, info, adapter, device, amp_dtype, channels_l
 
     weights = config.model.weights or "none: random init (--weights imagenet for pretrained)"
     scale = "off" if tuple(d.scale) == (1.0, 1.0) else f"{d.scale[0]:g}-{d.scale[1]:g}"
+    volumes = getattr(info, "spatial_dims", 2) == 3
+    crop = f"patch={auto('patch_size')}" if volumes else f"crop={auto('crop_size')}"
+    augment = (f"augment   volumes: the 3D preset (see derived), flips={d.hflip}" if volumes
+               else f"augment   scale={scale} hflip={d.hflip} vflip={d.vflip} "
+                    f"rotation={d.rotation} color_jitter={d.color_jitter} "
+                    f"on={d.augment_on.value}"
+                    f"{' (decoded train set resident on the device)' if d.resident else ''}")
     lines = [
         f"data      {d.root}: task={labels.task.value}, classes={labels.num_classes} "
         f"{list(labels.names)}, in_channels={info.in_channels}, ignore={labels.ignore_index}, "
@@ -88,12 +95,10 @@ def describe_run(config, user_data, info, adapter, device, amp_dtype, channels_l
         f"optimizer {o.optimizer.value} lr={o.lr} wd={o.weight_decay} "
         f"schedule={o.schedule.value} warmup={_warmup(o.warmup_epochs)}, "
         f"clip={o.grad_clip if o.grad_clip is not None else 'off'}, ema={o.ema_decay}",
-        f"train     epochs={t.epochs} crop={auto('crop_size')} batch={auto('batch_size')} "
+        f"train     epochs={t.epochs} {crop} batch={auto('batch_size')} "
         f"workers={auto('workers')} seed={t.seed} task={t.task.value} "
         f"val_every={t.val_every} monitor={(t.monitor or adapter.default_monitor).value}",
-        f"augment   scale={scale} hflip={d.hflip} vflip={d.vflip} rotation={d.rotation} "
-        f"color_jitter={d.color_jitter} on={d.augment_on.value}"
-        f"{' (decoded train set resident on the device)' if d.resident else ''}",
+        augment,
         f"loader    {_loader(user_data, device)}",
         f"device    {device} amp={amp_dtype} channels_last={channels_last} "
         f"compile={t.compile} processes={ctx.world_size} threads={torch.get_num_threads()}",

@@ -258,16 +258,22 @@ class SemanticScorer:
         labels = prediction.labels
         if not isinstance(labels, torch.Tensor):
             labels = torch.from_numpy(np.asarray(labels))
-        pred = labels.cpu().long()
-        pred = pred.reshape(1, *pred.shape[-2:])
         target = item["mask"].unsqueeze(0)
+        pred = labels.cpu().long().reshape(target.shape)
         if getattr(prediction, "loss", None) is not None:
             self.losses.append(float(prediction.loss))
         self.confusion.update(pred, target)
         self.per_image.update(pred, target, ids=[item["id"]])
         if self.boundary is not None:
-            self.boundary.update(pred, target)
-        if len(self.overlays) < self.keep_overlays:
+            self.boundary.update(pred, target, spacing=item.get("spacing"))
+        if len(self.overlays) < self.keep_overlays and target.ndim == 4:  # a volume
+            from segwise.viz import volume_slice
+
+            d, rgb, true_slice, pred_slice = volume_slice(
+                item["image"].numpy(), target[0].numpy(), pred[0].numpy(),
+                pad_value=self.labels.pad_value)
+            self.overlays.append((f"{item['id']} slice {d}", rgb, true_slice, pred_slice))
+        elif len(self.overlays) < self.keep_overlays:
             rgb = denormalize(item["image"].numpy(), self.mean, self.std)
             self.overlays.append((item["id"], rgb, target[0].numpy(), pred[0].numpy()))
 
@@ -298,7 +304,7 @@ def evaluate_model(
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
-    tile_size: int | None = None,
+    tile_size: int | tuple[int, ...] | None = None,
     keep_overlays: int = 0,
     mean: tuple[float, ...] = (0.0,),
     std: tuple[float, ...] = (1.0,),
@@ -306,6 +312,7 @@ def evaluate_model(
     distributed: bool = False,
     loss_fn: Any = None,
     boundary: BoundarySettings | None = None,
+    overlap: float = 0.25,
 ) -> EvalResult:
     """Run ``model`` over every item of ``dataset`` (one image at a time, any size).
 
@@ -321,7 +328,8 @@ def evaluate_model(
         device: where the model runs.
         amp_dtype: autocast dtype or None.
         channels_last: channels-last inputs.
-        tile_size: sliding-window tile for images larger than it (None: whole image).
+        tile_size: sliding-window tile for images larger than it (None: whole image); one
+            side per spatial axis for volumes (the training patch).
         keep_overlays: how many images to keep for pictures.
         mean: normalisation mean (to draw the images); std: normalisation std.
         indices: evaluate only these items (for sharding across processes).
@@ -331,14 +339,15 @@ def evaluate_model(
             averaged over the images into :attr:`EvalResult.loss` (the validation loss; per
             process).
         boundary: also compute the boundary metrics with these settings (slower: a k-d tree
-            per image, class and direction).
+            per image, class and direction); an item's ``spacing`` (volumes) overrides theirs.
+        overlap: sliding-window overlap (0.5 for volumes, nnU-Net's).
     """
     model.eval()
 
     def step(item: dict[str, Any]) -> LabelOutput:
         logits = forward_logits(model, item["image"].unsqueeze(0).to(device),
                                 amp_dtype=amp_dtype, channels_last=channels_last,
-                                tile_size=tile_size)
+                                tile_size=tile_size, overlap=overlap)
         loss = None
         if loss_fn is not None:
             target = item["mask"].unsqueeze(0).to(logits.device)

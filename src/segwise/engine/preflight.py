@@ -107,6 +107,7 @@ def check_run(config: RunConfig, *, resume: bool = False) -> RunRecipe:
     if not resume:
         _check_weights_file(config)
     index, decoded, seconds = _check_data(config)
+    config = _check_dimensions(config, index.info)
     t_cfg = config.train
     if t_cfg.threads is not None:
         torch.set_num_threads(t_cfg.threads)
@@ -120,8 +121,9 @@ def check_run(config: RunConfig, *, resume: bool = False) -> RunRecipe:
     monitor = _check_monitor(config, adapter)
     seed_everything(t_cfg.seed)
     model = adapter.build_model(None if resume else config.model.weights)
-    check_batch_statistics(model, batch_size=min(data.batch_size, len(index.train)),
-                           crop_size=data.crop_size, in_channels=index.info.in_channels)
+    if index.info.spatial_dims == 2:
+        check_batch_statistics(model, batch_size=min(data.batch_size, len(index.train)),
+                               crop_size=data.crop_size, in_channels=index.info.in_channels)
     return RunRecipe(config=resolved, user_data=config.data, index=index, adapter=adapter,
                      model=model, device=device, amp_dtype=amp_dtype, use_scaler=use_scaler,
                      channels_last=channels_last, monitor=monitor, decoded=decoded,
@@ -151,6 +153,7 @@ def _check_data(config: RunConfig) -> tuple[Any, int, float]:
         val_fraction=config.data.val_fraction,
         seed=config.train.seed,
         nonfinite=config.data.nonfinite,
+        normalization=config.data.normalization,
     )
     if not index.train:
         raise ValueError(f"no training images found in {config.data.root}")
@@ -159,8 +162,40 @@ def _check_data(config: RunConfig) -> tuple[Any, int, float]:
             f"no validation images in {config.data.root}: add a split file or raise "
             "--val-fraction (at least one image must be held out)"
         )
+    if index.info.spatial_dims == 3:  # discovery read every volume and its labels
+        return index, len(index.samples), 0.0
     decoded, seconds = decode_every_image(index.samples, config.data.root)
     return index, decoded, seconds
+
+
+def _check_dimensions(config: RunConfig, info: Any) -> RunConfig:
+    """The model takes the data's dimensions: on volumes the default ``unet`` becomes
+    ``unet3d``; any other 2D model on volumes, a 3D model on images, or 2D-only options
+    (``--augment-on device``) are refused, naming the models that fit."""
+    from segwise.engine.config import AugmentOn, ModelConfig
+    from segwise.engine.volume_adapter import DEFAULT_VOLUME_MODEL
+    from segwise.models.architectures import MODELS
+
+    if config.train.task.value != "semantic" or config.model.name not in MODELS:
+        return config  # instance methods and unknown names: their own checks say why
+    dims = MODELS.get(config.model.name).spatial_dims
+    fits = sorted(n for n in MODELS if MODELS.get(n).spatial_dims == info.spatial_dims)
+    if dims == info.spatial_dims:
+        pass
+    elif (info.spatial_dims == 3 and config.model.name == ModelConfig().name
+          and config.model.encoder is None):  # the 2D default left as it is
+        config = dataclasses.replace(config, model=dataclasses.replace(
+            config.model, name=DEFAULT_VOLUME_MODEL))
+    elif info.spatial_dims == 3:
+        raise ValueError(f"--model {config.model.name} takes 2D images, but "
+                         f"{config.data.root} holds volumes; use one of {', '.join(fits)}")
+    else:
+        raise ValueError(f"--model {config.model.name} takes volumes (N, C, D, H, W), but "
+                         f"{config.data.root} holds 2D images; use e.g. unet, deeplabv3plus")
+    if info.spatial_dims == 3 and config.data.augment_on is AugmentOn.DEVICE:
+        raise ValueError("--augment-on device is for 2D images; volumes are augmented per "
+                         "patch on the CPU (drop --augment-on)")
+    return config
 
 
 def _check_monitor(config: RunConfig, adapter: Any) -> str:

@@ -17,7 +17,7 @@ import torch
 from segwise.engine.adapters import TaskAdapter
 from segwise.engine.config import RunConfig, RunTask
 
-__all__ = ["ADAPTERS", "make_adapter"]
+__all__ = ["ADAPTERS", "VOLUME_ADAPTER", "make_adapter"]
 
 
 def _resolve(target: str) -> Any:
@@ -34,6 +34,9 @@ ADAPTERS: dict[RunTask, str] = {
     RunTask.INSTANCE: "segwise.engine.instance_adapter:InstanceAdapter",
 }
 
+#: the adapter of semantic runs on volumes (``DataInfo.spatial_dims == 3``)
+VOLUME_ADAPTER = "segwise.engine.volume_adapter:VolumeAdapter"
+
 
 def make_adapter(
     config: RunConfig,
@@ -44,12 +47,23 @@ def make_adapter(
     channels_last: bool,
     index: Any = None,
 ) -> TaskAdapter:
-    """The adapter for ``config.train.task``; with ``index`` (the discovered dataset) it has
-    resolved its data-derived settings (:meth:`TaskAdapter.resolve`)."""
+    """The adapter for ``config.train.task`` (on volumes: :data:`VOLUME_ADAPTER`); with
+    ``index`` (the discovered dataset) it has resolved its data-derived settings
+    (:meth:`TaskAdapter.resolve`).
+
+    Raises:
+        ValueError: a task without an adapter, or ``--task instance`` on volumes.
+    """
     task = config.train.task
     if task not in ADAPTERS:
         raise ValueError(f"train.task={task.value!r} has no training adapter in this install")
-    cls = _resolve(ADAPTERS[task])
+    target = ADAPTERS[task]
+    if getattr(info, "spatial_dims", 2) == 3:
+        if task is not RunTask.SEMANTIC:
+            raise ValueError(f"--task {task.value} is for 2D images; volumes train semantic "
+                             "models (drop --task, or use --task semantic)")
+        target = VOLUME_ADAPTER
+    cls = _resolve(target)
     adapter = cls(config, info, device, amp_dtype, channels_last)
     if index is not None:
         adapter.resolve(index)

@@ -117,8 +117,12 @@ def start_run(recipe: RunRecipe, run_dir: Path, *, ckpt: dict[str, Any] | None, 
     ctx = dist_utils.init_distributed(device.type)
     say = functools.partial(_say, ctx, quiet)
     say(f"run folder {run_dir} (curves.png and overlays.png appear there as it trains)")
-    say(f"checked   decoded all {recipe.decoded} images in {recipe.decode_seconds:.1f} s "
-        "(as `segwise data inspect` does)")
+    if info.spatial_dims == 3:
+        say(f"checked   read all {recipe.decoded} volumes and their labels (geometry, label "
+            "values), as `segwise data inspect` does")
+    else:
+        say(f"checked   decoded all {recipe.decoded} images in {recipe.decode_seconds:.1f} s "
+            "(as `segwise data inspect` does)")
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_resolved(run_dir, config, info, recipe.adapter.model_args)

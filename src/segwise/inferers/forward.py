@@ -24,35 +24,38 @@ def forward_logits(
     *,
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
-    tile_size: int | None = None,
+    tile_size: int | tuple[int, ...] | None = None,
     overlap: float = 0.25,
 ) -> torch.Tensor:
     """Logits of ``model`` for ``images``, as float32 on the images' device.
 
     Args:
         model: a segwise model (eval mode is the caller's choice).
-        images: ``(N, C, H, W)`` normalised images on the model's device.
+        images: ``(N, C, H, W)`` normalised images on the model's device, or volumes
+            ``(N, C, D, H, W)``.
         amp_dtype: autocast dtype (bf16/fp16) or None for full precision.
-        channels_last: feed the images in channels-last memory format.
-        tile_size: when set and the image is larger than the tile in either side, run
-            Gaussian-blended sliding-window inference with this tile instead of one forward.
+        channels_last: feed the images in channels-last memory format (2D only).
+        tile_size: when set and the image is larger than the tile along any axis, run
+            Gaussian-blended sliding-window inference with this tile instead of one forward;
+            one side for every axis, or one per spatial axis.
         overlap: fraction of a tile shared with its neighbour (sliding window only).
 
     Returns:
-        ``(N, K, H, W)`` float32 logits.
+        ``(N, K, H, W)`` (``(N, K, D, H, W)``) float32 logits.
     """
-    if channels_last:
+    if channels_last and images.ndim == 4:
         images = images.contiguous(memory_format=torch.channels_last)
     device_type = images.device.type
     autocast = (
         torch.autocast(device_type=device_type, dtype=amp_dtype) if amp_dtype else nullcontext()
     )
-    h, w = images.shape[-2:]
+    spatial = tuple(images.shape[2:])
+    tiles = (tile_size,) * len(spatial) if isinstance(tile_size, int) else tile_size
     with autocast:
-        if tile_size is not None and (h > tile_size or w > tile_size):
+        if tiles is not None and any(s > t for s, t in zip(spatial, tiles, strict=True)):
             logits = sliding_window_inference(
-                model, images, tile_size=tile_size, overlap=overlap
-            )
+                model, images, tile_size=tile_size, overlap=overlap,
+                channels_last=channels_last and images.ndim == 4)
         else:
             logits = model(images)  # always a tensor: the one model output type
     return logits.float()

@@ -68,8 +68,9 @@ def _check_input(input: Tensor, task: Task) -> None:
             f"input dtype={input.dtype} is not valid; expected a floating dtype "
             "(float16, bfloat16, float32 or float64) holding logits or probabilities"
         )
-    if input.ndim != 4:
-        raise ValueError(f"input shape={_shape(input)} is not valid; expected (N, C, H, W)")
+    if input.ndim not in (4, 5):
+        raise ValueError(f"input shape={_shape(input)} is not valid; expected (N, C, H, W) "
+                         "or, for volumes, (N, C, D, H, W)")
     n_ch = input.shape[1]
     if task is Task.BINARY and n_ch != 1:
         raise ValueError(
@@ -136,9 +137,12 @@ def prepare(
     """Validate ``(input, target)`` and convert them to :class:`Prepared`.
 
     Args:
-        input: (N, C, H, W) logits, or probabilities when ``from_logits=False``.
+        input: (N, C, H, W) logits, or probabilities when ``from_logits=False``; volumes
+            (N, C, D, H, W) alike (every loss here reduces over the flattened voxels, so a
+            volume is scored as its voxels, whatever their layout).
         target: (N, H, W) integer class indices (binary: {0, 1}), or (N, C, H, W) float
-            one-hot / soft labels in [0, 1]; entries equal to ``ignore_index`` are ignored.
+            one-hot / soft labels in [0, 1]; entries equal to ``ignore_index`` are ignored
+            ((N, D, H, W) and (N, C, D, H, W) for volumes).
         task: binary, multiclass or multilabel.
         from_logits: whether ``input`` holds logits (sigmoid/softmax applied here).
         ignore_index: target value marking pixels to ignore, or None; never a class, i.e.
@@ -156,16 +160,23 @@ def prepare(
                        where="loss")
     if not isinstance(target, Tensor):
         raise ValueError(f"target must be a torch.Tensor; got {type(target).__name__}")
-    n, c, h, w = input.shape
+    n, c = input.shape[:2]
+    spatial = tuple(input.shape[2:])
+    sizes = ", ".join(str(v) for v in spatial)
+    h, w = spatial[-2:]
     dtype = compute_dtype(input.dtype)
-    x = input.to(dtype).reshape(n, c, h * w)
+    x = input.to(dtype).reshape(n, c, -1)
+    if len(spatial) == 3:  # a volume: every check below sees its voxels as one plane
+        target = target.reshape(*target.shape[:-3], -1, w) if isinstance(target, Tensor) \
+            and target.ndim >= 4 and tuple(target.shape[-3:]) == spatial else target
+        h = spatial[0] * spatial[1]
 
     labels = dense = valid = None
     if target.ndim == 3 and target.dtype != torch.bool and not target.is_floating_point():
         if tuple(target.shape) != (n, h, w):
             raise ValueError(
                 f"target shape={_shape(target)} does not match input {_shape(input)}; "
-                f"expected index target ({n}, {h}, {w})"
+                f"expected index target ({n}, {sizes})"
             )
         if target.is_complex():
             raise ValueError(f"target dtype={target.dtype} is not valid; expected int64")
@@ -183,7 +194,7 @@ def prepare(
         if tuple(target.shape) != (n, c, h, w):
             raise ValueError(
                 f"target shape={_shape(target)} does not match input {_shape(input)}; "
-                f"expected a float target ({n}, {c}, {h}, {w})"
+                f"expected a float target ({n}, {c}, {sizes})"
             )
         dense, valid = _dense_target(target, ignore_index, dtype)
         if task is Task.MULTICLASS and valid is not None and bool(
@@ -229,8 +240,9 @@ def prepare(
 
 
 def input_channels(input: Tensor) -> int | None:
-    """Channels C of an (N, C, H, W) ``input``; None for anything else (checked later)."""
-    return input.shape[1] if isinstance(input, Tensor) and input.ndim == 4 else None
+    """Channels C of an (N, C, H, W) or (N, C, D, H, W) ``input``; None for anything else
+    (checked later)."""
+    return input.shape[1] if isinstance(input, Tensor) and input.ndim in (4, 5) else None
 
 
 def check_class_weights(

@@ -62,9 +62,10 @@ def check_label_maps(
     """Validate a batch of predicted and target label maps and return them as int64.
 
     Args:
-        pred: (N, H, W) integer predicted class indices, every value in ``[0, num_classes)``.
+        pred: (N, H, W) integer predicted class indices, every value in ``[0, num_classes)``;
+            volumes (N, D, H, W).
         target: (N, H, W) integer target class indices in ``[0, num_classes)`` or
-            ``ignore_index``.
+            ``ignore_index``; volumes (N, D, H, W).
         num_classes: number of classes C.
         ignore_index: target value whose pixels are left out, or ``None``.
 
@@ -78,10 +79,11 @@ def check_label_maps(
     """
     pred = _check_integer_tensor(pred, "pred")
     target = _check_integer_tensor(target, "target")
-    if pred.ndim != 3 or target.ndim != 3:
+    if pred.ndim not in (3, 4) or target.ndim not in (3, 4):
         raise ValueError(
             f"pred has shape {tuple(pred.shape)} and target has shape {tuple(target.shape)}; "
-            "expected two (N, H, W) label maps (add a batch dimension with x[None] for one image)"
+            "expected two (N, H, W) label maps, or (N, D, H, W) for volumes (add a batch "
+            "dimension with x[None] for one image)"
         )
     if pred.shape != target.shape:
         raise ValueError(

@@ -136,8 +136,8 @@ def _bincount_confusion(
     """(N, C, C) int64 counts: ``out[n, t, p]`` = pixels of image n with target t and pred p."""
     n = target.shape[0]
     c = num_classes
-    image = torch.arange(n, device=target.device).view(n, 1, 1).expand_as(target)
-    flat = (image * c + target) * c + pred  # (N, H, W): one bin per (image, target, pred)
+    image = torch.arange(n, device=target.device).view(n, *(1,) * (target.ndim - 1))
+    flat = (image * c + target) * c + pred  # (N, *spatial): one bin per (image, target, pred)
     bins = n * c * c
     if ignore_index is not None:  # ignored pixels go to one extra bin, dropped below
         flat = flat.masked_fill(target == ignore_index, bins)

@@ -61,6 +61,30 @@ def denormalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) 
     return (x.transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def volume_slice(image: np.ndarray, target: np.ndarray, pred: np.ndarray, *,
+                 pad_value: int | None = None) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """The axial slice of a volume worth drawing: the one with the most labelled voxels.
+
+    Args:
+        image: ``(C, D, H, W)`` normalised voxels (any scale: each slice is shown between
+            its 1st and 99th percentiles).
+        target: ``(D, H, W)`` true labels (0 background, ``pad_value`` left out).
+        pred: ``(D, H, W)`` predicted labels.
+        pad_value: the label that is no class (not counted as labelled).
+
+    Returns:
+        ``(d, rgb (H, W, 3) uint8, target[d], pred[d])``: the slice index along ``D`` (the
+        middle one when nothing is labelled) and that slice of each array.
+    """
+    labelled = (target > 0) & ((target != pad_value) if pad_value is not None else True)
+    per_slice = labelled.reshape(labelled.shape[0], -1).sum(axis=1)
+    d = int(per_slice.argmax()) if per_slice.any() else target.shape[0] // 2
+    grey = np.asarray(image[:3, d], dtype=np.float32)
+    lo, hi = np.percentile(grey, [1, 99])
+    grey = np.clip((grey - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+    return d, denormalize(grey, (0.0,) * len(grey), (1.0,) * len(grey)), target[d], pred[d]
+
+
 def display_colour(colour: Sequence[int]) -> tuple[int, int, int]:
     """A class colour made visible for drawing over an image (not for the mask files).
 
