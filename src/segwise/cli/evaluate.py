@@ -23,6 +23,10 @@ its 95th percentile (hd95), the average symmetric surface distance (assd) and th
 surface Dice (nsd) per class, in the units of --spacing (pixel size, rows,cols; default 1),
 NSD at --nsd-tolerance (same units). Dice and IoU are always reported.
 
+Volumes (a run trained on NIfTI/NRRD/DICOM volumes): HD95 and NSD are on by default, in mm
+with each file's own voxel size; per_image.csv holds one row per volume with its per-class
+Dice, HD95 and NSD (docs/volumes.md).
+
 Instance checkpoints (segwise train --task instance) report instead the DSB2018 score, AP at
 IoU 0.5..0.95, PQ/SQ/RQ per class and COCO mask AP/AP50/AP75 (docs/instance.md), and write
 scores.json and per_image.csv (DSB score and instance counts per image).
@@ -78,11 +82,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--worst", type=int, default=5, help="list the K worst images (default 5)")
     parser.add_argument("--tile-size", type=int, help="sliding-window tile for large images")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
-    parser.add_argument("--metrics", type=_metric_list, default=("dice", "iou"),
+    parser.add_argument("--metrics", type=_metric_list, default=None,
                         help="comma list of dice, iou, hd, hd95, assd, nsd (default dice,iou; "
-                             "any of the last four adds all boundary metrics)")
+                             "volumes: dice,iou,hd95,nsd; any of the last four adds all "
+                             "boundary metrics)")
     parser.add_argument("--spacing", type=_spacing, metavar="ROWS,COLS",
-                        help="physical pixel size for the boundary metrics (default 1,1)")
+                        help="physical pixel size for the boundary metrics of 2D images "
+                             "(default 1,1); volumes use each file's own voxel size (mm)")
     parser.add_argument("--nsd-tolerance", type=float, default=1.0, metavar="TAU",
                         help="NSD tolerance in the units of --spacing (default 1.0)")
     parser.add_argument("--distance-metric", choices=("euclidean", "chessboard", "taxicab"),
@@ -114,7 +120,7 @@ def _run_instance(args: argparse.Namespace, loaded, predictor, samples, out: Pat
     from segwise.engine.evaluation import evaluation_loop
     from segwise.engine.progress import ProgressDataset
 
-    wanted = [m for m in getattr(args, "metrics", ()) if m in BOUNDARY]
+    wanted = [m for m in (getattr(args, "metrics", None) or ()) if m in BOUNDARY]
     if wanted:
         raise ValueError(f"--metrics {','.join(wanted)}: boundary metrics are for semantic "
                          "checkpoints; instance checkpoints report DSB score, AP, PQ and COCO AP")
@@ -132,7 +138,12 @@ def _run_semantic(args: argparse.Namespace, loaded, predictor, samples, out: Pat
     from segwise.engine.progress import ProgressDataset
 
     info = loaded.info
-    wanted = getattr(args, "metrics", ("dice", "iou"))
+    volumes = info.spatial_dims == 3
+    wanted = getattr(args, "metrics", None) or (
+        ("dice", "iou", "hd95", "nsd") if volumes else ("dice", "iou"))
+    if volumes and getattr(args, "spacing", None) is not None:
+        raise ValueError("--spacing is for 2D images; volumes are scored in mm with the voxel "
+                         "size in each file's header (drop --spacing)")
     boundary = None
     if any(m in BOUNDARY for m in wanted):
         if args.nsd_tolerance < 0:
@@ -223,9 +234,11 @@ def _write_files(out: Path, result, report: dict, class_names: list[str]) -> Non
             writer.writerow([row[k] for k in keys])
     with (out / "per_image.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["id", "dice", "iou"])
-        for row in report["per_image"]["images"]:
-            writer.writerow([row["id"], row["dice"], row["iou"]])
+        images = report["per_image"]["images"]
+        keys = list(images[0]) if images else ["id", "dice", "iou"]
+        writer.writerow(keys)  # id, dice, iou, then per class: dice_<c> (hd95_<c>, nsd_<c>)
+        for row in images:
+            writer.writerow(["" if row[k] is None else row[k] for k in keys])
     with (out / "confusion.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["ground_truth\\prediction", *class_names])

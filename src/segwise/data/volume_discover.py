@@ -7,6 +7,9 @@ Layouts, found by :func:`find_volume_layout` before the 2D ones:
   ``labelsTr/case.nii.gz``;
 - ``ROOT/images`` + ``ROOT/labels`` (or ``masks``) holding volume files, paired by name.
 
+A volume is a NIfTI, NRRD or MetaImage file, or a folder holding one DICOM series
+(:func:`~segwise.data.volumes.is_volume_path`).
+
 Classes come from ``dataset.json`` (MSD's ``{"labels": {"0": "background", ...}}`` or nnU-Net
 v2's ``{"labels": {"background": 0, ...}}``), else ``classes.json``, else the label values
 (0..max, with a notice). The intensity rule (:class:`~segwise.enums.Normalization`) is ``ct``
@@ -33,30 +36,27 @@ from segwise.data.formats import MaskKind
 from segwise.data.info import DataError, DataInfo, DatasetIndex, Problem, Sample, Severity
 from segwise.data.pairing import Layout, split_samples
 from segwise.data.volume_norm import channels_first, ct_statistics
-from segwise.data.volumes import NIFTI_SUFFIXES, check_geometry, read_labels, read_volume
+from segwise.data.volumes import (
+    check_geometry,
+    is_volume_path,
+    read_labels,
+    read_volume,
+    volume_id,
+)
 from segwise.enums import Normalization, Task
 from segwise.labels import LabelSpace, check_ignore_label
 
-__all__ = ["VolumeScan", "analyse_volumes", "find_volume_layout", "volume_stem"]
+__all__ = ["VolumeScan", "analyse_volumes", "find_volume_layout"]
 
 _LAYOUTS = (("imagesTr", ("labelsTr",)), ("images", ("labels", "masks")))
 #: relative spacing difference still called "the same spacing"
 _SPACING_TOLERANCE = 0.01
 
 
-def volume_stem(path: Path) -> str:
-    """The file name without its volume suffix (``case_001.nii.gz`` -> ``case_001``)."""
-    name = path.name
-    for suffix in NIFTI_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
-
-
 def _volume_files(folder: Path) -> list[Path]:
+    """Volume files (NIfTI, NRRD, MetaImage) and DICOM series folders in ``folder``."""
     return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".")
-                  and p.name.lower().endswith(NIFTI_SUFFIXES))
+                  if not p.name.startswith(".") and is_volume_path(p))
 
 
 def find_volume_layout(root: Path) -> Layout | None:
@@ -74,10 +74,10 @@ def find_volume_layout(root: Path) -> Layout | None:
 
 def _pair(image_dir: Path, label_dir: Path, name: str) -> Layout:
     layout = Layout(name=name, samples=[])
-    labels = {volume_stem(p): p for p in _volume_files(label_dir)}
+    labels = {volume_id(p): p for p in _volume_files(label_dir)}
     by_case: dict[str, list[Path]] = {}
     for image in _volume_files(image_dir):
-        stem = volume_stem(image)
+        stem = volume_id(image)
         case = stem
         if stem not in labels and len(stem) > 5 and stem[-5] == "_" and stem[-4:].isdigit():
             case = stem[:-5]  # nnU-Net's channel suffix: case_0000 -> case

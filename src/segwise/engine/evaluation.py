@@ -101,6 +101,26 @@ class EvalResult:
             return {f"mean_{key}": float(b.per_class[name][1]) for name, key in BOUNDARY_KEYS}
         return {f"mean_{key}": float(b.mean[name]) for name, key in BOUNDARY_KEYS}
 
+    def _image_rows(self, names: list[str]) -> list[dict[str, Any]]:
+        """One row per image: its Dice and IoU, then per class its Dice (``dice_<class>``)
+        and, with boundary metrics, its HD95 and NSD (``hd95_<class>``, ``nsd_<class>``);
+        binary tasks list the foreground class only. NaN (class absent from both) as None."""
+        pi, b = self.per_image, self.boundary
+        classes = [1] if self.task is Task.BINARY else list(range(len(names)))
+        rows = []
+        for i, (image_id, d, j) in enumerate(zip(pi.ids, pi.per_image.tolist(),
+                                                 pi.per_image_iou.tolist(), strict=True)):
+            row: dict[str, Any] = {"id": image_id, "dice": _none_if_nan(float(d)),
+                                   "iou": _none_if_nan(float(j))}
+            for c in classes:
+                row[f"dice_{names[c]}"] = _none_if_nan(float(pi.dice[i, c]))
+            if b is not None:
+                for c in classes:
+                    row[f"hd95_{names[c]}"] = _json_number(float(b.hd_percentile[i, c]))
+                    row[f"nsd_{names[c]}"] = _json_number(float(b.nsd[i, c]))
+            rows.append(row)
+        return rows
+
     def report(self, *, worst: int = 5) -> dict[str, Any]:
         """A JSON-friendly report: summary, per-class rows, per-image distribution, worst ids."""
         s = self.scores
@@ -132,11 +152,7 @@ class EvalResult:
                 **{k: _none_if_nan(v) for k, v in zip(("min", "q25", "median", "q75", "max"), q,
                                                        strict=True)},
                 "worst": [{"id": i, "dice": _none_if_nan(d)} for i, d in pi.worst(worst)],
-                "images": [
-                    {"id": i, "dice": _none_if_nan(float(d)), "iou": _none_if_nan(float(j))}
-                    for i, d, j in zip(pi.ids, pi.per_image.tolist(), pi.per_image_iou.tolist(),
-                                       strict=True)
-                ],
+                "images": self._image_rows(names),
             },
             "confusion_matrix": self.matrix.tolist(),
             **({} if self.boundary is None else {"boundary": self.boundary.to_dict()}),
