@@ -27,9 +27,16 @@ class imbalance. Notices are printed once each on stderr, without Python source 
 Exit code 0 when training can start, 1 when an error would stop it (with --json, a
 layout that cannot be read at all is reported as JSON too: {"fatal": MESSAGE, ...}).
 Supported layouts and mask kinds: docs/data.md.
+
+Volumes (imagesTr/ + labelsTr/ or images/ + labels/ of NIfTI, NRRD, MetaImage or DICOM):
+shapes and spacings (median and range), orientations, dtypes, anisotropy, the intensity rule
+and why, voxels per class, the patch and batch `segwise train` would pick, and one row per
+volume (all in --json; the first 10 and every one with a problem in the terminal).
+See docs/volumes.md, "Inspecting volumes".
 """
 
 _MAX_ROWS = 40
+_VOLUME_ROWS = 10  # volume rows always shown in the terminal (rows with problems come too)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--nonfinite", default="refuse", choices=("refuse", "ignore"),
                    help="NaN / inf pixels in float images: refuse (an error, the default) or "
                         "ignore (read as the mean, their mask pixels left out)")
+    p.add_argument("--normalization", default="auto", choices=("auto", "zscore", "ct"),
+                   help="volumes: the intensity rule to report, as for segwise train (auto: "
+                        "ct when dataset.json names CT, else zscore)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
             report = inspect_dataset(
                 args.root, mask_kind=args.mask_kind, ignore_index=args.ignore_index,
                 num_classes=args.num_classes, val_fraction=args.val_fraction, seed=args.seed,
-                decode_images=not args.headers_only, nonfinite=args.nonfinite)
+                decode_images=not args.headers_only, nonfinite=args.nonfinite,
+                normalization=args.normalization)
     except (ValueError, FileNotFoundError) as err:
         if not args.json:
             raise
@@ -73,12 +84,31 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         print(f"segwise data: error: {err}", file=sys.stderr)
         return 1
+    out = report.to_dict()
+    if report.is_volumes:
+        out["summary"]["training"] = _training_defaults(report.index.info)
     if args.json:
-        json.dump(report.to_dict(), sys.stdout, indent=1)
+        json.dump(out, sys.stdout, indent=1)
         sys.stdout.write("\n")
+    elif report.is_volumes:
+        _render_volumes(report, out)
     else:
         _render(report)
     return 1 if report.errors else 0
+
+
+def _training_defaults(info) -> dict:
+    """The patch and batch ``segwise train`` derives for these volumes when none is given
+    (:func:`segwise.engine.setup.derive_data_defaults`): the batch per device kind."""
+    import torch
+
+    from segwise.engine.config import DataConfig
+    from segwise.engine.setup import derive_data_defaults
+
+    picked = {kind: derive_data_defaults(DataConfig(), info, torch.device(kind))
+              for kind in ("cpu", "cuda")}
+    return {"patch_size": list(picked["cpu"].patch_size),
+            "batch_size": {kind: cfg.batch_size for kind, cfg in picked.items()}}
 
 
 @contextlib.contextmanager
@@ -135,6 +165,70 @@ def _render(report) -> None:
         table.add_row(str(c["index"]), c["name"], f"[rgb({r},{g},{b})]██[/] {r},{g},{b}",
                       f"{c['pixels']:,}", f"{100 * c['fraction']:.2f}%")
     console.print(table)
+    _render_problems(console, report)
+
+
+def _render_volumes(report, out: dict) -> None:
+    from rich.table import Table
+
+    from segwise.cli._common import console as make_console
+
+    console = make_console()
+    s = out["summary"]
+    console.print(f"[bold]{s['root']}[/bold]  layout {s['layout']} (3D), split {s['split']}")
+    console.print(f"train {s['train']}  val {s['val']}  test {s['test']}  unpaired files "
+                  f"{s['unpaired']}  |  volumes read {s['volumes_read']}  channels "
+                  f"{s['channels']}  dtypes {s['dtypes']}")
+    console.print(f"shape (voxels) min {tuple(s['shape_min'])} median "
+                  f"{tuple(s['shape_median'])} max {tuple(s['shape_max'])}")
+    console.print(f"spacing (mm) min {tuple(s['spacing_min'])} median "
+                  f"{tuple(s['spacing_median'])} max {tuple(s['spacing_max'])}")
+    a = s["anisotropy"]
+    console.print("orientations " + ", ".join(f"{k}: {v}" for k, v in s["orientations"].items())
+                  + f"  |  anisotropy max {a['max']:g}, {a['over_threshold']} volumes over "
+                  f"{a['threshold']:g}")
+    n = s["normalization"]
+    console.print(f"intensities: {n['rule']}, {n['applies']}"
+                  + (f" (clip {tuple(n['clip'])})" if n["clip"] else "") + f"; {n['reason']}")
+    t = s["training"]
+    console.print(f"segwise train would pick: patch {tuple(t['patch_size'])}, batch "
+                  + ", ".join(f"{v} on {k}" for k, v in t["batch_size"].items()))
+    console.print(f"classes from: {s['classes_source']}  task: {s['task']}  ignore_index: "
+                  f"{s['ignore_index']}  foreground {100 * s['foreground_fraction']:.2f}% of "
+                  "the voxels")
+    table = Table(title="classes")
+    for col in ("#", "name", "voxels", "share"):
+        table.add_column(col, justify="left" if col == "name" else "right")
+    for c in s["classes"]:
+        table.add_row(str(c["index"]), c["name"], f"{c['voxels']:,}",
+                      f"{100 * c['fraction']:.2f}%")
+    console.print(table)
+    rows = out["volumes"]
+    shown = [r for i, r in enumerate(rows) if i < _VOLUME_ROWS or r["problems"]
+             or r["spacing_differs"] or (r["anisotropy"] or 0) > a["threshold"]][:_MAX_ROWS]
+    vtable = Table(title=f"volumes ({len(shown)} of {len(rows)} shown; --json lists all)")
+    for col in ("id", "split", "shape", "spacing (mm)", "orient.", "dtype", "labels",
+                "aniso.", "problems"):
+        vtable.add_column(col, overflow="fold")
+
+    def cell(value) -> str:
+        return "-" if value is None else " x ".join(f"{v:g}" for v in value)
+
+    for r in shown:
+        vtable.add_row(r["id"], r["split"], cell(r["shape"]), cell(r["spacing"]),
+                       r["orientation"] or "-", r["dtype"] or "-",
+                       "-" if r["label_values"] is None else
+                       ", ".join(str(v) for v in r["label_values"]),
+                       "-" if r["anisotropy"] is None else f"{r['anisotropy']:g}",
+                       ", ".join(r["problems"] + (["spacing_differs"] if r["spacing_differs"]
+                                                  else [])))
+    console.print(vtable)
+    _render_problems(console, report)
+
+
+def _render_problems(console, report) -> None:
+    from rich.table import Table
+
     counts = report.to_dict()["problem_counts"]
     if not report.problems:
         console.print("[green]no problems found[/green]")

@@ -3,6 +3,10 @@
 The same checks run at the start of training: ``inspect_dataset(root).raise_if_fatal()``
 stops with one clear error listing every fatal problem with its file, and returns the
 warnings (files left out, values mapped, ...) for the engine to print.
+
+On a dataset of volumes (:mod:`segwise.data.volume_discover`) the report describes the
+volumes instead of the images: shapes, spacings, orientations, dtypes, anisotropy, the
+intensity rule and why it was chosen, and one row per volume (:meth:`InspectionReport.volume_rows`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,13 @@ from segwise.data.colorspace import RULES, ColorSpace
 from segwise.data.discover import DiscoverOptions, analyse
 from segwise.data.formats import MaskKind, NonFinite, read_image
 from segwise.data.info import DataError, DatasetIndex, Problem, Severity, raise_or_warn
+from segwise.data.volume_discover import (
+    _SPACING_TOLERANCE,
+    VolumeScan,
+    _dataset_json,
+    _modality,
+)
+from segwise.enums import Normalization
 
 __all__ = ["DataError", "InspectionReport", "inspect_dataset"]
 
@@ -37,6 +48,8 @@ class InspectionReport:
         instances_per_image: object counts per sample id (instance data only).
         ignored_pixels: mask pixels labelled ``ignore_index`` (not counted in any class).
         crowd_per_image: COCO crowd regions (``iscrowd: 1``) per sample id, images with any.
+        volume_scans: volumes only: what reading each image/label pair found, by sample id.
+        normalization_reason: volumes only: why ``info.normalization`` was chosen.
     """
 
     index: DatasetIndex
@@ -48,6 +61,13 @@ class InspectionReport:
     instances_per_image: dict[str, int] = field(default_factory=dict)
     ignored_pixels: int = 0
     crowd_per_image: dict[str, int] = field(default_factory=dict)
+    volume_scans: dict[str, VolumeScan] = field(default_factory=dict)
+    normalization_reason: str = ""
+
+    @property
+    def is_volumes(self) -> bool:
+        """True for a dataset of volumes (``info.spatial_dims == 3``)."""
+        return self.index.info.spatial_dims == 3
 
     @property
     def errors(self) -> list[Problem]:
@@ -65,7 +85,9 @@ class InspectionReport:
         return self.warnings
 
     def summary(self) -> dict[str, Any]:
-        """Counts, sizes and classes as builtins."""
+        """Counts, sizes and classes as builtins (volumes: :meth:`volume_summary`)."""
+        if self.is_volumes:
+            return self.volume_summary()
         info = self.index.info
         sizes = np.array(list(self.image_sizes.values()) or [(0, 0)])
         total = max(1, sum(info.class_pixel_counts))
@@ -113,7 +135,117 @@ class InspectionReport:
             "info": self.index.info.to_dict(),
             "problem_counts": {s.value: by_severity.get(s.value, 0) for s in Severity},
             "problems": [p.to_dict() for p in self.problems],
+            **({"volumes": self.volume_rows()} if self.is_volumes else {}),
         }
+
+    def volume_summary(self) -> dict[str, Any]:
+        """The dataset-level report on volumes as builtins: split, classes with voxel counts
+        and foreground share, the intensity rule and its reason, shapes, spacings (mm),
+        orientations, dtypes, channels and anisotropy over the volumes that could be read."""
+        index, info = self.index, self.index.info
+        scans = list(self.volume_scans.values())
+        shapes = np.array([s.shape for s in scans] or [(0, 0, 0)])
+        spacings = np.array([s.spacing for s in scans] or [(0.0, 0.0, 0.0)], dtype=np.float64)
+        counts = list(info.class_pixel_counts) or [0] * len(info.labels.names)
+        total = sum(counts)
+        classes = [{"index": i, "name": name, "voxels": int(counts[i]),
+                    "fraction": counts[i] / max(1, total)}
+                   for i, name in enumerate(info.labels.names)]
+        anisotropy = [s.anisotropy for s in scans]
+        return {
+            "root": str(index.root),
+            "layout": index.layout,
+            "spatial_dims": 3,
+            "split": index.split_source,
+            "train": len(index.train),
+            "val": len(index.val),
+            "test": len(index.test),
+            "unpaired": len(index.unpaired),
+            "volumes_read": len(scans),
+            "shape_min": [int(v) for v in shapes.min(axis=0)],
+            "shape_median": [int(v) for v in info.median_size],
+            "shape_max": [int(v) for v in shapes.max(axis=0)],
+            "spacing_min": _mm(spacings.min(axis=0)),
+            "spacing_median": _mm(info.spacing),
+            "spacing_max": _mm(spacings.max(axis=0)),
+            "orientations": dict(Counter(s.orientation for s in scans).most_common()),
+            "dtypes": dict(sorted(Counter(s.dtype for s in scans).items())),
+            "channels": {str(k): v for k, v in sorted(Counter(s.channels for s in scans).items())},
+            "nonfinite_voxels": sum(s.nonfinite for s in scans),
+            "anisotropy": {"max": round(max(anisotropy, default=1.0), 4),
+                           "threshold": ANISOTROPY_THRESHOLD,
+                           "over_threshold": sum(a > ANISOTROPY_THRESHOLD for a in anisotropy)},
+            "normalization": {"rule": info.normalization.value,
+                              "reason": self.normalization_reason,
+                              "applies": _NORMALIZATION_RULE.get(info.normalization, ""),
+                              "clip": None if info.clip is None else list(info.clip),
+                              "mean": list(info.mean), "std": list(info.std)},
+            "task": info.labels.task.value,
+            "ignore_index": info.labels.ignore_index,
+            "classes_source": info.classes_source,
+            "classes": classes,
+            "foreground_fraction": (total - counts[0]) / max(1, total) if counts else 0.0,
+        }
+
+    def volume_rows(self) -> list[dict[str, Any]]:
+        """One row per image/label pair, train then val then test: id, split, files, shape,
+        spacing (mm), orientation, dtype, channels, label values and their voxel counts,
+        anisotropy, whether the spacing differs from the median, and the codes of the
+        problems naming either file (a volume that could not be read has ``None`` fields)."""
+        index = self.index
+        codes: dict[str, list[str]] = {}
+        for p in self.problems:
+            codes.setdefault(p.file, []).append(p.code)
+        median = np.asarray(index.info.spacing or (1.0, 1.0, 1.0), dtype=np.float64)
+        rows = []
+        for split, group in (("train", index.train), ("val", index.val), ("test", index.test)):
+            for s in group:
+                scan = self.volume_scans.get(s.id)
+                row: dict[str, Any] = {
+                    "id": s.id, "split": split, "image": str(s.image_path),
+                    "labels": str(s.mask_path), "shape": None, "spacing": None,
+                    "orientation": None, "dtype": None, "channels": None,
+                    "label_values": None, "label_voxels": None, "anisotropy": None,
+                    "spacing_differs": False,
+                    "problems": codes.get(str(s.image_path), []) + codes.get(str(s.mask_path), []),
+                }
+                if scan is not None:
+                    off = np.abs(np.asarray(scan.spacing) / median - 1).max()
+                    row.update(shape=list(scan.shape), spacing=_mm(scan.spacing),
+                               orientation=scan.orientation, dtype=scan.dtype,
+                               channels=scan.channels, label_values=list(scan.label_values),
+                               label_voxels=list(scan.label_counts),
+                               anisotropy=round(scan.anisotropy, 4),
+                               spacing_differs=bool(off > _SPACING_TOLERANCE))
+                rows.append(row)
+        return rows
+
+
+#: nnU-Net treats a dataset as anisotropic when a volume's largest voxel side exceeds this
+#: multiple of its smallest (Isensee et al. 2021; its 3D patches then keep the coarse axis short).
+ANISOTROPY_THRESHOLD = 3.0
+
+#: What each volume intensity rule does (:mod:`segwise.data.volume_norm`).
+_NORMALIZATION_RULE = {
+    Normalization.ZSCORE: "(x - mean) / std per volume and channel",
+    Normalization.CT: "clip to the training foreground's 0.5 / 99.5 percentiles, then "
+                      "(x - mean) / std of that foreground",
+}
+
+
+def _mm(values) -> list[float]:
+    return [round(float(v), 6) for v in values]
+
+
+def _normalization_reason(root: Path, requested: str, rule: Normalization) -> str:
+    """Why ``rule`` was chosen: the option, or ``dataset.json``'s modality, or the default."""
+    if requested != "auto":
+        return f"normalization={requested!r} given"
+    modality = _modality(_dataset_json(root)) if root.is_dir() else ""
+    if modality:
+        return f"dataset.json names the modality {modality!r}" + (
+            "" if rule is Normalization.CT else ", not CT")
+    return "no modality in dataset.json: the default for volumes"
 
 
 #: How images of each dtype are scaled before the per-channel mean/std normalisation.
@@ -133,12 +265,15 @@ def inspect_dataset(
     seed: int = 0,
     decode_images: bool = True,
     nonfinite: NonFinite | str = NonFinite.REFUSE,
+    normalization: str = "auto",
 ) -> InspectionReport:
     """Check a dataset; the options are those of :func:`segwise.data.discover_dataset`.
 
     Args:
         decode_images: decode every image (finds truncated/corrupt files; a few seconds on
-            dsb2018 and CamVid); ``False`` reads headers only. Masks are always decoded.
+            dsb2018 and CamVid); ``False`` reads headers only. Masks are always decoded, and
+            volumes always read whole (discovery reads every image and label volume).
+        normalization: volumes only: ``"auto"``, ``"zscore"`` or ``"ct"``.
 
     Returns:
         An :class:`InspectionReport`; nothing is raised for bad files (they are problems).
@@ -148,10 +283,12 @@ def inspect_dataset(
     """
     analysis = analyse(root, DiscoverOptions(
         mask_kind=mask_kind, ignore_index=ignore_index, num_classes=num_classes,
-        class_names=class_names, val_fraction=val_fraction, seed=seed, nonfinite=nonfinite))
+        class_names=class_names, val_fraction=val_fraction, seed=seed, nonfinite=nonfinite,
+        normalization=normalization))
     index = analysis.index
+    volumes = index.info.spatial_dims == 3
     problems = list(index.problems)
-    if decode_images:
+    if decode_images and not volumes:
         known_bad = {p.file for p in problems if p.code in ("unreadable_image", "color_space")
                      and p.severity == Severity.ERROR}
         for s in index.samples:
@@ -181,4 +318,8 @@ def inspect_dataset(
         instances_per_image=dict(analysis.instance_counts),
         ignored_pixels=analysis.ignored_pixels,
         crowd_per_image=dict(analysis.crowd_counts),
+        volume_scans=dict(analysis.volume_scans),
+        normalization_reason=(_normalization_reason(index.root, normalization,
+                                                    index.info.normalization)
+                              if volumes else ""),
     )
