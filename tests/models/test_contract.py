@@ -49,6 +49,9 @@ CASES_3D = [
     ("resenc_unet3d", {"base_width": 4, "max_width": 16, "depth": 3}),
     ("resenc_unet3d", {"base_width": 4, "max_width": 8, "depth": 2,
                        "blocks_per_stage": (1, 2, 1), "spacing": (0.7, 0.7, 2.5)}),
+    ("resunet3d", {"channels": (4, 8, 16)}),
+    ("resunet3d", {"channels": (4, 8, 8), "subunits": 1, "norm": "batch", "dropout": 0.1,
+                   "spacing": (3.0, 0.8, 0.8)}),
 ]
 
 

@@ -24,7 +24,7 @@ from segwise.models.heads import FCNHead, ResizeHead, SegmentationHead
 from segwise.models.init import Distribution, init_relu_convs
 from segwise.models.registry import Registry
 from segwise.models.segmentation_model import SegmentationModel
-from segwise.models.volumetric import build_resenc_unet3d, build_unet3d
+from segwise.models.volumetric import build_resenc_unet3d, build_resunet3d, build_unet3d
 
 __all__ = [
     "BUILDER_ARGS",
@@ -345,6 +345,15 @@ MODELS.register(
         build_resenc_unet3d,
         "resenc_unet3d",
         "nnU-Net's residual-encoder 3D U-Net (Isensee 2021), volumes",
+        spatial_dims=3,
+    ),
+)
+MODELS.register(
+    "resunet3d",
+    ModelSpec(
+        build_resunet3d,
+        "resunet3d",
+        "residual 3D U-Net, strided residual units (Kerfoot 2018), volumes, CPU-light",
         spatial_dims=3,
     ),
 )
