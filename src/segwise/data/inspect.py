@@ -23,10 +23,9 @@ from segwise.data.discover import DiscoverOptions, analyse
 from segwise.data.formats import MaskKind, NonFinite, read_image
 from segwise.data.info import DataError, DatasetIndex, Problem, Severity, raise_or_warn
 from segwise.data.volume_discover import (
-    _SPACING_TOLERANCE,
+    SPACING_TOLERANCE,
     VolumeScan,
-    _dataset_json,
-    _modality,
+    dataset_modality,
 )
 from segwise.enums import Normalization
 
@@ -204,7 +203,7 @@ class InspectionReport:
                 row: dict[str, Any] = {
                     "id": s.id, "split": split, "image": str(s.image_path),
                     "labels": str(s.mask_path), "shape": None, "spacing": None,
-                    "orientation": None, "dtype": None, "channels": None,
+                    "orientation": None, "dtype": None, "label_dtype": None, "channels": None,
                     "label_values": None, "label_voxels": None, "anisotropy": None,
                     "spacing_differs": False,
                     "problems": codes.get(str(s.image_path), []) + codes.get(str(s.mask_path), []),
@@ -213,10 +212,11 @@ class InspectionReport:
                     off = np.abs(np.asarray(scan.spacing) / median - 1).max()
                     row.update(shape=list(scan.shape), spacing=_mm(scan.spacing),
                                orientation=scan.orientation, dtype=scan.dtype,
+                               label_dtype=scan.label_dtype,
                                channels=scan.channels, label_values=list(scan.label_values),
                                label_voxels=list(scan.label_counts),
                                anisotropy=round(scan.anisotropy, 4),
-                               spacing_differs=bool(off > _SPACING_TOLERANCE))
+                               spacing_differs=bool(off > SPACING_TOLERANCE))
                 rows.append(row)
         return rows
 
@@ -241,7 +241,7 @@ def _normalization_reason(root: Path, requested: str, rule: Normalization) -> st
     """Why ``rule`` was chosen: the option, or ``dataset.json``'s modality, or the default."""
     if requested != "auto":
         return f"normalization={requested!r} given"
-    modality = _modality(_dataset_json(root)) if root.is_dir() else ""
+    modality = dataset_modality(root)
     if modality:
         return f"dataset.json names the modality {modality!r}" + (
             "" if rule is Normalization.CT else ", not CT")

@@ -46,11 +46,12 @@ from segwise.data.volumes import (
 from segwise.enums import Normalization, Task
 from segwise.labels import LabelSpace, check_ignore_label
 
-__all__ = ["VolumeScan", "analyse_volumes", "find_volume_layout"]
+__all__ = ["SPACING_TOLERANCE", "VolumeScan", "analyse_volumes", "dataset_modality",
+           "find_volume_layout"]
 
 _LAYOUTS = (("imagesTr", ("labelsTr",)), ("images", ("labels", "masks")))
 #: relative spacing difference still called "the same spacing"
-_SPACING_TOLERANCE = 0.01
+SPACING_TOLERANCE = 0.01
 
 
 def _volume_files(folder: Path) -> list[Path]:
@@ -118,6 +119,7 @@ class VolumeScan:
         label_values: the label values present, ascending.
         label_counts: voxels per value in ``label_values``.
         nonfinite: NaN / inf voxels in the image.
+        label_dtype: the label file's stored data type (float labels are read when integral).
     """
 
     shape: tuple[int, ...]
@@ -128,6 +130,7 @@ class VolumeScan:
     label_values: tuple[int, ...]
     label_counts: tuple[int, ...]
     nonfinite: int = 0
+    label_dtype: str = ""
 
     @property
     def anisotropy(self) -> float:
@@ -166,8 +169,15 @@ def _scan(sample: Sample, problems: list[Problem]) -> tuple[VolumeScan, np.ndarr
     scan = VolumeScan(shape=image.shape, spacing=image.spacing, orientation=image.orientation,
                       dtype=str(image.array.dtype), channels=int(array.shape[0]),
                       label_values=tuple(int(v) for v in values),
-                      label_counts=tuple(int(c) for c in counts), nonfinite=nonfinite)
+                      label_counts=tuple(int(c) for c in counts), nonfinite=nonfinite,
+                      label_dtype=_stored_dtype(labels))
     return scan, array, labels.array
+
+
+def _stored_dtype(volume) -> str:
+    """The data type a label file stores (NIfTI header's; else the array's as read)."""
+    stored = getattr(volume.header, "get_data_dtype", None)
+    return str(stored()) if stored is not None else str(volume.array.dtype)
 
 
 def _dataset_json(root: Path) -> dict:
@@ -208,6 +218,12 @@ def _class_table(root: Path, meta: dict, values: Counter[int],
     return ClassTable(names, default_colors(k), None, None, "inferred from label values")
 
 
+def dataset_modality(root: Path) -> str:
+    """The first channel's modality named by ``ROOT/dataset.json`` (MSD's ``modality`` or
+    nnU-Net v2's ``channel_names``), or ``""``."""
+    return _modality(_dataset_json(root)) if root.is_dir() else ""
+
+
 def _modality(meta: dict) -> str:
     for key in ("modality", "channel_names"):
         value = meta.get(key)
@@ -216,18 +232,22 @@ def _modality(meta: dict) -> str:
     return ""
 
 
-def _median_spacing(scans: list[VolumeScan], root: Path,
+def _median_spacing(scans: dict[str, VolumeScan], samples: list[Sample],
                     problems: list[Problem]) -> tuple[float, ...]:
-    spacings = np.array([s.spacing for s in scans], dtype=np.float64)
+    """The median voxel size; each volume whose size is off it is reported by name."""
+    spacings = np.array([s.spacing for s in scans.values()], dtype=np.float64)
     median = np.median(spacings, axis=0)
-    off = np.abs(spacings / median - 1).max(axis=1) > _SPACING_TOLERANCE
-    if off.any():
-        problems.append(Problem(
-            Severity.WARNING, "spacing_differs", str(root),
-            f"{int(off.sum())} of {len(scans)} volumes have a voxel size other than the median "
-            f"{tuple(round(float(v), 4) for v in median)} mm; each is trained and scored on its "
-            "own grid (segwise does not resample yet), so sizes in voxels differ from sizes "
-            "in mm for those volumes"))
+    shown = tuple(round(float(v), 4) for v in median)
+    for s in samples:
+        scan = scans.get(s.id)
+        if scan is None:
+            continue
+        if np.abs(np.asarray(scan.spacing) / median - 1).max() > SPACING_TOLERANCE:
+            problems.append(Problem(
+                Severity.WARNING, "spacing_differs", str(s.image_path),
+                f"voxel size {tuple(round(v, 4) for v in scan.spacing)} mm, other than the "
+                f"median {shown} mm; segwise does not resample yet: the volume is trained and "
+                "scored on its own grid, so its sizes in voxels differ from sizes in mm"))
     return tuple(float(v) for v in median)
 
 
@@ -310,8 +330,10 @@ def analyse_volumes(root: Path, layout: Layout, *, normalization: str = "auto",
     elif rule is Normalization.CT:
         raise ValueError("CT normalisation needs single-channel training volumes; use "
                          "--normalization zscore")
-    usable = [scans[s.id] for s in (train or val or test) if s.id in scans]
-    spacing = _median_spacing(usable, root, problems) if usable else (1.0, 1.0, 1.0)
+    reference = [s for s in (train or val or test) if s.id in scans]
+    usable = [scans[s.id] for s in reference]
+    spacing = _median_spacing({s.id: scans[s.id] for s in reference}, samples, problems) \
+        if usable else (1.0, 1.0, 1.0)
     median = tuple(int(v) for v in np.median([u.shape for u in usable], axis=0)) if usable \
         else (0, 0, 0)
     counts = [values.get(i, 0) for i in range(k)]
