@@ -25,8 +25,11 @@ from segwise.engine.config import DataConfig
 
 __all__ = ["DEFAULT_VOLUME_MODEL", "VOLUME_OVERLAP", "VolumeAdapter"]
 
-#: the model a volume run trains when ``--model`` is left at its 2D default
-DEFAULT_VOLUME_MODEL = "unet3d"
+#: the model a volume run trains when ``--model`` is left at its 2D default: the residual U-Net
+#: of Kerfoot et al. 2018, in MONAI UNet's cost class (one CPU thread: 0.27 s per step of 4
+#: patches of 32x48x32 against unet3d's 4.6 s, docs/models.md "3D models"); ``unet3d`` and
+#: nnU-Net's ``resenc_unet3d`` are for GPUs
+DEFAULT_VOLUME_MODEL = "resunet3d"
 #: sliding-window overlap when scoring volumes (nnU-Net's 0.5)
 VOLUME_OVERLAP = 0.5
 
