@@ -11,7 +11,7 @@ from the label file's spacing, with ``segwise.metrics``).
   segwise's default) at a constant learning rate, no gradient clipping; then
   ``sliding_window_inference`` (roi = patch, 4 windows a batch, overlap 0.5, Gaussian), argmax,
   written with nibabel under the image's affine and header.
-* ``segwise``: ``segwise train --data ROOT --model unet3d --patch-size ... --out RUN`` then
+* ``segwise``: ``segwise train --data ROOT --model resunet3d --patch-size ... --out RUN`` then
   ``segwise predict --checkpoint RUN/last.pt VAL --out PRED``, where VAL is a folder of symlinks
   to the validation images under ``--out`` (``last.pt``: the final weights, as the MONAI arm
   uses; ``--segwise-checkpoint best`` takes the run's pick). A refused flag or a failed run is
@@ -201,6 +201,7 @@ def monai_arm(args, seed: int, work: Path, root: Path, splits: dict) -> dict:
     spec = {"root": str(root), "train_ids": splits["train"], "val_ids": splits["val"],
             "patch": args.patch, "batch": args.batch, "steps": args.steps, "lr": args.lr,
             "seed": seed, "threads": args.threads, "workers": args.workers,
+            "device": args.device,
             "model": str(work / "monai_model.pt"), "pred_dir": str(work / "monai_pred"),
             "result": str(work / "monai_result.json")}
     (work / "monai_spec.json").write_text(json.dumps(spec))
@@ -238,7 +239,8 @@ def segwise_arm(args, seed: int, work: Path, root: Path, splits: dict) -> dict:
         "--patch-size", patch,
         "--batch-size", str(args.batch), "--max-steps", str(args.steps), "--lr", str(args.lr),
         "--optimizer", "adamw", "--loss", "dicece", "--threads", str(args.threads),
-        "--seed", str(seed), "--workers", str(args.workers), "--device", "cpu",
+        "--seed", str(seed), "--workers", str(args.workers), "--device", args.device,
+        "--amp", "off",
         "--out", str(run_dir), "--quiet", *args.segwise_arg]  # fmt: skip
     train = run_measured(train_cmd, work / "segwise_train.log", args.threads)
     model_file = run_dir / "model_args.json"  # the architecture segwise resolved, as it says
@@ -251,7 +253,8 @@ def segwise_arm(args, seed: int, work: Path, root: Path, splits: dict) -> dict:
     predict_cmd = [
         *_segwise_cli(), "predict", "--checkpoint", str(checkpoint), str(val_dir),
         "--out", str(pred_dir),
-        "--overlap", "0.5", "--device", "cpu", "--overwrite"]  # fmt: skip
+        "--overlap", "0.5", "--device", args.device, "--amp", "off",
+        "--overwrite"]  # fmt: skip
     predict = run_measured(predict_cmd, work / "segwise_predict.log", args.threads)
     if predict["returncode"]:
         return _failure("segwise predict", predict, work / "segwise_predict.log")
@@ -300,7 +303,8 @@ def _monai_train(spec: dict) -> None:
     ])
     loader = DataLoader(Dataset(files, transform), batch_size=spec["batch"], shuffle=True,
                         num_workers=spec["workers"], drop_last=True)
-    model = _monai_unet()
+    device = torch.device(spec.get("device", "cpu"))
+    model = _monai_unet().to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec["lr"], weight_decay=WEIGHT_DECAY)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     model.train()
@@ -308,7 +312,8 @@ def _monai_train(spec: dict) -> None:
     t0 = time.perf_counter()
     while step < spec["steps"]:
         for batch in loader:
-            image, label = batch["image"].as_tensor(), batch["label"].as_tensor()  # (B, 1, *patch)
+            image = batch["image"].as_tensor().to(device)  # (B, 1, *patch)
+            label = batch["label"].as_tensor().to(device)
             loss = loss_fn(model(image), label)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -336,9 +341,10 @@ def _monai_predict(spec: dict) -> None:
     from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, NormalizeIntensityd
 
     torch.set_num_threads(spec["threads"])
+    device = torch.device(spec.get("device", "cpu"))
     model = _monai_unet()
     model.load_state_dict(torch.load(spec["model"], weights_only=True))
-    model.eval()
+    model.to(device).eval()
     transform = Compose([LoadImaged("image", image_only=True), EnsureChannelFirstd("image"),
                          NormalizeIntensityd("image", nonzero=False)])
     out = Path(spec["pred_dir"])
@@ -346,11 +352,11 @@ def _monai_predict(spec: dict) -> None:
     t0 = time.perf_counter()
     for vid in spec["val_ids"]:
         path = Path(spec["root"]) / "images" / f"{vid}.nii.gz"
-        image = transform({"image": str(path)})["image"].as_tensor()[None]  # (1, 1, X, Y, Z)
+        image = transform({"image": str(path)})["image"].as_tensor()[None].to(device)
         with torch.inference_mode():
             logits = sliding_window_inference(image, roi_size=spec["patch"], sw_batch_size=4,
                                               predictor=model, overlap=0.5, mode="gaussian")
-        labels = logits.argmax(1)[0].numpy().astype(np.uint8)  # (X, Y, Z)
+        labels = logits.argmax(1)[0].cpu().numpy().astype(np.uint8)  # (X, Y, Z)
         source = nib.load(str(path))
         header = source.header.copy()
         header.set_data_dtype(np.uint8)
@@ -391,7 +397,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--val-limit", type=int, default=None,
                         help="score the first N val volumes (all 30; 4 quick)")
     parser.add_argument("--quick", action="store_true", help="20 steps, 4 val volumes")
-    parser.add_argument("--segwise-model", choices=["unet3d", "resenc_unet3d"], default="unet3d")
+    parser.add_argument("--segwise-model", choices=["resunet3d", "unet3d", "resenc_unet3d"],
+                        default="resunet3d", help="segwise's 3D model (default resunet3d, its "
+                        "default for volumes: the same shape and cost as MONAI's UNet here)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda, both arms "
+                        "(full precision in both: segwise train runs with --amp off)")
     parser.add_argument("--segwise-arg", action="append", default=[],
                         help="extra flag for segwise train (repeatable; --segwise-arg=--flag)")
     parser.add_argument("--segwise-checkpoint", choices=["last", "best"], default="last")
