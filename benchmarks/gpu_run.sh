@@ -7,11 +7,13 @@
 #   bash benchmarks/gpu_run.sh conv      # issue 17: U-Net/R34 and DeepLabv3+/R50 vs smp, 16x512x512 bf16
 #   bash benchmarks/gpu_run.sh instance  # issue 12: every instance method + the torchvision peer
 #   bash benchmarks/gpu_run.sh smoke     # a few steps of every instance method on CUDA
+#   bash benchmarks/gpu_run.sh volumes   # issue 26: segwise train (resunet3d, then resenc_unet3d)
+#                                        # vs the MONAI hand loop on MSD Hippocampus, equal work
 #   bash benchmarks/gpu_run.sh conv smoke  # several jobs side by side on the one GPU
-# Not yet covered: the 3D models (issue 26) have no training path through `segwise train` yet.
 # Needs (git-ignored, carried): gpu_data/dsb2018 (a copy of ../shared/data/dsb2018),
-# gpu_data/camvid (a copy of ../shared/data/camvid, for `train`) and .whl/
-# holding the segmentation_models_pytorch and pycocotools wheels (cp312). Results go to $OUT
+# gpu_data/camvid (a copy of ../shared/data/camvid, for `train`), gpu_data/msd_hippocampus
+# (for `volumes`) and .whl/ holding the segmentation_models_pytorch, pycocotools, monai,
+# nibabel and SimpleITK wheels (cp312). Results go to $OUT
 # (default benchmarks/results/gpu). Each job has its own time limit, and every benchmark
 # rewrites its JSON after each model, so a job stopped at its limit keeps the rows it finished.
 set -u
@@ -81,11 +83,21 @@ run_instance() {
         --out "$OUT/instance.json" >"$OUT/instance.log" 2>&1
 }
 
-[ $# -gt 0 ] || { echo "usage: bash benchmarks/gpu_run.sh train|conv|smoke|instance ..." >&2; exit 2; }
+run_volumes() {  # equal work on the GPU: 2000 steps of 4 patches 32x48x32, full precision
+    for model in resunet3d resenc_unet3d; do
+        timeout "${VOLUMES_LIMIT:-$LIMIT}" "$PY" benchmarks/bench_volumes.py \
+            --data gpu_data/msd_hippocampus --device "$DEVICE" --steps "${VOLUME_STEPS:-2000}" \
+            --batch 4 --threads 4 --seeds 0 --segwise-model "$model" \
+            --out "$OUT/volumes_$model" --json "$OUT/volumes_$model.json" \
+            >"$OUT/volumes_$model.log" 2>&1
+    done
+}
+
+[ $# -gt 0 ] || { echo "usage: bash benchmarks/gpu_run.sh train|conv|smoke|instance|volumes ..." >&2; exit 2; }
 for job in "$@"; do  # the jobs named run side by side on the one GPU
     case "$job" in
-    train | conv | smoke | instance) "run_$job" & ;;
-    *) echo "unknown job $job (train, conv, smoke, instance)" >&2; exit 2 ;;
+    train | conv | smoke | instance | volumes) "run_$job" & ;;
+    *) echo "unknown job $job (train, conv, smoke, instance, volumes)" >&2; exit 2 ;;
     esac
 done
 wait
