@@ -26,6 +26,8 @@ _LAZY = {
     "PadMode": "segwise.inferers.options",
     "PredictOptions": "segwise.inferers.options",
     "TTA_FLIPS": "segwise.inferers.options",
+    "VOLUME_TTA_FLIPS": "segwise.inferers.options",
+    "VolumeOptions": "segwise.inferers.options",
     "forward_logits": "segwise.inferers.forward",
     "LabelPrediction": "segwise.inferers.sliding_window",
     "sliding_window_inference": "segwise.inferers.sliding_window",

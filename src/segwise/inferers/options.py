@@ -11,6 +11,7 @@ from enum import Enum
 
 __all__ = [
     "TTA_FLIPS",
+    "VOLUME_TTA_FLIPS",
     "Activation",
     "Blend",
     "Connectivity",
@@ -19,6 +20,7 @@ __all__ = [
     "Output",
     "PadMode",
     "PredictOptions",
+    "VolumeOptions",
 ]
 
 
@@ -74,17 +76,22 @@ class Flip(str, Enum):
 
     - ``HORIZONTAL``: mirror left-right (the width axis, last dimension).
     - ``VERTICAL``: mirror top-bottom (the height axis, second-to-last dimension).
+    - ``DEPTH``: mirror the depth axis of a volume (third-to-last dimension of ``(N, C, D, H,
+      W)``); volumes only.
     """
 
     HORIZONTAL = "horizontal"
     VERTICAL = "vertical"
+    DEPTH = "depth"
 
 
 class Connectivity(str, Enum):
     """Which neighbours join two pixels into one connected component.
 
-    - ``FOUR``: edge neighbours only (up, down, left, right).
-    - ``EIGHT``: edge and corner neighbours.
+    - ``FOUR``: edge neighbours only (up, down, left, right); in a volume, face neighbours
+      only (6).
+    - ``EIGHT``: edge and corner neighbours; in a volume, every neighbour (26: faces, edges
+      and corners).
     """
 
     FOUR = "four"
@@ -107,6 +114,9 @@ class ExportHead(str, Enum):
 
 #: ``PredictOptions.flips`` of ``segwise predict --tta``: identity, horizontal, vertical, both
 TTA_FLIPS = (Flip.HORIZONTAL, Flip.VERTICAL)
+
+#: the flips of ``segwise predict --tta`` for volumes: every subset of the three axes (8 passes)
+VOLUME_TTA_FLIPS = (Flip.DEPTH, Flip.VERTICAL, Flip.HORIZONTAL)
 
 
 @dataclass(frozen=True)
@@ -135,15 +145,63 @@ class PredictOptions:
         ):
             raise ValueError(f"tile_size={self.tile_size!r} is not valid; expected an int >= 1 "
                              "(pixels) or None for the checkpoint's default")
-        if not 0.0 <= float(self.overlap) < 1.0:
-            raise ValueError(f"overlap={self.overlap!r} is not valid; expected a fraction in "
-                             "[0, 1), e.g. 0.25")
-        given = (self.flips,) if isinstance(self.flips, str) else self.flips  # Flip is a str
-        flips = []
-        for f in given:
-            try:
-                flips.append(Flip(f))
-            except ValueError:
-                raise ValueError(f"flips: {f!r} is not a flip; expected any of "
-                                 f"{[m.value for m in Flip]}") from None
-        object.__setattr__(self, "flips", tuple(dict.fromkeys(flips)))
+        _check_overlap(self.overlap, example=0.25)
+        object.__setattr__(self, "flips", _as_flips(self.flips))
+
+
+@dataclass(frozen=True)
+class VolumeOptions:
+    """How a volume predictor runs a 3D model over one volume (what ``segwise predict`` does
+    with a run trained on volumes).
+
+    Attributes:
+        patch_size: sliding-window patch ``(D, H, W)`` in voxels; ``None``: the run's training
+            patch (``data.patch_size``). Smaller volumes are padded to it.
+        overlap: fraction of a patch shared with its neighbour, in ``[0, 1)`` (nnU-Net: 0.5).
+        flips: test-time augmentation: every subset of these :class:`Flip` values is predicted
+            and the class probabilities averaged; ``()`` runs one pass.
+            :data:`VOLUME_TTA_FLIPS` gives the 8 passes of ``--tta``.
+        tile_batch_size: patches per model call.
+        amp_dtype: autocast dtype for the model (``torch.bfloat16``, ``torch.float16``), or
+            ``None`` for full precision.
+    """
+
+    patch_size: tuple[int, int, int] | None = None
+    overlap: float = 0.5
+    flips: tuple[Flip, ...] = ()
+    tile_batch_size: int = 2
+    amp_dtype: object = None
+
+    def __post_init__(self) -> None:
+        if self.patch_size is not None:
+            sides = tuple(self.patch_size) if isinstance(self.patch_size, (tuple, list)) else ()
+            if len(sides) != 3 or not all(
+                    isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sides):
+                raise ValueError(f"patch_size={self.patch_size!r} is not valid; expected three "
+                                 "ints >= 1 (D, H, W) or None for the run's training patch")
+            object.__setattr__(self, "patch_size", sides)
+        _check_overlap(self.overlap, example=0.5)
+        if (isinstance(self.tile_batch_size, bool) or not isinstance(self.tile_batch_size, int)
+                or self.tile_batch_size < 1):
+            raise ValueError(f"tile_batch_size={self.tile_batch_size!r} is not valid; expected "
+                             "an int >= 1")
+        object.__setattr__(self, "flips", _as_flips(self.flips))
+
+
+def _check_overlap(overlap: float, *, example: float) -> None:
+    if not 0.0 <= float(overlap) < 1.0:
+        raise ValueError(f"overlap={overlap!r} is not valid; expected a fraction in [0, 1), "
+                         f"e.g. {example}")
+
+
+def _as_flips(value) -> tuple[Flip, ...]:
+    """Flips as :class:`Flip` values, once each, in the order given."""
+    given = (value,) if isinstance(value, str) else value  # Flip is a str
+    flips = []
+    for f in given:
+        try:
+            flips.append(Flip(f))
+        except ValueError:
+            raise ValueError(f"flips: {f!r} is not a flip; expected any of "
+                             f"{[m.value for m in Flip]}") from None
+    return tuple(dict.fromkeys(flips))

@@ -3,7 +3,8 @@
 Each augmentation is a geometric transform ``T`` (flips, 90-degree rotations) and a scale ``s``.
 The prediction is ``mean over (T, s) of T^-1(resize_back(act(fn(resize_s(T(image))))))``: the
 average is taken in probability space (after ``activation``), and every prediction is mapped back
-to the original geometry before it is averaged.
+to the original geometry before it is averaged. Images ``(N, C, H, W)`` and volumes ``(N, C, D,
+H, W)`` alike; a volume may also be flipped along its depth axis (:attr:`Flip.DEPTH`).
 """
 
 from __future__ import annotations
@@ -22,21 +23,26 @@ __all__ = ["GeometricTransform", "tta_inference", "tta_transforms"]
 
 @dataclass(frozen=True)
 class GeometricTransform:
-    """A flip-then-rotate transform of the last two axes.
+    """A flip-then-rotate transform of the last two (flips: three) axes.
 
     Attributes:
         flip_h: mirror the width axis first.
         flip_v: mirror the height axis first.
         k: then rotate by ``k * 90`` degrees counter-clockwise (``torch.rot90`` on ``(-2, -1)``).
+        flip_d: mirror the depth axis (``-3``) first; for volumes ``(..., D, H, W)``.
     """
 
     flip_h: bool = False
     flip_v: bool = False
     k: int = 0
+    flip_d: bool = False
+
+    def _flip_dims(self) -> list[int]:
+        return [d for d, on in ((-1, self.flip_h), (-2, self.flip_v), (-3, self.flip_d)) if on]
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Transform ``x (..., H, W)``; the result is ``(..., W, H)`` for odd ``k``."""
-        dims = [d for d, on in ((-1, self.flip_h), (-2, self.flip_v)) if on]
+        dims = self._flip_dims()
         if dims:
             x = torch.flip(x, dims)
         return torch.rot90(x, self.k, (-2, -1)) if self.k % 4 else x
@@ -45,7 +51,7 @@ class GeometricTransform:
         """Undo :meth:`apply` on ``x (..., H', W')`` (rotate back, then flip back)."""
         if self.k % 4:
             x = torch.rot90(x, -self.k, (-2, -1))
-        dims = [d for d, on in ((-1, self.flip_h), (-2, self.flip_v)) if on]
+        dims = self._flip_dims()
         return torch.flip(x, dims) if dims else x
 
 
@@ -59,31 +65,35 @@ def tta_transforms(
     kept once, so no view is counted twice in the average. The identity always comes first.
 
     Args:
-        flips: :class:`Flip` values to use; ``()`` for none.
-        rot90: also use 90, 180 and 270-degree rotations.
+        flips: :class:`Flip` values to use; ``()`` for none (``Flip.DEPTH``: volumes only).
+        rot90: also use 90, 180 and 270-degree rotations (of the last two axes).
 
     Returns:
-        The transforms; at most 8 (the symmetries of a square).
+        The transforms; at most 8 for images (the symmetries of a square), 16 for volumes.
     """
     flips = {as_enum(f, Flip, "flips") for f in flips}
-    probe = torch.arange(9).reshape(3, 3)  # no symmetry: distinct transforms give distinct grids
+    # no symmetry: distinct transforms give distinct grids
+    probe = torch.arange(27).reshape(3, 3, 3)
     seen: set[tuple[int, ...]] = set()
     out: list[GeometricTransform] = []
     for k in range(4 if rot90 else 1):
-        for fv in (False, True) if Flip.VERTICAL in flips else (False,):
-            for fh in (False, True) if Flip.HORIZONTAL in flips else (False,):
-                t = GeometricTransform(flip_h=fh, flip_v=fv, k=k)
-                key = tuple(t.apply(probe).flatten().tolist())
-                if key not in seen:
-                    seen.add(key)
-                    out.append(t)
+        for fd in (False, True) if Flip.DEPTH in flips else (False,):
+            for fv in (False, True) if Flip.VERTICAL in flips else (False,):
+                for fh in (False, True) if Flip.HORIZONTAL in flips else (False,):
+                    t = GeometricTransform(flip_h=fh, flip_v=fv, k=k, flip_d=fd)
+                    key = tuple(t.apply(probe).flatten().tolist())
+                    if key not in seen:
+                        seen.add(key)
+                        out.append(t)
     return out
 
 
-def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == size:
+def _resize(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """``x (N, C, *spatial)`` resized to ``size`` (bilinear; trilinear for volumes)."""
+    if tuple(x.shape[2:]) == size:
         return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    mode = "bilinear" if x.ndim == 4 else "trilinear"
+    return F.interpolate(x, size=size, mode=mode, align_corners=False)
 
 
 def tta_inference(
@@ -98,28 +108,35 @@ def tta_inference(
     """Average a prediction over flips, rotations and scales, in probability space.
 
     Args:
-        fn: a model, or any callable ``(N, C, H', W') -> (N, K, H', W')`` (e.g. a
-            ``functools.partial`` of :func:`~segwise.inference.sliding_window_inference`). It
-            must accept transposed images when ``rot90`` is on.
-        image: ``(N, C, H, W)`` float, normalised.
-        flips: :class:`Flip` values; every subset of them is used (see :func:`tta_transforms`).
-        rot90: also average over 90, 180 and 270-degree rotations.
-        scales: scale factors; the image is resized (bilinear) to ``round(s * H), round(s * W)``,
-            predicted, and the prediction resized back to ``(H, W)``. Include ``1.0`` to keep
-            the original scale.
+        fn: a model, or any callable ``(N, C, H', W') -> (N, K, H', W')`` (volumes: ``(N, C,
+            D', H', W') -> (N, K, D', H', W')``), e.g. a ``functools.partial`` of
+            :func:`~segwise.inference.sliding_window_inference`. It must accept transposed
+            images when ``rot90`` is on.
+        image: ``(N, C, H, W)`` float, normalised, or a volume ``(N, C, D, H, W)``.
+        flips: :class:`Flip` values; every subset of them is used (see :func:`tta_transforms`);
+            ``Flip.DEPTH`` needs a volume.
+        rot90: also average over 90, 180 and 270-degree rotations (of ``H, W``).
+        scales: scale factors; the image is resized (bilinear; volumes trilinear) to ``round(s
+            * side)`` per axis, predicted, and the prediction resized back. Include ``1.0`` to
+            keep the original scale.
         activation: :class:`Activation` applied to each output before averaging; ``NONE`` when
             ``fn`` already returns probabilities.
 
     Returns:
-        ``(N, K, H, W)`` float32, the mean of ``len(tta_transforms(...)) * len(scales)``
-        predictions.
+        ``(N, K, H, W)`` (volumes ``(N, K, D, H, W)``) float32, the mean of
+        ``len(tta_transforms(...)) * len(scales)`` predictions.
 
     Raises:
-        ValueError: if ``scales`` is empty or holds a non-positive value, or ``image`` is not 4-D.
+        ValueError: if ``scales`` is empty or holds a non-positive value, ``image`` is neither
+            4-D nor 5-D, or ``Flip.DEPTH`` is asked of an image.
     """
     activation = as_enum(activation, Activation, "activation")
-    if not isinstance(image, torch.Tensor) or image.ndim != 4:
-        raise ValueError("image must be a (N, C, H, W) tensor; add a batch axis with unsqueeze(0)")
+    if not isinstance(image, torch.Tensor) or image.ndim not in (4, 5):
+        raise ValueError("image must be a (N, C, H, W) tensor (or (N, C, D, H, W) for a volume); "
+                         "add a batch axis with unsqueeze(0)")
+    if image.ndim == 4 and any(as_enum(f, Flip, "flips") is Flip.DEPTH for f in flips):
+        raise ValueError("flips: 'depth' flips the depth axis of a volume (N, C, D, H, W); "
+                         f"this image has shape {tuple(image.shape)}: use 'horizontal'/'vertical'")
     scales = tuple(float(s) for s in scales)
     if not scales or any(not s > 0 for s in scales):
         raise ValueError(f"scales={scales!r} is not valid; expected one or more numbers > 0")
@@ -128,15 +145,15 @@ def tta_inference(
     with torch.no_grad():
         for t in tta_transforms(flips, rot90=rot90):
             view = t.apply(image)
-            vh, vw = view.shape[-2:]
+            sides = tuple(view.shape[2:])  # (h, w) or (d, h, w)
             for s in scales:
-                size = (max(round(vh * s), 1), max(round(vw * s), 1))
+                size = tuple(max(round(v * s), 1) for v in sides)
                 pred = fn(_resize(view, size)).float()
                 if activation == Activation.SOFTMAX:
                     pred = pred.softmax(dim=1)
                 elif activation == Activation.SIGMOID:
                     pred = pred.sigmoid()
-                pred = t.invert(_resize(pred, (vh, vw)))
+                pred = t.invert(_resize(pred, sides))
                 total = pred.clone() if total is None else total.add_(pred)
                 count += 1
-    return total / count  # (N, K, h, w)
+    return total / count  # (N, K, h, w) or (N, K, d, h, w)
