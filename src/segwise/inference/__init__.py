@@ -1,5 +1,5 @@
-"""Inference: the predictor (semantic and instance, one protocol), sliding-window prediction,
-test-time augmentation, post-processing and export.
+"""Inference: the predictor (semantic, instance and volume, one protocol), sliding-window
+prediction, test-time augmentation, post-processing and export.
 
 Importing this package is cheap (names resolve lazily, PEP 562), and
 ``segwise.inference.onnx_predictor`` never imports torch, so an onnxruntime-only deployment can
@@ -48,11 +48,13 @@ _LAZY = {
     "OnnxPredictor": "segwise.inference.onnx_predictor",
     "PredictOptions": "segwise.inferers.options",
     "TTA_FLIPS": "segwise.inferers.options",
+    "VOLUME_TTA_FLIPS": "segwise.inferers.options",
+    "VolumeOptions": "segwise.inferers.options",
     "ImageInput": "segwise.inference.inputs",
     "PreparedImage": "segwise.inference.inputs",
     "prepare_images": "segwise.inference.inputs",
     "InstancePredictor": "segwise.inference.predictor",
-    "PredictionKind": "segwise.inference.predictor",
+    "PredictionKind": "segwise.inference.kinds",
     "Predictor": "segwise.inference.predictor",
     "SemanticPrediction": "segwise.inference.predictor",
     "SemanticPredictor": "segwise.inference.predictor",
@@ -60,6 +62,8 @@ _LAZY = {
     "load_predictor": "segwise.inference.predictor",
     "predictor_from_run": "segwise.inference.predictor",
     "write_label_png": "segwise.inference.predictor",
+    "VolumePrediction": "segwise.inference.volume_predictor",
+    "VolumePredictor": "segwise.inference.volume_predictor",
 }
 
 __all__ = sorted(_LAZY)

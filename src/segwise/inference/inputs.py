@@ -68,6 +68,13 @@ def _from_unit(name: str, source: Path | None, unit: np.ndarray, info: Any) -> P
 def _from_path(path: Path, info: Any) -> PreparedImage:
     from segwise.data import read_image
     from segwise.data.datasets import image_to_tensor
+    from segwise.data.volumes import VOLUME_SUFFIXES
+
+    if path.name.lower().endswith(VOLUME_SUFFIXES):
+        raise ValueError(
+            f"{path} is a volume, but this model was trained on 2D images and predicts image "
+            "files (.png, .jpg, .tif, ...); predict volumes with a run trained on volumes"
+        )
 
     unit = image_to_tensor(read_image(path), info, source=path).numpy()
     return _from_unit(path.stem, path, unit, info)

@@ -11,8 +11,11 @@ holds:
   <segwise.labels.LabelSpace.to_dict>` (task, classes, colours, ignore and pad labels, output
   channels);
 - from ``segwise export`` also ``segwise.data_info``: the training data's description *without*
-  its label space (channels, normalisation, mask kind), with which ``segwise predict --onnx``
-  normalises images when the graph does not.
+  its label space (channels, normalisation, mask kind; for volumes ``spatial_dims`` 3, the
+  voxel spacing and the normalisation rule), with which ``segwise predict --onnx``
+  normalises images when the graph does not;
+- from ``segwise export`` of a run trained on volumes also ``segwise.patch_size``: the
+  training patch ``[D, H, W]`` (JSON), the sliding window of ``segwise predict --onnx``.
 
 Files written before the label space was one value hold ``segwise.task`` instead of
 ``segwise.labels``, and from ``segwise export`` a flat ``segwise.data_info`` (classes included)
@@ -33,6 +36,7 @@ from segwise.labels import FLAT_DATA_INFO_KEYS, LabelSpace
 __all__ = [
     "DATA_INFO_KEY",
     "LABELS_KEY",
+    "PATCH_SIZE_KEY",
     "data_info_metadata",
     "labels_from_metadata",
     "parse_metadata",
@@ -43,6 +47,8 @@ __all__ = [
 LABELS_KEY = "segwise.labels"
 #: ``segwise export``'s description of the training data, without its label space
 DATA_INFO_KEY = "segwise.data_info"
+#: ``segwise export`` of a run trained on volumes: its training patch ``[D, H, W]``
+PATCH_SIZE_KEY = "segwise.patch_size"
 _OLD_LABELS_KEY = "segwise.label_space"  # written next to a flat data_info before
 _OLD_TASK_KEY = "segwise.task"  # written by every semantic export before segwise.labels
 

@@ -40,6 +40,8 @@ class OnnxPredictor:
             for a file that recorded its task alone (an older library export).
         task: :class:`~segwise.enums.Task` (a ``str`` enum: ``"binary"``, ...), ``labels.task``.
         in_channels: ``C`` the model expects.
+        spatial_dims: 2 (images ``(N, C, H, W)``) or 3 (volumes ``(N, C, D, H, W)``), from the
+            graph's input.
         mean, std: the baked-in normalisation (lists), or ``None`` when the caller must normalise.
     """
 
@@ -81,25 +83,33 @@ class OnnxPredictor:
         self.in_channels: int = meta["in_channels"]
         self.mean, self.std = meta["mean"], meta["std"]
         self.input_name = self.session.get_inputs()[0].name
+        # 4 axes (N, C, H, W), or 5 for the export of a 3D model (N, C, D, H, W)
+        self.spatial_dims = max(len(self.session.get_inputs()[0].shape) - 2, 2)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Run the graph as exported.
 
         Args:
             images: ``(N, C, H, W)`` or ``(C, H, W)`` float array (raw pixels when the file
-                normalises, else already normalised).
+                normalises, else already normalised); for the export of a 3D model ``(N, C,
+                D, H, W)`` or ``(C, D, H, W)``.
 
         Returns:
             The graph's output, with a leading batch axis: ``(N, K, H, W)`` float32 for logits /
-            probabilities, ``(N, H, W)`` int64 for labels (``(N, K, H, W)`` for multilabel).
+            probabilities, ``(N, H, W)`` int64 for labels (``(N, K, H, W)`` for multilabel);
+            volumes the same with ``D, H, W``.
         """
         images = np.asarray(images, dtype=np.float32)
-        if images.ndim == 3:
+        rank = self.spatial_dims + 2  # (N, C, *spatial)
+        if images.ndim == rank - 1:
             images = images[None]
-        if images.ndim != 4 or images.shape[1] != self.in_channels:
+        if images.ndim != rank or images.shape[1] != self.in_channels:
+            c = self.in_channels
+            want = (f"(N, {c}, H, W) or ({c}, H, W)" if rank == 4
+                    else f"(N, {c}, D, H, W) or ({c}, D, H, W)")
             raise ValueError(
-                f"images must be (N, {self.in_channels}, H, W) or ({self.in_channels}, H, W), "
-                f"got {images.shape}; for an (H, W, C) image use image.transpose(2, 0, 1)"
+                f"images must be {want}, got {images.shape}; for an (H, W, C) image use "
+                "image.transpose(2, 0, 1)"
             )
         try:
             return self.session.run(None, {self.input_name: np.ascontiguousarray(images)})[0]

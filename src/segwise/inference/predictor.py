@@ -10,7 +10,10 @@
 - :class:`SemanticPredictor` (checkpoint or ONNX file) returns :class:`SemanticPrediction`;
 - :class:`InstancePredictor` (instance checkpoints) returns
   :class:`~segwise.instance.InstancePrediction` (decoded with
-  :func:`segwise.instance.methods.predict_image`, as validation did).
+  :func:`segwise.instance.methods.predict_image`, as validation did);
+- :class:`~segwise.inference.volume_predictor.VolumePredictor` (runs trained on volumes,
+  ``DataInfo.spatial_dims == 3``) returns
+  :class:`~segwise.inference.volume_predictor.VolumePrediction` per volume file.
 
 Both take the accepted input forms of :mod:`segwise.inference.inputs`, tiling and test-time
 flips through one :class:`~segwise.inferers.options.PredictOptions`, and the classes, colours
@@ -22,7 +25,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -30,6 +32,7 @@ import numpy as np
 
 from segwise.enums import Task
 from segwise.inference.inputs import ImageInput, PreparedImage, prepare_images
+from segwise.inference.kinds import PredictionKind
 from segwise.inferers.options import PredictOptions
 
 __all__ = [
@@ -38,20 +41,15 @@ __all__ = [
     "Predictor",
     "SemanticPrediction",
     "SemanticPredictor",
+    "checkpoint_spatial_dims",
     "is_instance_checkpoint",
     "load_onnx_predictor",
     "load_predictor",
+    "onnx_data_info",
+    "onnx_spatial_dims",
     "predictor_from_run",
     "write_label_png",
 ]
-
-
-class PredictionKind(str, Enum):
-    """What a predictor returns: ``SEMANTIC`` (:class:`SemanticPrediction`) or ``INSTANCE``
-    (:class:`~segwise.instance.InstancePrediction`)."""
-
-    SEMANTIC = "semantic"
-    INSTANCE = "instance"
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,6 +130,9 @@ class SemanticPredictor:
     kind = PredictionKind.SEMANTIC
 
     def __init__(self, forward: SemanticForward, info: Any, *, options: PredictOptions) -> None:
+        if info.spatial_dims != 2:
+            raise ValueError("this model was trained on volumes (spatial_dims=3); predict with "
+                             "segwise.inference.load_predictor, which gives a VolumePredictor")
         if info.labels.task is Task.MULTILABEL:
             raise ValueError(
                 "a multilabel model has no single label per pixel, so it has no label map; "
@@ -186,8 +187,6 @@ class SemanticPredictor:
             ValueError: the file lacks segwise metadata, has the labels head, or ``options``
                 ask for tiling or flips.
         """
-        from segwise.data import DataInfo
-        from segwise.inference.metadata import DATA_INFO_KEY
         from segwise.inference.onnx_predictor import OnnxPredictor
 
         options = options or PredictOptions()
@@ -195,16 +194,28 @@ class SemanticPredictor:
             raise ValueError(f"{path}: ONNX prediction runs whole images without flips; drop "
                              "tile_size/flips (--tile-size/--tta) or predict with --checkpoint")
         session = OnnxPredictor(path, threads=threads)
-        props = session.session.get_modelmeta().custom_metadata_map
-        if DATA_INFO_KEY not in props or session.labels is None:
-            raise ValueError(
-                f"{path} has no {DATA_INFO_KEY} metadata (normalisation, classes, colours); "
-                "export it with `segwise export --checkpoint RUN/best.pt`"
-            )
-        stored = json.loads(props[DATA_INFO_KEY])  # without its labels (older files: with)
-        info = DataInfo.from_dict(stored if stored.keys() & {"labels", "task"} else
-                                  {**stored, "labels": session.labels.to_dict()})
-        return cls(_onnx_forward(session), info, options=options)
+        return cls(_onnx_forward(session), onnx_data_info(session), options=options)
+
+
+def onnx_data_info(session: Any) -> Any:
+    """The ``DataInfo`` an ONNX file from ``segwise export`` records (``segwise.data_info``
+    with the file's label space).
+
+    Raises:
+        ValueError: the file lacks that metadata (an export by the library functions).
+    """
+    from segwise.data import DataInfo
+    from segwise.inference.metadata import DATA_INFO_KEY
+
+    props = session.session.get_modelmeta().custom_metadata_map
+    if DATA_INFO_KEY not in props or session.labels is None:
+        raise ValueError(
+            f"{session.path} has no {DATA_INFO_KEY} metadata (normalisation, classes, colours); "
+            "export it with `segwise export --checkpoint RUN/best.pt`"
+        )
+    stored = json.loads(props[DATA_INFO_KEY])  # without its labels (older files: with)
+    return DataInfo.from_dict(stored if stored.keys() & {"labels", "task"} else
+                              {**stored, "labels": session.labels.to_dict()})
 
 
 def _resolved(options: PredictOptions | None, loaded: Any) -> PredictOptions:
@@ -341,30 +352,79 @@ def is_instance_checkpoint(path: str | Path | None) -> bool:
         return False
 
 
-def predictor_from_run(loaded: Any, *, options: PredictOptions | None = None) -> Predictor:
-    """The predictor of a loaded run: instance models -> :class:`InstancePredictor`, else
-    :class:`SemanticPredictor`."""
+def checkpoint_spatial_dims(path: str | Path | None) -> int:
+    """2 or 3: the ``spatial_dims`` of the data a checkpoint was trained on (cheap: weights are
+    not read). 2 for anything unreadable, so that loading reports its own errors."""
+    import torch
+
+    if path is None or not Path(path).is_file():
+        return 2
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int((ckpt.get("data_info") or {}).get("spatial_dims", 2))
+    except Exception:  # not ours to diagnose here
+        return 2
+
+
+def predictor_from_run(loaded: Any, *, options: Any = None) -> Predictor:
+    """The predictor of a loaded run: runs trained on volumes -> :class:`~segwise.inference.
+    volume_predictor.VolumePredictor` (``options``: ``VolumeOptions``), instance models ->
+    :class:`InstancePredictor`, else :class:`SemanticPredictor`."""
+    if loaded.info.spatial_dims == 3:
+        from segwise.inference.volume_predictor import VolumePredictor
+
+        return VolumePredictor.from_run(loaded, options=options)
     if _is_instance_args(loaded.model_args):
         return InstancePredictor(loaded, options=options)
     return SemanticPredictor.from_run(loaded, options=options)
 
 
 def load_predictor(checkpoint: str | Path, *, device: str = "auto",
-                   options: PredictOptions | None = None) -> Predictor:
-    """The predictor of a checkpoint, semantic or instance (chosen by its model).
+                   options: Any = None) -> Predictor:
+    """The predictor of a checkpoint, semantic, instance or volume (chosen by its run).
 
     Args:
         checkpoint: ``RUN/best.pt`` (or ``last.pt``).
         device: ``auto``, ``cpu`` or ``cuda``.
         options: tiling and test-time flips; default :class:`PredictOptions` with the tile
-            from the training crop.
+            from the training crop. For a run trained on volumes a
+            :class:`~segwise.inferers.options.VolumeOptions` (default: the training patch,
+            overlap 0.5, no flips).
     """
     from segwise.runs.checkpoint import load_run
 
     return predictor_from_run(load_run(checkpoint, device=device), options=options)
 
 
-def load_onnx_predictor(path: str | Path, *, options: PredictOptions | None = None,
-                        threads: int | None = None) -> SemanticPredictor:
-    """The predictor of an ONNX file from ``segwise export`` (``SemanticPredictor.from_onnx``)."""
+def load_onnx_predictor(path: str | Path, *, options: Any = None,
+                        threads: int | None = None) -> Predictor:
+    """The predictor of an ONNX file from ``segwise export``: ``SemanticPredictor.from_onnx``,
+    or for the export of a run trained on volumes ``VolumePredictor.from_onnx`` (``options``:
+    ``VolumeOptions``; the patch defaults to the one the file records)."""
+    if onnx_spatial_dims(path) == 3:
+        from segwise.inference.metadata import PATCH_SIZE_KEY
+        from segwise.inference.onnx_predictor import OnnxPredictor
+        from segwise.inference.volume_predictor import VolumePredictor
+
+        session = OnnxPredictor(path, threads=threads)
+        props = session.session.get_modelmeta().custom_metadata_map
+        patch = json.loads(props[PATCH_SIZE_KEY]) if PATCH_SIZE_KEY in props else None
+        return VolumePredictor.from_onnx(session, onnx_data_info(session),
+                                         options=options, patch_size=patch)
     return SemanticPredictor.from_onnx(path, options=options, threads=threads)
+
+
+def onnx_spatial_dims(path: str | Path) -> int:
+    """2 or 3: the ``spatial_dims`` of the run an ONNX file was exported from (cheap: the
+    metadata alone). 2 for files without ``segwise.data_info`` and for files that cannot be
+    read (loading reports those)."""
+    from segwise.inference.metadata import DATA_INFO_KEY
+
+    try:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+        props = {p.key: p.value for p in model.metadata_props}
+        return int(json.loads(props.get(DATA_INFO_KEY, "{}")).get("spatial_dims", 2))
+    except Exception:  # not ours to diagnose here
+        return 2
