@@ -36,8 +36,16 @@ outside any graph) are refused with the reason, before anything is written. `seg
 runs semantic exports only; run an instance export with onnxruntime directly, or a .pt2 with
 segwise.inference.load_instance_program(path)(images).
 
+Runs trained on volumes (3D models) export with free batch, depth, height and width: the
+input is (N, C, D, H, W). The trace size is the training patch (or --size DxHxW) and the check
+adds an odd size about 1.5 times it (a 32x32x32 patch: 49x49x49). The graph takes volumes
+already normalised by the run's rule (z-score per volume, or the CT window); in an ONNX file
+the rule travels in `segwise.data_info` with the voxel spacing and the patch in
+`segwise.patch_size`, and `segwise predict --onnx` reads both.
+
 examples:
   segwise export --checkpoint runs/exp1/best.pt --out model.onnx
+  segwise export --checkpoint runs/hippocampus --out hippocampus.onnx   # a 3D run
   segwise export --checkpoint runs/exp1/best.pt --format torchscript --out model.ts
   segwise export --checkpoint runs/exp1/best.pt --format exported-program --out model.pt2
   segwise export --checkpoint runs/dsb/best.pt --format exported-program --size 256x256 --out n.pt2
@@ -45,6 +53,7 @@ examples:
 
 FORMATS = ("onnx", "torchscript", "exported-program")
 SAMPLE_SIZE = (64, 64)  # trace size; verification adds 97x131 (not a multiple of 32)
+# volumes: the trace size is the run's training patch (data.patch_size)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,11 +82,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--size",
-        type=_size,
-        default=SAMPLE_SIZE,
+        type=_sample_size,
+        default=None,
         metavar="HxW",
-        help="trace size (default 64x64; verification adds an odd size near it); an instance "
-        "exported-program that cannot take every size is fixed to it",
+        help="trace size (default 64x64; a 3D run: DxHxW, default its training patch; "
+        "verification adds an odd size near it); an instance exported-program that cannot "
+        "take every size is fixed to it",
     )
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     parser.add_argument("--atol", type=float, default=1e-3, help="verification tolerance")
@@ -94,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         export_torchscript,
         verification_sizes,
     )
-    from segwise.inference.metadata import DATA_INFO_KEY, data_info_metadata
+    from segwise.inference.metadata import DATA_INFO_KEY, PATCH_SIZE_KEY, data_info_metadata
     from segwise.inference.verify import verify_export
     from segwise.runs.checkpoint import load_run
 
@@ -103,8 +113,11 @@ def run(args: argparse.Namespace) -> int:
     args.checkpoint = resolve_checkpoint(args.checkpoint)  # a run folder: its best.pt
     loaded = load_run(args.checkpoint, device="cpu")
     info = loaded.info
-    mean = None if args.no_normalization else list(info.mean)
-    std = None if args.no_normalization else list(info.std)
+    args.size = _trace_size(args.size, loaded)
+    # a volume's rule (z-score per volume, CT window) is not (x - mean) / std: never baked in
+    volumes = info.spatial_dims == 3
+    mean = None if args.no_normalization or volumes else list(info.mean)
+    std = None if args.no_normalization or volumes else list(info.std)
     if loaded.model_args.get("kind") == "instance":
         return _run_instance(args, loaded, out, mean=mean, std=std)
     if args.max_instances is not None:
@@ -125,19 +138,28 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "onnx":
             export_onnx(loaded.model, partial, opset=args.opset, **common)
             # segwise.labels is the exporter's; the data description goes without it
-            _add_onnx_metadata(partial, {DATA_INFO_KEY: data_info_metadata(info.to_dict())})
+            extra = {DATA_INFO_KEY: data_info_metadata(info.to_dict())}
+            if volumes:  # the sliding window of `segwise predict --onnx`
+                extra[PATCH_SIZE_KEY] = json.dumps(list(_run_patch(loaded) or args.size))
+            _add_onnx_metadata(partial, extra)
         elif args.format == "torchscript":
             export_torchscript(loaded.model, partial, **common)
         else:
             export_program(loaded.model, partial, **common)
         sizes = verification_sizes(args.size)
-        diff = verify_export(partial, loaded.model, sizes=sizes, atol=args.atol)
+        diff = verify_export(partial, loaded.model, sizes=sizes, atol=args.atol,
+                             batch=1 if volumes else 2)
         os.replace(partial, out)
     finally:
         partial.unlink(missing_ok=True)
-    checked = " and ".join(f"{h}x{w}" for h, w in sizes)
+    checked = " and ".join(_size_text(size) for size in sizes)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); verified: max abs diff {diff:.2e} "
           f"vs PyTorch at {checked} (tolerance {args.atol:g})")
+    if volumes:
+        where = ("recorded in segwise.data_info; `segwise predict --onnx` applies it"
+                 if args.format == "onnx" else "segwise.data.volume_norm.normalize_volume")
+        print(f"note: the graph takes (N, {info.in_channels}, D, H, W) volumes normalised by "
+              f"the run's rule ({info.normalization.value}: {where}), not raw intensities")
     return 0
 
 
@@ -167,7 +189,7 @@ def _run_instance(args: argparse.Namespace, loaded, out: Path, *, mean, std) -> 
         os.replace(partial, out)
     finally:
         partial.unlink(missing_ok=True)
-    checked = " and ".join(f"{h}x{w}" for h, w in done.sizes)
+    checked = " and ".join(_size_text(size) for size in done.sizes)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB; {method}, decoding included, "
           f"{done.max_instances} instance slots); verified: max abs diff "
           f"{done.max_abs_diff:.2e} over scores, labels and masks vs PyTorch at {checked}, "
@@ -190,6 +212,50 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size; write HxW, e.g. 256x256")
     h, w = int(parts[0]), int(parts[-1])
     return h, w
+
+
+def _sample_size(text: str) -> tuple[int, ...]:
+    """``--size``: ``HxW``, ``DxHxW`` (a 3D run) or one number (a square or a cube, by the
+    run); :func:`_trace_size` completes it once the run is known."""
+    parts = text.lower().split("x")
+    if len(parts) == 1 and parts[0].strip().isdigit() and int(parts[0]) >= 1:
+        return (int(parts[0]),)
+    if len(parts) == 3:
+        if not all(p.strip().isdigit() and int(p) >= 1 for p in parts):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a size; write HxW, or DxHxW for "
+                                             "a 3D run, e.g. 64x128x128")
+        return tuple(int(p) for p in parts)
+    return _size(text)
+
+
+def _run_patch(loaded) -> tuple[int, ...] | None:
+    patch = (loaded.config.get("data") or {}).get("patch_size")
+    return tuple(int(v) for v in patch) if patch else None
+
+
+def _trace_size(size: tuple[int, ...] | None, loaded) -> tuple[int, ...]:
+    """The trace size for this run: ``--size`` as given (one number: a square, or a cube for a
+    3D run), else 64x64, or a 3D run's training patch."""
+    dims = loaded.info.spatial_dims
+    if size is None:
+        if dims == 2:
+            return SAMPLE_SIZE
+        patch = _run_patch(loaded)
+        if patch is None:
+            raise ValueError(f"{loaded.checkpoint} records no training patch "
+                             "(data.patch_size); pass --size DxHxW")
+        return patch
+    if len(size) == 1:
+        return size * dims
+    if len(size) != dims:
+        what = "HxW (a 2D run)" if dims == 2 else "DxHxW (a run trained on volumes)"
+        raise ValueError(f"--size {_size_text(size)} does not fit {loaded.checkpoint}: write "
+                         f"{what}")
+    return size
+
+
+def _size_text(size) -> str:
+    return "x".join(str(v) for v in size)
 
 
 def _add_onnx_metadata(path: Path, values: dict[str, str]) -> None:

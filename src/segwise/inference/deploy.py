@@ -49,15 +49,24 @@ class ExportFormat(str, Enum):
     EXPORTED_PROGRAM = "exported-program"
 
 
-def verification_sizes(sample_size: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
-    """The two ``(H, W)`` an export is checked at: ``sample_size`` and an odd size near it.
+def verification_sizes(sample_size: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The two sizes an export is checked at: ``sample_size`` and an odd size near it.
 
-    The second size is odd in both axes (``H + 33``/``H + 32`` and ``W + 67``/``W + 66``), so it is
-    not a multiple of any output stride: ``(64, 64) -> (97, 131)``. A graph that froze the trace
-    size's padding or resize sizes fails there.
+    Images ``(H, W)``: the second size is odd in both axes (``H + 33``/``H + 32`` and
+    ``W + 67``/``W + 66``), so it is not a multiple of any output stride: ``(64, 64) -> (97,
+    131)``. Volumes ``(D, H, W)`` (the training patch): about 1.5 times the patch, odd on every
+    axis, so the graph's padding to the model's divisor is exercised: ``(16, 32, 32) -> (25,
+    49, 49)``. A graph that froze the trace size's padding or resize sizes fails there.
     """
-    h, w = (int(v) for v in sample_size)
+    sides = tuple(int(v) for v in sample_size)
+    if len(sides) == 3:
+        return sides, tuple(_odd((3 * v + 1) // 2) for v in sides)
+    h, w = sides
     return (h, w), (h + (33 if h % 2 == 0 else 32), w + (67 if w % 2 == 0 else 66))
+
+
+def _odd(v: int) -> int:
+    return v if v % 2 else v + 1
 
 
 class InputNorm(nn.Module):
@@ -91,7 +100,12 @@ class InputNorm(nn.Module):
         self.register_buffer("std", torch.tensor(std or [1.0] * in_channels).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std if self.normalise else x
+        if not self.normalise:
+            return x
+        if x.dim() == 4:
+            return (x - self.mean) / self.std
+        shape = (1, -1) + (1,) * (x.dim() - 2)  # a volume (N, C, D, H, W)
+        return (x - self.mean.reshape(shape)) / self.std.reshape(shape)
 
     def metadata(self) -> dict[str, str]:
         """``segwise.in_channels``, ``segwise.mean`` and ``segwise.std`` (``null``: none)."""
@@ -111,7 +125,8 @@ class DeployModule(nn.Module):
     :meth:`LabelSpace.probabilities <segwise.labels.LabelSpace.probabilities>` ``(N,
     num_classes, H, W)`` float32 (binary: two channels, ``[1 - p, p]``, like the predictor);
     ``LABELS`` :meth:`LabelSpace.logits_to_labels <segwise.labels.LabelSpace.logits_to_labels>`
-    ``(N, H, W)`` int64 (multilabel: ``(N, K, H, W)`` 0/1, ``logit > 0`` per class).
+    ``(N, H, W)`` int64 (multilabel: ``(N, K, H, W)`` 0/1, ``logit > 0`` per class). A 3D
+    model takes volumes ``(N, C, D, H, W)`` and returns the same with ``D, H, W``.
 
     Args:
         model: ``(N, C, H, W) -> (N, out_channels, H, W)`` logits.
@@ -142,7 +157,7 @@ class DeployModule(nn.Module):
         self.labels = labels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.model(self.norm(x))  # (N, out_channels, H, W)
+        logits = self.model(self.norm(x))  # (N, out_channels, H, W) or (N, K, D, H, W)
         if self.head == ExportHead.LOGITS:
             return logits
         if self.head == ExportHead.PROBABILITIES:
@@ -208,7 +223,7 @@ class InstanceDeployModule(nn.Module):
         }
 
 
-def _output_channels(model: nn.Module, in_channels: int, size: tuple[int, int]) -> int:
+def _output_channels(model: nn.Module, in_channels: int, size: tuple[int, ...]) -> int:
     """Channels of ``model``'s output on one seeded ``(1, in_channels, *size)`` sample."""
     with _eval_mode(model), torch.no_grad():
         return int(model(_sample(in_channels, size)).shape[1])
@@ -221,7 +236,7 @@ def _check_deploy_args(in_channels: int, mean, std, head) -> None:
 
 
 def _deploy(model: nn.Module, in_channels: int, mean, std, head, labels: LabelSpace | None,
-            sample_size: tuple[int, int] = (64, 64)) -> DeployModule:
+            sample_size: tuple[int, ...] = (64, 64)) -> DeployModule:
     """The export module; ``labels=None``: :meth:`LabelSpace.for_channels` of the model's
     output (one channel: binary, else multiclass with classes named by their index)."""
     _check_deploy_args(in_channels, mean, std, head)
@@ -243,7 +258,7 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def _sample(in_channels: int, size: tuple[int, int], batch: int = 1) -> torch.Tensor:
+def _sample(in_channels: int, size: tuple[int, ...], batch: int = 1) -> torch.Tensor:
     return torch.rand(batch, in_channels, *size, generator=torch.Generator().manual_seed(0))
 
 

@@ -64,7 +64,7 @@ def export_onnx(
     labels: LabelSpace | None = None,
     opset: int = 17,
     dynamic: bool = True,
-    sample_size: tuple[int, int] = (64, 64),
+    sample_size: tuple[int, ...] = (64, 64),
     verify: bool = True,
 ) -> Path:
     """Export ``model`` (with optional normalisation and head baked in) to an ONNX file.
@@ -72,10 +72,12 @@ def export_onnx(
     The graph has one input ``"image"`` ``(N, C, H, W)`` float32 and one output ``"output"`` (see
     :class:`DeployModule`); with ``dynamic`` the batch, height and width axes are free and the
     graph gives PyTorch's output at any ``H, W`` (the model's pad-and-crop is traced as shape
-    arithmetic). Uses PyTorch's TorchScript-based exporter (``dynamo=False``), which needs no
-    ``onnxscript``. GroupNorm and InstanceNorm layers are written with their statistics
-    reduced axis by axis (:mod:`segwise.inference.onnx_norms`): onnxruntime's own
-    ``InstanceNormalization`` is 10-400x less precise than PyTorch in float32.
+    arithmetic). A 3D model is traced on a volume (``sample_size`` ``(D, H, W)``): the input is
+    ``(N, C, D, H, W)`` and depth is free too. Uses PyTorch's TorchScript-based exporter
+    (``dynamo=False``), which needs no ``onnxscript``. GroupNorm and InstanceNorm layers are
+    written with their statistics reduced axis by axis (:mod:`segwise.inference.onnx_norms`):
+    onnxruntime's own ``InstanceNormalization`` is 10-400x less precise than PyTorch in
+    float32.
 
     Args:
         model: the segmentation model ``(N, C, H, W) -> (N, K, H, W)`` logits.
@@ -90,8 +92,9 @@ def export_onnx(
             ``None``: :meth:`LabelSpace.for_channels` of the model's output on the trace
             sample (one channel: binary, else multiclass with classes named ``"0"``, ...).
         opset: ONNX opset version.
-        dynamic: make batch, height and width dynamic (else fixed to the sample's).
-        sample_size: ``(H, W)`` of the example input used for tracing (any size works).
+        dynamic: make batch, height and width (and depth) dynamic (else fixed to the sample's).
+        sample_size: ``(H, W)`` of the example input used for tracing (any size works);
+            ``(D, H, W)`` for a 3D model.
         verify: run the file in onnxruntime at :func:`verification_sizes` (only the trace size
             when not ``dynamic``) and compare with PyTorch (``atol=1e-4``).
 
@@ -108,13 +111,10 @@ def export_onnx(
     _check_deploy_args(in_channels, mean, std, head)  # a bad argument: a ValueError as is
     with _removed_on_failure(path, "ONNX export"), _eval_mode(model):
         deploy = _deploy(model, in_channels, mean, std, head, labels, sample_size)
-        axes = {"image": {0: "batch", 2: "height", 3: "width"}}
-        out_axes = (
-            {0: "batch", 1: "height", 2: "width"}
-            if (deploy.head == ExportHead.LABELS and deploy.labels.task != Task.MULTILABEL)
-            else {0: "batch", 2: "height", 3: "width"}
-        )
-        axes["output"] = out_axes
+        names = ("height", "width") if len(sample_size) == 2 else ("depth", "height", "width")
+        axes = {"image": {0: "batch", **dict(enumerate(names, start=2))}}
+        no_channels = deploy.head == ExportHead.LABELS and deploy.labels.task != Task.MULTILABEL
+        axes["output"] = {0: "batch", **dict(enumerate(names, start=1 if no_channels else 2))}
         with warnings.catch_warnings():
             # the TorchScript-based exporter is deprecated since torch 2.9, but the dynamo one
             # needs onnxscript, which segwise does not depend on
@@ -152,7 +152,7 @@ def export_torchscript(
     std: Sequence[float] | None = None,
     head: ExportHead | str = ExportHead.LOGITS,
     labels: LabelSpace | None = None,
-    sample_size: tuple[int, int] = (64, 64),
+    sample_size: tuple[int, ...] = (64, 64),
     verify: bool = True,
 ) -> Path:
     """Trace ``model`` (wrapped in :class:`DeployModule`) to TorchScript and save it.
@@ -199,7 +199,7 @@ def export_program(
     head: ExportHead | str = ExportHead.LOGITS,
     labels: LabelSpace | None = None,
     dynamic: bool = True,
-    sample_size: tuple[int, int] = (64, 64),
+    sample_size: tuple[int, ...] = (64, 64),
     verify: bool = True,
 ) -> Path:
     """Export ``model`` (wrapped in :class:`DeployModule`) with ``torch.export`` and save it.
@@ -226,7 +226,8 @@ def export_program(
         deploy = _deploy(model, in_channels, mean, std, head, labels, sample_size)
         with _eval_mode(model), fx_config.patch(backed_size_oblivious=dynamic):
             auto = torch.export.Dim.AUTO
-            shapes = {"x": {0: auto, 2: auto, 3: auto}} if dynamic else None
+            spatial = range(2, 2 + len(sample_size))  # (H, W) or (D, H, W)
+            shapes = {"x": {0: auto, **dict.fromkeys(spatial, auto)}} if dynamic else None
             program = torch.export.export(
                 # batch 2: a sample of size 1 would specialise the batch axis to 1
                 deploy,

@@ -1,6 +1,6 @@
 """Group and instance norms for ONNX export, as precise as PyTorch's.
 
-PyTorch's ONNX exporter writes ``nn.GroupNorm`` (and ``nn.InstanceNorm2d`` with instance
+PyTorch's ONNX exporter writes ``nn.GroupNorm`` (and ``nn.InstanceNorm2d``/``3d`` with instance
 statistics) as ``Reshape -> InstanceNormalization -> Reshape -> Mul -> Add``. onnxruntime's
 float32 ``InstanceNormalization`` gathers a group's statistics over all its values at once and
 loses precision as the group grows (a known report: pytorch/pytorch#60582, #94261). Measured
@@ -35,8 +35,9 @@ class AxiswiseGroupNorm(nn.Module):
     """``nn.GroupNorm`` with its statistics reduced one axis at a time (module docstring).
 
     Shares ``weight`` and ``bias`` (``(C,)`` or ``None``) with the layer it stands for. Input
-    ``(N, C, H, W)``, or ``(C, H, W)`` for a replaced InstanceNorm2d (which takes unbatched
-    input); any other rank falls back to ``F.group_norm``.
+    ``(N, C, *spatial)`` (images ``(N, C, H, W)``, volumes ``(N, C, D, H, W)``), or, for a
+    replaced InstanceNorm2d/3d (which take unbatched input), ``(C, *spatial)`` with
+    ``spatial_dims`` axes; any other rank falls back to ``F.group_norm``.
     """
 
     def __init__(
@@ -47,46 +48,55 @@ class AxiswiseGroupNorm(nn.Module):
         bias: torch.Tensor | None,
         *,
         instance: bool = False,
+        spatial_dims: int = 2,
     ) -> None:
         super().__init__()
         self.num_groups, self.eps, self.instance = num_groups, eps, instance
+        self.spatial_dims = spatial_dims
         self.weight, self.bias = weight, bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.instance and x.dim() == 3:  # unbatched (C, H, W), as InstanceNorm2d takes it
+        if self.instance and x.dim() == self.spatial_dims + 1:  # unbatched (C, *spatial)
             return self(x.unsqueeze(0)).squeeze(0)
-        if x.dim() != 4:
+        if x.dim() < 3 or (self.instance and x.dim() != self.spatial_dims + 2):
             return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
-        n, c, h, w = x.shape
-        grouped = x.reshape(n, self.num_groups, c // self.num_groups, h, w)
-        mean = grouped.mean(-1, keepdim=True).mean(-2, keepdim=True).mean(-3, keepdim=True)
+        n, c, *spatial = x.shape
+        grouped = x.reshape(n, self.num_groups, c // self.num_groups, *spatial)
+        # the group's axes: channels (2), then each spatial axis; the last one first
+        axes = range(grouped.dim() - 1, 1, -1)
+        mean = grouped
+        for a in axes:
+            mean = mean.mean(a, keepdim=True)
         centred = grouped - mean
-        var = (centred * centred).mean(-1, keepdim=True).mean(-2, keepdim=True)
-        var = var.mean(-3, keepdim=True)
-        y = (centred / torch.sqrt(var + self.eps)).reshape(n, c, h, w)
+        var = centred * centred
+        for a in axes:
+            var = var.mean(a, keepdim=True)
+        affine = (1, c) + (1,) * len(spatial)
+        y = (centred / torch.sqrt(var + self.eps)).reshape(n, c, *spatial)
         if self.weight is not None:
-            y = y * self.weight.reshape(1, c, 1, 1)
+            y = y * self.weight.reshape(affine)
         if self.bias is not None:
-            y = y + self.bias.reshape(1, c, 1, 1)
+            y = y + self.bias.reshape(affine)
         return y
 
 
 def _replacement(module: nn.Module) -> AxiswiseGroupNorm | None:
     if isinstance(module, nn.GroupNorm):
         return AxiswiseGroupNorm(module.num_groups, module.eps, module.weight, module.bias)
-    instance_stats = isinstance(module, nn.InstanceNorm2d) and (
-        module.training or not module.track_running_stats
-    )
+    dims = 2 if isinstance(module, nn.InstanceNorm2d) else (
+        3 if isinstance(module, nn.InstanceNorm3d) else 0)
+    instance_stats = dims and (module.training or not module.track_running_stats)
     if instance_stats:
         return AxiswiseGroupNorm(
-            module.num_features, module.eps, module.weight, module.bias, instance=True
+            module.num_features, module.eps, module.weight, module.bias, instance=True,
+            spatial_dims=dims,
         )
     return None
 
 
 @contextmanager
 def precise_norms(model: nn.Module) -> Iterator[nn.Module]:
-    """Within the block, ``model``'s GroupNorm and instance-statistics InstanceNorm2d layers are
+    """Within the block, ``model``'s GroupNorm and instance-statistics InstanceNorm2d/3d layers are
     :class:`AxiswiseGroupNorm` (same parameters, same function); restored after, also on error.
 
     Use around ``torch.onnx.export`` only: the swap is in place, so nothing else should run
