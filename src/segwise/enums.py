@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["Normalization", "Task"]
+__all__ = ["ClassWeightRule", "Normalization", "Task"]
 
 
 class Task(str, Enum):
@@ -40,3 +40,22 @@ class Normalization(str, Enum):
     DATASET = "dataset"
     ZSCORE = "zscore"
     CT = "ct"
+
+
+class ClassWeightRule(str, Enum):
+    """How per-class loss weights are computed from the training split's label counts
+    (:func:`segwise.data.class_weights.class_weights_from_counts`; ``docs/dice.md``).
+
+    ``n_c``: pixels (voxels) of class ``c`` over the training masks; ``N = sum_c n_c``;
+    ``K``: the number of classes, background included.
+
+    - ``INVERSE_FREQUENCY``: ``w_c = N / (K * n_c)`` (a class of average size gets 1).
+    - ``MEDIAN_FREQUENCY``: ``w_c = median_f / f_c`` with ``f_c = n_c / P_c``, ``P_c`` the
+      labelled pixels of the images where ``c`` is present (Eigen & Fergus 2015).
+    - ``EFFECTIVE_NUMBER``: ``w_c = (1 - beta) / (1 - beta**n_c)``, then scaled so the weights
+      sum to ``K`` (Cui et al. 2019, "class-balanced loss").
+    """
+
+    INVERSE_FREQUENCY = "inverse_frequency"
+    MEDIAN_FREQUENCY = "median_frequency"
+    EFFECTIVE_NUMBER = "effective_number"

@@ -39,6 +39,8 @@ class FileFindings:
         ignored_pixels: mask pixels labelled ``ignore_index`` (in no class).
         crowd_counts: COCO crowd regions (``iscrowd: 1``) per sample id, for images that have
             any.
+        sample_counts: ``{class: pixels}`` per sample id (classes with pixels only), for the
+            per-image rules of :mod:`segwise.data.class_weights`.
     """
 
     counts: np.ndarray
@@ -46,6 +48,7 @@ class FileFindings:
     instance_counts: dict[str, int] = field(default_factory=dict)
     ignored_pixels: int = 0
     crowd_counts: dict[str, int] = field(default_factory=dict)
+    sample_counts: dict[str, dict[int, int]] = field(default_factory=dict)
 
 
 def check_files(
@@ -81,6 +84,7 @@ def check_files(
     problems: list[Problem] = []
     instance_counts: dict[str, int] = {}
     crowd_counts: dict[str, int] = {}
+    sample_counts: dict[str, dict[int, int]] = {}
     ignored = 0
     for s in samples:
         img = image_scans.get(s.id)
@@ -126,6 +130,7 @@ def check_files(
                     "(0 / black)"))
         found = spec.check(s, img, m, table=table, ignore_index=ignore_index)
         counts += found.counts
+        sample_counts[s.id] = {c: int(n) for c, n in enumerate(found.counts.tolist()) if n}
         problems += found.problems
         ignored += found.ignored
         if found.objects is not None:
@@ -139,7 +144,7 @@ def check_files(
             "images: left out of the training instances, their pixels ignored in the semantic "
             "mask (not background), scored as crowd by evaluation (pycocotools' rule)"))
     problems += imbalance_problems(counts, table, where=str(root))
-    return FileFindings(counts, problems, instance_counts, ignored, crowd_counts)
+    return FileFindings(counts, problems, instance_counts, ignored, crowd_counts, sample_counts)
 
 
 def image_problems(sample: Sample, img: Any, *, nonfinite: NonFinite = NonFinite.REFUSE,

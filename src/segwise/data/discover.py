@@ -14,6 +14,7 @@ import numpy as np
 
 from segwise._validation import as_enum
 from segwise.data.checks import check_files
+from segwise.data.class_weights import counts_from_values
 from segwise.data.classes import CAMVID_CLASSES, ClassTable, load_classes_file
 from segwise.data.colorspace import ColorSpaceError
 from segwise.data.formats import IMAGE_SUFFIXES, MaskKind, NonFinite, read_image, to_unit_float
@@ -141,6 +142,10 @@ def analyse(root: str | Path, options: DiscoverOptions) -> Analysis:
             ignore_index=options.ignore_index, num_classes=options.num_classes,
             class_names=options.class_names, val_fraction=options.val_fraction,
             seed=options.seed)
+        k = index.info.labels.num_classes
+        index.class_pixels = {sid: counts_from_values(scan.label_values, scan.label_counts,
+                                                      num_classes=k)
+                              for sid, scan in scans.items()}
         return Analysis(index, volume_scans=scans)
     kind = options.mask_kind
     val_fraction, seed = options.val_fraction, options.seed
@@ -188,7 +193,7 @@ def analyse(root: str | Path, options: DiscoverOptions) -> Analysis:
                         nonfinite=options.nonfinite)
     analysis = Analysis(DatasetIndex(root, train, val, info=None, layout=layout.name,  # type: ignore[arg-type]
                                      split_source=split_source, unpaired=layout.unpaired,
-                                     test=test),
+                                     test=test, class_pixels=found.sample_counts),
                         image_scans, mask_scans, instance_counts=found.instance_counts,
                         ignored_pixels=found.ignored_pixels, crowd_counts=found.crowd_counts)
     counts = found.counts

@@ -185,6 +185,9 @@ class DatasetIndex:
         problems: what discovery noticed (left-out files, notices); nothing is dropped silently.
         unpaired: files without a partner (images without masks, masks without images).
         test: held-out test samples (``"test"`` in ``splits.json``), never used in training.
+        class_pixels: ``{class: pixels}`` (voxels for volumes) per sample id, classes with
+            pixels only, the ignore label left out: what discovery counted in each mask, for
+            the per-image rules of :mod:`segwise.data.class_weights`. Not in checkpoints.
     """
 
     root: Path
@@ -196,6 +199,7 @@ class DatasetIndex:
     problems: list[Problem] = field(default_factory=list)
     unpaired: list[Path] = field(default_factory=list)
     test: list[Sample] = field(default_factory=list)
+    class_pixels: dict[str, dict[int, int]] = field(default_factory=dict)
 
     @property
     def samples(self) -> list[Sample]:
