@@ -191,6 +191,7 @@ def _checkpoint_run(tmp_path, is_main=True):
         scaler=torch.amp.GradScaler("cpu", enabled=False), model_args={"name": "linear"},
         config=SimpleNamespace(to_dict=lambda: {"train": {"epochs": 3}}),
         info=SimpleNamespace(to_dict=lambda: {"task": "binary"}),
+        adapter=SimpleNamespace(class_weights=(1.0, 3.0)),
     )
 
 
@@ -211,6 +212,7 @@ def test_checkpoints_last_every_epoch_best_only_when_improved_and_restore(tmp_pa
                                                   run.model.state_dict().values(), strict=True))
     assert optimizer.state_dict()["state"][0]["step"] == 1  # the Adam moments came back
     assert checkpoint_payload(run)["training"]["planned_epochs"] == 3
+    assert last["class_weights"] == [1.0, 3.0]  # the loss's class weights, as numbers
 
 
 def test_writers_write_nothing_off_the_main_process(tmp_path):

@@ -83,6 +83,8 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "loss_weights": ("train", "loss_weights"),
     "dice_weight": ("train", "dice_weight"),
     "ce_weight": ("train", "ce_weight"),
+    "class_weights": ("train", "class_weights"),
+    "class_weights_beta": ("train", "class_weights_beta"),
     "monitor": ("train", "monitor"),
     "patience": ("train", "patience"),
     "max_steps_per_epoch": ("train", "max_steps_per_epoch"),
@@ -176,6 +178,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="one weight per term of a sum --loss, e.g. 1,0.5 (default all 1)")
     g.add_argument("--dice-weight", type=float, help="weight of the Dice term, default 1")
     g.add_argument("--ce-weight", type=float, help="weight of the cross-entropy term, default 1")
+    g.add_argument("--class-weights", metavar="W0,W1,...|RULE",
+                   help="per-class loss weights (CE/focal and the Dice family): one per class, "
+                        "background included (binary: background,foreground), e.g. 1,2,5; or "
+                        "a rule computed from the training split: inverse_frequency, "
+                        "median_frequency, effective_number (printed at start; docs/dice.md)")
+    g.add_argument("--class-weights-beta", type=float, metavar="BETA",
+                   help="beta of --class-weights effective_number, 0 <= beta < 1 "
+                        "(default 0.9999)")
     g.add_argument(
         "--monitor", help="mean_dice (default), mean_iou, pixel_accuracy, per_image_dice"
     )

@@ -101,6 +101,9 @@ class TaskAdapter:
     amp_dtype: torch.dtype | None
     channels_last: bool
     default_monitor: Monitor = Monitor.MEAN_DICE
+    #: the loss's per-class weights as numbers, one per class (``train.class_weights``
+    #: resolved by :func:`segwise.engine.preflight.check_run`), or None: unweighted
+    class_weights: tuple[float, ...] | None = None
 
     @property
     def ignore_index(self) -> int:
@@ -190,6 +193,7 @@ class SemanticAdapter(TaskAdapter):
             t.loss,
             labels=self.info.labels,  # task, out_channels, pad_value: the label space's own
             weights=t.loss_weights,
+            class_weights=self.class_weights,
             # Dice+CE's own term weights, for the losses that have them
             **{k: getattr(t, k) for k in ("dice_weight", "ce_weight") if k in loss_options(t.loss)},
         )

@@ -64,6 +64,17 @@ def _derived(summary: str) -> str:
     return summary if summary.startswith("nothing") else f"{summary} (from the training data)"
 
 
+def _class_weights(asked: Any, weights: tuple[float, ...] | None, names: Any) -> list[str]:
+    """The ``weights`` line: the numbers the loss uses, per class name, and where they came
+    from (a rule on the training split, or the list given); none without class weights."""
+    if weights is None:
+        return []
+    source = (f"{asked.value} on the training split" if hasattr(asked, "value")
+              else "as given")
+    per_class = ", ".join(f"{n}={w:.4g}" for n, w in zip(names, weights, strict=True))
+    return [f"weights   class weights ({source}): {per_class}"]
+
+
 def describe_run(config, user_data, info, adapter, device, amp_dtype, channels_last, ctx) -> str:
     """The start-of-run banner: every value the run uses, ``(auto)`` where derived."""
     model_args = adapter.model_args
@@ -91,6 +102,7 @@ def describe_run(config, user_data, info, adapter, device, amp_dtype, channels_l
         f"weights={weights} {_head(model_args)} "
         f"options={_resolved_options(model_args)} (init: docs/models.md, Initialisation)",
         f"loss      {adapter.loss_description}",
+        *_class_weights(t.class_weights, adapter.class_weights, labels.names),
         *([f"derived   {_derived(adapter.data_derived)}"] if adapter.data_derived else []),
         f"optimizer {o.optimizer.value} lr={o.lr} wd={o.weight_decay} "
         f"schedule={o.schedule.value} warmup={_warmup(o.warmup_epochs)}, "

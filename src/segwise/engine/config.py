@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from segwise._validation import as_enum, check_positive, check_probability
+from segwise.enums import ClassWeightRule
 
 __all__ = [
     "AmpMode",
     "AugmentOn",
+    "ClassWeightRule",
     "DataConfig",
     "ModelConfig",
     "Monitor",
@@ -146,6 +148,11 @@ class TrainConfig:
     loss_weights: tuple[float, ...] | None = None  # one per term of a sum loss (None: all 1)
     dice_weight: float = 1.0  # Dice term weight in Dice+CE
     ce_weight: float = 1.0  # cross-entropy term weight in Dice+CE
+    # per-class loss weights (CE/focal and the Dice family's class weighting): one number per
+    # class, background included (binary: background,foreground), or a ClassWeightRule computed
+    # from the training split (docs/dice.md, "Class weights from the data"); None: unweighted
+    class_weights: tuple[float, ...] | ClassWeightRule | None = None
+    class_weights_beta: float | None = None  # effective_number's beta; None: 0.9999
     monitor: Monitor | None = None  # None: mean_dice (semantic), dsb_score (instance)
     patience: int | None = None  # early stopping after this many epochs without improvement
     val_every: int = 1  # validate every k epochs (and always after the last)
@@ -154,6 +161,9 @@ class TrainConfig:
     max_steps: int | None = None  # total optimizer-step budget; the schedule ends there
     time_limit: float | None = None  # seconds; the schedule is fitted to it, the run stops in it
     threads: int | None = None  # CPU threads for torch (None: torch's default)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "class_weights", _class_weights_value(self.class_weights))
 
 
 @dataclass(frozen=True)
@@ -189,6 +199,7 @@ class RunConfig:
         check_positive(t.dice_weight, "train.dice_weight", allow_zero=True)
         check_positive(t.ce_weight, "train.ce_weight", allow_zero=True)
         _check_loss(t.loss, t.loss_weights)
+        _check_class_weights(t)
         check_probability(d.val_fraction, "data.val_fraction")
         for name in ("crop_size", "batch_size"):
             value = getattr(d, name)
@@ -239,6 +250,61 @@ def _check_loss(loss: str, weights: Any) -> None:
             f"train.loss_weights={weights!r} is not valid for loss {loss!r}; expected {terms} "
             "finite weight(s) >= 0, not all 0 (one per term, e.g. 1,0.5 for dice+focal)"
         )
+
+
+_RULES = ", ".join(r.value for r in ClassWeightRule)
+
+
+def _class_weights_value(value: Any) -> Any:
+    """``train.class_weights`` as given (YAML, flag or Python) -> a rule, a tuple, or None:
+    ``"median_frequency"`` -> the rule; ``"1,2,5"`` or ``[1, 2, 5]`` -> ``(1.0, 2.0, 5.0)``.
+    Numbers are checked by :meth:`RunConfig.validate`."""
+    if value is None or isinstance(value, ClassWeightRule):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text in {r.value for r in ClassWeightRule}:
+            return ClassWeightRule(text)
+        try:
+            return tuple(float(v) for v in text.split(","))
+        except ValueError:
+            raise ValueError(
+                f"train.class_weights={value!r} is not valid; expected one number per class "
+                f"(background included), e.g. 1,2,5, or a rule: {_RULES}") from None
+    if isinstance(value, list | tuple):
+        return tuple(float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+                     for v in value)
+    return value
+
+
+def _check_class_weights(t: TrainConfig) -> None:
+    """A list of weights holds finite numbers >= 0, not all 0 (its length is checked against
+    the data's classes by :func:`segwise.engine.preflight.check_run`); ``class_weights_beta``
+    only with ``effective_number``; instance runs take no class weights."""
+    w, beta = t.class_weights, t.class_weights_beta
+    if w is not None and t.task is RunTask.INSTANCE:
+        raise ValueError("train.class_weights (--class-weights) is for semantic runs; an "
+                         "instance method weights its own loss terms: drop --class-weights")
+    if isinstance(w, tuple):
+        ok = len(w) > 0 and all(
+            isinstance(v, float) and 0.0 <= v < float("inf") for v in w) and any(
+            v > 0 for v in w)
+        if not ok:
+            shown = ",".join(f"{v:g}" if isinstance(v, float) else repr(v) for v in w) or "[]"
+            raise ValueError(
+                f"train.class_weights={shown} is not valid; expected finite numbers >= 0, not "
+                "all 0, one per class (background included; binary: background,foreground), "
+                f"e.g. 1,2,5; or a rule: {_RULES}")
+    elif w is not None and not isinstance(w, ClassWeightRule):
+        raise ValueError(f"train.class_weights={w!r} is not valid; expected a list of numbers "
+                         f"(one per class, background included) or a rule: {_RULES}")
+    if beta is not None:
+        if w is not ClassWeightRule.EFFECTIVE_NUMBER:
+            raise ValueError(f"train.class_weights_beta={beta!r} is used only with "
+                             "class_weights=effective_number; drop it or use that rule")
+        if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0 <= beta < 1:
+            raise ValueError(f"train.class_weights_beta={beta!r} is not valid; expected "
+                             "0 <= beta < 1 (the default 0.9999 is Cui et al.'s)")
 
 
 def _to_builtins(value: Any) -> Any:

@@ -77,8 +77,8 @@ class InstanceAdapter(TaskAdapter):
     #: the validation metrics this adapter reports (``train.monitor`` must be one of them)
     MONITORS: ClassVar[tuple[Monitor, ...]] = (Monitor.DSB_SCORE, Monitor.AP50, Monitor.PQ)
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)  # the TaskAdapter fields, positionally (see make_adapter)
+    def __init__(self, *args: Any, **fields: Any) -> None:
+        super().__init__(*args, **fields)  # the TaskAdapter fields (see make_adapter)
         from segwise.instance.methods import INSTANCE_METHODS, get_method, options_from_mapping
 
         self.default_monitor = Monitor.DSB_SCORE

@@ -13,6 +13,8 @@ What is checked and built, in order (each check raises with the bad value and th
    a ``--weights`` file;
 2. the data (:func:`segwise.data.discover_dataset`, strict): layout, pairs, label values, the
    label space's ignore rule; a training and a validation split exist; every image decodes;
+   ``train.class_weights`` as numbers, one per class (a list as given, or its rule computed
+   on the training split; a resumed run reuses the numbers stored in its checkpoint);
 3. where the run computes (device, mixed precision) and the data defaults that follow
    (crop and batch size, loader settings: :func:`~segwise.engine.setup.derive_data_defaults`);
 4. the task's adapter, built once: it accepts the data and the options (e.g. instance masks
@@ -31,6 +33,7 @@ nothing is built twice. A resumed run checks the config stored in its checkpoint
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +85,8 @@ class RunRecipe:
     decode_seconds: float
 
 
-def check_run(config: RunConfig, *, resume: bool = False) -> RunRecipe:
+def check_run(config: RunConfig, *, resume: bool = False,
+              class_weights: Sequence[float] | None = None) -> RunRecipe:
     """Check a run completely and build what it runs, writing nothing (module docstring).
 
     Sets the process's thread count (``train.threads``) and seeds it (``train.seed``: the
@@ -92,6 +96,8 @@ def check_run(config: RunConfig, *, resume: bool = False) -> RunRecipe:
         config: the run configuration.
         resume: the config of a run being resumed: its ``--weights`` file is not checked or
             loaded (the checkpoint holds the weights; the start file may be gone).
+        class_weights: a resumed run's class weights as its checkpoint stores them (numbers,
+            one per class): used as they are, the rule is not computed again.
 
     Returns:
         The :class:`RunRecipe`.
@@ -108,6 +114,7 @@ def check_run(config: RunConfig, *, resume: bool = False) -> RunRecipe:
         _check_weights_file(config)
     index, decoded, seconds = _check_data(config)
     config = _check_dimensions(config, index.info)
+    weights = _check_class_weights(config, index, stored=class_weights)
     t_cfg = config.train
     if t_cfg.threads is not None:
         torch.set_num_threads(t_cfg.threads)
@@ -117,7 +124,7 @@ def check_run(config: RunConfig, *, resume: bool = False) -> RunRecipe:
     data = derive_data_defaults(config.data, index.info, device)
     resolved = dataclasses.replace(config, data=data)
     adapter = make_adapter(resolved, index.info, device=device, amp_dtype=amp_dtype,
-                           channels_last=channels_last, index=index)
+                           channels_last=channels_last, index=index, class_weights=weights)
     monitor = _check_monitor(config, adapter)
     seed_everything(t_cfg.seed)
     model = adapter.build_model(None if resume else config.model.weights)
@@ -196,6 +203,45 @@ def _check_dimensions(config: RunConfig, info: Any) -> RunConfig:
         raise ValueError("--augment-on device is for 2D images; volumes are augmented per "
                          "patch on the CPU (drop --augment-on)")
     return config
+
+
+def _check_class_weights(config: RunConfig, index: Any, *,
+                         stored: Sequence[float] | None) -> tuple[float, ...] | None:
+    """``train.class_weights`` as numbers, one per class (background included): ``stored`` (a
+    resumed run's), a list as given, or the rule computed on the training split's
+    per-image class counts (:func:`segwise.data.class_weights.class_weights_from_counts`,
+    images and volumes alike). Any other length than the data's class count is refused,
+    naming the classes; classes absent from the training split are named in a notice."""
+    from segwise.data.class_weights import DEFAULT_BETA, class_weights_from_counts
+    from segwise.notices import Level, notify
+
+    t, labels = config.train, index.info.labels
+    if t.class_weights is None:
+        return None
+    k, names = labels.num_classes, labels.names
+    if stored is not None:
+        values = tuple(float(v) for v in stored)
+    elif isinstance(t.class_weights, tuple):
+        values = t.class_weights
+    else:
+        rule = t.class_weights.value
+        found = class_weights_from_counts(
+            [index.class_pixels.get(s.id, {}) for s in index.train], num_classes=k,
+            rule=t.class_weights, beta=DEFAULT_BETA if t.class_weights_beta is None
+            else t.class_weights_beta)
+        if found.absent:
+            absent = ", ".join(f"{c} ({names[c]})" for c in found.absent)
+            notify(Level.INFO, f"class weights: class(es) {absent} have no pixels in the "
+                               f"{len(index.train)} training images; {rule} gives them the "
+                               "smallest weight of the present classes (docs/dice.md)")
+        values = found.values
+    if len(values) != k:
+        order = "background,foreground" if labels.task.value == "binary" else "in this order"
+        raise ValueError(
+            f"--class-weights has {len(values)} value(s) but {config.data.root} has {k} "
+            f"classes ({', '.join(names)}); give one weight per class, background included "
+            f"({order}), e.g. {','.join(['1'] * k)}")
+    return values
 
 
 def _check_monitor(config: RunConfig, adapter: Any) -> str:

@@ -46,10 +46,12 @@ def make_adapter(
     amp_dtype: torch.dtype | None,
     channels_last: bool,
     index: Any = None,
+    class_weights: tuple[float, ...] | None = None,
 ) -> TaskAdapter:
     """The adapter for ``config.train.task`` (on volumes: :data:`VOLUME_ADAPTER`); with
     ``index`` (the discovered dataset) it has resolved its data-derived settings
-    (:meth:`TaskAdapter.resolve`).
+    (:meth:`TaskAdapter.resolve`). ``class_weights``: the loss's per-class weights as numbers
+    (:func:`segwise.engine.preflight.check_run` resolves them), or None.
 
     Raises:
         ValueError: a task without an adapter, or ``--task instance`` on volumes.
@@ -64,7 +66,7 @@ def make_adapter(
                              "models (drop --task, or use --task semantic)")
         target = VOLUME_ADAPTER
     cls = _resolve(target)
-    adapter = cls(config, info, device, amp_dtype, channels_last)
+    adapter = cls(config, info, device, amp_dtype, channels_last, class_weights=class_weights)
     if index is not None:
         adapter.resolve(index)
     return adapter

@@ -154,11 +154,14 @@ def start_run(recipe: RunRecipe, run_dir: Path, *, ckpt: dict[str, Any] | None, 
 def resume_recipe(run_dir: Path) -> tuple[RunRecipe, dict[str, Any]]:
     """A resumed run's recipe and its ``last.pt`` payload: the config stored in the checkpoint
     (with its recorded model options), checked once as a new run's is; a write cut short by a
-    crash or kill is removed. Called inside the run-folder lock."""
+    crash or kill is removed; its stored class weights are reused as they are. Called inside
+    the run-folder lock."""
     ckpt = load_checkpoint(run_dir / "last.pt")
     for stale in run_dir.glob(".*.pt.*.tmp"):
         stale.unlink()
-    return check_run(_config_from_checkpoint(ckpt), resume=True), ckpt
+    # the class weights the run trained with, as numbers: a rule is not computed again
+    return check_run(_config_from_checkpoint(ckpt), resume=True,
+                     class_weights=ckpt.get("class_weights")), ckpt
 
 
 def _training_objects(recipe: RunRecipe) -> tuple[nn.Module, Any, Any, Any]:

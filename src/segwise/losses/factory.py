@@ -47,6 +47,10 @@ _CLASSES: dict[LossName, type[nn.Module]] = {
     LossName.LOVASZ: LovaszLoss,
 }
 
+# the losses whose binary form takes class weights (background, foreground): the (B)CE-based
+# ones; a binary region loss (Dice, Jaccard, Tversky, ...) scores the foreground only
+_BINARY_CLASS_WEIGHTS = (LossName.CE, LossName.DICECE, LossName.FOCAL)
+
 _REGION = ("from_logits", "scope", "include_background", "empty")
 
 # the documented options of each loss, beyond task/num_classes/ignore_index/class_weights
@@ -152,6 +156,13 @@ def create_loss(
                              "num_classes= (the number of logit channels)")
         binary = as_enum(task, Task, "task") is Task.BINARY
         check_ignore_label(ignore_index, 2 if binary else num_classes, where=f"loss {label!r}")
+    refused = [m.value for m in members if m not in _BINARY_CLASS_WEIGHTS]
+    if class_weights is not None and refused and as_enum(task, Task, "task") is Task.BINARY:
+        raise ValueError(
+            f"class_weights are not valid for the binary loss term(s) {', '.join(refused)} of "
+            f"{label!r}: a binary region loss scores the foreground only; binary class weights "
+            "(background, foreground) are taken by "
+            f"{', '.join(m.value for m in _BINARY_CLASS_WEIGHTS)} (e.g. loss 'dicece')")
     terms = [
         _CLASSES[m](task=task, num_classes=num_classes, ignore_index=ignore_index,
                     class_weights=class_weights,

@@ -10,6 +10,9 @@ A checkpoint is a plain dict of tensors and builtins, so it loads with
 - ``model_args``: the ``create_model`` arguments, so the model can be rebuilt; since format 2
   every option with the value it was built with, defaults included (a later change of a default
   never changes what a checkpoint loads into);
+- ``class_weights``: the loss's per-class weights as numbers (one per class), or ``None``
+  (unweighted, and files written before it existed); ``config`` keeps what was asked (a rule
+  such as ``median_frequency``, or a list), and ``--resume`` reuses these numbers;
 - ``model``: the model's state dict; ``model_digest``: SHA-256 over it, checked on load;
 - ``ema``: the EMA model's state dict or ``None``;
 - ``training``: optimizer / scaler / epoch / step / early-stopping state and RNG states (for

@@ -40,6 +40,9 @@ def checkpoint_payload(run: TrainingRun) -> dict[str, Any]:
         "config": run.config.to_dict(),
         "data_info": run.info.to_dict(),
         "model_args": run.model_args,
+        # the loss's class weights as numbers (config keeps what was asked: a rule or a list)
+        "class_weights": (None if run.adapter.class_weights is None
+                          else [float(w) for w in run.adapter.class_weights]),
         "model": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
         "ema": (
             {k: v.detach().cpu() for k, v in ema.module.state_dict().items()}
