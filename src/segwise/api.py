@@ -319,6 +319,7 @@ def evaluation_samples(loaded: Any, root: Path, split: EvalSplit, *,
         index = discover_dataset(
             root,
             mask_kind=info.mask_kind,
+            normalization=info.normalization.value if info.spatial_dims == 3 else "auto",
             ignore_index=info.labels.ignore_index,
             num_classes=info.labels.num_classes,
             class_names=list(info.labels.names),
@@ -382,6 +383,10 @@ def evaluation_parts(loaded: Any, kind: str, samples: list[Any], *,
         std=tuple(info.std),
         boundary=boundary,
     )
+    if info.spatial_dims == 3:  # whole volumes, normalised by the run's rule, with spacing
+        from segwise.data.volume_dataset import VolumeDataset
+
+        return VolumeDataset(samples, info), scorer
     return SegmentationDataset(samples, info, transform=eval_transforms(info)), scorer
 
 

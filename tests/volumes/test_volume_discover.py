@@ -115,6 +115,7 @@ def test_differing_spacings_are_reported(tmp_path):
     image, label = blob_pair(np.random.default_rng(5))
     write_nifti(root / "images" / "case_000.nii.gz", image, spacing=(1.0, 1.0, 3.0))
     write_nifti(root / "labels" / "case_000.nii.gz", label, spacing=(1.0, 1.0, 3.0))
-    with pytest.warns(UserWarning, match=r"case_000\.nii\.gz: voxel size \(1\.0, 1\.0, 3\.0\) mm, other than the median"):
+    with pytest.warns(UserWarning, match=r"case_000\.nii\.gz: voxel size \(1\.0, 1\.0, 3\.0\) "
+                                         "mm, other than the median"):
         index = discover_dataset(root)
     assert index.info.spacing == (1.0, 1.0, 1.0)
