@@ -119,3 +119,28 @@ def test_volume_discovery_keeps_each_volumes_class_voxels(tmp_path):
                                       num_classes=3, rule="median_frequency")
     assert len(found.values) == 3 and found.absent == ()
     assert found.values[0] < found.values[1]  # background is the frequent class
+
+
+def test_rare_class_note_names_classes_under_one_percent():
+    from segwise.data.class_weights import rare_class_note
+
+    names = ("background", "road", "pole", "sign")
+    # 10,000 labelled pixels: pole 50 (0.5 %) and sign 100 (exactly 1 %, not under it)
+    note = rare_class_note([9_000, 850, 50, 100], names)
+    assert note.startswith("rare classes (under 1 % of the labelled pixels): pole 0.5 %;")
+    assert "--class-weights median_frequency" in note and "sign" not in note
+    assert rare_class_note([900, 100, 0], names[:3]) is None  # absent classes: not "rare"
+    assert rare_class_note([0, 0], names[:2]) is None
+
+
+def test_data_inspect_suggests_class_weights_for_rare_classes(tiny_multiclass, capsys):
+    import json
+
+    from segwise.cli.main import main
+
+    assert main(["data", "inspect", str(tiny_multiclass), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert summary["rare_classes"].startswith("rare classes (under 1 % of the labelled "
+                                              "pixels): triangle")
+    assert main(["data", "inspect", str(tiny_multiclass)]) == 0
+    assert "median_frequency" in capsys.readouterr().out

@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     out = report.to_dict()
     if report.is_volumes:
         out["summary"]["training"] = _training_defaults(report.index.info)
+    out["summary"]["rare_classes"] = _rare_classes(report.index.info)
     if args.json:
         json.dump(out, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -95,6 +96,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         _render(report)
     return 1 if report.errors else 0
+
+
+def _rare_classes(info) -> str | None:
+    """The line naming the classes under 1 % of the pixels and the weight setting for them."""
+    from segwise.data.class_weights import rare_class_note
+
+    return rare_class_note(info.class_pixel_counts, info.labels.names)
 
 
 def _training_defaults(info) -> dict:
@@ -165,6 +173,8 @@ def _render(report) -> None:
         table.add_row(str(c["index"]), c["name"], f"[rgb({r},{g},{b})]██[/] {r},{g},{b}",
                       f"{c['pixels']:,}", f"{100 * c['fraction']:.2f}%")
     console.print(table)
+    if note := _rare_classes(report.index.info):
+        console.print(note)
     _render_problems(console, report)
 
 
@@ -203,6 +213,8 @@ def _render_volumes(report, out: dict) -> None:
         table.add_row(str(c["index"]), c["name"], f"{c['voxels']:,}",
                       f"{100 * c['fraction']:.2f}%")
     console.print(table)
+    if s["rare_classes"]:
+        console.print(s["rare_classes"])
     rows = out["volumes"]
     shown = [r for i, r in enumerate(rows) if i < _VOLUME_ROWS or r["problems"]
              or r["spacing_differs"] or (r["anisotropy"] or 0) > a["threshold"]][:_MAX_ROWS]

@@ -40,10 +40,13 @@ from dataclasses import dataclass
 from segwise._validation import as_enum
 from segwise.enums import ClassWeightRule
 
-__all__ = ["DEFAULT_BETA", "ClassWeights", "class_weights_from_counts", "counts_from_values"]
+__all__ = ["DEFAULT_BETA", "RARE_SHARE", "ClassWeights", "class_weights_from_counts",
+           "counts_from_values", "rare_class_note"]
 
 #: ``beta`` of the effective-number rule (Cui et al. 2019's value)
 DEFAULT_BETA = 0.9999
+#: share of the labelled pixels under which ``segwise data inspect`` calls a class rare
+RARE_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -135,3 +138,24 @@ def class_weights_from_counts(
         values = [v * scale for v in values]
     return ClassWeights(tuple(float(v) for v in values),
                         tuple(c for c in range(k) if pixels[c] == 0))
+
+
+def rare_class_note(pixels: Sequence[int], names: Sequence[str], *,
+                    share: float = RARE_SHARE) -> str | None:
+    """The ``segwise data inspect`` line for the present classes under ``share`` of the
+    labelled pixels, naming them and the class-weight setting that raises them; None when
+    there is none (absent classes are reported as such, not here).
+
+    Args:
+        pixels: pixels (voxels) per class, class index = position.
+        names: one name per class.
+        share: the threshold, a fraction of all the labelled pixels (default 1 %).
+    """
+    total = sum(int(n) for n in pixels)
+    rare = [(c, int(n) / total) for c, n in enumerate(pixels) if total and 0 < n < share * total]
+    if not rare:
+        return None
+    listed = ", ".join(f"{names[c]} {100 * f:.2g} %" for c, f in rare)
+    return (f"rare classes (under {100 * share:g} % of the labelled pixels): {listed}; "
+            "`segwise train --class-weights median_frequency` weights the loss by class "
+            "rarity (or inverse_frequency, effective_number; docs/dice.md §5c)")
