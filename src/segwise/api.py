@@ -386,10 +386,17 @@ def evaluation_parts(loaded: Any, kind: str, samples: list[Any], *,
     if info.spatial_dims == 3:  # whole volumes, normalised by the run's rule, with spacing
         from segwise.data.volume_dataset import VolumeDataset
 
-        return VolumeDataset(samples, info), scorer
+        return VolumeDataset(samples, info, resample=False), scorer
     return SegmentationDataset(samples, info, transform=eval_transforms(info)), scorer
 
 
 def predict_step(predictor: Any) -> Any:
-    """``item -> prediction`` of ``item["image"]`` (the evaluation loop's step)."""
-    return lambda item: predictor.predict(item["image"])[0]
+    """``item -> prediction`` of ``item["image"]`` (the evaluation loop's step); a volume's
+    ``item["spacing"]`` goes with it, so the predictor resamples it to the run's spacing."""
+
+    def step(item: dict[str, Any]) -> Any:
+        if item.get("spacing") is None:
+            return predictor.predict(item["image"])[0]
+        return predictor.predict(item["image"], spacing=item["spacing"])[0]
+
+    return step

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from tests.volumes.conftest import blob_pair, write_nifti, write_volume_dataset
 
-from segwise.data import DataError, discover_dataset
+from segwise.data import DataError, Severity, discover_dataset
 from segwise.data.volume_norm import ct_statistics, normalize_volume
 from segwise.enums import Normalization
+from segwise.notices import SegwiseNotice
 
 
 def test_msd_layout_pairs_nnunet_channel_suffix_and_reads_dataset_json(volume_data):
@@ -115,7 +116,13 @@ def test_differing_spacings_are_reported(tmp_path):
     image, label = blob_pair(np.random.default_rng(5))
     write_nifti(root / "images" / "case_000.nii.gz", image, spacing=(1.0, 1.0, 3.0))
     write_nifti(root / "labels" / "case_000.nii.gz", label, spacing=(1.0, 1.0, 3.0))
-    with pytest.warns(UserWarning, match=r"case_000\.nii\.gz: voxel size \(1\.0, 1\.0, 3\.0\) "
-                                         "mm, other than the median"):
+    # a notice (resampled), not a warning; still a UserWarning in library use
+    with pytest.warns(SegwiseNotice, match=r"segwise notice: data: .*case_000\.nii\.gz: voxel "
+                                           r"size \(1\.0, 1\.0, 3\.0\) mm, other than the "
+                                           r"median \(1\.0, 1\.0, 1\.0\) mm; the volume is "
+                                           "resampled to the median spacing for training.*"
+                                           "predictions .* resampled back"):
         index = discover_dataset(root)
     assert index.info.spacing == (1.0, 1.0, 1.0)
+    found = [p for p in index.problems if p.code == "spacing_differs"]
+    assert [p.severity for p in found] == [Severity.INFO]

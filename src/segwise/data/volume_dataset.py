@@ -5,12 +5,17 @@
   labelled voxel of a class drawn uniformly among the foreground classes the volume holds
   (nnU-Net's oversampling: a third of the patches, Isensee et al. 2021), else anywhere.
   Then :class:`~segwise.data.volume_augment.VolumeAugment`.
-- :class:`VolumeDataset`: whole volumes, normalised, for validation and ``segwise evaluate``.
+- :class:`VolumeDataset`: whole volumes, normalised, for validation (on the training grid)
+  and ``segwise evaluate`` (on each file's own grid).
 
-Both normalise with the data's rule (:func:`~segwise.data.volume_norm.normalize_volume`) and
-keep the volumes in memory when they fit in ``cache_bytes`` (MSD Hippocampus: 190 volumes,
-~50 MiB), else read them per item. Items follow the dataset contract: ``image (C, D, H, W)``
-float32, ``mask (D, H, W)`` int64, ``id``; whole volumes add ``spacing`` (mm per axis).
+Both normalise with the data's rule (:func:`~segwise.data.volume_norm.normalize_volume`),
+resample a volume whose voxel size differs from the run's (``DataInfo.spacing``) by more than
+1 % to that spacing (:mod:`segwise.data.resample`: trilinear image, labels linear on one-hot;
+``VolumeDataset(resample=False)`` keeps the file's grid), so patches and validation are in the
+training spacing, and keep the volumes in memory when they fit in ``cache_bytes`` (MSD
+Hippocampus: 190 volumes, ~50 MiB), else read them per item. Items follow the dataset
+contract: ``image (C, D, H, W)`` float32, ``mask (D, H, W)`` int64, ``id``; whole volumes add
+``spacing`` (mm per axis of the grid the item is on).
 Parts of a patch outside the volume are padded: image 0 (the mean after normalisation),
 labels ``info.labels.pad_value`` (left out of loss and metrics).
 """
@@ -24,6 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from segwise.data.info import DataInfo, Sample
+from segwise.data.resample import needs_resampling, resample_image, resample_labels, target_shape
 from segwise.data.volume_norm import channels_first, normalize_volume
 from segwise.data.volumes import read_labels, read_volume
 
@@ -33,14 +39,32 @@ _CACHE_BYTES = 2 * 2**30  # keep the decoded set in memory up to this size
 _FOREGROUND_SAMPLES = 10_000  # voxel positions kept per class and volume (nnU-Net's)
 
 
-def load_pair(sample: Sample, info: DataInfo) -> tuple[np.ndarray, np.ndarray | None, Any]:
-    """``(image (C, D, H, W) float32 normalised, labels (D, H, W) int64 or None, volume)``."""
+def load_pair(sample: Sample, info: DataInfo, *,
+              resample: bool = True) -> tuple[np.ndarray, np.ndarray | None, Any]:
+    """One pair read, normalised and (by default) on the training grid.
+
+    Args:
+        sample: the image and (optional) label files.
+        info: the run's data description (normalisation; ``spacing``, the training grid).
+        resample: bring a volume whose spacing differs from ``info.spacing`` by more than 1 %
+            (:func:`~segwise.data.resample.needs_resampling`) to that spacing; False keeps the
+            file's grid.
+
+    Returns:
+        ``(image (C, D, H, W) float32 normalised, labels (D, H, W) int64 or None, volume)``:
+        the arrays on ``info.spacing``'s grid when resampled, else on the file's; ``volume``
+        is the :class:`~segwise.data.volumes.Volume` read (its own spacing and affine).
+    """
     volume = read_volume(sample.image_path)
     image = normalize_volume(channels_first(volume.array), info.normalization, mean=info.mean,
                              std=info.std, clip=info.clip)
     labels = None
     if sample.mask_path is not None:
         labels = np.asarray(read_labels(sample.mask_path).array, dtype=np.int64)
+    if resample and needs_resampling(volume.spacing, info.spacing):
+        shape = target_shape(image.shape[1:], volume.spacing, info.spacing)
+        image = resample_image(image, shape)
+        labels = None if labels is None else resample_labels(labels, shape)
     return image, labels, volume
 
 
@@ -63,18 +87,22 @@ def crop_padded(array: np.ndarray, start: tuple[int, ...], size: tuple[int, ...]
 
 
 class _Volumes:
-    """The volumes of a split, decoded once when they fit in memory."""
+    """The volumes of a split, decoded (and resampled, with ``resample``) once when they fit in
+    memory. Each is ``(image, labels, spacing)``, ``spacing`` the one of the arrays' grid."""
 
-    def __init__(self, samples: list[Sample], info: DataInfo, cache_bytes: int) -> None:
+    def __init__(self, samples: list[Sample], info: DataInfo, cache_bytes: int, *,
+                 resample: bool = True) -> None:
         self.samples = list(samples)
         self.info = info
+        self.resample = resample
         voxels = sum(int(np.prod(info.median_size)) for _ in samples) * info.in_channels
         self.cached = voxels * 12 <= cache_bytes  # float32 image + int64 labels
         self._items = [self._read(i) for i in range(len(samples))] if self.cached else None
 
     def _read(self, i: int) -> tuple[np.ndarray, np.ndarray | None, tuple[float, ...]]:
-        image, labels, volume = load_pair(self.samples[i], self.info)
-        return image, labels, tuple(volume.spacing)
+        image, labels, volume = load_pair(self.samples[i], self.info, resample=self.resample)
+        resampled = self.resample and needs_resampling(volume.spacing, self.info.spacing)
+        return image, labels, tuple(self.info.spacing if resampled else volume.spacing)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -86,15 +114,25 @@ class _Volumes:
 class VolumeDataset(Dataset):
     """Whole volumes, normalised (validation, ``segwise evaluate``).
 
+    Args:
+        samples: the pairs.
+        info: the run's data description.
+        resample: True (training validation): a volume whose spacing differs from
+            ``info.spacing`` by more than 1 % is resampled to it, and is scored there, as
+            training sees it. False (``segwise evaluate``): every volume on its file's own
+            grid, scored with its own spacing (the predictor resamples and comes back).
+        cache_bytes: keep decoded volumes in memory up to this many bytes.
+
     Items: ``{"image": (C, D, H, W) float32, "mask": (D, H, W) int64, "id": str,
-    "spacing": (sd, sh, sw) mm}``.
+    "spacing": (sd, sh, sw) mm}``, ``spacing`` the voxel size of the item's grid
+    (``info.spacing`` for a resampled volume, else the file's).
     """
 
-    def __init__(self, samples: list[Sample], info: DataInfo, *,
+    def __init__(self, samples: list[Sample], info: DataInfo, *, resample: bool = True,
                  cache_bytes: int = _CACHE_BYTES) -> None:
         self.info = info
         self.samples = list(samples)
-        self._volumes = _Volumes(samples, info, cache_bytes)
+        self._volumes = _Volumes(samples, info, cache_bytes, resample=resample)
 
     def __len__(self) -> int:
         return len(self._volumes)
@@ -109,11 +147,13 @@ class VolumeDataset(Dataset):
 
 
 class VolumePatchDataset(Dataset):
-    """One random training patch per volume (module docstring).
+    """One random training patch per volume (module docstring), cut from the volume on the
+    training grid (resampled to ``info.spacing`` when its spacing differs; the foreground
+    positions are those of the resampled labels).
 
     Args:
         samples: the training pairs.
-        info: the data's description (normalisation, pad label).
+        info: the data's description (normalisation, pad label, spacing).
         patch_size: ``(D, H, W)`` voxels.
         foreground_fraction: probability that a patch is centred on a labelled voxel.
         augment: a :class:`~segwise.data.volume_augment.VolumeAugment` for ``patch_size``,

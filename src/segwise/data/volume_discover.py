@@ -35,6 +35,7 @@ from segwise.data.classes import ClassTable, default_colors, load_classes_file
 from segwise.data.formats import MaskKind
 from segwise.data.info import DataError, DataInfo, DatasetIndex, Problem, Sample, Severity
 from segwise.data.pairing import Layout, split_samples
+from segwise.data.resample import SPACING_TOLERANCE, needs_resampling
 from segwise.data.volume_norm import channels_first, ct_statistics
 from segwise.data.volumes import (
     check_geometry,
@@ -50,8 +51,7 @@ __all__ = ["SPACING_TOLERANCE", "VolumeScan", "analyse_volumes", "dataset_modali
            "find_volume_layout"]
 
 _LAYOUTS = (("imagesTr", ("labelsTr",)), ("images", ("labels", "masks")))
-#: relative spacing difference still called "the same spacing"
-SPACING_TOLERANCE = 0.01
+# SPACING_TOLERANCE (1 %) is segwise.data.resample's, named here too for the inspect report
 
 
 def _volume_files(folder: Path) -> list[Path]:
@@ -232,22 +232,25 @@ def _modality(meta: dict) -> str:
     return ""
 
 
-def _median_spacing(scans: dict[str, VolumeScan], samples: list[Sample],
-                    problems: list[Problem]) -> tuple[float, ...]:
-    """The median voxel size; each volume whose size is off it is reported by name."""
-    spacings = np.array([s.spacing for s in scans.values()], dtype=np.float64)
+def _median_spacing(reference: list[VolumeScan], scans: dict[str, VolumeScan],
+                    samples: list[Sample], problems: list[Problem]) -> tuple[float, ...]:
+    """The median voxel size of the ``reference`` (training) volumes; each volume of
+    ``samples`` (every split) whose size is off it by more than
+    :data:`~segwise.data.resample.SPACING_TOLERANCE` is named in a notice: it is resampled."""
+    spacings = np.array([s.spacing for s in reference], dtype=np.float64)
     median = np.median(spacings, axis=0)
     shown = tuple(round(float(v), 4) for v in median)
     for s in samples:
         scan = scans.get(s.id)
         if scan is None:
             continue
-        if np.abs(np.asarray(scan.spacing) / median - 1).max() > SPACING_TOLERANCE:
+        if needs_resampling(scan.spacing, median):
             problems.append(Problem(
-                Severity.WARNING, "spacing_differs", str(s.image_path),
+                Severity.INFO, "spacing_differs", str(s.image_path),
                 f"voxel size {tuple(round(v, 4) for v in scan.spacing)} mm, other than the "
-                f"median {shown} mm; segwise does not resample yet: the volume is trained and "
-                "scored on its own grid, so its sizes in voxels differ from sizes in mm"))
+                f"median {shown} mm; the volume is resampled to the median spacing for "
+                "training and validation (image trilinear, labels linear on one-hot), and "
+                "predictions on it are resampled back to its own grid"))
     return tuple(float(v) for v in median)
 
 
@@ -332,8 +335,7 @@ def analyse_volumes(root: Path, layout: Layout, *, normalization: str = "auto",
                          "--normalization zscore")
     reference = [s for s in (train or val or test) if s.id in scans]
     usable = [scans[s.id] for s in reference]
-    spacing = _median_spacing({s.id: scans[s.id] for s in reference}, samples, problems) \
-        if usable else (1.0, 1.0, 1.0)
+    spacing = _median_spacing(usable, scans, samples, problems) if usable else (1.0, 1.0, 1.0)
     median = tuple(int(v) for v in np.median([u.shape for u in usable], axis=0)) if usable \
         else (0, 0, 0)
     counts = [values.get(i, 0) for i in range(k)]

@@ -72,7 +72,7 @@ class VolumeAdapter(SemanticAdapter):
         train = VolumePatchDataset(index.train, self.info, patch_size=data_cfg.patch_size,
                                    foreground_fraction=data_cfg.foreground_fraction,
                                    augment=self.train_transform(data_cfg))
-        return train, VolumeDataset(index.val, self.info)
+        return train, VolumeDataset(index.val, self.info, resample=True)
 
     def validate(self, model: nn.Module, val_ds: Any, *, indices: list[int], distributed: bool,
                  keep_overlays: int) -> ValidationResult:

@@ -12,18 +12,27 @@ One volume at a time:
 1. read with :func:`segwise.data.volumes.read_volume` (NIfTI, NRRD, MetaImage, DICOM
    series), channels first ``(C, D, H, W)``
    (:func:`~segwise.data.volume_norm.channels_first`: the file's ``(i, j, k)`` is the model's
-   ``(D, H, W)``; nothing is resampled), normalised by the run's own rule and numbers
+   ``(D, H, W)``; nothing is reoriented), normalised by the run's own rule and numbers
    (:func:`~segwise.data.volume_norm.normalize_volume` with ``DataInfo.normalization``,
    ``mean``, ``std``, ``clip``), as training did;
-2. the model over sliding windows of the training patch, overlap 0.5, patches batched
+2. when the input's voxel size differs from the run's (``DataInfo.spacing``) by more than 1 %
+   (:func:`~segwise.data.resample.needs_resampling`), the normalised volume is resampled to
+   the run's spacing, trilinear (:mod:`segwise.data.resample`), as training volumes were. The
+   input's spacing is a :class:`~segwise.data.volumes.Volume`'s own (files are read as
+   volumes), or the ``spacing=`` given; an array or tensor without ``spacing=`` is taken to be
+   on the run's spacing already;
+3. the model over sliding windows of the training patch, overlap 0.5, patches batched
    (:func:`segwise.inferers.sliding_window_inference`): each patch's class probabilities (the
    label space's rule, :meth:`~segwise.labels.LabelSpace.probabilities`: softmax; binary
    ``[1 - p, p]``) are blended with Gaussian weights, so a checkpoint and its ONNX export
    (probabilities head) blend the same values; a volume smaller than the patch along an axis
    is padded to it and cropped back;
-3. with flips (``--tta``), every flip of the three axes (8 passes) averaged as class
+4. with flips (``--tta``), every flip of the three axes (8 passes) averaged as class
    probabilities (:func:`segwise.inferers.tta_inference`);
-4. labels: the argmax of the probabilities (binary: ``p > 0.5``).
+5. a resampled volume's probabilities are resampled back to the input's shape (trilinear,
+   :func:`~segwise.data.resample.resample_probabilities`), so probabilities and labels are
+   always on the input's grid and a written label volume keeps the input's affine;
+6. labels: the argmax of the probabilities (binary: ``p > 0.5``).
 
 Connected-component clean-up is :func:`segwise.inferers.keep_largest_component` with
 ``spatial_dims=3`` (``segwise predict --largest-component``), kept out of the predictor as for
@@ -60,10 +69,11 @@ class VolumePrediction:
     Attributes:
         name: the file's ID (:func:`segwise.data.volumes.volume_id`: the name without its
             suffix), or ``volume_<i>`` for arrays and tensors.
-        labels: ``int64 (X, Y, Z)`` class indices in the input's voxel order, by the label
-            space's rule; with flips, the argmax of the averaged probabilities.
-        probabilities: ``float32 (K, X, Y, Z)`` class probabilities when asked for, else
-            ``None``.
+        labels: ``int64 (X, Y, Z)`` class indices on the input's grid (its shape and voxel
+            order, also when the model ran on the run's spacing), by the label space's rule;
+            with flips, the argmax of the averaged probabilities.
+        probabilities: ``float32 (K, X, Y, Z)`` class probabilities on the input's grid when
+            asked for, else ``None``.
         volume: the :class:`~segwise.data.volumes.Volume` read (its affine and header, for
             :func:`~segwise.data.volumes.write_labels`), or ``None`` for arrays and tensors.
     """
@@ -186,19 +196,23 @@ class VolumePredictor:
                    channels_last=False)
 
     def predict(self, volumes: VolumeInput | Sequence[VolumeInput], *,
-                probabilities: bool = False) -> list[VolumePrediction]:
+                probabilities: bool = False,
+                spacing: Sequence[float] | None = None) -> list[VolumePrediction]:
         """:meth:`predict_volume` for one input or each of a list, in order (a tensor ``(N, C,
-        D, H, W)`` gives one prediction per volume)."""
+        D, H, W)`` gives one prediction per volume); ``spacing``, when given, is every
+        input's."""
         if _is_tensor(volumes) and volumes.ndim == 5:
             volumes = list(volumes)
         items = list(volumes) if isinstance(volumes, (list, tuple)) else [volumes]
         if not items:
             raise ValueError("no volumes given; pass a path, a Volume, an array or a list")
-        return [self.predict_volume(v, probabilities=probabilities, name=f"volume_{i}")
+        return [self.predict_volume(v, probabilities=probabilities, name=f"volume_{i}",
+                                    spacing=spacing)
                 for i, v in enumerate(items)]
 
     def predict_volume(self, volume: VolumeInput, *, probabilities: bool = False,
-                       name: str = "volume_0") -> VolumePrediction:
+                       name: str = "volume_0",
+                       spacing: Sequence[float] | None = None) -> VolumePrediction:
         """Labels (and optionally probabilities) for one volume.
 
         Args:
@@ -208,21 +222,44 @@ class VolumePredictor:
                 ``(C, D, H, W)``.
             probabilities: also return the ``(K, X, Y, Z)`` float32 class probabilities.
             name: the prediction's name for an array input.
+            spacing: the input's voxel size ``(sd, sh, sw)`` in mm (e.g. a dataset item's
+                ``"spacing"``); None: a :class:`~segwise.data.volumes.Volume`'s (or file's)
+                own, and for an array or tensor the run's (no resampling). A volume off the
+                run's spacing by more than 1 % is predicted on the run's grid and its
+                probabilities brought back (module docstring, steps 2 and 5).
+
+        Returns:
+            labels and probabilities on the input's grid, whatever grid the model ran on.
 
         Raises:
-            ValueError: not a volume file, channels other than the run's, or NaN/Inf from the
-                model (each naming the input).
+            ValueError: not a volume file, channels other than the run's, a spacing that is
+                not three sizes > 0, or NaN/Inf from the model (each naming the input).
         """
         import torch
+
+        from segwise.data.resample import (
+            needs_resampling,
+            resample_image,
+            resample_probabilities,
+            target_shape,
+        )
 
         read, name = self._read(volume, name)
         if _is_tensor(read):
             x = self._checked_tensor(read, name)
         else:
             x = torch.from_numpy(self._normalised(read, name))[None]  # (1, C, D, H, W)
-        probs, labels = self._scores(x)
+        own = self._spacing(read, spacing, name)
+        shape = tuple(x.shape[2:])  # the input's grid
+        resampled = own is not None and needs_resampling(own, self.info.spacing)
+        if resampled:  # to the run's grid (1, C, D', H', W')
+            x = resample_image(x[0], target_shape(shape, own, self.info.spacing))[None]
+        probs = self._scores(x)  # (1, K, *x's grid)
         if not torch.isfinite(probs).all():
             raise ValueError(f"{name}: the model produced NaN/Inf; the checkpoint may be broken")
+        if resampled:  # back to the input's grid (1, K, D, H, W)
+            probs = resample_probabilities(probs[0], shape)[None]
+        labels = probs.argmax(dim=1)  # binary [1 - p, p]: p > 0.5
         return VolumePrediction(
             name=name,
             labels=labels[0].numpy().astype(np.int64, copy=False),
@@ -251,6 +288,21 @@ class VolumePredictor:
         raise TypeError(f"{name}: {type(volume).__name__} is not a volume; pass a volume path, "
                         "a segwise.data.volumes.Volume, a numpy (X, Y, Z[, C]) array or a "
                         "normalised torch tensor (C, D, H, W)")
+
+    def _spacing(self, read: Any, spacing: Sequence[float] | None,
+                 name: str) -> tuple[float, ...] | None:
+        """The input's voxel size: ``spacing`` when given, else a ``Volume``'s, else None (an
+        array or tensor: taken to be on the run's spacing)."""
+        if spacing is None:
+            return tuple(float(v) for v in read.spacing) if _is_volume(read) else None
+        try:
+            values = tuple(float(v) for v in spacing)
+        except (TypeError, ValueError):
+            values = ()
+        if len(values) != 3 or not all(np.isfinite(v) and v > 0 for v in values):
+            raise ValueError(f"{name}: spacing={spacing!r} is not valid; expected three voxel "
+                             "sizes (D, H, W) in mm, each > 0")
+        return values
 
     def _checked_tensor(self, tensor: Any, name: str) -> Any:
         """A normalised ``(C, D, H, W)`` tensor as a float32 CPU batch ``(1, C, D, H, W)``."""
@@ -284,9 +336,8 @@ class VolumePredictor:
         return normalize_volume(image, info.normalization, mean=info.mean, std=info.std,
                                 clip=info.clip)
 
-    def _scores(self, x: Any) -> tuple[Any, Any]:
-        """``x (1, C, D, H, W)`` -> probabilities ``(1, K, D, H, W)`` and labels ``(1, D, H,
-        W)``, on the CPU."""
+    def _scores(self, x: Any) -> Any:
+        """``x (1, C, D, H, W)`` -> probabilities ``(1, K, D, H, W)`` on the CPU."""
         from segwise.inferers import sliding_window_inference, tta_inference
         from segwise.inferers.options import Activation, Blend
 
@@ -301,9 +352,8 @@ class VolumePredictor:
             )
 
         # with flips: every subset of them, averaged as probabilities
-        probs = (tta_inference(window, x, flips=options.flips, activation=Activation.NONE)
-                 if options.flips else window(x))
-        return probs, probs.argmax(dim=1)
+        return (tta_inference(window, x, flips=options.flips, activation=Activation.NONE)
+                if options.flips else window(x))
 
 
 def _is_volume(value: Any) -> bool:
