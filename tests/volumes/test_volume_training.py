@@ -65,3 +65,24 @@ def test_a_3d_model_on_images_is_refused(tmp_path, capsys):
     assert main(["train", "--data", str(root), "--model", "unet3d", "--out",
                  str(tmp_path / "r"), "--quiet"]) != 0
     assert "takes volumes (N, C, D, H, W)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset, expected", [
+    ("light", (True, False, None, False)),
+    ("nnunet", (True, True, (0.7, 1.4), True)),
+    ("none", None),
+])
+def test_volume_augment_presets(volume_data, preset, expected):
+    from segwise.data import discover_dataset
+    from segwise.engine.config import RunConfig, config_from_dict
+    from segwise.engine.volume_adapter import VolumeAdapter
+
+    config = config_from_dict({"data": {"volume_augment": preset, "patch_size": [8, 8, 8]}})
+    assert isinstance(config, RunConfig)
+    adapter = VolumeAdapter(config, discover_dataset(volume_data).info, torch.device("cpu"),
+                            None, False)
+    aug = adapter.train_transform(config.data)
+    if expected is None:
+        assert aug is None
+    else:
+        assert (aug.flips, aug.rotate_in_plane, aug.scale, aug.intensity) == expected

@@ -63,6 +63,7 @@ _FLAGS: dict[str, tuple[str, str]] = {
     "patch_size": ("data", "patch_size"),
     "foreground_fraction": ("data", "foreground_fraction"),
     "normalization": ("data", "normalization"),
+    "volume_augment": ("data", "volume_augment"),
     "model": ("model", "name"),
     "encoder": ("model", "encoder"),
     "weights": ("model", "weights"),
@@ -142,6 +143,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="intensities: zscore per volume (MRI), ct (clip to the foreground's "
                         "0.5-99.5 percentiles, then its mean/std); default auto: ct when "
                         "dataset.json names CT, else zscore")
+    g.add_argument("--volume-augment", choices=("light", "nnunet", "none"),
+                   help="patch augmentation: light (default: flips on each axis), nnunet "
+                        "(+ in-plane 90-degree turns, scaling, brightness, contrast, gamma, "
+                        "noise: for long runs), none")
     g = parser.add_argument_group("model")
     g.add_argument("--model", help="architecture (see `segwise models`), default unet")
     g.add_argument(

@@ -89,7 +89,8 @@ def describe_run(config, user_data, info, adapter, device, amp_dtype, channels_l
     scale = "off" if tuple(d.scale) == (1.0, 1.0) else f"{d.scale[0]:g}-{d.scale[1]:g}"
     volumes = getattr(info, "spatial_dims", 2) == 3
     crop = f"patch={auto('patch_size')}" if volumes else f"crop={auto('crop_size')}"
-    augment = (f"augment   volumes: the 3D preset (see derived), flips={d.hflip}" if volumes
+    augment = (f"augment   volumes: --volume-augment {d.volume_augment.value} (see derived), "
+               f"flips={d.hflip}" if volumes
                else f"augment   scale={scale} hflip={d.hflip} vflip={d.vflip} "
                     f"rotation={d.rotation} color_jitter={d.color_jitter} "
                     f"on={d.augment_on.value}"

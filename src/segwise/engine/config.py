@@ -29,6 +29,7 @@ __all__ = [
     "RunTask",
     "ScheduleName",
     "TrainConfig",
+    "VolumeAugmentPreset",
     "config_from_dict",
     "load_yaml",
 ]
@@ -57,6 +58,14 @@ class AugmentOn(str, Enum):
 
     CPU = "cpu"  # per item, in the loader processes (segwise.data.train_transforms)
     DEVICE = "device"  # per batch, on the training device (segwise.data.device_augment)
+
+
+class VolumeAugmentPreset(str, Enum):
+    """How training patches of volumes are augmented (:mod:`segwise.data.volume_augment`)."""
+
+    LIGHT = "light"  # flips on each axis: what short CPU budgets learn fastest with
+    NNUNET = "nnunet"  # + in-plane 90-degree turns, scaling, brightness/contrast/gamma/noise
+    NONE = "none"  # patches as cut
 
 
 class RunTask(str, Enum):
@@ -115,6 +124,7 @@ class DataConfig:
     patch_size: tuple[int, ...] | None = None  # (D, H, W) training patch; None: from the data
     foreground_fraction: float = 1 / 3  # share of patches centred on a labelled voxel
     normalization: str = "auto"  # intensities: auto (ct for CT, else zscore), zscore, ct
+    volume_augment: VolumeAugmentPreset = VolumeAugmentPreset.LIGHT  # light, nnunet, none
 
     def __post_init__(self) -> None:
         if isinstance(self.patch_size, list):  # from YAML / flags

@@ -5,7 +5,8 @@ model building and training step it keeps):
 
 - data: random patches with forced foreground (:class:`~segwise.data.VolumePatchDataset`,
   ``data.patch_size``, ``data.foreground_fraction``) and the 3D augmentation
-  (:class:`~segwise.data.volume_augment.VolumeAugment`), whole volumes for validation;
+  (:class:`~segwise.data.volume_augment.VolumeAugment`; ``data.volume_augment``: flips by
+  default, nnU-Net's full preset on request), whole volumes for validation;
 - the model's ``spacing`` option is the data's voxel size unless the user gave one (pooling
   and kernels per axis follow it, :mod:`segwise.models.volumetric.plan`);
 - validation: each volume through the Gaussian sliding window with the patch as the tile
@@ -21,9 +22,16 @@ from typing import Any
 from torch import nn
 
 from segwise.engine.adapters import SemanticAdapter, ValidationResult
-from segwise.engine.config import DataConfig
+from segwise.engine.config import DataConfig, VolumeAugmentPreset
 
 __all__ = ["DEFAULT_VOLUME_MODEL", "VOLUME_OVERLAP", "VolumeAdapter"]
+
+_AUGMENT_LINES = {
+    VolumeAugmentPreset.LIGHT: "flips on each axis",
+    VolumeAugmentPreset.NNUNET: "flips, in-plane 90-degree turns, scale 0.7-1.4 (p 0.2), "
+                                "brightness/contrast/gamma/noise",
+    VolumeAugmentPreset.NONE: "none",
+}
 
 #: the model a volume run trains when ``--model`` is left at its 2D default: the residual U-Net
 #: of Kerfoot et al. 2018, in MONAI UNet's cost class (one CPU thread: 0.27 s per step of 4
@@ -51,17 +59,23 @@ class VolumeAdapter(SemanticAdapter):
         return (f"patch={'x'.join(map(str, d.patch_size))} "
                 f"foreground_fraction={d.foreground_fraction:.2f} "
                 f"normalization={info.normalization.value} "
-                f"spacing={'x'.join(f'{v:g}' for v in info.spacing)} mm; augment: flips, "
-                "in-plane 90-degree turns, scale 0.7-1.4 (p 0.2), brightness/contrast/gamma/"
-                "noise (docs/volumes.md)")
+                f"spacing={'x'.join(f'{v:g}' for v in info.spacing)} mm; "
+                f"augment: {_AUGMENT_LINES[d.volume_augment]} (--volume-augment "
+                f"{d.volume_augment.value}, docs/volumes.md)")
 
     def train_transform(self, data_cfg: DataConfig) -> Any:
         from segwise.data.volume_augment import VolumeAugment
 
+        preset = data_cfg.volume_augment
+        if preset is VolumeAugmentPreset.NONE:
+            return None
+        full = preset is VolumeAugmentPreset.NNUNET
         spacing = self.info.spacing
         in_plane = len(spacing) == 3 and abs(spacing[1] - spacing[2]) <= 1e-3 * spacing[1]
         return VolumeAugment(tuple(data_cfg.patch_size), flips=data_cfg.hflip,
-                             rotate_in_plane=in_plane, pad_value=self.info.labels.pad_value)
+                             rotate_in_plane=full and in_plane,
+                             scale=(0.7, 1.4) if full else None, intensity=full,
+                             pad_value=self.info.labels.pad_value)
 
     def device_augment(self, data_cfg: DataConfig) -> Any:
         return None  # volumes are augmented per item (refused at the start otherwise)
