@@ -73,11 +73,12 @@ def test_evaluate_reports_instance_metrics(instance_run, tiny_instance, tmp_path
         assert 0.0 <= report["summary"][key] <= 1.0
     assert {"ap", "ap50", "ap75"} <= set(report["coco"])
     assert {row["class"] for row in report["pq_per_class"]} <= {"disc", "square", "triangle"}
-    assert {"scores.json", "per_image.csv", "report.html"} <= {p.name for p in out.iterdir()}
+    assert {"scores.json", "per_image.csv", "report.html", "per_image_dsb.png",
+            "worst.png"} <= {p.name for p in out.iterdir()}
     page = (out / "report.html").read_text()
     dsb = report["summary"]["dsb_score"]
     assert f"<td>dsb_score</td><td>{dsb:.4f}</td>" in page  # the number of scores.json
-    assert page.count('src="data:image/png;base64,') == 1  # the DSB-score histogram
+    assert page.count('src="data:image/png;base64,') == 2  # DSB histogram, worst images
     # the report folder is never overwritten
     assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--data",
                  str(tiny_instance), "--out", str(out), "--device", "cpu"]) == 2

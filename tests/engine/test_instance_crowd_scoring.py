@@ -144,5 +144,9 @@ def test_validation_leaves_the_crowd_region_out_of_the_objects(coco_with_crowd, 
     result = adapter.validate(torch.nn.Identity(), val, indices=[0, 1], distributed=False,
                               keep_overlays=1)
     assert result.summary["dsb_score"] == 1.0 and result.summary["ap50"] == 1.0
-    assert result.census == {"objects_per_image": [2, 2], "true_objects_per_image": [2, 2]}
+    census = result.census
+    assert census["objects_per_image"] == census["true_objects_per_image"] == [2, 2]
+    # (background, object) pixels; the crowd region is no prediction but counts as an object
+    assert sum(census["pixels_per_class"]) == sum(census["true_pixels_per_class"])
+    assert census["pixels_per_class"][1] < census["true_pixels_per_class"][1]
     assert result.loss is None and [o[0] for o in result.overlays] == ["e"]

@@ -160,21 +160,5 @@ def test_bad_max_instances_is_refused(tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
-@pytest.mark.slow
-def test_onnx_predictor_refuses_an_instance_export_clearly(tmp_path):
-    from segwise.inference.onnx_predictor import OnnxPredictor
-    from segwise.inference.predictor import load_onnx_predictor
-
-    ckpt = _checkpoint(tmp_path, "yolact")
-    out = tmp_path / "y.onnx"
-    assert main(["export", "--checkpoint", str(ckpt), "--out", str(out),
-                 "--max-instances", "3"]) == 0
-    for load in (OnnxPredictor, load_onnx_predictor):
-        with pytest.raises(ValueError, match=r"instance export \(yolact.*--checkpoint"):
-            load(out)
-    image = tmp_path / "img.png"
-    from PIL import Image
-
-    Image.fromarray(np.zeros((20, 20, 3), dtype=np.uint8)).save(image)
-    assert main(["predict", "--onnx", str(out), str(image), "--out", str(tmp_path / "p")]) != 0
+# `segwise predict --onnx` of an instance export: tests/inference/test_onnx_instance.py
 

@@ -29,7 +29,10 @@ Dice, HD95 and NSD (docs/volumes.md).
 
 Instance checkpoints (segwise train --task instance) report instead the DSB2018 score, AP at
 IoU 0.5..0.95, PQ/SQ/RQ per class and COCO mask AP/AP50/AP75 (docs/instance.md), and write
-scores.json and per_image.csv (DSB score and instance counts per image).
+scores.json, per_image.csv (DSB score and instance counts per image), per_image_dsb.png,
+worst.png (the worst images: image, true and predicted instances, each instance in its own
+colour, outlined) and report.html. The worst images are those of lowest DSB score, ties
+broken by the number of true objects (more first), then by id.
 
 examples:
   segwise evaluate --checkpoint runs/exp1/best.pt --data ../shared/data/camvid
@@ -127,7 +130,8 @@ def _run_instance(args: argparse.Namespace, loaded, predictor, samples, out: Pat
     dataset, scorer = evaluation_parts(loaded, predictor.kind, samples)
     result = evaluation_loop(ProgressDataset(dataset, progress_reporter(), parts=10),
                              predict_step(predictor), scorer)
-    return _instance.write_report(args, loaded, result, out)
+    return _instance.write_report(args, loaded, result, out, dataset=dataset,
+                                  predict=predict_step(predictor), ids=[s.id for s in samples])
 
 
 def _run_semantic(args: argparse.Namespace, loaded, predictor, samples, out: Path) -> int:

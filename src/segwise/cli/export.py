@@ -32,9 +32,9 @@ formats; an exported-program takes any image size where torch.export keeps the s
 else it is fixed to --size (the message and the file's metadata say which model line forced
 it; segwise.inference.load_instance_program refuses other sizes with that reason). maskrcnn (two
 stages, a data-dependent number of RoIs) and unet_watershed (the watershed runs in scikit-image,
-outside any graph) are refused with the reason, before anything is written. `segwise predict --onnx`
-runs semantic exports only; run an instance export with onnxruntime directly, or a .pt2 with
-segwise.inference.load_instance_program(path)(images).
+outside any graph) are refused with the reason, before anything is written. `segwise predict
+--onnx MODEL.onnx` runs an instance ONNX export and writes the instance outputs of `segwise
+predict`; run a .pt2 with segwise.inference.load_instance_program(path)(images).
 
 Runs trained on volumes (3D models) export with free batch, depth, height and width: the
 input is (N, C, D, H, W). The trace size is the training patch (or --size DxHxW) and the check
@@ -168,7 +168,12 @@ def _run_instance(args: argparse.Namespace, loaded, out: Path, *, mean, std) -> 
     import os
 
     from segwise.inference.instance_export import export_instance
-    from segwise.inference.metadata import DATA_INFO_KEY, LABELS_KEY, data_info_metadata
+    from segwise.inference.metadata import (
+        DATA_INFO_KEY,
+        LABELS_KEY,
+        OPTIONS_KEY,
+        data_info_metadata,
+    )
 
     if args.head is not None:
         raise ValueError("--head does not apply to instance checkpoints: the graph outputs "
@@ -178,7 +183,7 @@ def _run_instance(args: argparse.Namespace, loaded, out: Path, *, mean, std) -> 
     partial = out.with_name(f".partial-{out.name}")
     metadata = {LABELS_KEY: json.dumps(info.labels.to_dict()),
                 DATA_INFO_KEY: data_info_metadata(info.to_dict()),
-                "segwise.options": json.dumps(model_args.get("options") or {})}
+                OPTIONS_KEY: json.dumps(model_args.get("options") or {})}
     try:
         done = export_instance(
             loaded.model, partial, method=method, in_channels=info.in_channels,

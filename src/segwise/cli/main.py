@@ -41,14 +41,16 @@ class UserError(Exception):
     """An error caused by the user's input; printed as one clear message, exit code 2."""
 
 
-# (text in a library's message, what it means and what to do); first match wins
+# (text in a library's message or in its exception's module, what it means and what to do);
+# first match wins. onnxruntime is named by its module: a message of ours that names
+# onnxruntime (a ValueError saying how to run a file) is no onnxruntime failure.
 _KNOWN_LIBRARY_ERRORS: tuple[tuple[str, str], ...] = (
     ("Expected more than 1 value per channel when training",
      "batch norm saw a single value per channel (batch size 1 and a 1x1 feature map at the "
      "encoder's deepest stage); use --batch-size 2 or more, or a larger --crop-size"),
     ("out of memory",
      "the device ran out of memory; lower --batch-size or --crop-size (or use --amp bf16)"),
-    ("onnxruntime",
+    ("onnxruntime.capi",
      "onnxruntime could not run the exported graph; export it again with this segwise version"),
 )
 

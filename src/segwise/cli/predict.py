@@ -27,6 +27,9 @@ Instance checkpoints (segwise train --task instance) write instead, for each ima
   STEM_instances.json  {"height", "width", "instances": [{"id", "label", "score", "box", "area"}]}
   STEM_overlay.png     with --overlay: each instance in its own colour, outlined
 and, with --coco, coco_results.json (COCO "segm" results; image_id = input order, from 1).
+The instance ONNX files of `segwise export` (yolact, solov2) run with --onnx and write the
+same files: the graph decodes, and the slots with a score above 0 are kept, their masks cut at
+the method's mask threshold (recorded in the file), overlaps given to the higher score.
 
 Runs trained on volumes (3D models; NIfTI, NRRD or MetaImage files, DICOM series folders)
 write instead, for each volume ID (the file name without its suffix; a DICOM folder's name):
@@ -40,7 +43,9 @@ blended with Gaussian weights; --tta averages all 8 flips of the three axes; --m
 unless --quiet. A run trained on 2D images refuses volumes, and a 3D run refuses images.
 
 --onnx runs whole images without --tile-size or --tta (pass --checkpoint for those); the
-export of a 3D run runs in sliding windows of the patch it records, --tta allowed.
+export of a 3D run runs in sliding windows of the patch it records, --tta allowed. A SOLOv2
+checkpoint decodes images larger than its training crops in tiles and its export does not,
+so the two agree on images of about the training crop size (docs/inference.md).
 The same prediction in Python: segwise.inference.load_predictor (docs/contracts.md,
 docs/volumes.md).
 
@@ -49,6 +54,7 @@ examples:
   segwise predict --checkpoint runs/exp1 scans/ --out masks/ --overlay --outline
   segwise predict --checkpoint runs/exp1/best.pt "data/*.tif" --out masks --tta --min-size 30
   segwise predict --onnx model.onnx img.png --out masks     # needs only onnxruntime
+  segwise predict --onnx yolact.onnx cells/ --out nuclei --overlay   # an instance export
   segwise predict --checkpoint runs/hippocampus imagesTs/ --out pred/ --tta --largest-component
 """
 
@@ -59,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "series folders, folders of them)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a run folder (its best.pt) or a .pt file")
-    source.add_argument("--onnx", metavar="MODEL", help="an ONNX file from `segwise export`")
+    source.add_argument("--onnx", metavar="MODEL",
+                        help="an ONNX file from `segwise export` (semantic, 3D or instance)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--overlay", action="store_true", help="also write STEM_overlay.png")
@@ -149,6 +156,7 @@ def _run(args: argparse.Namespace) -> int:
     from segwise.inference.predictor import (
         PredictionKind,
         is_instance_checkpoint,
+        is_instance_onnx,
         load_onnx_predictor,
         load_predictor,
     )
@@ -156,7 +164,8 @@ def _run(args: argparse.Namespace) -> int:
     if _is_volume_run(args):
         return _run_volumes(args)
     options = _options(args)
-    instance = bool(args.checkpoint) and is_instance_checkpoint(args.checkpoint)
+    instance = (is_instance_checkpoint(args.checkpoint) if args.checkpoint
+                else is_instance_onnx(args.onnx))
     kind = PredictionKind.INSTANCE if instance else PredictionKind.SEMANTIC
     _refuse_volume_folders(args)
     images = expand_inputs(args.inputs)
@@ -237,9 +246,8 @@ class _SemanticOutputs:
         pass
 
 
-# semantic-only predict flags: (attribute, flag, what to do instead)
+# semantic-only predict flags: (attribute, flag, why)
 _SEMANTIC_ONLY = (
-    ("onnx", "--onnx", "predict --onnx runs semantic exports only; use --checkpoint"),
     ("probabilities", "--probabilities", "instance outputs have no class probabilities"),
     ("tta", "--tta", "flip averaging is not defined for instances"),
     ("fill_holes", "--fill-holes", "not available for instances"),
@@ -253,7 +261,7 @@ class _InstanceOutputs:
     def __init__(self, args: argparse.Namespace, images: list[Path]) -> None:
         for attr, flag, why in _SEMANTIC_ONLY:
             if getattr(args, attr, None):
-                raise ValueError(f"{flag} does not apply to instance checkpoints: {why}")
+                raise ValueError(f"{flag} does not apply to instance models: {why}")
         self.args = args
         self.coco = bool(getattr(args, "coco", False))
         self.predictions: dict[int, Any] = {}

@@ -199,8 +199,6 @@ class InstanceAdapter(TaskAdapter):
         result = evaluation_loop(val_ds, predict, scorer, indices=indices,
                                  distributed=distributed)
         model.train(was_training)
-        census = {  # for the trainer's degenerate-prediction hint
-            "objects_per_image": [row["predicted"] for row in result.per_image],
-            "true_objects_per_image": [row["ground_truth"] for row in result.per_image],
-        }
-        return ValidationResult(result.summary(), census=census, overlays=result.overlays)
+        # census: for the trainer's degenerate-prediction hint (engine/hints.py)
+        return ValidationResult(result.summary(), census=result.census(),
+                                overlays=result.overlays)

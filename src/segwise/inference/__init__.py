@@ -46,6 +46,7 @@ _LAZY = {
     "verify_export": "segwise.inference.verify",
     "verify_onnx": "segwise.inference.verify",
     "OnnxPredictor": "segwise.inference.onnx_predictor",
+    "OnnxInstancePredictor": "segwise.inference.onnx_instance",
     "PredictOptions": "segwise.inferers.options",
     "TTA_FLIPS": "segwise.inferers.options",
     "VOLUME_TTA_FLIPS": "segwise.inferers.options",

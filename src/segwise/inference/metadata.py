@@ -36,7 +36,9 @@ from segwise.labels import FLAT_DATA_INFO_KEYS, LabelSpace
 __all__ = [
     "DATA_INFO_KEY",
     "LABELS_KEY",
+    "OPTIONS_KEY",
     "PATCH_SIZE_KEY",
+    "data_info_from_metadata",
     "data_info_metadata",
     "labels_from_metadata",
     "parse_metadata",
@@ -47,6 +49,8 @@ __all__ = [
 LABELS_KEY = "segwise.labels"
 #: ``segwise export``'s description of the training data, without its label space
 DATA_INFO_KEY = "segwise.data_info"
+#: ``segwise export`` of an instance checkpoint: the method's resolved options (JSON)
+OPTIONS_KEY = "segwise.options"
 #: ``segwise export`` of a run trained on volumes: its training patch ``[D, H, W]``
 PATCH_SIZE_KEY = "segwise.patch_size"
 _OLD_LABELS_KEY = "segwise.label_space"  # written next to a flat data_info before
@@ -57,6 +61,30 @@ def data_info_metadata(info_dict: Mapping[str, Any]) -> str:
     """The ``segwise.data_info`` value of a ``DataInfo.to_dict()``: everything but its
     ``"labels"``, which ``segwise.labels`` holds (one label description per file)."""
     return json.dumps({k: v for k, v in info_dict.items() if k != "labels"})
+
+
+def data_info_from_metadata(props: Mapping[str, str], *, path: str | Path) -> Any:
+    """The :class:`~segwise.data.DataInfo` a file from ``segwise export`` records
+    (``segwise.data_info`` with the file's label space; older files: a flat data_info).
+
+    Args:
+        props: the file's metadata key/values.
+        path: the file, for the message.
+
+    Raises:
+        ValueError: the file lacks that metadata (an export by the library functions).
+    """
+    from segwise.data import DataInfo
+
+    labels = labels_from_metadata(props)
+    if DATA_INFO_KEY not in props or labels is None:
+        raise ValueError(
+            f"{path} has no {DATA_INFO_KEY} metadata (normalisation, classes, colours); "
+            "export it with `segwise export --checkpoint RUN/best.pt`"
+        )
+    stored = json.loads(props[DATA_INFO_KEY])  # without its labels (older files: with)
+    return DataInfo.from_dict(stored if stored.keys() & {"labels", "task"} else
+                              {**stored, "labels": labels.to_dict()})
 
 
 def labels_from_metadata(props: Mapping[str, str]) -> LabelSpace | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from segwise.inference.metadata import parse_metadata
 from segwise.inferers.options import ExportHead
 from segwise.labels import class_probabilities, labels_from_logits
 
-__all__ = ["OnnxPredictor"]
+__all__ = ["OnnxPredictor", "open_session"]
 
 
 class OnnxPredictor:
@@ -48,31 +49,15 @@ class OnnxPredictor:
     def __init__(
         self, path: str | Path, *, providers: list[str] | None = None, threads: int | None = None
     ) -> None:
-        import onnxruntime as ort
-
         self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"ONNX file not found: {self.path}")
-        if zipfile.is_zipfile(self.path):  # ONNX is a protobuf; .pt2 and TorchScript are zips
-            raise ValueError(
-                f"{self.path} is a PyTorch archive (torch.export or TorchScript), not ONNX; "
-                "`segwise predict --onnx` runs ONNX exports. Run an instance .pt2 with "
-                "segwise.inference.load_instance_program(path)(images), or predict with "
-                "--checkpoint RUN/best.pt"
-            )
-        options = ort.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(
-            str(self.path), sess_options=options, providers=providers or ["CPUExecutionProvider"]
-        )
+        self.session = open_session(self.path, providers=providers, threads=threads)
         props = self.session.get_modelmeta().custom_metadata_map
         if props.get("segwise.kind") == "instance":
             raise ValueError(
                 f"{self.path} is an instance export ({props.get('segwise.method')}: outputs "
-                "scores, labels, masks), which OnnxPredictor and `segwise predict --onnx` do not "
-                "run; predict with `segwise predict --checkpoint RUN/best.pt`, or run the file "
-                "with onnxruntime directly (docs/inference.md, 'Instance models')"
+                "scores, labels, masks), which OnnxPredictor (semantic masks) does not run; "
+                "`segwise predict --onnx` and segwise.inference.load_onnx_predictor run it "
+                "(segwise.inference.OnnxInstancePredictor)"
             )
         if "segwise.head" not in props:
             raise ValueError(f"{self.path} has no segwise metadata; export it with export_onnx")
@@ -164,3 +149,34 @@ class OnnxPredictor:
         if self.head == ExportHead.LOGITS:
             return labels_from_logits(self(images), self.task)
         return self.predict_probabilities(images).argmax(axis=1).astype(np.int64)
+
+
+def open_session(path: Path, *, providers: list[str] | None = None,
+                 threads: int | None = None) -> Any:
+    """An onnxruntime session of a segwise ONNX export (semantic or instance).
+
+    Args:
+        path: the ``.onnx`` file.
+        providers: onnxruntime execution providers (default: CPU only).
+        threads: intra-op threads (default: onnxruntime's own choice).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is a PyTorch archive (``.pt2`` or TorchScript), not ONNX.
+    """
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise FileNotFoundError(f"ONNX file not found: {path}")
+    if zipfile.is_zipfile(path):  # ONNX is a protobuf; .pt2 and TorchScript are zips
+        raise ValueError(
+            f"{path} is a PyTorch archive (torch.export or TorchScript), not ONNX; "
+            "`segwise predict --onnx` runs ONNX exports. Run an instance .pt2 with "
+            "segwise.inference.load_instance_program(path)(images), or predict with "
+            "--checkpoint RUN/best.pt"
+        )
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), sess_options=options,
+                                providers=providers or ["CPUExecutionProvider"])

@@ -10,7 +10,9 @@
 - :class:`SemanticPredictor` (checkpoint or ONNX file) returns :class:`SemanticPrediction`;
 - :class:`InstancePredictor` (instance checkpoints) returns
   :class:`~segwise.instance.InstancePrediction` (decoded with
-  :func:`segwise.instance.methods.predict_image`, as validation did);
+  :func:`segwise.instance.methods.predict_image`, as validation did), and
+  :class:`~segwise.inference.onnx_instance.OnnxInstancePredictor` the same from an instance
+  ONNX export (YOLACT, SOLOv2: decoding in the graph);
 - :class:`~segwise.inference.volume_predictor.VolumePredictor` (runs trained on volumes,
   ``DataInfo.spatial_dims == 3``) returns
   :class:`~segwise.inference.volume_predictor.VolumePrediction` per volume file.
@@ -43,6 +45,7 @@ __all__ = [
     "SemanticPredictor",
     "checkpoint_spatial_dims",
     "is_instance_checkpoint",
+    "is_instance_onnx",
     "load_onnx_predictor",
     "load_predictor",
     "onnx_data_info",
@@ -199,23 +202,15 @@ class SemanticPredictor:
 
 def onnx_data_info(session: Any) -> Any:
     """The ``DataInfo`` an ONNX file from ``segwise export`` records (``segwise.data_info``
-    with the file's label space).
+    with the file's label space; :func:`~segwise.inference.metadata.data_info_from_metadata`).
 
     Raises:
         ValueError: the file lacks that metadata (an export by the library functions).
     """
-    from segwise.data import DataInfo
-    from segwise.inference.metadata import DATA_INFO_KEY
+    from segwise.inference.metadata import data_info_from_metadata
 
     props = session.session.get_modelmeta().custom_metadata_map
-    if DATA_INFO_KEY not in props or session.labels is None:
-        raise ValueError(
-            f"{session.path} has no {DATA_INFO_KEY} metadata (normalisation, classes, colours); "
-            "export it with `segwise export --checkpoint RUN/best.pt`"
-        )
-    stored = json.loads(props[DATA_INFO_KEY])  # without its labels (older files: with)
-    return DataInfo.from_dict(stored if stored.keys() & {"labels", "task"} else
-                              {**stored, "labels": session.labels.to_dict()})
+    return data_info_from_metadata(props, path=session.path)
 
 
 def _resolved(options: PredictOptions | None, loaded: Any) -> PredictOptions:
@@ -399,8 +394,13 @@ def load_predictor(checkpoint: str | Path, *, device: str = "auto",
 def load_onnx_predictor(path: str | Path, *, options: Any = None,
                         threads: int | None = None) -> Predictor:
     """The predictor of an ONNX file from ``segwise export``: ``SemanticPredictor.from_onnx``,
-    or for the export of a run trained on volumes ``VolumePredictor.from_onnx`` (``options``:
-    ``VolumeOptions``; the patch defaults to the one the file records)."""
+    for the export of a run trained on volumes ``VolumePredictor.from_onnx`` (``options``:
+    ``VolumeOptions``; the patch defaults to the one the file records), for an instance export
+    :class:`~segwise.inference.onnx_instance.OnnxInstancePredictor`."""
+    if is_instance_onnx(path):
+        from segwise.inference.onnx_instance import OnnxInstancePredictor
+
+        return OnnxInstancePredictor(path, options=options, threads=threads)
     if onnx_spatial_dims(path) == 3:
         from segwise.inference.metadata import PATCH_SIZE_KEY
         from segwise.inference.onnx_predictor import OnnxPredictor
@@ -428,3 +428,17 @@ def onnx_spatial_dims(path: str | Path) -> int:
         return int(json.loads(props.get(DATA_INFO_KEY, "{}")).get("spatial_dims", 2))
     except Exception:  # not ours to diagnose here
         return 2
+
+
+def is_instance_onnx(path: str | Path | None) -> bool:
+    """Whether ``path`` is an instance export of ``segwise export`` (``segwise.kind =
+    instance``; cheap: the metadata alone). False for anything unreadable, so that loading
+    reports its own errors."""
+    try:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+        return any(p.key == "segwise.kind" and p.value == "instance"
+                   for p in model.metadata_props)
+    except Exception:  # not ours to diagnose here
+        return False

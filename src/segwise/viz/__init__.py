@@ -10,6 +10,7 @@ from segwise.viz.overlays import (
     error_map,
     overlay,
     save_overlay_grid,
+    save_panel_grid,
     volume_slice,
 )
 from segwise.viz.plots import plot_confusion, plot_curves, plot_distribution
@@ -24,5 +25,6 @@ __all__ = [
     "plot_curves",
     "plot_distribution",
     "save_overlay_grid",
+    "save_panel_grid",
     "volume_slice",
 ]

@@ -20,6 +20,7 @@ __all__ = [
     "error_map",
     "overlay",
     "save_overlay_grid",
+    "save_panel_grid",
     "short_name",
 ]
 
@@ -250,47 +251,79 @@ def save_overlay_grid(
             ``None``: the plain image there).
         title: the figure's title (e.g. which checkpoint and epoch it shows).
     """
+    colors, left_out = list(labels.colors), labels.pad_value  # ignored and padded: one label
+    background = background_label(labels)
+    panels = [
+        (name, [
+            rgb,
+            overlay(rgb, target, colors, ignore_index=left_out, ignore_color=labels.ignore_color,
+                    alpha=0.35, outline=True, background=background),
+            overlay(rgb, pred, colors, alpha=0.35, outline=True, background=background),
+            error_map(pred, target, left_out),
+        ])
+        for name, rgb, target, pred in rows
+    ]
+    shown = display_palette(colors)
+    legend = [(labels.names[c], shown[c])
+              for c in range(0 if background is None else 1, labels.num_classes)
+              if c != background]
+    legend += [(f"error: {k}", v) for k, v in ERROR_COLOURS.items()]
+    return save_panel_grid(path, panels, columns=("image", "ground truth", "prediction",
+                                                  "errors"), title=title, legend=legend)
+
+
+def save_panel_grid(
+    path: str | Path,
+    rows: Sequence[tuple[str, Sequence[np.ndarray]]],
+    *,
+    columns: Sequence[str],
+    title: str | None = None,
+    legend: Sequence[tuple[str, Sequence[int]]] = (),
+) -> Path:
+    """Write a PNG grid of pictures already drawn: one row per image, one panel per column.
+
+    The grid of :func:`save_overlay_grid` and of ``segwise evaluate``'s instance report (image,
+    true instances, predicted instances). Each row is labelled with its (shortened) name in
+    its first panel; a legend below names the colours, when given.
+
+    Args:
+        path: output PNG.
+        rows: ``(name, panels)`` per image; ``panels``: one ``uint8 (H, W, 3)`` picture per
+            column.
+        columns: the column titles (drawn above the first row).
+        title: the figure's title.
+        legend: ``(name, RGB 0..255)`` entries.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    colors, left_out = list(labels.colors), labels.pad_value  # ignored and padded: one label
-    background = background_label(labels)
     n = max(1, len(rows))
-    fig, axes = plt.subplots(n, 4, figsize=(10, 2.6 * n + 0.9), squeeze=False)
-    titles = ("image", "ground truth", "prediction", "errors")
-    for r, (name, rgb, target, pred) in enumerate(rows):
-        panels = (
-            rgb,
-            overlay(rgb, target, colors, ignore_index=left_out, ignore_color=labels.ignore_color,
-                    alpha=0.35, outline=True, background=background),
-            overlay(rgb, pred, colors, alpha=0.35, outline=True, background=background),
-            error_map(pred, target, left_out),
-        )
+    fig, axes = plt.subplots(n, len(columns), figsize=(2.5 * len(columns), 2.6 * n + 0.9),
+                             squeeze=False)
+    for r, (name, panels) in enumerate(rows):
+        if len(panels) != len(columns):
+            raise ValueError(f"row {name!r} has {len(panels)} panels; expected one per column "
+                             f"({', '.join(columns)})")
         for c, panel in enumerate(panels):
             ax = axes[r][c]
             ax.imshow(panel)
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(titles[c], fontsize=9)
+                ax.set_title(columns[c], fontsize=9)
         axes[r][0].text(
             0.02, 0.98, short_name(str(name)), transform=axes[r][0].transAxes, va="top",
             ha="left", fontsize=7, color="white",
             bbox={"facecolor": "black", "alpha": 0.6, "pad": 1.5, "linewidth": 0},
         )
-    shown = display_palette(colors)
-    handles = [
-        Patch(color=np.asarray(shown[c]) / 255.0, label=labels.names[c])
-        for c in range(0 if background is None else 1, labels.num_classes)
-        if c != background
-    ]
-    handles += [Patch(color=np.asarray(v) / 255.0, label=f"error: {k}")
-                for k, v in ERROR_COLOURS.items()]
-    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=7,
-               frameon=False)
+    if legend:
+        handles = [Patch(color=np.asarray(rgb[:3]) / 255.0, label=label)
+                   for label, rgb in legend]
+        fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=7,
+                   frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.9 / (2.6 * n + 0.9), 1, 1))

@@ -62,7 +62,9 @@ def write_html_report(
     tables: Sequence[tuple[str, Sequence[Mapping[str, Any]], Sequence[str]]] = (),
     pictures: Sequence[tuple[str, Path | None]] = (),
     worst: Sequence[Mapping[str, Any]] = (),
+    worst_order: str | None = None,
     note: str | None = None,
+    captions: Mapping[str, str] | None = None,
 ) -> Path:
     """Write the report.
 
@@ -73,7 +75,9 @@ def write_html_report(
         tables: ``(heading, rows, columns)`` per extra table (ids ``table-1``, ...).
         pictures: ``(heading, PNG path)``; missing files are left out.
         worst: ``{"id", score...}`` rows of the worst images (table id ``worst``).
+        worst_order: how the worst images are ranked, written above their table.
         note: a highlighted remark (e.g. the degenerate-prediction hint).
+        captions: picture heading -> a line written under that picture.
     """
     parts = [
         "<!DOCTYPE html>",
@@ -91,11 +95,15 @@ def write_html_report(
         parts.append(_table(rows, columns, f"table-{i}"))
     if worst:
         parts.append("<h2>Worst images</h2>")
+        if worst_order:
+            parts.append(f'<p id="worst-order">Ranked: {html.escape(worst_order)}.</p>')
         parts.append(_table(worst, list(worst[0].keys()), "worst"))
     for heading, picture in pictures:
         img = _image(picture, heading)
         if img:
-            parts.append(f"<h2>{html.escape(heading)}</h2>{img}")
+            caption = (captions or {}).get(heading)
+            parts.append(f"<h2>{html.escape(heading)}</h2>{img}"
+                         + (f"<p>{html.escape(caption)}</p>" if caption else ""))
     parts.append("<p>Definitions: docs/metrics.md and docs/instance.md of segwise; the same "
                  "numbers are in scores.json next to this file.</p></body></html>")
     path = Path(path)
