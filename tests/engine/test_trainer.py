@@ -282,3 +282,15 @@ def test_overlay_rows_are_spread_over_the_val_set(tiny_multiclass, tmp_path, fas
     monkeypatch.setattr(SemanticAdapter, "validate", validate)
     fit(fast_config(tiny_multiclass, epochs=1, overlays=2), tmp_path / "run", quiet=True)
     assert seen == [[0, 2, 1]]  # 3 val images: the pictured two are the first and the last
+
+
+def test_a_limit_reached_between_epochs_adds_no_empty_epoch(tiny_binary, tmp_path, fast_config,
+                                                            monkeypatch, capsys):
+    # the plan of the tests above (2 steps per epoch, validation after epoch 4); that
+    # validation costs 6 s per image, so the limit (20 s) passes before epoch 5's first step:
+    # the run stops there, without an epoch of no steps validated again
+    _StepClock(monkeypatch, lambda step: 1.0, lambda call: 0.5 if call == 1 else 6.0)
+    result = fit(fast_config(tiny_binary, epochs=50, time_limit=20), tmp_path / "run")
+    assert [(h["epoch"], h["step"]) for h in result.history] == [(1, 2), (2, 4), (3, 6), (4, 8)]
+    assert "time limit 20 s reached before epoch 5 began: stopped; best.pt is epoch 4" in (
+        capsys.readouterr().out)

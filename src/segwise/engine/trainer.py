@@ -175,7 +175,13 @@ def _fit(recipe: RunRecipe | None, run_dir: Path, *, stop_after_epoch, quiet: bo
         callbacks.fire("on_fit_start", run)
         while state.epoch < plan.epochs:
             epoch = state.epoch + 1
+            step_before = state.step
             record, out_of_time = _train_epoch(run, loop, callbacks, epoch)
+            if (out_of_time and state.step == step_before and state.history  # no step ran and
+                    and any(k.startswith("val_") for k in state.history[-1])):  # nothing new
+                run.say(f"time limit {format_duration(t_cfg.time_limit)} reached before epoch "
+                        f"{epoch} began: stopped; best.pt is epoch {state.best_epoch}")
+                break
             callbacks.fire("on_train_end", run, record)
             last_epoch = out_of_time or state.step >= plan.total_steps
             validated = epoch % plan.val_every == 0 or epoch >= plan.epochs or last_epoch
