@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["lazy_exports"]
+__all__ = ["import_extra", "lazy_exports"]
 
 
 def lazy_exports(
@@ -42,3 +42,23 @@ def lazy_exports(
         return list(listed)
 
     return __getattr__, __dir__
+
+
+def import_extra(module: str, *, extra: str, purpose: str, package: str | None = None) -> Any:
+    """Import an optional dependency, or say which extra installs it.
+
+    Args:
+        module: the module to import (e.g. ``"nibabel"``, ``"pycocotools.mask"``).
+        extra: the segwise extra that installs it (``"medical"``, ``"instance"``, ...).
+        purpose: what needs it, for the message (e.g. ``"reading NIfTI volumes"``).
+        package: the PyPI name when it differs from the module's top level.
+
+    Raises:
+        ImportError: naming the purpose, the extra and the package.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        name = package or module.split(".")[0]
+        raise ImportError(f"{purpose} needs {name}: `pip install 'segwise[{extra}]'` (or "
+                          f"`pip install {name}`)") from err

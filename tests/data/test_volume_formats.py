@@ -5,6 +5,7 @@ sorted by position and rescaled, the suffix helpers, and errors that name the fi
 
 from __future__ import annotations
 
+import locale
 import random
 
 import numpy as np
@@ -108,7 +109,11 @@ def _dicom_series(folder, array_xyz, *, uid="1.2.826.0.1.3680043.2.1125.7", z0=5
         writer.SetImageIO("GDCMImageIO")  # names need not end in .dcm
         writer.KeepOriginalImageUIDOn()
         writer.SetFileName(str(folder / names[k]))
-        writer.Execute(image)
+        saved = locale.setlocale(locale.LC_ALL)
+        try:  # GDCM's writer sets the process locale to "C" (ASCII file encoding for Python)
+            writer.Execute(image)
+        finally:
+            locale.setlocale(locale.LC_ALL, saved)
     return folder
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from segwise._lazy import import_extra
 from segwise.data.info import DataError
 
 __all__ = [
@@ -62,14 +63,8 @@ _DICOM_MAGIC = b"DICM"
 
 
 def _sitk():
-    try:
-        import SimpleITK
-    except ImportError as err:  # pragma: no cover - SimpleITK is in the dev extra
-        raise ImportError(
-            "reading NRRD, MetaImage and DICOM volumes needs SimpleITK: "
-            "`pip install 'segwise[medical]'` (or `pip install SimpleITK`)"
-        ) from err
-    return SimpleITK
+    return import_extra("SimpleITK", extra="medical",
+                        purpose="reading NRRD, MetaImage and DICOM volumes")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from segwise._lazy import import_extra
 from segwise.data.info import DataError
 from segwise.data.volume_formats import (
     DICOM_SUFFIXES,
@@ -55,14 +56,7 @@ AFFINE_TOLERANCE = 1e-4
 
 
 def _nibabel():
-    try:
-        import nibabel
-    except ImportError as err:  # pragma: no cover - nibabel is in the dev extra
-        raise ImportError(
-            "reading NIfTI volumes needs nibabel: `pip install 'segwise[medical]'` "
-            "(or `pip install nibabel`)"
-        ) from err
-    return nibabel
+    return import_extra("nibabel", extra="medical", purpose="reading NIfTI volumes")
 
 
 @dataclass(frozen=True, eq=False)

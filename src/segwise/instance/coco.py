@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from segwise._lazy import import_extra
+
 __all__ = ["COCO_AP_KEYS", "coco_mask_ap", "decode_rle", "encode_rle"]
 
 #: names of the first six ``COCOeval.stats`` entries, in order
@@ -21,14 +23,8 @@ COCO_AP_KEYS = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large")
 
 
 def _mask_utils():
-    try:
-        from pycocotools import mask as mask_utils
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "COCO RLE and COCO AP need pycocotools; install it with "
-            "`pip install 'segwise[instance]'` (or `pip install pycocotools`)"
-        ) from err
-    return mask_utils
+    return import_extra("pycocotools.mask", extra="instance",
+                        purpose="COCO RLE and COCO AP")
 
 
 def encode_rle(masks: np.ndarray) -> list[dict[str, Any]]:
