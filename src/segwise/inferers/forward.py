@@ -55,7 +55,7 @@ def forward_logits(
         if tiles is not None and any(s > t for s, t in zip(spatial, tiles, strict=True)):
             logits = sliding_window_inference(
                 model, images, tile_size=tile_size, overlap=overlap,
-                channels_last=channels_last and images.ndim == 4)
+                **({} if images.ndim == 4 else {"channels_last": False}))  # 2D: its default
         else:
             logits = model(images)  # always a tensor: the one model output type
     return logits.float()
