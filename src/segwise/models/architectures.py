@@ -52,7 +52,7 @@ class ModelSpec:
         default_encoder: encoder used when ``create_model(..., encoder=None)``.
         description: one line for ``segwise models``.
         spatial_dims: 2 for images (input ``(N, C, H, W)``), 3 for volumes (``(N, C, D, H,
-            W)``: ``unet3d``, ``resenc_unet3d``; docs/models.md, "3D models").
+            W)``: ``unet3d``, ``resenc_unet3d``, ``resunet3d``; docs/models.md, "3D models").
     """
 
     build: Callable[..., SegmentationModel]
