@@ -57,10 +57,12 @@ def refuse_clashes(paths: list[Path]) -> None:
         )
 
 
-def predict_all(images: list[Path], out: Path, predict_one: Any) -> int:
+def predict_all(images: list[Path], out: Path, predict_one: Any, *, noun: str = "images"
+                ) -> int:
     """Run ``predict_one(path) -> result dict`` on every image, write summary.json, report.
 
     A failing image does not stop the batch; the exit code is 1 when any image failed.
+    ``noun`` names the inputs in the last line (``"volumes"`` for 3D runs).
     """
     out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
@@ -76,7 +78,7 @@ def predict_all(images: list[Path], out: Path, predict_one: Any) -> int:
             {"inputs": len(results), "failed": len(failures), "results": results}, indent=2
         )
     )
-    print(f"{len(results) - len(failures)}/{len(results)} images written to {out}")
+    print(f"{len(results) - len(failures)}/{len(results)} {noun} written to {out}")
     if failures:
         print(f"{len(failures)} failed (see {out / 'summary.json'}):")
         for f in failures:

@@ -148,7 +148,8 @@ def run_volumes(args: argparse.Namespace) -> int:
         refuse_clashes([p for v in volumes for p in writer.outputs(v, out)])
     predictor = (load_onnx_predictor(args.onnx, options=options) if args.onnx
                  else load_predictor(args.checkpoint, device=args.device, options=options))
-    return predict_all(volumes, out, lambda path: writer.write(path, out, predictor))
+    return predict_all(volumes, out, lambda path: writer.write(path, out, predictor),
+                       noun="volumes")
 
 
 # image-only predict flags: (attribute, flag, what to do instead)
