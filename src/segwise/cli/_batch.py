@@ -11,7 +11,8 @@ from typing import Any
 
 from segwise.data.formats import IMAGE_SUFFIXES
 
-__all__ = ["expand_inputs", "predict_all", "progress_reporter", "refuse_clashes"]
+__all__ = ["expand_inputs", "postprocess_labels", "predict_all", "progress_reporter",
+           "refuse_clashes", "semantic_record"]
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -97,3 +98,37 @@ def progress_reporter():
         print(progress_line("evaluated", done, total, seconds), file=sys.stderr, flush=True)
 
     return report
+
+
+def postprocess_labels(labels: Any, args: Any, *, spatial_dims: int = 2) -> Any:
+    """``--min-size``, ``--fill-holes`` then ``--largest-component`` on a class-index map
+    (``(H, W)``, or ``(D, H, W)`` with ``spatial_dims=3``), as ``segwise predict`` applies them."""
+    from segwise.inferers.postprocess import (
+        fill_holes,
+        keep_largest_component,
+        remove_small_objects,
+    )
+
+    if args.min_size > 0:
+        labels = remove_small_objects(labels, min_size=args.min_size, spatial_dims=spatial_dims)
+    if args.fill_holes:
+        labels = fill_holes(labels, spatial_dims=spatial_dims)
+    if args.largest_component:
+        labels = keep_largest_component(labels, spatial_dims=spatial_dims)
+    return labels
+
+
+def semantic_record(path: Path, written: list[Path], labels: Any, names: Any,
+                    **extra: Any) -> dict[str, Any]:
+    """summary.json's entry for one predicted class-index map: input, outputs, size, ``extra``
+    (e.g. a volume's spacing and seconds), the classes present."""
+    import numpy as np
+
+    return {
+        "input": str(path),
+        "ok": True,
+        "outputs": [str(p) for p in written],
+        "size": list(labels.shape),
+        **extra,
+        "classes_present": [names[int(c)] for c in np.unique(labels)],
+    }

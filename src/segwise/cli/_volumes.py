@@ -181,23 +181,13 @@ class _VolumeOutputs:
 
         import numpy as np
 
+        from segwise.cli._batch import postprocess_labels, semantic_record
         from segwise.data.volumes import read_volume, write_labels
-        from segwise.inferers.postprocess import (
-            fill_holes,
-            keep_largest_component,
-            remove_small_objects,
-        )
 
         args, start = self.args, time.perf_counter()
         volume = read_volume(path)
         pred = predictor.predict_volume(volume, probabilities=args.probabilities)
-        labels = pred.labels
-        if args.min_size > 0:
-            labels = remove_small_objects(labels, min_size=args.min_size, spatial_dims=3)
-        if args.fill_holes:
-            labels = fill_holes(labels, spatial_dims=3)
-        if args.largest_component:
-            labels = keep_largest_component(labels, spatial_dims=3)
+        labels = postprocess_labels(pred.labels, args, spatial_dims=3)
         target, *prob = self.outputs(path, out)
         written = [write_labels(target, labels, like=volume)]
         if prob:
@@ -207,13 +197,5 @@ class _VolumeOutputs:
         shape = "x".join(str(v) for v in labels.shape)
         if not args.quiet:
             print(f"{pred.name}: {shape} voxels in {seconds:.1f} s -> {target}", flush=True)
-        names = predictor.label_space.names
-        return {
-            "input": str(path),
-            "ok": True,
-            "outputs": [str(p) for p in written],
-            "size": list(labels.shape),
-            "spacing": list(volume.spacing),
-            "seconds": round(seconds, 3),
-            "classes_present": [names[int(c)] for c in np.unique(labels)],
-        }
+        return semantic_record(path, written, labels, predictor.label_space.names,
+                               spacing=list(volume.spacing), seconds=round(seconds, 3))

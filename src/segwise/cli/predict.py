@@ -206,25 +206,15 @@ class _SemanticOutputs:
     def write(self, path: Path, out: Path, predictor: Any) -> dict:
         import numpy as np
 
+        from segwise.cli._batch import postprocess_labels, semantic_record
         from segwise.inference.inputs import prepare_images
         from segwise.inference.predictor import write_label_png
-        from segwise.inferers.postprocess import (
-            fill_holes,
-            keep_largest_component,
-            remove_small_objects,
-        )
         from segwise.viz.overlays import background_label
 
         args = self.args
         [image] = prepare_images(path, predictor.info)
         [pred] = predictor.predict(image)
-        labels = pred.labels
-        if args.min_size > 0:
-            labels = remove_small_objects(labels, min_size=args.min_size)
-        if args.fill_holes:
-            labels = fill_holes(labels)
-        if args.largest_component:
-            labels = keep_largest_component(labels)
+        labels = postprocess_labels(pred.labels, args)
         colors = list(predictor.label_space.colors)
         written = [write_label_png(out / f"{path.stem}.png", labels, colors)]
         if args.overlay:
@@ -235,14 +225,7 @@ class _SemanticOutputs:
             target = out / f"{path.stem}_prob.npy"
             np.save(target, pred.probabilities.astype(np.float16))
             written.append(target)
-        names = predictor.label_space.names
-        return {
-            "input": str(path),
-            "ok": True,
-            "outputs": [str(p) for p in written],
-            "size": list(labels.shape),
-            "classes_present": [names[int(c)] for c in np.unique(labels)],
-        }
+        return semantic_record(path, written, labels, predictor.label_space.names)
 
     def finish(self, out: Path) -> None:
         pass
