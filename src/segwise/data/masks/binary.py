@@ -44,6 +44,17 @@ _TABLE = ClassTable(("background", "foreground"), ((0, 0, 0), (255, 255, 255)), 
                     "binary masks")
 
 
+def _grey_value_counts(scans: Sequence[MaskScan]) -> Counter[int] | None:
+    """Pixels per value over all masks when every mask is single-channel uint8 without a
+    palette (the only masks that may be 0/255 binary), else None."""
+    counts: Counter[int] = Counter()
+    for s in scans:
+        if s.dtype != "uint8" or s.channels != 1 or s.palette is not None:
+            return None
+        counts.update(dict(zip(s.values.tolist(), s.counts.tolist(), strict=True)))
+    return counts
+
+
 def _grey_edged(scans: Sequence[MaskScan]) -> bool:
     """0/255 binary masks whose edges hold grey values (resized with interpolation, or JPEG).
 
@@ -52,11 +63,9 @@ def _grey_edged(scans: Sequence[MaskScan]) -> bool:
     the 255 pixels (so 255 is a class, not a thin PASCAL VOC-style "ignore" outline). Otherwise
     the masks are read as class indices.
     """
-    counts: Counter[int] = Counter()
-    for s in scans:
-        if s.dtype != "uint8" or s.channels != 1 or s.palette is not None:
-            return False
-        counts.update(dict(zip(s.values.tolist(), s.counts.tolist(), strict=True)))
+    counts = _grey_value_counts(scans)
+    if counts is None:
+        return False
     total = sum(counts.values())
     grey = total - counts[0] - counts[255]
     return bool(total and counts[255] > grey and grey <= GREY_EDGE_SHARE * total)
@@ -73,11 +82,9 @@ def _lossy_two_tone(samples: Sequence[Sample], scans: Sequence[MaskScan]) -> boo
     masks = [s.mask_path for s in samples if s.mask_path is not None]
     if not masks or any(p.suffix.lower() not in LOSSY_SUFFIXES for p in masks):
         return False
-    counts: Counter[int] = Counter()
-    for s in scans:
-        if s.dtype != "uint8" or s.channels != 1 or s.palette is not None:
-            return False
-        counts.update(dict(zip(s.values.tolist(), s.counts.tolist(), strict=True)))
+    counts = _grey_value_counts(scans)
+    if counts is None:
+        return False
     total = sum(counts.values())
     bright = sum(c for v, c in counts.items() if v >= 192)
     dark = sum(c for v, c in counts.items() if v < 64)
