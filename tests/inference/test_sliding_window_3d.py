@@ -12,14 +12,7 @@ from segwise.inferers import sliding_window_inference
 from segwise.inferers.tiling import importance_map, tile_grid
 from segwise.models import create_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """3D convs on CPU: one thread is much faster than two on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -16,14 +16,7 @@ from segwise.runs.builders import build_model_from_args
 from segwise.runs.checkpoint import build_model_from_checkpoint, load_checkpoint, save_checkpoint
 from segwise.runs.model_args import complete_model_args
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """3D convs on CPU: one thread is 20x faster than two on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tiny(**options):

@@ -12,14 +12,7 @@ from torch import nn
 from segwise.models import create_model
 from segwise.models.volumetric import plan_stages
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """3D convs on CPU: one thread is 20x faster than two on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_isotropic_plan_pools_every_axis_with_3x3x3_kernels():

@@ -13,7 +13,6 @@ from tests.volumes.test_volume_training import TINY
 from segwise.cli.main import main
 
 nib = pytest.importorskip("nibabel")
-HIPPOCAMPUS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "msd_hippocampus"
 
 
 def _train(data: Path, out: Path, extra: list[str] = ()) -> Path:
@@ -50,21 +49,23 @@ def test_evaluate_scores_each_volume_in_mm_and_predict_writes_on_the_inputs_grid
 
 @pytest.mark.slow
 @pytest.mark.shared_data
-@pytest.mark.skipif(not HIPPOCAMPUS.is_dir(), reason="../shared/data/msd_hippocampus absent")
-def test_msd_hippocampus_train_evaluate_predict(tmp_path):
+def test_msd_hippocampus_train_evaluate_predict(shared_data, tmp_path):
+    hippocampus = shared_data / "msd_hippocampus"
+    if not hippocampus.is_dir():
+        pytest.skip(f"{hippocampus} not found")
     run = tmp_path / "run"
-    assert main(["train", "--data", str(HIPPOCAMPUS), "--out", str(run), "--max-steps", "6",
+    assert main(["train", "--data", str(hippocampus), "--out", str(run), "--max-steps", "6",
                  "--epochs", "1", "--patch-size", "24,32,24", "--batch-size", "2",
                  "--threads", "1", "--quiet"]) == 0
     args = json.loads((run / "model_args.json").read_text())
     assert args["name"] == "resunet3d"  # the default model for volumes
     report = tmp_path / "eval"
-    assert main(["evaluate", "--checkpoint", str(run), "--data", str(HIPPOCAMPUS), "--out",
+    assert main(["evaluate", "--checkpoint", str(run), "--data", str(hippocampus), "--out",
                  str(report), "--json"]) == 0
     scores = json.loads((report / "scores.json").read_text())
     assert scores["per_image"]["count"] == 30
-    splits = json.loads((HIPPOCAMPUS / "splits.json").read_text())
-    inputs = [str(HIPPOCAMPUS / "images" / f"{i}.nii.gz") for i in splits["val"][:2]]
+    splits = json.loads((hippocampus / "splits.json").read_text())
+    inputs = [str(hippocampus / "images" / f"{i}.nii.gz") for i in splits["val"][:2]]
     pred = tmp_path / "pred"
     assert main(["predict", "--checkpoint", str(run), *inputs, "--out", str(pred),
                  "--quiet"]) == 0
