@@ -77,9 +77,6 @@ class VolumeAdapter(SemanticAdapter):
                              scale=(0.7, 1.4) if full else None, intensity=full,
                              pad_value=self.info.labels.pad_value)
 
-    def device_augment(self, data_cfg: DataConfig) -> Any:
-        return None  # volumes are augmented per item (refused at the start otherwise)
-
     def datasets(self, index: Any, data_cfg: DataConfig) -> tuple[Any, Any]:
         from segwise.data.volume_dataset import VolumeDataset, VolumePatchDataset
 
